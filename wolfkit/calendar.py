@@ -1,0 +1,93 @@
+"""The NYSE market calendar (exchange_calendars XNYS): trading days, open/close with early closes.
+
+Every date here is a session date in New York; times come back as tz-aware America/New_York.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import exchange_calendars as xcals
+import pandas as pd
+
+NY = ZoneInfo("America/New_York")
+
+
+@lru_cache(maxsize=1)
+def _xnys() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+def _ts(d: date | str) -> pd.Timestamp:
+    return pd.Timestamp(d).normalize().tz_localize(None)
+
+
+def is_trading_day(d: date | str) -> bool:
+    """True when NYSE holds a session on `d`."""
+    return bool(_xnys().is_session(_ts(d)))
+
+
+def session_open(d: date | str) -> datetime:
+    """The opening time of session `d` (ET)."""
+    return _xnys().session_open(_ts(d)).tz_convert(NY).to_pydatetime()
+
+
+def session_close(d: date | str) -> datetime:
+    """The closing time of session `d` (ET), early closes included."""
+    return _xnys().session_close(_ts(d)).tz_convert(NY).to_pydatetime()
+
+
+def is_early_close(d: date | str) -> bool:
+    return session_close(d).time() < datetime(2000, 1, 1, 16, 0).time()
+
+
+def previous_session(d: date | str) -> date:
+    """The last session strictly before `d` (whether or not `d` is itself a session)."""
+    return _xnys().date_to_session(_ts(d), direction="previous").date() if not is_trading_day(d) \
+        else _xnys().previous_session(_ts(d)).date()
+
+
+def next_session(d: date | str) -> date:
+    """The first session strictly after `d`."""
+    return _xnys().date_to_session(_ts(d), direction="next").date() if not is_trading_day(d) \
+        else _xnys().next_session(_ts(d)).date()
+
+
+def latest_session(d: date | str) -> date:
+    """`d` if it is a session, else the last session before it."""
+    return _ts(d).date() if is_trading_day(d) else previous_session(d)
+
+
+def sessions_between(start: date | str, end: date | str) -> list[date]:
+    """Sessions in [start, end], both inclusive."""
+    return [s.date() for s in _xnys().sessions_in_range(_ts(start), _ts(end))]
+
+
+def sessions_ending(end: date | str, count: int) -> list[date]:
+    """The `count` sessions up to and including `end` (or the last session before it)."""
+    last = latest_session(end)
+    return [s.date() for s in _xnys().sessions_window(_ts(last), -count)]
+
+
+def today_ny() -> date:
+    """Today's date in New York (the clock lives here, at the edge)."""
+    return datetime.now(NY).date()
+
+
+def resolve_date(text: str | date | None, today: date | None = None) -> date:
+    """`YYYY-MM-DD`, `today` (New York) or `latest` (the latest session on or before today)."""
+    from wolfkit.errors import BadInputError
+
+    if isinstance(text, date):
+        return text
+    today = today or today_ny()
+    if text in (None, "", "today"):
+        return today
+    if text == "latest":
+        return latest_session(today)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadInputError(f"--date {text!r}: expected YYYY-MM-DD, 'today' or 'latest'") from None

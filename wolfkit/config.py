@@ -1,0 +1,436 @@
+"""The parameter set: one pydantic model for every knob, loaded from `parameters/*.yaml`.
+
+Unknown keys are rejected (a typo must not silently fall back to a default) and impossible values
+fail with one message naming the file, the key path, what was given and what is allowed. A file may
+start with `extends: other.yaml` (resolved beside it) and override only what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wolfkit.errors import BadInputError
+
+CAP_TIERS = ("mega", "large", "mid", "small", "micro")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+Fraction = Field(ge=0.0, le=1.0)
+
+
+class DataParams(_Strict):
+    """Where bars, quotes and universe metadata come from."""
+
+    source: str = Field(
+        "demo", description="demo | demo:N (N generated symbols) | csv | parquet | alpaca"
+    )
+    bars_path: str | None = Field(None, description="csv/parquet: long OHLCV or wide close table")
+    universe_path: str | None = Field(None, description="csv/parquet: symbol, sector, market_cap")
+    symbols: list[str] | None = Field(None, description="restrict the universe to these symbols")
+    seed: int = Field(7, description="demo market seed (same seed, same market)")
+    history_days: int = Field(520, ge=60, le=5000, description="trading days of history to load")
+    cache_dir: str = Field(".cache/wolfkit", description="on-disk parquet cache for fetched bars")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        base, _, n = v.partition(":")
+        if base not in ("demo", "csv", "parquet", "alpaca"):
+            raise ValueError("must be demo, demo:N, csv, parquet or alpaca")
+        if n:
+            if base != "demo" or not n.isdigit() or int(n) < 1:
+                raise ValueError("only demo takes a size, as demo:N with N a positive integer")
+        return v
+
+    @model_validator(mode="after")
+    def _paths(self) -> DataParams:
+        base = self.source.partition(":")[0]
+        if base in ("csv", "parquet") and not (self.bars_path and self.universe_path):
+            raise ValueError(
+                f"data.source {base} needs data.bars_path and data.universe_path "
+                "(got bars_path={!r}, universe_path={!r})".format(self.bars_path, self.universe_path)
+            )
+        return self
+
+
+class ScanParams(_Strict):
+    """Signals, their weights, and the per-candidate strategy and maxdiff estimates."""
+
+    lookback_days: int = Field(252, ge=20, le=5000, description="bars before the scan date used")
+    min_history: int = Field(120, ge=20, description="fewer bars than this: excluded")
+    max_gap_days: int = Field(5, ge=1, description="a gap longer than this many sessions: excluded")
+    signals: dict[str, float] = Field(
+        default_factory=lambda: {
+            "momentum": 1.0,
+            "trend": 1.0,
+            "relative_volume": 0.5,
+            "vol_adjusted_return": 1.0,
+            "breakout": 0.75,
+            "mean_reversion": 0.5,
+        },
+        description="signal name (or dotted path module:Class) -> weight in the composite score",
+    )
+    atr_period: int = Field(14, ge=2)
+    take_profit_atr: float = Field(2.0, gt=0)
+    stop_loss_atr: float = Field(1.0, gt=0)
+    chunk_size: int = Field(1000, ge=10, description="symbols per chunk sent to the executor")
+    workers: int = Field(0, ge=0, description="process pool size; 0 runs in this process")
+
+    @field_validator("signals")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("at least one signal is needed")
+        bad = {k: w for k, w in v.items() if w < 0}
+        if bad:
+            raise ValueError(f"weights must be >= 0, got {bad}")
+        if sum(v.values()) <= 0:
+            raise ValueError("the weights must not all be zero")
+        return v
+
+
+class TierBand(_Strict):
+    """Scores at or above `min_score` (and below the next tier) get a weight in [weight_min, weight_max]."""
+
+    min_score: float = Field(ge=0, le=100)
+    weight_min: float = Fraction
+    weight_max: float = Fraction
+
+    @model_validator(mode="after")
+    def _order(self) -> TierBand:
+        if self.weight_min > self.weight_max:
+            raise ValueError(
+                f"weight_min {self.weight_min} > weight_max {self.weight_max}: min must not exceed max"
+            )
+        return self
+
+
+class MarketCapParams(_Strict):
+    """Tier thresholds (USD, lower bounds) and the share of the allocation each tier may take."""
+
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"mega": 200e9, "large": 10e9, "mid": 2e9, "small": 300e6},
+        description="lower bound of each tier in USD; below small is micro",
+    )
+    bands: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "mega": (0.0, 0.50),
+            "large": (0.0, 0.60),
+            "mid": (0.0, 0.40),
+            "small": (0.0, 0.30),
+            "micro": (0.0, 0.15),
+        },
+        description="tier -> [min, max] share of the directional allocation",
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        want = list(CAP_TIERS[:-1])
+        if sorted(v) != sorted(want):
+            raise ValueError(f"needs exactly the keys {want}, got {sorted(v)}")
+        vals = [v[k] for k in want]
+        if any(x <= 0 for x in vals) or vals != sorted(vals, reverse=True) or len(set(vals)) < 4:
+            raise ValueError(f"must be positive and strictly decreasing mega > large > mid > small, got {v}")
+        return v
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        unknown = sorted(set(v) - set(CAP_TIERS))
+        if unknown:
+            raise ValueError(f"unknown tier(s) {unknown}; tiers are {list(CAP_TIERS)}")
+        for k, (lo, hi) in v.items():
+            if not (0 <= lo <= hi <= 1):
+                raise ValueError(f"{k}: [{lo}, {hi}] must satisfy 0 <= min <= max <= 1")
+        full = {t: v.get(t, (0.0, 1.0)) for t in CAP_TIERS}
+        if sum(lo for lo, _ in full.values()) > 1 + 1e-9:
+            raise ValueError(f"the minimum shares sum to {sum(lo for lo, _ in full.values()):.2f} > 1")
+        if sum(hi for _, hi in full.values()) < 1 - 1e-9:
+            raise ValueError(f"the maximum shares sum to {sum(hi for _, hi in full.values()):.2f} < 1")
+        return full
+
+    def tier_of(self, market_cap: float) -> str:
+        """The tier name for a market cap in USD."""
+        for name in CAP_TIERS[:-1]:
+            if market_cap >= self.thresholds[name]:
+                return name
+        return "micro"
+
+
+class PortfolioParams(_Strict):
+    """The directional pack: how many names, how big, how spread."""
+
+    min_score: float = Field(70, ge=0, le=100, description="below this a symbol is not a candidate")
+    target_positions: int = Field(12, ge=1)
+    min_positions: int = Field(10, ge=1)
+    max_positions: int = Field(15, ge=1)
+    position_min: float = Field(0.05, ge=0, le=1)
+    position_max: float = Field(0.12, gt=0, le=1)
+    cash_reserve: float = Field(0.05, ge=0, lt=1)
+    sector_cap: float = Field(0.30, gt=0, le=1)
+    sector_caps: dict[str, float] = Field(default_factory=dict, description="per-sector overrides")
+    tiers: list[TierBand] = Field(
+        default_factory=lambda: [
+            TierBand(min_score=90, weight_min=0.10, weight_max=0.12),
+            TierBand(min_score=75, weight_min=0.07, weight_max=0.09),
+            TierBand(min_score=70, weight_min=0.05, weight_max=0.06),
+        ]
+    )
+    market_cap: MarketCapParams = Field(default_factory=MarketCapParams)
+    method: Literal["optimal", "greedy"] = "optimal"
+    quarantine_bad_rows: bool = Field(
+        False, description="bad opportunity rows: stop (false) or set aside and report (true)"
+    )
+
+    @field_validator("sector_caps")
+    @classmethod
+    def _caps(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: c for k, c in v.items() if not (0 < c <= 1)}
+        if bad:
+            raise ValueError(f"each cap must be in (0, 1], got {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PortfolioParams:
+        if not self.min_positions <= self.target_positions <= self.max_positions:
+            raise ValueError(
+                "min_positions <= target_positions <= max_positions must hold, got "
+                f"{self.min_positions} / {self.target_positions} / {self.max_positions}"
+            )
+        if self.position_min > self.position_max:
+            raise ValueError(f"position_min {self.position_min} > position_max {self.position_max}")
+        target = 1 - self.cash_reserve
+        if self.max_positions * self.position_max < target - 1e-9:
+            raise ValueError(
+                f"max_positions x position_max = {self.max_positions * self.position_max:.2f} cannot "
+                f"reach the target allocation {target:.2f} (1 - cash_reserve)"
+            )
+        if self.min_positions * self.position_min > target + 1e-9:
+            raise ValueError(
+                f"min_positions x position_min = {self.min_positions * self.position_min:.2f} exceeds "
+                f"the target allocation {target:.2f} (1 - cash_reserve)"
+            )
+        scores = [t.min_score for t in self.tiers]
+        if not self.tiers or scores != sorted(scores, reverse=True) or len(set(scores)) != len(scores):
+            raise ValueError(f"tiers must be listed by strictly decreasing min_score, got {scores}")
+        if min(scores) > self.min_score:
+            raise ValueError(
+                f"the lowest tier starts at {min(scores)} but min_score is {self.min_score}: "
+                "scores in between would have no band"
+            )
+        for i, t in enumerate(self.tiers):
+            if t.weight_min < self.position_min - 1e-12 or t.weight_max > self.position_max + 1e-12:
+                raise ValueError(
+                    f"tiers[{i}] (score >= {t.min_score}) band [{t.weight_min}, {t.weight_max}] lies "
+                    f"outside the position bounds [{self.position_min}, {self.position_max}]"
+                )
+        return self
+
+    def band_for(self, score: float) -> TierBand | None:
+        """The tier band for a score, or None below the lowest tier."""
+        for t in self.tiers:
+            if score >= t.min_score:
+                return t
+        return None
+
+    def cap_for(self, sector: str) -> float:
+        return self.sector_caps.get(sector, self.sector_cap)
+
+
+class TimeShare(_Strict):
+    """From `start` (ET) until the next entry, maxdiff may use `share` of its budget."""
+
+    start: time
+    share: float = Fraction
+
+
+class LeverageParams(_Strict):
+    """Leverage buckets as multiples of equity, and the maxdiff layer's time-of-day shares."""
+
+    directional_max: float = Field(1.3, gt=0, le=4)
+    total_max: float = Field(1.5, gt=0, le=4)
+    max_positions_per_symbol: int = Field(2, ge=1, le=10)
+    maxdiff_time_shares: list[TimeShare] = Field(
+        default_factory=lambda: [
+            TimeShare(start=time(9, 30), share=0.2),
+            TimeShare(start=time(11, 0), share=0.4),
+            TimeShare(start=time(14, 0), share=0.6),
+        ]
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LeverageParams:
+        if self.directional_max > self.total_max:
+            raise ValueError(
+                f"directional_max {self.directional_max} > total_max {self.total_max}: "
+                "the total bucket must contain the directional one"
+            )
+        starts = [s.start for s in self.maxdiff_time_shares]
+        if not starts:
+            raise ValueError("maxdiff_time_shares needs at least one entry")
+        if starts != sorted(starts) or len(set(starts)) != len(starts):
+            raise ValueError(f"maxdiff_time_shares starts must be strictly increasing, got {starts}")
+        if starts[0] > time(9, 30) or starts[-1] >= time(16, 0):
+            raise ValueError(
+                "maxdiff_time_shares must start at or before 09:30 and every start must be before 16:00"
+            )
+        return self
+
+    def maxdiff_share_at(self, t: time) -> float:
+        """The maxdiff budget share in force at wall-clock time `t` (ET)."""
+        share = self.maxdiff_time_shares[0].share
+        for s in self.maxdiff_time_shares:
+            if t >= s.start:
+                share = s.share
+        return share
+
+
+class SizingParams(_Strict):
+    """How a weight is placed inside its tier band, and how maxdiff plans are sized."""
+
+    weight_rule: Literal["score", "kelly"] = Field(
+        "score", description="score: linear in score within the band; kelly: leverage-aware Kelly"
+    )
+    kelly_fraction: float = Field(0.5, gt=0, le=1, description="fractional Kelly cap")
+    maxdiff_rule: Literal["dynamic", "kelly"] = Field(
+        "dynamic", description="dynamic: room / active plans (seed 000); kelly: edge / variance"
+    )
+    maxdiff_max_active: int = Field(15, ge=1, description="plans listening at once; the rest queue")
+
+
+class ExecutionParams(_Strict):
+    """How the batch reaches the broker."""
+
+    broker: Literal["sim", "paper", "live"] = "sim"
+    order_type: Literal["market", "limit"] = "market"
+    time_in_force: Literal["day", "opg", "gtc"] = "day"
+    market_buffer: float = Field(0.03, ge=0, le=0.5, description="budget buffer on market buys")
+    limit_offset: float = Field(0.002, ge=0, le=0.1, description="limit orders: above ask by this")
+    max_concurrency: int = Field(4, ge=1, le=32)
+    rate_limit_per_minute: int = Field(180, ge=1, le=10000)
+    request_timeout: float = Field(10.0, gt=0, le=120)
+    max_attempts: int = Field(5, ge=1, le=20)
+    max_plan_age_days: int = Field(3, ge=0, description="orders file older than this: refused")
+    ledger_path: str = Field("outputs/ledger.sqlite")
+
+
+class MaxdiffParams(_Strict):
+    """The maxdiff layer: which plans qualify, and the limit-price ramp."""
+
+    enabled: bool = True
+    min_avg_return: float = Field(0.0, description="plans below this average return are dropped")
+    buy_ramp: tuple[float, float] = Field(
+        (1.001, 1.005), description="buy limit = predicted_low x [start, end]"
+    )
+    sell_ramp: tuple[float, float] = Field(
+        (0.999, 0.995), description="sell limit = predicted_high x [start, end]"
+    )
+    ramp_minutes: int = Field(60, ge=1, le=390, description="minutes to go from start to end")
+    ramp_step_minutes: int = Field(10, ge=1, le=390, description="replace the order this often")
+
+    @model_validator(mode="after")
+    def _ramps(self) -> MaxdiffParams:
+        b0, b1 = self.buy_ramp
+        s0, s1 = self.sell_ramp
+        if not (1 <= b0 <= b1 < 1.1):
+            raise ValueError(f"buy_ramp must satisfy 1 <= start <= end < 1.1, got {self.buy_ramp}")
+        if not (0.9 < s1 <= s0 <= 1):
+            raise ValueError(f"sell_ramp must satisfy 0.9 < end <= start <= 1, got {self.sell_ramp}")
+        return self
+
+
+class IntradayParams(_Strict):
+    """The two-layer engine during the session."""
+
+    close_directional_eod: bool = Field(True, description="flatten directional positions at close")
+    poll_seconds: float = Field(5.0, gt=0)
+
+
+class Params(_Strict):
+    """Every knob of a wolfkit run."""
+
+    name: str = "default"
+    data: DataParams = Field(default_factory=DataParams)
+    scan: ScanParams = Field(default_factory=ScanParams)
+    portfolio: PortfolioParams = Field(default_factory=PortfolioParams)
+    leverage: LeverageParams = Field(default_factory=LeverageParams)
+    sizing: SizingParams = Field(default_factory=SizingParams)
+    execution: ExecutionParams = Field(default_factory=ExecutionParams)
+    maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
+    intraday: IntradayParams = Field(default_factory=IntradayParams)
+
+    def digest(self) -> str:
+        """A short stable hash of the resolved parameters (recorded in orders and reports)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise BadInputError(f"{path}: 'extends' forms a loop through {[str(p) for p in seen]}")
+    if not path.is_file():
+        raise BadInputError(f"{path}: parameter file not found; pass an existing file such as parameters/demo.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BadInputError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise BadInputError(f"{path}: expected a mapping of sections (data:, scan:, …), got {type(raw).__name__}")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    return _merge(_read_yaml((path.parent / parent).resolve(), (*seen, path)), raw)
+
+
+def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown key (a typo?); remove it or use one of the documented keys"
+    given: Any = raw
+    for p in err["loc"]:
+        try:
+            given = given[p]
+        except (KeyError, IndexError, TypeError):
+            given = "<missing>"
+            break
+    msg = err["msg"].removeprefix("Value error, ")
+    shown = "" if isinstance(given, dict) else f" (given {given!r})"
+    return f"{loc}{shown}: {msg}"
+
+
+def params_from_dict(raw: dict[str, Any], source: str = "<parameters>") -> Params:
+    """Validate a mapping into Params; errors name `source`, the key path, what was given and what is allowed."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        lines = [_describe(err, raw) for err in e.errors()]
+        raise BadInputError(f"{source}: invalid parameters:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path) -> Params:
+    """Load and validate a parameter file (following `extends:`)."""
+    p = Path(path)
+    return params_from_dict(_read_yaml(p.resolve()), str(path))

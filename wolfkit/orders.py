@@ -1,0 +1,245 @@
+"""The orders file (`wolfkit.orders/1`): typed models, tick rounding, client ids, read and write.
+
+This is the contract between `wolfkit build` and `wolfkit execute`. Reading validates everything an
+executor relies on (schema id, positive integer quantities, finite prices, one order per symbol and
+side within a layer, a plan that is not stale) and says which order and field is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wolfkit.errors import BadInputError
+
+SCHEMA_ID = "wolfkit.orders/1"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    OPG = "opg"
+    GTC = "gtc"
+
+
+class Layer(StrEnum):
+    DIRECTIONAL = "directional"
+    MAXDIFF = "maxdiff"
+
+
+class PlanStatus(StrEnum):
+    LISTENING = "listening"
+    QUEUED = "queued"
+    FILLED = "filled"
+    EXPIRED = "expired"
+
+
+def round_to_tick(price: float, side: Side | str | None = None) -> float:
+    """Round a price to Alpaca's tick: 2 decimals at or above $1, 4 below.
+
+    With a side, round in the trader's favour (buy limits down, sell limits up) so a limit never
+    becomes more aggressive than asked; without one, to nearest.
+    """
+    if not math.isfinite(price) or price <= 0:
+        raise ValueError(f"price must be a positive finite number, got {price}")
+    decimals = 2 if price >= 1 else 4
+    scale = 10**decimals
+    x = price * scale
+    if side == Side.BUY:
+        v = math.floor(x + 1e-9)
+    elif side == Side.SELL:
+        v = math.ceil(x - 1e-9)
+    else:
+        v = math.floor(x + 0.5)
+    return round(v / scale, decimals)
+
+
+def client_order_id(run_id: str, plan: str, symbol: str, layer: Layer | str, attempt: int = 0) -> str:
+    """Deterministic id from run, plan, symbol and layer; `attempt` > 0 for a resubmission.
+
+    Alpaca refuses a reused id forever (even after a cancel), so every resubmission gets a new
+    attempt number; the base id stays readable for humans and ≤ 128 characters.
+    """
+    digest = hashlib.sha1(f"{run_id}|{plan}|{symbol}|{layer}".encode()).hexdigest()[:10]
+    base = f"wk-{run_id[:40]}-{plan[:16]}-{symbol[:12]}-{str(layer)[:3]}-{digest}"
+    return base if attempt == 0 else f"{base}-r{attempt}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+def _finite(v: float | None, name: str) -> float | None:
+    if v is not None and not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v}")
+    return v
+
+
+class Account(_Model):
+    equity: float = Field(gt=0)
+    buying_power: float = Field(gt=0)
+    multiplier: float = Field(ge=1)
+
+
+class PlannedOrder(_Model):
+    client_order_id: str = Field(min_length=1, max_length=128)
+    symbol: str = Field(min_length=1)
+    side: Side
+    qty: int = Field(gt=0, description="whole shares, > 0")
+    type: OrderType
+    limit_price: float | None = None
+    time_in_force: TimeInForce
+    layer: Layer
+    strategy: str
+    sector: str
+    cap_tier: str
+    score: float
+    weight: float = Field(ge=0)
+    est_price: float = Field(gt=0)
+    est_cost: float = Field(ge=0)
+    priority: int = Field(ge=0)
+    take_profit: float | None = None
+    stop_loss: float | None = None
+
+    @field_validator("score", "weight", "est_price", "est_cost", "take_profit", "stop_loss", "limit_price")
+    @classmethod
+    def _finite_fields(cls, v: float | None, info) -> float | None:  # noqa: ANN001
+        return _finite(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _limit(self) -> PlannedOrder:
+        if self.type == OrderType.LIMIT:
+            if self.limit_price is None or self.limit_price <= 0:
+                raise ValueError("a limit order needs a positive limit_price")
+            if round_to_tick(self.limit_price) != round(self.limit_price, 4 if self.limit_price < 1 else 2):
+                raise ValueError(f"limit_price {self.limit_price} is not on the tick")
+        elif self.limit_price is not None:
+            raise ValueError("a market order must have limit_price null")
+        return self
+
+
+class MaxdiffPlan(_Model):
+    symbol: str
+    high_target: float = Field(gt=0)
+    low_target: float = Field(gt=0)
+    side: str = Field(pattern="^(buy|sell|both)$")
+    avg_return: float
+    status: PlanStatus
+    rank: int = Field(ge=1)
+    qty: int = Field(0, ge=0, description="shares planned when listening (0 when queued)")
+    room_needed: float = Field(0.0, ge=0, description="USD of leverage room the plan needs")
+
+    @model_validator(mode="after")
+    def _targets(self) -> MaxdiffPlan:
+        _finite(self.avg_return, "avg_return")
+        if self.low_target > self.high_target:
+            raise ValueError(f"low_target {self.low_target} > high_target {self.high_target}")
+        return self
+
+
+class Summary(_Model):
+    positions: int = Field(ge=0)
+    allocation: float = Field(ge=0)
+    sector_weights: dict[str, float]
+    cap_weights: dict[str, float]
+    method: str = Field(pattern="^(optimal|greedy)$")
+    objective: float
+    leftover_cash: float
+
+
+class OrderPlan(_Model):
+    """The whole orders file."""
+
+    schema_: str = Field(alias="schema")
+    run_id: str = Field(min_length=1)
+    as_of: date
+    created_at: datetime
+    account: Account
+    params_digest: str
+    synthetic_prices: bool = Field(False, description="true when built from the demo market")
+    orders: list[PlannedOrder]
+    maxdiff_plans: list[MaxdiffPlan] = Field(default_factory=list)
+    summary: Summary
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, v: str) -> str:
+        if v != SCHEMA_ID:
+            raise ValueError(f"unknown schema {v!r}; this wolfkit reads {SCHEMA_ID!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> OrderPlan:
+        seen: dict[tuple[str, str, str], int] = {}
+        ids: dict[str, int] = {}
+        for i, o in enumerate(self.orders):
+            key = (o.symbol, str(o.side), str(o.layer))
+            if key in seen:
+                raise ValueError(
+                    f"orders[{i}]: {o.symbol} {o.side} appears twice in the {o.layer} layer "
+                    f"(also orders[{seen[key]}]); consolidate them into one order"
+                )
+            seen[key] = i
+            if o.client_order_id in ids:
+                raise ValueError(f"orders[{i}]: client_order_id repeats orders[{ids[o.client_order_id]}]")
+            ids[o.client_order_id] = i
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def write_orders(plan: OrderPlan, path: str | Path) -> Path:
+    """Write the orders file atomically (a crash never leaves half a file)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(plan.to_json())
+    tmp.replace(p)
+    return p
+
+
+def read_orders(path: str | Path, today: date | None = None, max_age_days: int | None = None) -> OrderPlan:
+    """Read and validate an orders file; refuse a stale plan when `today` and `max_age_days` are given."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: orders file not found; create one with `wolfkit build … --out {p}`")
+    try:
+        raw = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"{p}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
+    try:
+        plan = OrderPlan.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            lines.append(f"{loc or '(top level)'}: {err['msg'].removeprefix('Value error, ')}")
+        raise BadInputError(f"{p}: invalid orders file (nothing was submitted):\n  " + "\n  ".join(lines)) from None
+    if today is not None and max_age_days is not None:
+        age = (today - plan.as_of).days
+        if age > max_age_days:
+            raise BadInputError(
+                f"{p}: as_of {plan.as_of} is {age} days old (limit {max_age_days}); "
+                "rebuild the plan for today with `wolfkit build` (nothing was submitted)"
+            )
+        if age < 0:
+            raise BadInputError(f"{p}: as_of {plan.as_of} is in the future (today {today}); check the file")
+    return plan
