@@ -110,27 +110,20 @@ def emulator(port: int = typer.Option(8765, "--port", help="port on 127.0.0.1"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning WolfkitError into its exit code and a one-screen message."""
+    """Entry point: run the app, turning WolfkitError into its exit code and a one-screen message.
+
+    Usage errors (unknown option, missing argument) are typer's own: message and exit 2.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="wolfkit")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except WolfkitError as e:
         err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         return e.exit_code
-    except typer.Exit as e:
-        return e.exit_code
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err_console.print("aborted")
         return 1
-    except Exception as e:  # click usage errors come through here as ClickException
-        import click
-
-        if isinstance(e, click.exceptions.UsageError):
-            e.show()
-            return 2
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
     return 0
 
 
