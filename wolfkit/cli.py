@@ -49,7 +49,16 @@ def scan(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="opportunities .csv or .parquet"),
 ) -> None:
     """Scan the universe into a ranked opportunities table (+ a companion file of exclusions)."""
-    raise WolfkitError("scan: not built yet (issue 3)")
+    from wolfkit.calendar import resolve_date
+    from wolfkit.config import load_params
+    from wolfkit.scan import run_scan, write_scan
+
+    p = load_params(params)
+    day = resolve_date(date)
+    result = run_scan(p, day, progress=True)
+    paths = write_scan(result, out or Path("outputs") / day.isoformat() / "opportunities.csv")
+    console.print(result.summary(), highlight=False, markup=False)
+    console.print("wrote " + ", ".join(str(x) for x in paths), highlight=False, markup=False)
 
 
 @app.command()
@@ -65,7 +74,42 @@ def build(
     out: Path = typer.Option(..., "--out", help="orders.json to write"),
 ) -> None:
     """Build the day's pack and write the orders file."""
-    raise WolfkitError("build: not built yet (issue 4)")
+    from rich.table import Table
+
+    from wolfkit.calendar import resolve_date
+    from wolfkit.config import load_params
+    from wolfkit.opportunities import load_opportunities
+    from wolfkit.orders import build_order_plan, write_orders
+
+    p = load_params(params)
+    result = build_order_plan(
+        load_opportunities(opportunities), p, equity, buying_power, resolve_date(date),
+        method=method, source=str(opportunities),
+    )
+    write_orders(result.plan, out)
+    plan = result.plan
+    table = Table(title=f"{plan.summary.method} pack, {plan.as_of} ({out})")
+    for col in ("#", "symbol", "layer", "side", "qty", "type", "est cost", "weight", "sector", "cap"):
+        table.add_column(col, justify="right" if col in ("#", "qty", "est cost", "weight") else "left")
+    for o in plan.orders:
+        table.add_row(
+            str(o.priority), o.symbol, str(o.layer), str(o.side), str(o.qty),
+            f"{o.type} {o.limit_price:g}" if o.limit_price else str(o.type), f"${o.est_cost:,.0f}",
+            f"{o.weight:.1%}", o.sector, o.cap_tier,
+        )
+    console.print(table)
+    s = plan.summary
+    listening = sum(1 for m in plan.maxdiff_plans if m.status == "listening")
+    console.print(
+        f"{s.positions} positions, {s.allocation:.1%} of equity allocated, objective {s.objective:.4g}, "
+        f"leftover ${s.leftover_cash:,.2f}; sectors: "
+        + ", ".join(f"{k} {v:.1%}" for k, v in s.sector_weights.items())
+    )
+    console.print(f"maxdiff: {listening} listening, {len(plan.maxdiff_plans) - listening} queued")
+    if len(result.quarantined):
+        console.print(f"[yellow]{len(result.quarantined)} bad row(s) quarantined:[/]")
+        for _, r in result.quarantined.iterrows():
+            console.print(f"  row {r['row']}: {r['problem']}", markup=False)
 
 
 @app.command()
@@ -75,9 +119,45 @@ def premarket(
     force: bool = typer.Option(False, "--force", help="run even on a weekend or holiday"),
     equity: float = typer.Option(100_000.0, "--equity", help="account equity in USD (sim/demo)"),
     outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
+    buying_power: Optional[float] = typer.Option(
+        None, "--buying-power", help="USD (default: 2x equity on a margin account, equity on a cash account)"
+    ),
+    cell_timeout: float = typer.Option(600.0, "--cell-timeout", help="seconds one notebook cell may run"),
 ) -> None:
-    """Run notebooks/premarket.ipynb via papermill into outputs/<date>/."""
-    raise WolfkitError("premarket: not built yet (issue 6)")
+    """Run notebooks/premarket.ipynb via papermill into outputs/<date>/.
+
+    Writes the executed notebook, an HTML report without code (readable offline), opportunities.csv
+    and orders.json. A weekend or NYSE holiday: says so and exits 0 without orders, unless --force.
+    A failed or timed-out cell: exit 1, the notebook kept as premarket[.N].failed.ipynb.
+    """
+    from wolfkit import calendar, notebooks
+    from wolfkit.config import load_params
+    from wolfkit.report import read_records
+
+    load_params(params)  # bad parameters fail here (exit 2), before a kernel starts
+    session = calendar.resolve_date(date)
+    if not calendar.is_trading_day(session) and not force:
+        why = "a weekend" if session.weekday() >= 5 else "an NYSE holiday"
+        console.print(
+            f"{session} is not a trading day ({why}); the next session is {calendar.next_session(session)}. "
+            "No pre-market run, no orders (use --force to run anyway).",
+            soft_wrap=True,
+        )
+        return
+    run = notebooks.run_notebook(
+        "premarket", session,
+        notebooks.notebook_parameters(
+            "premarket", params, session, outputs, equity=equity, buying_power=buying_power, force=force
+        ),
+        outputs, cell_timeout=cell_timeout,
+    )
+    console.print(f"notebook: {run.notebook}\nreport:   {run.html}")
+    if run.status is notebooks.RunStatus.OK:
+        written = read_records(run.notebook).get("exports", {})
+        for name, p in written.items():
+            console.print(f"{name + ':':9} {', '.join(p) if isinstance(p, list) else p or 'not written'}")
+        console.print(f"run id {run.run_id}, {run.elapsed_s:.1f} s")
+    run.raise_for_status()
 
 
 @app.command()
@@ -94,13 +174,38 @@ def execute(
 @app.command()
 def status(ledger: Optional[Path] = typer.Option(None, "--ledger", help="ledger SQLite file")) -> None:
     """Both layers and leverage usage, as in seed 000."""
-    raise WolfkitError("status: not built yet (issue 7)")
+    from wolfkit.config import Params
+    from wolfkit.errors import BadInputError
+    from wolfkit.ledger import Ledger
+    from wolfkit.status import collect_status, render_status
+
+    params = Params()
+    path = ledger or Path(params.execution.ledger_path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: ledger not found; pass --ledger with the file the engine or `wolfkit replay` wrote")
+    with Ledger(path) as book:
+        render_status(collect_status(book, params), console)
 
 
 @app.command()
 def replay(params: Path = ParamsOpt, date: str = DateOpt) -> None:
     """Replay a full intraday session of both layers through the simulated broker."""
-    raise WolfkitError("replay: not built yet (issue 7)")
+    from wolfkit import calendar
+    from wolfkit.config import load_params
+    from wolfkit.errors import BadInputError
+    from wolfkit.ledger import Ledger
+    from wolfkit.replay import replay_session
+
+    p = load_params(params)
+    day = calendar.resolve_date(date)
+    if not calendar.is_trading_day(day):
+        raise BadInputError(f"--date {day}: not a trading session; pass a session date or 'latest'")
+    path = Path("outputs") / str(day) / "replay.sqlite"
+    path.unlink(missing_ok=True)
+    with Ledger(path, durable=False) as book:
+        result = replay_session(p, day, ledger=book)
+    print(result.text())
+    console.print(f"both-layers state saved: wolfkit status --ledger {path}", highlight=False)
 
 
 @app.command()

@@ -338,6 +338,9 @@ class MaxdiffParams(_Strict):
     )
     ramp_minutes: int = Field(60, ge=1, le=390, description="minutes to go from start to end")
     ramp_step_minutes: int = Field(10, ge=1, le=390, description="replace the order this often")
+    expire_minutes: int = Field(
+        120, ge=1, le=390, description="a listening plan with no fill after this long expires; the next rotates in"
+    )
 
     @model_validator(mode="after")
     def _ramps(self) -> MaxdiffParams:
@@ -355,6 +358,10 @@ class IntradayParams(_Strict):
 
     close_directional_eod: bool = Field(True, description="flatten directional positions at close")
     poll_seconds: float = Field(5.0, gt=0)
+    flatten_minutes: int = Field(
+        10, ge=1, le=120, description="minutes before the close when maxdiff (and, per close_directional_eod, "
+        "directional) positions are closed at market and working entries cancelled"
+    )
 
 
 class Params(_Strict):

@@ -1,6 +1,7 @@
 """The orders file (`wolfkit.orders/1`): typed models, tick rounding, client ids, read and write.
 
-This is the contract between `wolfkit build` and `wolfkit execute`. Reading validates everything an
+This is the contract between `wolfkit build` and `wolfkit execute`; `build_order_plan` makes one
+from an opportunities table (diversify → pack → orders). Reading validates everything an
 executor relies on (schema id, positive integer quantities, finite prices, one order per symbol and
 side within a layer, a plan that is not stale) and says which order and field is wrong.
 """
@@ -10,13 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from wolfkit.errors import BadInputError
+from wolfkit.config import Params
+from wolfkit.errors import BadInputError, WolfkitError
+
+if TYPE_CHECKING:
+    from wolfkit.diversify import Targets
+    from wolfkit.packing import Packing
 
 SCHEMA_ID = "wolfkit.orders/1"
 
@@ -243,3 +252,152 @@ def read_orders(path: str | Path, today: date | None = None, max_age_days: int |
         if age < 0:
             raise BadInputError(f"{p}: as_of {plan.as_of} is in the future (today {today}); check the file")
     return plan
+
+
+# ---------------------------------------------------------------- the plan builder
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `build_order_plan` made: the orders file, and the tables behind it (for reports)."""
+
+    plan: OrderPlan
+    targets: Targets
+    packing: Packing
+    quarantined: pd.DataFrame
+
+
+def _inputs_digest(opps: pd.DataFrame, equity: float, buying_power: float | None, method: str | None) -> str:
+    blob = opps.sort_values("symbol").to_csv(index=False) + f"|{equity!r}|{buying_power!r}|{method}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _opt(row: pd.Series, col: str) -> float | None:
+    v = row.get(col)
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def consolidate(orders: list[PlannedOrder]) -> list[PlannedOrder]:
+    """One order per symbol, side and layer: quantities and costs add up; buys keep the lowest limit,
+    sells the highest (seed 000: "AAPL maxdiff buy @ 178.20 (55 shares)"); the first keeps its id."""
+    merged: dict[tuple[str, Side, Layer], PlannedOrder] = {}
+    for o in orders:
+        key = (o.symbol, o.side, o.layer)
+        if key not in merged:
+            merged[key] = o
+            continue
+        m = merged[key]
+        limit = m.limit_price
+        if limit is not None and o.limit_price is not None:
+            limit = min(limit, o.limit_price) if o.side == Side.BUY else max(limit, o.limit_price)
+        qty = m.qty + o.qty
+        merged[key] = m.model_copy(update={
+            "qty": qty, "limit_price": limit, "weight": m.weight + o.weight,
+            "est_cost": m.est_cost + o.est_cost, "priority": min(m.priority, o.priority),
+        })
+    return list(merged.values())
+
+
+def build_order_plan(
+    opps: pd.DataFrame,
+    params: Params,
+    equity: float,
+    buying_power: float | None,
+    as_of: date,
+    method: str | None = None,
+    run_id: str | None = None,
+    created_at: datetime | None = None,
+    synthetic: bool = False,
+    source: str = "opportunities",
+) -> BuildResult:
+    """Opportunities → validated `OrderPlan` (directional market/limit buys, maxdiff ramp-start limits).
+
+    The default `run_id` is as_of + a digest of the parameters and inputs, so rebuilding the same
+    inputs yields the same client order ids (a re-run never double-submits). `created_at` defaults to
+    now (UTC); everything else is a pure function of the inputs. Priorities: directional orders first
+    by weight then score, then maxdiff orders by rank. A `both` maxdiff plan places only its buy at
+    the open; its sell waits until the buy is done (an opposite-side order on a symbol with an open
+    order is a wash-trade risk). A sell plan on a symbol with a directional buy waits for the same reason.
+    """
+    from wolfkit.diversify import build_targets  # here: packing imports this module's models
+    from wolfkit.opportunities import validate_opportunities
+    from wolfkit.packing import pack_layers
+
+    checked = validate_opportunities(opps, params, source)
+    valid = checked.valid
+    targets = build_targets(valid, params, method)
+    packing = pack_layers(targets, valid, params, equity, buying_power, method=targets.method)
+    if run_id is None:
+        run_id = f"{as_of:%Y%m%d}-{params.digest()[:8]}-{_inputs_digest(valid, equity, buying_power, method)}"
+    ex = params.execution
+    rows = valid.set_index("symbol")
+    orders: list[PlannedOrder] = []
+    d = packing.directional.sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+    for _, r in d.iterrows():
+        if r["qty"] <= 0:
+            continue
+        src = rows.loc[r["symbol"]]
+        limit = None
+        if ex.order_type == OrderType.LIMIT:
+            limit = round_to_tick(float(r["price"]) * (1 + ex.limit_offset), Side.BUY)
+        strategy = src.get("strategy")
+        orders.append(PlannedOrder(
+            client_order_id=client_order_id(run_id, "pack", r["symbol"], Layer.DIRECTIONAL),
+            symbol=r["symbol"], side=Side.BUY, qty=int(r["qty"]), type=OrderType(ex.order_type),
+            limit_price=limit, time_in_force=TimeInForce(ex.time_in_force), layer=Layer.DIRECTIONAL,
+            strategy=strategy if isinstance(strategy, str) else "simple", sector=r["sector"],
+            cap_tier=r["cap_tier"], score=float(r["score"]), weight=float(r["weight"]),
+            est_price=float(r["price"]), est_cost=float(r["cost"]), priority=len(orders),
+            take_profit=_opt(src, "take_profit"), stop_loss=_opt(src, "stop_loss"),
+        ))
+    held = {o.symbol for o in orders}
+    plans: list[MaxdiffPlan] = []
+    for _, r in packing.maxdiff.iterrows():
+        plans.append(MaxdiffPlan(
+            symbol=r["symbol"], high_target=float(r["high_target"]), low_target=float(r["low_target"]),
+            side=r["side"], avg_return=float(r["avg_return"]), status=PlanStatus(r["status"]),
+            rank=int(r["rank"]), qty=int(r["qty"]), room_needed=float(r["room_needed"]),
+        ))
+        if r["status"] != PlanStatus.LISTENING or (r["side"] == "sell" and r["symbol"] in held):
+            continue
+        src = rows.loc[r["symbol"]]
+        orders.append(PlannedOrder(
+            client_order_id=client_order_id(run_id, "pack", r["symbol"], Layer.MAXDIFF),
+            symbol=r["symbol"], side=Side.SELL if r["side"] == "sell" else Side.BUY, qty=int(r["qty"]),
+            type=OrderType.LIMIT, limit_price=float(r["limit_price"]), time_in_force=TimeInForce.DAY,
+            layer=Layer.MAXDIFF, strategy="maxdiff", sector=str(src["sector"]), cap_tier=str(src["cap_tier"]),
+            score=float(src["score"]), weight=float(r["cost"]) / equity, est_price=float(r["limit_price"]),
+            est_cost=float(r["cost"]), priority=len(orders), take_profit=None, stop_loss=None,
+        ))
+    orders = consolidate(orders)
+    dcost = packing.directional.groupby("sector")["cost"].sum() / equity
+    ccost = packing.directional.groupby("cap_tier")["cost"].sum() / equity
+    raw = {
+        "schema": SCHEMA_ID,
+        "run_id": run_id,
+        "as_of": as_of,
+        "created_at": created_at or datetime.now(timezone.utc),
+        "account": {
+            "equity": equity,
+            "buying_power": buying_power if buying_power is not None else equity,
+            "multiplier": max(1.0, round((buying_power or equity) / equity, 4)),
+        },
+        "params_digest": params.digest(),
+        "synthetic_prices": synthetic,
+        "orders": [o.model_dump() for o in orders],
+        "maxdiff_plans": [p.model_dump() for p in plans],
+        "summary": {
+            "positions": int((packing.directional["qty"] > 0).sum()),
+            "allocation": float(packing.directional["cost"].sum() / equity),
+            "sector_weights": {str(k): float(v) for k, v in dcost.sort_values(ascending=False).items()},
+            "cap_weights": {str(k): float(v) for k, v in ccost.items()},
+            "method": targets.method,
+            "objective": targets.objective,
+            "leftover_cash": packing.leftover_cash,
+        },
+    }
+    try:
+        plan = OrderPlan.model_validate(raw)
+    except ValidationError as e:  # a builder bug, never the user's input: say so plainly
+        raise WolfkitError(f"internal: the built order plan does not validate ({e}); please report it") from None
+    return BuildResult(plan=plan, targets=targets, packing=packing, quarantined=checked.quarantined)

@@ -31,6 +31,7 @@ class OrderStatus(StrEnum):
     PENDING_CANCEL = "pending_cancel"
     PENDING_REPLACE = "pending_replace"
     REJECTED = "rejected"
+    HELD = "held"  # a bracket leg waiting for its parent to fill
 
     @property
     def is_open(self) -> bool:
@@ -43,7 +44,7 @@ class OrderStatus(StrEnum):
 
 _OPEN = {
     OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED,
-    OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE,
+    OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE, OrderStatus.HELD,
 }
 _FINAL = {
     OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REPLACED,
@@ -79,6 +80,7 @@ class BrokerOrder:
     time_in_force: TimeInForce
     status: OrderStatus
     limit_price: float | None = None
+    stop_price: float | None = None  # set on a bracket's stop-loss leg (a stop order)
     filled_qty: int = 0
     filled_avg_price: float | None = None
     submitted_at: datetime | None = None

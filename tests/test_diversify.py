@@ -1,0 +1,227 @@
+"""diversify: every rule holds on random instances, optimal >= greedy, pruning is exact, messages name the rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wolfkit.config import Params, params_from_dict
+from wolfkit.diversify import _candidates, _optimal, build_targets, prune_dominated
+from wolfkit.errors import InfeasibleError
+from wolfkit.opportunities import validate_opportunities
+
+TOL = 1e-6
+
+
+def table(n: int, sectors: int, seed: int, lo: float = 60, er: bool = False) -> pd.DataFrame:
+    r = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "symbol": [f"S{i:03d}" for i in range(n)],
+        "sector": [f"sec{k}" for k in r.integers(0, sectors, n)],
+        "market_cap": 10 ** r.uniform(8.3, 12.6, n),
+        "price": r.uniform(2, 900, n).round(2),
+        "score": r.uniform(lo, 100, n).round(1),
+    })
+    if er:
+        df["expected_return"] = r.uniform(0.001, 0.03, n)
+    return df
+
+
+def assert_rules(t, opps: pd.DataFrame, p: Params) -> None:
+    """An independent check of every rule (does not reuse diversify's own checker)."""
+    pp = p.portfolio
+    target = 1 - pp.cash_reserve
+    w = t.weights.set_index("symbol")["weight"]
+    assert abs(w.sum() - target) <= TOL
+    assert pp.min_positions <= len(w) <= pp.max_positions
+    rows = opps.set_index("symbol").loc[w.index]
+    for sym, x in w.items():
+        band = pp.band_for(rows.loc[sym, "score"])
+        assert rows.loc[sym, "score"] >= pp.min_score
+        assert band.weight_min - TOL <= x <= band.weight_max + TOL, (sym, x, band)
+        assert pp.position_min - TOL <= x <= pp.position_max + TOL
+    for sec, tot in w.groupby(rows["sector"]).sum().items():
+        assert tot <= pp.cap_for(sec) + TOL, (sec, tot)
+    tiers = w.groupby(rows["cap_tier"]).sum()
+    for tier, (blo, bhi) in pp.market_cap.bands.items():
+        assert blo * target - TOL <= tiers.get(tier, 0.0) <= bhi * target + TOL
+    coef = rows["expected_return"] if t.basis == "expected_return" else rows["score"]
+    assert t.objective == pytest.approx(float((w * coef).sum()), abs=1e-9)
+    assert set(t.excluded["symbol"]) | set(w.index) == set(opps["symbol"])
+    assert t.excluded["reason"].str.len().gt(0).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(8, 60),
+    sectors=st.integers(1, 9),
+    seed=st.integers(0, 10_000),
+    cap=st.sampled_from([0.2, 0.25, 0.3, 0.4]),
+    er=st.booleans(),
+    mega_min=st.sampled_from([0.0, 0.1, 0.2]),
+)
+def test_every_rule_holds_and_optimal_beats_greedy(n, sectors, seed, cap, er, mega_min):
+    p = params_from_dict({"portfolio": {"sector_cap": cap, "market_cap": {"bands": {"mega": [mega_min, 0.5]}}}})
+    opps = validate_opportunities(table(n, sectors, seed, er=er), p, "t").valid
+    try:
+        opt = build_targets(opps, p, "optimal")
+    except InfeasibleError as e:
+        assert "%" in str(e) and "status" not in str(e).lower()
+        with pytest.raises(InfeasibleError):
+            build_targets(opps, p, "greedy")
+        return
+    assert_rules(opt, opps, p)
+    try:
+        gr = build_targets(opps, p, "greedy")
+    except InfeasibleError as e:
+        assert "greedy" in str(e)
+        return
+    assert_rules(gr, opps, p)
+    assert opt.objective >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(40, 120), sectors=st.integers(1, 3), seed=st.integers(0, 10_000))
+def test_pruning_never_changes_the_optimum(n, sectors, seed):
+    p = Params()
+    opps = validate_opportunities(table(n, sectors, seed, lo=70), p, "t").valid
+    c, _, _ = _candidates(opps, p)
+    try:
+        full = _optimal(c, p, prune=False)
+    except InfeasibleError:
+        with pytest.raises(InfeasibleError):
+            _optimal(c, p, prune=True)
+        return
+    pruned = _optimal(c, p, prune=True)
+    coef = c["c"].to_numpy()
+    assert pruned @ coef == pytest.approx(full @ coef, abs=1e-7)
+
+
+def test_prune_drops_names_with_max_positions_dominators():
+    p = Params()
+    opps = validate_opportunities(table(200, 1, 5, lo=70), p, "t").valid
+    c, _, _ = _candidates(opps, p)
+    keep = prune_dominated(c, p.portfolio.max_positions)
+    assert 0 < keep.sum() < len(c)
+    for (sec, tier, lo), g in c.assign(keep=keep).groupby(["sector", "cap_tier", "lo"]):
+        assert g["keep"].sum() <= p.portfolio.max_positions  # identical bands: only the top k survive
+
+
+def seed003() -> pd.DataFrame:
+    rows = [
+        ("NVDA", "AI/Semiconductors", 3.5e12, 450, 95), ("AMD", "AI/Semiconductors", 2.4e11, 160, 78),
+        ("PLTR", "AI/Software", 5e10, 25, 92), ("IONQ", "Quantum", 3e9, 15, 85),
+        ("MRNA", "Biotech", 4e10, 110, 88), ("IBRX", "Biotech", 1.5e9, 4, 76),
+        ("RKLB", "Space", 1e10, 20, 84), ("CCJ", "Uranium", 2.5e10, 45, 83),
+        ("CRWD", "Cybersecurity", 7e10, 300, 82), ("MARA", "Crypto", 5e9, 20, 81),
+        ("SNOW", "Cloud", 5e10, 160, 72), ("TSM", "Semiconductors", 8e11, 140, 71),
+        ("SMCI", "AI/Semiconductors", 2e10, 40, 69), ("RGTI", "Quantum", 2e8, 10, 73),
+        ("OKLO", "Uranium", 2.5e8, 30, 65),
+    ]
+    return pd.DataFrame(rows, columns=["symbol", "sector", "market_cap", "price", "score"])
+
+
+def test_seed003_shape_greedy_twelve_positions_diversified():
+    p = Params()
+    opps = validate_opportunities(seed003(), p, "seed").valid
+    t = build_targets(opps, p, "greedy")
+    assert len(t.weights) == 12
+    assert t.allocation == pytest.approx(0.95)
+    assert len(t.sector_weights) >= 9
+    assert max(t.sector_weights.values()) <= 0.30 + 1e-9
+    assert "below min_score 70" in set(t.excluded["reason"])
+    assert_rules(t, opps, p)
+    opt = build_targets(opps, p, "optimal")
+    assert_rules(opt, opps, p)
+    assert opt.objective >= t.objective
+
+
+def test_sector_cap_reason_is_given():
+    p = params_from_dict({"portfolio": {"sector_cap": 0.2}})
+    df = seed003()
+    df.loc[df["symbol"] == "SMCI", "score"] = 94
+    opps = validate_opportunities(df, p, "seed").valid
+    t = build_targets(opps, p, "greedy")
+    reasons = dict(zip(t.excluded["symbol"], t.excluded["reason"]))
+    assert any(r.startswith("sector cap: AI/Semiconductors already at") for r in reasons.values()), reasons
+
+
+def test_too_few_sectors_names_the_cap_and_best_allocation():
+    p = params_from_dict({"portfolio": {"min_positions": 5, "target_positions": 8}})
+    df = table(9, 1, 1, lo=75)
+    df["sector"] = ["A"] * 5 + ["B"] * 4
+    opps = validate_opportunities(df, p, "t").valid
+    for m in ("optimal", "greedy"):
+        with pytest.raises(InfeasibleError) as e:
+            build_targets(opps, p, m)
+        assert "only 2 sectors among 9 candidates: a 30% sector cap allows at most 60% allocated, the target is 95%" in str(e.value)
+        assert e.value.exit_code == 3
+
+
+def test_too_few_candidates():
+    p = Params()
+    opps = validate_opportunities(table(8, 8, 2, lo=75), p, "t").valid
+    with pytest.raises(InfeasibleError, match="too few candidates: only 8 .* at least 10 positions"):
+        build_targets(opps, p, "optimal")
+
+
+def test_tier_minimums_above_target():
+    p = Params()
+    df = table(12, 12, 3)
+    df["score"] = 95.0
+    df["sector"] = [f"s{i}" for i in range(12)]
+    opps = validate_opportunities(df, p, "t").valid
+    with pytest.raises(InfeasibleError, match=r"tier minimums: .* need at least 100%.* target 95%"):
+        build_targets(opps, p, "optimal")
+
+
+def test_cap_band_minimum_unreachable():
+    p = params_from_dict({"portfolio": {"market_cap": {"bands": {"micro": [0.2, 0.3]}}}})
+    df = table(30, 10, 4, lo=70)
+    df["market_cap"] = 5e10
+    df.loc[0, "market_cap"] = 1e8
+    opps = validate_opportunities(df, p, "t").valid
+    with pytest.raises(InfeasibleError, match="market-cap band micro: needs at least 19%"):
+        build_targets(opps, p, "optimal")
+
+
+def test_solver_infeasible_is_explained_not_a_status():
+    # each sector alone passes the pre-checks, but the count cap with tight bands cannot reach the target
+    p = params_from_dict({"portfolio": {"max_positions": 10, "min_positions": 10, "target_positions": 10,
+                                        "market_cap": {"bands": {"mega": [0.0, 0.2], "large": [0.0, 0.2]}}}})
+    df = table(40, 20, 9, lo=75)
+    df["market_cap"] = np.where(np.arange(40) % 2 == 0, 3e11, 5e10)
+    opps = validate_opportunities(df, p, "t").valid
+    with pytest.raises(InfeasibleError) as e:
+        build_targets(opps, p, "optimal")
+    msg = str(e.value)
+    assert "market-cap" in msg and "%" in msg and "status" not in msg.lower()
+
+
+def test_kelly_rule_caps_weights_inside_bands():
+    p = params_from_dict({"sizing": {"weight_rule": "kelly", "kelly_fraction": 0.5}})
+    df = table(40, 10, 6, lo=70, er=True)
+    df["return_std"] = np.linspace(0.4, 2.0, 40)  # big variance: Kelly below the band maxima for many
+    opps = validate_opportunities(df, p, "t").valid
+    t = build_targets(opps, p, "optimal")
+    assert_rules(t, opps, p)
+    assert t.basis == "expected_return"
+
+
+def test_sp500_with_generated_scores_builds_valid_packs(shared_data):
+    raw = pd.read_csv(shared_data / "sp500_financials.csv")
+    df = raw.rename(columns={"Symbol": "symbol", "Sector": "sector", "Price": "price", "Market Cap": "market_cap"})
+    df = df[["symbol", "sector", "market_cap", "price"]].dropna()  # empty figures: dropped explicitly
+    assert 400 < len(df) < len(raw)
+    p = Params()
+    for seed in range(3):
+        d = df.assign(score=np.random.default_rng(seed).uniform(40, 100, len(df)).round(1))
+        opps = validate_opportunities(d, p, "sp500").valid
+        opt = build_targets(opps, p, "optimal")
+        gr = build_targets(opps, p, "greedy")
+        assert_rules(opt, opps, p)
+        assert_rules(gr, opps, p)
+        assert opt.objective >= gr.objective - 1e-9

@@ -1,0 +1,409 @@
+"""The batch executor: the seed's failure case, every broker answer, crash safety, the CLI's gates."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from wolfkit.broker.base import (
+    BrokerUnavailable,
+    DuplicateClientOrderId,
+    OrderRequest,
+    OrderStatus,
+    RateLimited,
+)
+from wolfkit.broker.sim import NY, SimBroker
+from wolfkit.calendar import today_ny
+from wolfkit.cli import main
+from wolfkit.config import Params
+from wolfkit.execute import attempt_client_id, execute_plan, opg_allowed
+from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
+from wolfkit.orders import (
+    SCHEMA_ID,
+    Layer,
+    OrderPlan,
+    OrderType,
+    PlannedOrder,
+    Side,
+    TimeInForce,
+    client_order_id,
+    write_orders,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+OPEN = datetime(2026, 1, 20, 9, 30, 5, tzinfo=NY)
+PREMARKET = datetime(2026, 1, 20, 8, 45, tzinfo=NY)
+
+# The seed's pack (003): 12 names, 94.6% of a $100k account, sized from yesterday's closes.
+SEED = [  # symbol, close, weight, sector
+    ("NVDA", 450.0, 0.117, "AI/Semiconductors"), ("PLTR", 25.0, 0.12, "AI/Software"),
+    ("MRNA", 110.0, 0.0803, "Biotech"), ("CRWD", 300.0, 0.077, "Cybersecurity"),
+    ("MARA", 20.0, 0.076, "Crypto"), ("AMD", 160.0, 0.078, "AI/Semiconductors"),
+    ("IONQ", 14.0, 0.083, "Quantum"), ("IBRX", 4.2, 0.051, "Biotech"), ("RKLB", 22.0, 0.079, "Space"),
+    ("CCJ", 48.0, 0.078, "Uranium"), ("SNOW", 170.0, 0.059, "Cloud"), ("TSM", 180.0, 0.0477, "Semiconductors"),
+]
+GAPS = [0.08, 0.0, 0.05, 0.07, 0.03, 0.06, 0.08, 0.02, 0.04, 0.01, 0.075, 0.065]  # asks 0–8% above the close
+
+
+class FakeTime:
+    """sleep() advances monotonic(): rate-limit waits take no wall time."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+def make_plan(rows=SEED, equity=100_000.0, run_id="seed003", as_of=date(2026, 1, 20), tif=TimeInForce.DAY,
+              brackets=False, extra=()) -> OrderPlan:
+    orders = []
+    for i, (sym, close, w, sector) in enumerate(rows):
+        qty = int(w * equity // close)
+        orders.append(PlannedOrder(
+            client_order_id=client_order_id(run_id, "pack", sym, Layer.DIRECTIONAL), symbol=sym, side=Side.BUY,
+            qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=tif, layer=Layer.DIRECTIONAL,
+            strategy="simple", sector=sector, cap_tier="large", score=90 - i, weight=w, est_price=close,
+            est_cost=qty * close, priority=i,
+            take_profit=round(close * 1.1, 2) if brackets else None,
+            stop_loss=round(close * 0.95, 2) if brackets else None,
+        ))
+    orders.extend(extra)
+    alloc = sum(o.est_cost for o in orders) / equity
+    return OrderPlan.model_validate({
+        "schema": SCHEMA_ID, "run_id": run_id, "as_of": as_of, "created_at": datetime(2026, 1, 20, 13, 30,
+                                                                                       tzinfo=timezone.utc),
+        "account": {"equity": equity, "buying_power": equity, "multiplier": 1.0}, "params_digest": "test",
+        "orders": [o.model_dump() for o in orders], "maxdiff_plans": [],
+        "summary": {"positions": len(orders), "allocation": alloc, "sector_weights": {}, "cap_weights": {},
+                    "method": "greedy", "objective": 0.0, "leftover_cash": equity * (1 - alloc)},
+    })
+
+
+def gapped_broker(now=OPEN, gaps=GAPS, **kw) -> SimBroker:
+    b = SimBroker(100_000.0, clock=lambda: now, **kw)
+    for (sym, close, _, _), g in zip(SEED, gaps):
+        ask = round(close * (1 + g), 2)
+        b.market.set(sym, round(ask - 0.01, 2), ask)
+    return b
+
+
+def params(**execution) -> Params:
+    p = Params()
+    for k, v in execution.items():
+        setattr(p.execution, k, v)
+    return p
+
+
+def run(plan, broker, tmp_path, ft=None, now=OPEN, **execution):
+    ft = ft or FakeTime()
+    with Ledger(tmp_path / "ledger.sqlite", durable=False) as lg:
+        rep = execute_plan(plan, broker, lg, params(**execution), now=lambda: now, sleep=ft.sleep,
+                           timer=ft.monotonic)
+        rows = lg.orders_for_run(plan.run_id)
+        events = lg.events(plan.run_id)
+    return rep, rows, events
+
+
+def per_plan_counts(broker: SimBroker, plan: OrderPlan) -> dict[str, int]:
+    """How many broker orders each planned order has (through any of its attempt ids)."""
+    counts = {o.client_order_id: 0 for o in plan.orders}
+    for o in broker.orders():
+        base = next((b for b in counts if o.client_order_id == b or o.client_order_id.startswith(b + "-r")), None)
+        if base is not None:  # orders of other clients are not the plan's
+            counts[base] += 1
+    return counts
+
+
+def filled_value(b: SimBroker) -> float:
+    return sum(f.qty * f.price for f in b.fills())
+
+
+# ---- the seed's failure case --------------------------------------------------------------------
+
+
+def test_seed_plan_matches_the_seed():
+    plan = make_plan()
+    assert len(plan.orders) == 12
+    assert sum(o.est_cost for o in plan.orders) / 100_000 == pytest.approx(0.946, abs=0.01)
+
+
+def naive_execute(plan: OrderPlan, broker: SimBroker) -> tuple[int, int]:
+    """The seed's executor: every order sized from the same starting buying power, all sent at once."""
+    ok = bad = 0
+    for o in plan.orders:
+        try:
+            broker.submit(OrderRequest(o.symbol, o.qty, o.side, o.type, o.time_in_force, o.client_order_id))
+            ok += 1
+        except Exception:  # noqa: BLE001 — counting what the seed's executor lost
+            bad += 1
+    return ok, bad
+
+
+@pytest.mark.parametrize("broker_buffer", [0.0, 0.03, 0.05])
+def test_seed_failure_case_all_12_accepted_and_over_94pct_deployed(tmp_path, broker_buffer):
+    """broker_buffer 0.05 > the executor's 0.03: the broker refuses the tail (403) and the executor resizes."""
+    plan = make_plan()
+    b = gapped_broker(market_buffer=broker_buffer)
+    rep, rows, events = run(plan, b, tmp_path)
+    assert rep.accepted == 12 and rep.unresolved == 0
+    assert all(r.state == OrderState.ACCEPTED for r in rows)
+    assert rep.deployed_pct >= 0.94
+    b.step()  # the open: market orders fill at the ask
+    assert filled_value(b) / 100_000 >= 0.94
+    assert all(n == 1 for n in per_plan_counts(b, plan).values())
+    assert any(r.sizing != Sizing.AS_PLANNED for r in rows)  # the tail was cut, not rejected
+    if broker_buffer > 0.03:
+        assert rep.insufficient_bp_rejections >= 1
+        resized = [r for r in rows if r.sizing == Sizing.RESIZED]
+        assert resized and all(r.attempt >= 1 and r.client_order_id.endswith(f"-r{r.attempt}") for r in resized)
+        assert "insufficient buying power" in resized[0].reason
+    else:
+        assert rep.insufficient_bp_rejections == 0
+
+
+def test_naive_executor_fails_on_the_same_setup():
+    plan = make_plan()
+    b = gapped_broker(market_buffer=0.03)
+    ok, bad = naive_execute(plan, b)
+    b.step()
+    assert bad >= 1 and ok < 12
+    assert filled_value(b) / 100_000 < 0.94
+
+
+# ---- broker answers -----------------------------------------------------------------------------
+
+
+class Wrapper:
+    """Delegates to a SimBroker; tests override `submit` behaviour."""
+
+    def __init__(self, inner: SimBroker):
+        self.inner = inner
+        self.name = "wrapped"
+        self.submits: list[str] = []
+
+    def __getattr__(self, k):
+        return getattr(self.inner, k)
+
+    def submit(self, r: OrderRequest):
+        self.submits.append(r.client_order_id)
+        return self.inner.submit(r)
+
+
+def test_403_resize_after_an_external_reservation(tmp_path):
+    """Someone else reserves buying power between the budget and the submission."""
+    plan = make_plan()
+    inner = gapped_broker()
+
+    class External(Wrapper):
+        def submit(self, r):
+            if len(self.submits) == 6:  # before the 7th order: another client's open limit buy
+                self.inner.submit(OrderRequest("PLTR", 400, Side.BUY, OrderType.LIMIT, TimeInForce.DAY, "external",
+                                               25.0))
+            return super().submit(r)
+
+    b = External(inner)
+    rep, rows, events = run(plan, b, tmp_path)
+    ibp = [e for e in events if e.kind == EventKind.INSUFFICIENT_BP]
+    assert rep.insufficient_bp_rejections == len(ibp) >= 1
+    assert ibp[0].detail["buying_power"] < ibp[0].detail["cost_basis"]
+    resized = [r for r in rows if r.sizing == Sizing.RESIZED]
+    assert resized and resized[0].qty < resized[0].planned_qty
+    assert len(b.submits) == len(set(b.submits))  # a new client id for every resubmission
+    assert all(n <= 1 for n in per_plan_counts(inner, plan).values())
+    assert rep.unresolved == 0
+    # the resized order was looked up under its new id before being resubmitted
+    assert resized[0].client_order_id == attempt_client_id(resized[0].plan_client_id, resized[0].attempt)
+
+
+def test_duplicate_client_id_is_adopted(tmp_path):
+    """alpaca-py retried a POST whose first try was accepted: 422 duplicate → adopt, no second order."""
+    plan = make_plan()
+    inner = gapped_broker()
+
+    class RetriedPost(Wrapper):
+        def submit(self, r):
+            o = super().submit(r)
+            if len(self.submits) == 3:
+                self.inner.submit(r)  # raises DuplicateClientOrderId, as the retried POST would
+            return o
+
+    b = RetriedPost(inner)
+    rep, rows, events = run(plan, b, tmp_path)
+    assert [e.kind for e in events].count(EventKind.DUPLICATE_ADOPTED) == 1
+    assert rep.accepted == 12 and all(n == 1 for n in per_plan_counts(inner, plan).values())
+
+
+@pytest.mark.parametrize("accepted_before_failure", [True, False])
+def test_unknown_outcome_looks_up_then_retries_with_the_same_id(tmp_path, accepted_before_failure):
+    plan = make_plan()
+    inner = gapped_broker()
+
+    class Flaky(Wrapper):
+        failed = False
+
+        def submit(self, r):
+            self.submits.append(r.client_order_id)
+            if not self.failed and len(self.submits) == 2:
+                self.failed = True
+                if accepted_before_failure:
+                    self.inner.submit(r)  # a 504 after the order was accepted
+                raise BrokerUnavailable("504 gateway timeout")
+            return self.inner.submit(r)
+
+    b = Flaky(inner)
+    rep, rows, events = run(plan, b, tmp_path)
+    assert rep.unknown_outcomes == 1 and rep.accepted == 12
+    assert all(n == 1 for n in per_plan_counts(inner, plan).values())
+    second = b.submits[1]
+    assert b.submits.count(second) == (1 if accepted_before_failure else 2)  # same id when retried
+    assert not any(s.endswith("-r1") for s in b.submits)
+
+
+def test_rate_limited_waits_retry_after_and_retries(tmp_path):
+    ft = FakeTime()
+    plan = make_plan()
+    inner = gapped_broker(rate_limit_per_minute=8, timer=ft.monotonic)
+    rep, rows, events = run(plan, inner, tmp_path, ft=ft, rate_limit_per_minute=1000)
+    assert rep.rate_limited >= 1 and rep.accepted == 12
+    assert any(s > 1 for s in ft.slept)  # waited for the window, as retry_after said
+    assert all(n == 1 for n in per_plan_counts(inner, plan).values())
+
+
+def test_the_gate_keeps_inside_the_rate_limit(tmp_path):
+    ft = FakeTime()
+    plan = make_plan()
+    inner = gapped_broker(rate_limit_per_minute=10, timer=ft.monotonic)
+    rep, _, _ = run(plan, inner, tmp_path, ft=ft, rate_limit_per_minute=10, max_concurrency=4)
+    assert rep.rate_limited == 0 and rep.accepted == 12
+    assert ft.t >= 60 * (inner.request_count // 10 - 1)
+
+
+def test_concurrency_with_latency_gets_everything_in_once(tmp_path):
+    plan = make_plan()
+    inner = gapped_broker(latency_s=0.01)
+    t0 = time.perf_counter()
+    rep, _, _ = run(plan, inner, tmp_path, max_concurrency=8)
+    assert rep.accepted == 12 and all(n == 1 for n in per_plan_counts(inner, plan).values())
+    assert time.perf_counter() - t0 < 12 * 3 * 0.01 + 2  # submissions overlapped
+
+
+# ---- rules --------------------------------------------------------------------------------------
+
+
+def test_opg_window_and_fallback_to_day(tmp_path):
+    assert opg_allowed(PREMARKET) and opg_allowed(datetime(2026, 1, 20, 19, 0, tzinfo=NY))
+    assert not opg_allowed(datetime(2026, 1, 20, 9, 28, tzinfo=NY))
+    plan = make_plan(tif=TimeInForce.OPG)
+    b = gapped_broker(now=PREMARKET)
+    rep, rows, _ = run(plan, b, tmp_path / "pre", now=PREMARKET)
+    assert rep.accepted == 12 and {o.time_in_force for o in b.orders()} == {TimeInForce.OPG}
+    b2 = gapped_broker()
+    rep, rows, events = run(plan, b2, tmp_path / "open")
+    assert rep.accepted == 12 and {o.time_in_force for o in b2.orders()} == {TimeInForce.DAY}
+    assert "opg is refused" in rows[0].reason and any(e.kind == EventKind.FALLBACK for e in events)
+
+
+def test_brackets_are_attached(tmp_path):
+    plan = make_plan(brackets=True)
+    b = gapped_broker()
+    rep, _, _ = run(plan, b, tmp_path)
+    o = b.orders()[0]
+    assert rep.accepted == 12 and len(o.legs) == 2
+    assert {leg.limit_price or leg.stop_price for leg in o.legs} == {495.0, 427.5}
+
+
+def test_maxdiff_order_opposite_an_open_order_is_skipped(tmp_path):
+    base = make_plan()
+    sell = PlannedOrder(
+        client_order_id=client_order_id("seed003", "pack", "NVDA", Layer.MAXDIFF), symbol="NVDA", side=Side.SELL,
+        qty=5, type=OrderType.LIMIT, limit_price=520.0, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
+        strategy="maxdiff", sector="AI", cap_tier="mega", score=80, weight=0.02, est_price=520.0, est_cost=2600.0,
+        priority=20,
+    )
+    plan = make_plan(extra=[sell])
+    b = gapped_broker()
+    rep, rows, _ = run(plan, b, tmp_path)
+    r = next(r for r in rows if r.layer == "maxdiff")
+    assert r.state == OrderState.SKIPPED and "wash trade" in r.reason
+    assert rep.accepted == 12 and len(b.orders()) == 12
+
+
+def test_skips_when_nothing_is_left_and_says_why(tmp_path):
+    plan = make_plan()
+    b = gapped_broker()
+    b.submit(OrderRequest("TSM", 500, Side.BUY, OrderType.LIMIT, TimeInForce.DAY, "other", 180.0))  # 90k held
+    rep, rows, _ = run(plan, b, tmp_path)
+    skipped = [r for r in rows if r.state == OrderState.SKIPPED]
+    assert skipped and all("no buying power left" in r.reason for r in skipped)
+    assert rep.unresolved == 0
+
+
+def test_execution_log_export(tmp_path):
+    plan = make_plan()
+    with Ledger(tmp_path / "l.sqlite") as lg:
+        rep = execute_plan(plan, gapped_broker(), lg, params(), now=lambda: OPEN)
+        p = lg.export_execution_log(plan.run_id, tmp_path / "outputs" / "2026-01-20" / "execution_log.json",
+                                    extra={"report": rep.summary()})
+    doc = json.loads(p.read_text())
+    assert len(doc["orders"]) == 12 and doc["report"]["accepted"] == 12
+    assert all(o["state"] == "accepted" and o["reason"] is not None for o in doc["orders"])
+
+
+# ---- crash safety -------------------------------------------------------------------------------
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs (not even except Exception blocks)."""
+
+
+@pytest.mark.parametrize("at", [0, 5, 11])
+@pytest.mark.parametrize("when", ["before_submit", "after_accept"])
+def test_crash_at_any_point_then_rerun_submits_nothing_twice(tmp_path, at, when):
+    plan = make_plan()
+    inner = gapped_broker(market_buffer=0.05)  # the tail also goes through the 403 resize path
+
+    class Dying(Wrapper):
+        dead = False
+
+        def __getattr__(self, k):
+            if self.dead:
+                raise Crash
+            return getattr(self.inner, k)
+
+        def submit(self, r):
+            if self.dead:
+                raise Crash
+            self.submits.append(r.client_order_id)
+            if len(self.submits) - 1 >= at:
+                if when == "after_accept":
+                    self.inner.submit(r)  # the broker has it (or refused it); the ledger never hears back
+                self.dead = True
+                raise Crash
+            return self.inner.submit(r)
+
+    with pytest.raises(Crash):
+        run(plan, Dying(inner), tmp_path, max_concurrency=1)
+    rep, rows, events = run(plan, Wrapper(inner), tmp_path)  # the re-run, same broker, same ledger
+    assert rep.execution == 2
+    counts = per_plan_counts(inner, plan)
+    assert all(n == 1 for n in counts.values()), counts
+    assert rep.accepted == 12 and rep.unresolved == 0
+    if when == "after_accept":
+        assert any(e.kind == EventKind.RECONCILED for e in events)
+    again, _, _ = run(plan, Wrapper(inner), tmp_path)  # a third run changes nothing
+    assert per_plan_counts(inner, plan) == counts and again.accepted == 12

@@ -1,0 +1,69 @@
+"""Which `DataProvider` a parameter set asks for (`data.source`), restricted to `data.symbols`.
+
+Why here: the source names in the parameters (`demo`, `demo:N`, `csv`, `parquet`, `alpaca`) map
+to provider classes in one place, so notebooks, the CLI and tests build providers the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Sequence
+
+import pandas as pd
+
+from wolfkit.config import Params
+from wolfkit.data.base import DataProvider
+from wolfkit.errors import BadInputError
+
+
+def provider_for(params: Params) -> DataProvider:
+    """The provider `params.data.source` names, limited to `params.data.symbols` when set."""
+    data = params.data
+    base, _, size = data.source.partition(":")
+    provider: DataProvider
+    if base == "demo":
+        from wolfkit.data.demo import DemoMarket
+
+        provider = DemoMarket(seed=data.seed, size=int(size) if size else None)
+    elif base in ("csv", "parquet"):
+        from wolfkit.data.files import FileProvider
+
+        provider = FileProvider(data.bars_path, data.universe_path, fmt=base)
+    elif base == "alpaca":
+        from wolfkit.data.alpaca import AlpacaProvider
+
+        provider = AlpacaProvider(universe_path=data.universe_path, cache_dir=data.cache_dir)
+    else:  # the config validator admits only the names above
+        raise BadInputError(f"data.source {data.source!r}: use demo, demo:N, csv, parquet or alpaca")
+    return Restricted(provider, data.symbols) if data.symbols else provider
+
+
+class Restricted:
+    """A provider whose universe is cut down to chosen symbols (`data.symbols`)."""
+
+    def __init__(self, provider: DataProvider, symbols: Sequence[str]) -> None:
+        universe = provider.universe()
+        wanted = list(dict.fromkeys(s.strip().upper() for s in symbols))
+        unknown = [s for s in wanted if s not in set(universe["symbol"])]
+        if unknown:
+            raise BadInputError(
+                f"data.symbols: {unknown[:10]} not in the {provider.name} universe; "
+                "remove them or pick a source/universe file that lists them"
+            )
+        self.inner = provider
+        self.name = provider.name
+        self.synthetic = provider.synthetic
+        self.has_ohlc = provider.has_ohlc
+        self._universe = universe[universe["symbol"].isin(wanted)].reset_index(drop=True)
+
+    def universe(self) -> pd.DataFrame:
+        return self._universe.copy()
+
+    def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pd.DataFrame:
+        return self.inner.daily_bars(symbols, start, end)
+
+    def minute_bars(self, symbols: Sequence[str], session: date) -> pd.DataFrame:
+        return self.inner.minute_bars(symbols, session)
+
+    def latest_quotes(self, symbols: Sequence[str], as_of: datetime) -> pd.DataFrame:
+        return self.inner.latest_quotes(symbols, as_of)

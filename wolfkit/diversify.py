@@ -1,0 +1,512 @@
+"""Diversification: candidates to target weights under every rule of the directional pack.
+
+Rules (all from `params.portfolio`): a candidate has score >= `min_score`; its score tier gives its
+weight band (90+ → 10–12 %, …); weights are fractions of account EQUITY and sum exactly to the target
+allocation T = 1 − `cash_reserve`; each sector holds at most its cap (fractions of equity, with
+per-sector overrides); each market-cap tier holds between min×T and max×T of its band (the bands are
+shares of the directional ALLOCATION, so `cap_weights / allocation` is what the bands bound); the pack
+has `min_positions`..`max_positions` names.
+
+Two methods report the same objective, Σ weight × coefficient, where the coefficient is
+`expected_return` when every candidate has one, else `score`:
+
+- ``optimal``: an exact MILP (scipy's HiGHS): selection binaries z, weights lo·z <= w <= hi·z.
+- ``greedy``: the seed's rule: by score, take each name at its full size while the caps allow, shrink
+  the tail to what is left, stop at `target_positions`; top names up to their band maxima if the
+  allocation is short. Its result satisfies the same rules or it raises `InfeasibleError`, so
+  optimal >= greedy always.
+
+`weight_rule` places a name inside its band: ``score`` (greedy's full size is linear in the score
+within the tier; the MILP may use the whole band) or ``kelly`` (leverage-aware Kelly from `sizing`
+caps the name's weight for both methods). Infeasible rules give an `InfeasibleError` naming the
+binding rule and the best achievable allocation, never a bare solver status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array
+
+from wolfkit.config import CAP_TIERS, Params
+from wolfkit.errors import BadInputError, InfeasibleError
+from wolfkit.sizing import kelly_fraction
+
+TOL = 1e-6
+
+
+class Method(StrEnum):
+    OPTIMAL = "optimal"
+    GREEDY = "greedy"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The directional pack's target weights (fractions of equity) and why each name is in or out.
+
+    `weights`: symbol, sector, cap_tier, score, expected_return, tier, weight, reason (by weight desc).
+    `excluded`: symbol, reason. `objective` = Σ weight × coefficient (`basis` says which).
+    """
+
+    weights: pd.DataFrame
+    excluded: pd.DataFrame
+    method: str
+    objective: float
+    allocation: float
+    sector_weights: dict[str, float]
+    cap_weights: dict[str, float]
+    basis: str
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%".replace(".0%", "%")
+
+
+def _tier_labels(params: Params) -> list[str]:
+    tiers = params.portfolio.tiers
+    out = []
+    for i, t in enumerate(tiers):
+        if i == 0:
+            out.append(f"{t.min_score:g}+")
+        else:
+            out.append(f"{t.min_score:g}–{tiers[i - 1].min_score - 1:g}")
+    return out
+
+
+def _candidates(opps: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Candidates with their band [lo, hi], upper bound u, full size f and coefficient c; plus exclusions."""
+    pp = params.portfolio
+    if len(opps) and opps["symbol"].duplicated().any():
+        dup = opps.loc[opps["symbol"].duplicated(), "symbol"].iloc[0]
+        raise BadInputError(f"opportunities: symbol {dup} appears twice; validate_opportunities first")
+    low = opps["score"] < pp.min_score
+    excluded = pd.DataFrame(
+        {"symbol": opps.loc[low, "symbol"], "reason": f"below min_score {pp.min_score:g}"}
+    )
+    c = opps.loc[~low].copy()
+    if "cap_tier" not in c:
+        c["cap_tier"] = [pp.market_cap.tier_of(m) for m in c["market_cap"]]
+    labels = _tier_labels(params)
+    idx = [next(i for i, t in enumerate(pp.tiers) if s >= t.min_score) for s in c["score"]]
+    c["tier"] = [labels[i] for i in idx]
+    c["lo"] = [pp.tiers[i].weight_min for i in idx]
+    c["hi"] = [pp.tiers[i].weight_max for i in idx]
+    t_min = np.array([pp.tiers[i].min_score for i in idx], dtype=float)
+    t_next = np.array([100.0 if i == 0 else pp.tiers[i - 1].min_score for i in idx], dtype=float)
+    span = np.where(t_next > t_min, t_next - t_min, 1.0)
+    frac = np.clip((c["score"].to_numpy(float) - t_min) / span, 0.0, 1.0)
+    if "expected_return" not in c:
+        c["expected_return"] = np.nan
+    target = 1 - pp.cash_reserve
+    if params.sizing.weight_rule == "kelly":
+        if "return_std" not in c or c[["expected_return", "return_std"]].isna().any().any():
+            raise BadInputError(
+                "opportunities: sizing.weight_rule kelly needs expected_return and return_std on every "
+                "candidate; add the columns or use weight_rule: score"
+            )
+        k = np.array([
+            kelly_fraction(er, sd**2, target, params.sizing.kelly_fraction)
+            for er, sd in zip(c["expected_return"], c["return_std"])
+        ])
+        c["u"] = np.clip(k, c["lo"], c["hi"])
+        c["f"] = c["u"]
+    else:
+        c["u"] = c["hi"]
+        c["f"] = c["lo"] + (c["hi"] - c["lo"]) * frac
+    basis = "expected_return" if len(c) and c["expected_return"].notna().all() else "score"
+    c["c"] = c[basis].astype(float)
+    c = c.sort_values(["score", "c", "symbol"], ascending=[False, False, True]).reset_index(drop=True)
+    return c, excluded.reset_index(drop=True), basis
+
+
+# ---------------------------------------------------------------- infeasibility diagnosis
+
+
+def _top_sum(values: np.ndarray, k: int) -> float:
+    return float(np.sort(values)[::-1][:k].sum())
+
+
+def _band_rows(params: Params, target: float) -> dict[str, tuple[float, float]]:
+    return {t: (lo * target, hi * target) for t, (lo, hi) in params.portfolio.market_cap.bands.items()}
+
+
+def _diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
+    """Name the binding rule before the solver runs, with the best allocation it allows."""
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    k = pp.max_positions
+    n = len(c)
+    if n == 0:
+        raise InfeasibleError(
+            f"no candidates: none of the {n_rows} opportunities has score >= min_score {pp.min_score:g}; "
+            f"the best achievable allocation is 0%, the target is {_pct(target)}"
+        )
+    if n < pp.min_positions:
+        best = min(target, _top_sum(c["u"].to_numpy(), n))
+        raise InfeasibleError(
+            f"too few candidates: only {n} with score >= {pp.min_score:g}, at least {pp.min_positions} "
+            f"positions are required (portfolio.min_positions); {n} names allow at most {_pct(best)} allocated, "
+            f"the target is {_pct(target)}"
+        )
+    sec_room = {
+        s: min(pp.cap_for(s), _top_sum(g["u"].to_numpy(), k)) for s, g in c.groupby("sector", sort=True)
+    }
+    sec_best = sum(sec_room.values())
+    if sec_best < target - TOL:
+        caps = sorted({pp.cap_for(s) for s in sec_room})
+        cap_txt = f"a {_pct(caps[0])} sector cap" if len(caps) == 1 else "the sector caps"
+        raise InfeasibleError(
+            f"sector cap: only {len(sec_room)} sectors among {n} candidates: {cap_txt} allows at most "
+            f"{_pct(sec_best)} allocated, the target is {_pct(target)}"
+        )
+    top = _top_sum(c["u"].to_numpy(), k)
+    if top < target - TOL:
+        raise InfeasibleError(
+            f"tier bands: the {min(k, n)} largest band maxima among {n} candidates sum to {_pct(top)} "
+            f"(max_positions {k}); the best achievable allocation is {_pct(top)}, the target is {_pct(target)}"
+        )
+    bands = _band_rows(params, target)
+    tier_room = {t: min(bands[t][1], _top_sum(c.loc[c["cap_tier"] == t, "u"].to_numpy(), k)) for t in CAP_TIERS}
+    if sum(tier_room.values()) < target - TOL:
+        raise InfeasibleError(
+            "market-cap bands: the tier maxima (portfolio.market_cap.bands) and the candidates in each tier "
+            f"allow at most {_pct(sum(tier_room.values()))} allocated, the target is {_pct(target)}"
+        )
+    for t in CAP_TIERS:
+        if bands[t][0] > tier_room[t] + TOL:
+            raise InfeasibleError(
+                f"market-cap band {t}: needs at least {_pct(bands[t][0])} but its "
+                f"{int((c['cap_tier'] == t).sum())} candidates can take at most {_pct(tier_room[t])}; "
+                f"lower portfolio.market_cap.bands.{t} or add {t} candidates"
+            )
+    floor = float(np.sort(c["lo"].to_numpy())[: pp.min_positions].sum())
+    if floor > target + TOL:
+        raise InfeasibleError(
+            f"tier minimums: the {pp.min_positions} required positions (portfolio.min_positions) need at least "
+            f"{_pct(floor)} at their band minima, above the target {_pct(target)}; lower the band minima "
+            "or min_positions, or raise the allocation"
+        )
+
+
+# ---------------------------------------------------------------- exact MILP
+
+
+def prune_dominated(c: pd.DataFrame, k: int) -> np.ndarray:
+    """Keep-mask that provably leaves the MILP optimum unchanged.
+
+    Name j dominates name i when both share sector and cap tier, lo_j <= lo_i, u_j >= u_i and
+    c_j >= c_i (ties broken by position, making this a strict partial order). Swapping a selected i
+    for an unselected dominating j keeps every constraint (same sector, same cap tier, same weight,
+    same count) and never lowers the objective. A name with >= k = max_positions dominators always
+    has an unselected one (k + 1 selected names would exceed max_positions), and each swap moves up
+    the order, so some optimum uses only names with < k dominators: dropping the others is safe.
+    """
+    keep = np.ones(len(c), dtype=bool)
+    lo, u, cc = c["lo"].to_numpy(), c["u"].to_numpy(), c["c"].to_numpy()
+    for _, pos in c.groupby(["sector", "cap_tier"], sort=False).indices.items():
+        if len(pos) <= k:
+            continue
+        L, U, C = lo[pos], u[pos], cc[pos]
+        geq = (L[:, None] <= L[None, :]) & (U[:, None] >= U[None, :]) & (C[:, None] >= C[None, :])
+        same = (L[:, None] == L[None, :]) & (U[:, None] == U[None, :]) & (C[:, None] == C[None, :])
+        order = np.arange(len(pos))
+        dom = geq & (~same | (order[:, None] < order[None, :]))  # dom[j, i]: j dominates i
+        keep[pos[dom.sum(axis=0) >= k]] = False
+    return keep
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The pack MILP over x = [w (n weights), z (n selections)]: rows lb <= A x <= ub."""
+
+    obj: np.ndarray
+    a: csr_array
+    lb: np.ndarray
+    ub: np.ndarray
+    upper: np.ndarray
+
+
+def _model(
+    c: pd.DataFrame, params: Params, *, maximize_allocation: bool = False, drop: frozenset[str] = frozenset()
+) -> _Model:
+    """Build the MILP (minimisation form).
+
+    `maximize_allocation` relaxes the total to <= T and maximises it (the best achievable, for messages);
+    `drop` removes rule families ("sector", "cap", "count", "minimum") to find the binding one.
+    """
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    n = len(c)
+    lo = np.zeros(n) if "minimum" in drop else c["lo"].to_numpy(float)
+    u = c["u"].to_numpy(float)
+    eye = np.arange(n)
+    rows: list[np.ndarray] = [np.r_[eye, eye], np.r_[eye, eye] + n]
+    cols: list[np.ndarray] = [np.r_[eye, eye + n], np.r_[eye, eye + n]]
+    vals: list[np.ndarray] = [np.r_[np.ones(n), -lo], np.r_[np.ones(n), -u]]
+    lb = [np.zeros(n), np.full(n, -np.inf)]  # w - lo z >= 0 ; w - u z <= 0
+    ub = [np.full(n, np.inf), np.zeros(n)]
+    r = 2 * n
+
+    def add(cols_: np.ndarray, lo_: float, hi_: float) -> None:
+        nonlocal r
+        rows.append(np.full(len(cols_), r))
+        cols.append(cols_)
+        vals.append(np.ones(len(cols_)))
+        lb.append(np.array([lo_]))
+        ub.append(np.array([hi_]))
+        r += 1
+
+    add(eye, 0.0 if maximize_allocation else target, target)
+    if "sector" not in drop:
+        for s, pos in c.groupby("sector", sort=False).indices.items():
+            cap = pp.cap_for(s)
+            if _top_sum(u[pos], pp.max_positions) > cap + TOL:
+                add(pos, 0.0, cap)
+    if "cap" not in drop:
+        tiers = c["cap_tier"].to_numpy()
+        for t, (blo, bhi) in _band_rows(params, target).items():
+            pos = np.flatnonzero(tiers == t)
+            if blo > 0 or _top_sum(u[pos], pp.max_positions) > bhi + TOL:
+                add(pos, blo, bhi)
+    if "count" in drop:
+        add(eye + n, 0.0, float(n))
+    else:
+        add(eye + n, 0.0 if maximize_allocation else float(pp.min_positions), float(pp.max_positions))
+    a = csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, 2 * n))
+    obj = np.r_[-np.ones(n), np.zeros(n)] if maximize_allocation else np.r_[-c["c"].to_numpy(float), np.zeros(n)]
+    return _Model(obj, a, np.concatenate(lb), np.concatenate(ub), np.r_[u, np.ones(n)])
+
+
+def _solve(m: _Model) -> np.ndarray | None:
+    """Weights per candidate from the exact MILP, or None when infeasible."""
+    n = len(m.obj) // 2
+    res = milp(
+        m.obj,
+        constraints=[LinearConstraint(m.a, m.lb, m.ub)],
+        integrality=np.r_[np.zeros(n), np.ones(n)],
+        bounds=Bounds(np.zeros(2 * n), m.upper),
+        options={"mip_rel_gap": 1e-9},
+    )
+    if res.x is None:
+        return None
+    z = res.x[n:] > 0.5
+    return np.where(z, res.x[:n], 0.0)
+
+
+def _milp(
+    c: pd.DataFrame, params: Params, *, maximize_allocation: bool = False, drop: frozenset[str] = frozenset()
+) -> np.ndarray | None:
+    """Solve the pack MILP; weights per row of `c`, clipped to the bands, or None when infeasible."""
+    w = _solve(_model(c, params, maximize_allocation=maximize_allocation, drop=drop))
+    if w is None:
+        return None
+    lo = np.zeros(len(c)) if "minimum" in drop else c["lo"].to_numpy(float)
+    return np.where(w > 0, np.clip(w, lo, c["u"].to_numpy(float)), 0.0)
+
+
+def _explain_infeasible(c: pd.DataFrame, params: Params) -> InfeasibleError:
+    """After the solver found no pack: which rule family binds, and the best achievable allocation."""
+    target = 1 - params.portfolio.cash_reserve
+    names = {
+        "sector": "sector caps (portfolio.sector_cap / sector_caps)",
+        "cap": "market-cap bands (portfolio.market_cap.bands)",
+        "count": f"position count {params.portfolio.min_positions}–{params.portfolio.max_positions}",
+        "minimum": "tier-band minimum weights (portfolio.tiers)",
+    }
+    binding = [k for k in names if _milp(c, params, drop=frozenset({k})) is not None]
+    best = _milp(c, params, maximize_allocation=True)
+    best_txt = f"{_pct(float(best.sum()))}" if best is not None else "none (no pack meets the minimums)"
+    rule = " or ".join(names[k] for k in binding) if binding else "several rules together"
+    return InfeasibleError(
+        f"infeasible: {rule} cannot hold with the other rules on these {len(c)} candidates; "
+        f"the best achievable allocation is {best_txt}, the target is {_pct(target)}"
+    )
+
+
+def _optimal(c: pd.DataFrame, params: Params, prune: bool = True) -> np.ndarray:
+    """The exact pack; with `prune`, dominated names (`prune_dominated`) are dropped first."""
+    keep = prune_dominated(c, params.portfolio.max_positions) if prune else np.ones(len(c), dtype=bool)
+    sub = c.loc[keep].reset_index(drop=True)
+    w_sub = _milp(sub, params)
+    if w_sub is None:
+        raise _explain_infeasible(c, params)
+    w = np.zeros(len(c))
+    w[np.flatnonzero(keep)] = w_sub
+    return w
+
+
+# ---------------------------------------------------------------- greedy (the seed's rule)
+
+
+def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]]:
+    """The seed's fill: by score at full size within the caps, shrink the tail, top up if short.
+
+    Each pick leaves room, at the smallest band minimum after it, for the names still needed to reach
+    `min_positions` (always) and `target_positions` (as far as the room allows), so the tail shrinks
+    instead of the count falling short.
+    """
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    bands = _band_rows(params, target)
+    n = len(c)
+    w = np.zeros(n)
+    why: dict[int, str] = {}
+    sector_used: dict[str, float] = {}
+    tier_used: dict[str, float] = {}
+    state = {"total": 0.0, "count": 0}
+    sec, tier = c["sector"].to_numpy(), c["cap_tier"].to_numpy()
+    lo, u, f = c["lo"].to_numpy(), c["u"].to_numpy(), c["f"].to_numpy()
+    lo_after = np.r_[np.minimum.accumulate(lo[::-1])[::-1][1:], np.inf] if n else lo
+
+    def rooms(i: int) -> tuple[float, float, float]:
+        return (
+            target - state["total"],
+            pp.cap_for(sec[i]) - sector_used.get(sec[i], 0.0),
+            bands[tier[i]][1] - tier_used.get(tier[i], 0.0),
+        )
+
+    def refuse(i: int, kept: float) -> str:
+        total, sector, band = rooms(i)
+        if sector < lo[i] - 1e-12:
+            return f"sector cap: {sec[i]} already at {_pct(sector_used[sec[i]])} (cap {_pct(pp.cap_for(sec[i]))})"
+        if band < lo[i] - 1e-12:
+            return f"market-cap band: {tier[i]} already at {_pct(tier_used[tier[i]])} of equity (max {_pct(bands[tier[i]][1])})"
+        if total < lo[i] - 1e-12:
+            return f"allocation full: {_pct(total)} left, band minimum {_pct(lo[i])}"
+        return f"room kept for the {pp.target_positions} targeted positions ({_pct(kept)} left for this one)"
+
+    def add(i: int, amount: float) -> None:
+        if w[i] == 0:
+            state["count"] += 1
+        w[i] += amount
+        state["total"] += amount
+        sector_used[sec[i]] = sector_used.get(sec[i], 0.0) + amount
+        tier_used[tier[i]] = tier_used.get(tier[i], 0.0) + amount
+
+    def take(i: int, size: float, limit: int) -> None:
+        if state["count"] >= limit:
+            why.setdefault(i, f"not needed: {limit} positions already")
+            return
+        left = target - state["total"]
+        needed = max(pp.target_positions - state["count"] - 1, 0)
+        if needed and np.isfinite(lo_after[i]):  # aim at the target count only as far as it is reachable
+            needed = min(needed, max(int((left - lo[i]) / lo_after[i] + 1e-9), 0))
+        needed = max(needed, pp.min_positions - state["count"] - 1)  # the minimum count is a rule
+        kept = left - needed * lo_after[i] if needed else np.inf
+        amount = min(size, *rooms(i), kept)
+        if amount < lo[i] - 1e-12:
+            why[i] = refuse(i, kept)
+            return
+        add(i, amount)
+        why.pop(i, None)
+
+    for i in range(n):
+        take(i, f[i], pp.target_positions)
+    for i in np.flatnonzero(w > 0):  # top up to the band maxima when the allocation is short
+        extra = min(u[i] - w[i], *rooms(i))
+        if extra > 0:
+            add(i, extra)
+    for i in range(n):  # still short: more names, up to max_positions
+        if state["total"] >= target - TOL:
+            break
+        if w[i] == 0:
+            take(i, u[i], pp.max_positions)
+    for i in np.flatnonzero(w == 0):
+        why.setdefault(i, f"not needed: allocation {_pct(target)} reached")
+    return w, why
+
+
+def _check(c: pd.DataFrame, w: np.ndarray, params: Params) -> list[str]:
+    """Every rule the pack must satisfy; the list of violations (empty when feasible)."""
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    out = []
+    sel = w > 0
+    if abs(w.sum() - target) > TOL:
+        out.append(f"allocation {_pct(w.sum())} instead of {_pct(target)}")
+    if not pp.min_positions <= sel.sum() <= pp.max_positions:
+        out.append(f"{int(sel.sum())} positions, outside {pp.min_positions}–{pp.max_positions}")
+    lo, u = c["lo"].to_numpy(), c["u"].to_numpy()
+    if ((w[sel] < lo[sel] - TOL) | (w[sel] > u[sel] + TOL)).any():
+        out.append("a weight outside its tier band")
+    for s, tot in pd.Series(w).groupby(c["sector"].to_numpy()).sum().items():
+        if tot > pp.cap_for(s) + TOL:
+            out.append(f"sector {s} at {_pct(tot)} above its cap {_pct(pp.cap_for(s))}")
+    by_tier = pd.Series(w).groupby(c["cap_tier"].to_numpy()).sum()
+    for t, (blo, bhi) in _band_rows(params, target).items():
+        tot = float(by_tier.get(t, 0.0))
+        if not blo - TOL <= tot <= bhi + TOL:
+            out.append(f"market-cap tier {t} at {_pct(tot)} outside [{_pct(blo)}, {_pct(bhi)}]")
+    return out
+
+
+# ---------------------------------------------------------------- public entry point
+
+
+def _reason_out(c: pd.DataFrame, w: np.ndarray, i: int, params: Params, basis: str) -> str:
+    pp = params.portfolio
+    s = c["sector"].iat[i]
+    sec_w = float(w[c["sector"].to_numpy() == s].sum())
+    if sec_w + c["lo"].iat[i] > pp.cap_for(s) + TOL:
+        return f"sector cap: {s} already at {_pct(sec_w)} (cap {_pct(pp.cap_for(s))})"
+    if (w > 0).sum() >= pp.max_positions:
+        return f"not needed: {pp.max_positions} positions already"
+    return f"not selected: the picks carry a higher {basis} within the rules"
+
+
+def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None) -> Targets:
+    """Target weights (fractions of equity) for the directional pack, by `method` (default: parameters).
+
+    `opps` is a validated opportunities table (`validate_opportunities(...).valid`).
+    Raises `InfeasibleError` (exit 3) naming the binding rule and the best achievable allocation.
+    """
+    try:
+        m = Method(method or params.portfolio.method)
+    except ValueError:
+        raise BadInputError(f"method {method!r}: use optimal or greedy") from None
+    c, excluded, basis = _candidates(opps, params)
+    _diagnose(c, params, len(opps))
+    if m is Method.OPTIMAL:
+        w = _optimal(c, params)
+        why = {i: _reason_out(c, w, i, params, basis) for i in np.flatnonzero(w == 0)}
+    else:
+        w, why = _greedy(c, params)
+        problems = _check(c, w, params)
+        if problems:
+            exact = _milp(c, params)
+            if exact is None:
+                raise _explain_infeasible(c, params)
+            raise InfeasibleError(
+                f"greedy: the seed's fill rule ends infeasible here ({'; '.join(problems)}) although a "
+                f"pack meeting every rule exists; use --method optimal"
+            )
+    sel = w > 0
+    picked = c.loc[sel].copy()
+    picked["weight"] = w[sel]
+    picked["reason"] = [
+        f"tier {t}: {_pct(x)} (band {_pct(lo)}–{_pct(u)})"
+        for t, x, lo, u in zip(picked["tier"], picked["weight"], picked["lo"], picked["u"])
+    ]
+    weights = (
+        picked[["symbol", "sector", "cap_tier", "score", "expected_return", "tier", "weight", "reason"]]
+        .sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+        .reset_index(drop=True)
+    )
+    out = pd.DataFrame({"symbol": c.loc[~sel, "symbol"].to_numpy(), "reason": [why[i] for i in np.flatnonzero(~sel)]})
+    excluded = pd.concat([out, excluded], ignore_index=True)
+    sector_w = weights.groupby("sector")["weight"].sum().sort_values(ascending=False)
+    cap_w = weights.groupby("cap_tier")["weight"].sum()
+    return Targets(
+        weights=weights,
+        excluded=excluded,
+        method=str(m),
+        objective=float((w * c["c"].to_numpy()).sum()),
+        allocation=float(w.sum()),
+        sector_weights={str(k): float(v) for k, v in sector_w.items()},
+        cap_weights={t: float(cap_w.get(t, 0.0)) for t in CAP_TIERS if t in cap_w},
+        basis=basis,
+    )

@@ -1,0 +1,477 @@
+"""Notebook runs: papermill into `outputs/<date>/`, an HTML audit report without code, and the
+notebook-side run context (`start`) every wolfkit notebook opens with.
+
+Naming (an earlier audit report is never overwritten): the day's first run of a notebook writes
+`<kind>.ipynb` and `<kind>.html`; later runs the same day write `<kind>.2.ipynb`, `<kind>.3.ipynb`, …
+and their exports carry the same suffix (`orders.2.json`, `opportunities.2.csv`). A run whose cell
+fails or times out is kept as `<kind>[.N].failed.ipynb` (+ `.failed.html`) and the call reports a
+non-zero status. Every run appends one line to `outputs/<date>/runs.jsonl` (run id, status, files).
+
+The kernel is always this interpreter (`python3` from the running environment's ipykernel), never a
+kernelspec found elsewhere on the machine, so `.venv/bin/wolfkit premarket` works without any global
+Jupyter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from wolfkit.errors import BadInputError, WolfkitError
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+KINDS = ("premarket", "execute", "tune", "replay")
+RUN_INDEX = "runs.jsonl"
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"  # a cell raised
+    TIMEOUT = "timeout"  # a cell ran longer than the cell timeout
+
+
+class NotebookRunError(WolfkitError):
+    """A notebook cell failed or timed out; the failed notebook is kept (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """What one papermill run produced."""
+
+    kind: str
+    session: date
+    run_id: str
+    suffix: str  # "" for the day's first run, ".2" for the second, …
+    notebook: Path
+    html: Path | None
+    status: RunStatus
+    error: str | None
+    elapsed_s: float
+
+    def raise_for_status(self) -> NotebookRun:
+        if self.status is not RunStatus.OK:
+            raise NotebookRunError(
+                f"{self.kind} notebook {self.status.value}: {self.error}; the executed notebook is kept "
+                f"for inspection at {self.notebook}"
+                + (f" (report {self.html})" if self.html else "")
+            )
+        return self
+
+
+def new_run_id(kind: str, session: date) -> str:
+    """A fresh run id: session, kind and 8 random hex digits (a re-run gets new client order ids)."""
+    return f"{session:%Y%m%d}-{kind[:3]}-{secrets.token_hex(4)}"
+
+
+def day_dir(outputs_dir: str | Path, session: date) -> Path:
+    """The per-day folder `outputs/<YYYY-MM-DD>/`."""
+    return Path(outputs_dir) / session.isoformat()
+
+
+def _suffix(n: int) -> str:
+    return "" if n == 1 else f".{n}"
+
+
+def claim_suffix(folder: Path, kind: str) -> str:
+    """Reserve the next free run suffix for `kind` in `folder` ("" first, then ".2", ".3", …).
+
+    The reservation is an exclusively-created placeholder notebook, so two runs started at the same
+    moment never share a name.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        sfx = _suffix(n)
+        taken = [folder / f"{kind}{sfx}{tail}" for tail in (".ipynb", ".failed.ipynb", ".html", ".failed.html")]
+        if not any(p.exists() for p in taken):
+            try:
+                with open(folder / f"{kind}{sfx}.ipynb", "x"):
+                    pass
+                return sfx
+            except FileExistsError:
+                pass
+        n += 1
+
+
+def unique_path(path: str | Path) -> Path:
+    """`path` if it is free, else the same name with `.2`, `.3`, … before the extension.
+
+    Exports go through this so an interactive re-run never overwrites an earlier run's files.
+    """
+    p = Path(path)
+    if not p.exists():
+        return p
+    stem, ext = p.name.split(".", 1) if "." in p.name else (p.name, "")
+    n = 2
+    while True:
+        q = p.with_name(f"{stem}.{n}.{ext}" if ext else f"{stem}.{n}")
+        if not q.exists():
+            return q
+        n += 1
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: the working directory) holding `parameters/`.
+
+    Relative paths in notebook parameters resolve against it, so a notebook opened from `notebooks/`
+    in JupyterLab finds `parameters/demo.yaml` just as the runner does from the repository root.
+    """
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "parameters").is_dir():
+            return d
+    return here
+
+
+def resolve(path: str | Path) -> Path:
+    """An absolute path: as given when absolute, else against `project_root()`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+# --------------------------------------------------------------------------------------------------
+# The runner (papermill).
+
+
+def _kernel_manager_class():  # noqa: ANN202 — built lazily: jupyter_client is heavy to import
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class ThisPythonKernelManager(AsyncKernelManager):
+        """`python3` resolved to this interpreter's ipykernel, ignoring user/system kernelspecs."""
+
+        @default("kernel_spec_manager")
+        def _default_ksm(self) -> KernelSpecManager:
+            return KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
+
+    return ThisPythonKernelManager
+
+
+def export_html(notebook: Path, html: Path) -> Path:
+    """Write the audit report: the executed notebook as HTML without code cells or prompts.
+
+    Figures read offline because the notebook itself carries plotly.js (`wolfkit.report.setup`).
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from wolfkit.report import RECORD_MIMETYPE
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:  # recorded values are for machines; the report shows them in prose
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if set(o.get("data", {})) != {RECORD_MIMETYPE}]
+    exporter = HTMLExporter(
+        template_name="lab", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook.stem}})
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def _mark_timeout(notebook: Path, message: str) -> None:
+    """Papermill saves a timed-out notebook without an error output; add one where it stopped."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    started = [c for c in nb.cells if c.cell_type == "code"
+               and c.get("metadata", {}).get("papermill", {}).get("status", "pending") != "pending"]
+    if started:  # the cell that was running when the clock ran out is the last one started
+        cell = started[-1]
+        cell.metadata.papermill["status"] = "failed"
+        cell.outputs.append(
+            nbformat.v4.new_output("error", ename="CellTimeoutError", evalue=message, traceback=[message])
+        )
+    nb.metadata.setdefault("papermill", {})["exception"] = True
+    nbformat.write(nb, notebook)
+
+
+def _stamp(notebook: Path, meta: dict[str, Any]) -> None:
+    """Record the run's identity in the notebook metadata (`metadata.wolfkit`)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["wolfkit"] = meta
+    nbformat.write(nb, notebook)
+
+
+def run_notebook(
+    kind: str,
+    session: date,
+    parameters: dict[str, Any],
+    outputs_dir: str | Path,
+    *,
+    notebook: str | Path | None = None,
+    cell_timeout: float | None = 600.0,
+    run_id: str | None = None,
+    cwd: str | Path | None = None,
+    html: bool = True,
+) -> NotebookRun:
+    """Execute `notebooks/<kind>.ipynb` (or `notebook`) with papermill into `outputs_dir/<session>/`.
+
+    Adds `run_id`, `run_suffix` and `outputs_dir` to `parameters`. Never raises for a failing cell or a
+    timeout: the result says so (`raise_for_status()` turns it into exit code 1) and the executed
+    notebook is kept as `<kind>[.N].failed.ipynb`.
+    """
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError
+
+    import wolfkit
+
+    source = Path(notebook) if notebook else NOTEBOOKS_DIR / f"{kind}.ipynb"
+    if not source.is_file():
+        raise BadInputError(f"{source}: notebook not found; pass an existing .ipynb (see notebooks/)")
+    outputs_dir = Path(outputs_dir).resolve()
+    folder = day_dir(outputs_dir, session)
+    sfx = claim_suffix(folder, kind)
+    run_id = run_id or new_run_id(kind, session)
+    out_nb = folder / f"{kind}{sfx}.ipynb"
+    params = {**parameters, "run_id": run_id, "run_suffix": sfx, "outputs_dir": str(outputs_dir)}
+    _refuse_secret_parameters(params)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    status, error = RunStatus.OK, None
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(out_nb),
+            parameters=params,
+            kernel_name="python3",
+            kernel_manager_class=_kernel_manager_class(),
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no transport chatter in cron mail
+            execution_timeout=cell_timeout,
+            cwd=str(Path(cwd).resolve()) if cwd else str(project_root()),
+            progress_bar=False,
+            report_mode=False,
+        )
+    except CellTimeoutError:
+        status, error = RunStatus.TIMEOUT, f"a cell ran longer than the cell timeout of {cell_timeout:g} s"
+        if out_nb.stat().st_size:
+            _mark_timeout(out_nb, error)
+    except pm.PapermillExecutionError as e:
+        status, error = RunStatus.FAILED, f"cell {e.exec_count} raised {e.ename}: {e.evalue}"
+    elapsed = time.perf_counter() - t0
+    meta = {
+        "kind": kind,
+        "run_id": run_id,
+        "session": session.isoformat(),
+        "suffix": sfx,
+        "status": status.value,
+        "error": error,
+        "wolfkit_version": wolfkit.__version__,
+        "started_at": started.isoformat(),
+        "elapsed_s": round(elapsed, 3),
+    }
+    if out_nb.stat().st_size:
+        _stamp(out_nb, meta)
+    if status is not RunStatus.OK:
+        kept = out_nb.with_name(f"{kind}{sfx}.failed.ipynb")
+        out_nb.replace(kept)
+        out_nb = kept
+    out_html = None
+    if html and out_nb.stat().st_size:
+        out_html = export_html(out_nb, out_nb.with_suffix(".html"))
+    result = NotebookRun(kind, session, run_id, sfx, out_nb, out_html, status, error, elapsed)
+    _append_index(folder, meta, result)
+    return result
+
+
+def _append_index(folder: Path, meta: dict[str, Any], run: NotebookRun) -> None:
+    line = {**meta, "notebook": run.notebook.name, "html": run.html.name if run.html else None}
+    with open(folder / RUN_INDEX, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def read_index(folder: str | Path) -> list[dict[str, Any]]:
+    """The day's run log (`runs.jsonl`), oldest first."""
+    p = Path(folder) / RUN_INDEX
+    if not p.is_file():
+        return []
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook side: the first code cell of every wolfkit notebook.
+
+
+@dataclass
+class RunContext:
+    """Who, what and where of one notebook run; later cells pass it to `wolfkit.report` sections."""
+
+    kind: str
+    session: date
+    params_path: Path
+    params: Any  # wolfkit.config.Params
+    run_id: str
+    suffix: str
+    outputs_dir: Path
+    forced: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def day_dir(self) -> Path:
+        return day_dir(self.outputs_dir, self.session)
+
+    def export_path(self, name: str) -> Path:
+        """`outputs/<date>/<stem><suffix>.<ext>`, never an existing file."""
+        stem, ext = name.split(".", 1)
+        self.day_dir.mkdir(parents=True, exist_ok=True)
+        return unique_path(self.day_dir / f"{stem}{self.suffix}.{ext}")
+
+
+def start(
+    kind: str,
+    run_date: str = "latest",
+    params_file: str = "parameters/demo.yaml",
+    outputs_dir: str = "outputs",
+    run_id: str = "",
+    run_suffix: str = "",
+    force: bool = False,
+    show: bool = True,
+    **shown: Any,
+) -> RunContext:
+    """Open a notebook run: load and validate the parameters, resolve the session, show the header.
+
+    A date that is not a trading day stops here unless `force` (the runner checks this before it
+    starts a kernel; this guards notebooks run by hand or by another scheduler). `shown` are further
+    notebook parameters to list in the header (e.g. equity).
+    """
+    from wolfkit import calendar, report
+    from wolfkit.config import load_params
+
+    path = resolve(params_file)
+    params = load_params(path)
+    session = calendar.resolve_date(run_date)
+    if not calendar.is_trading_day(session) and not force:
+        raise BadInputError(
+            f"{session} is not a trading day (weekend or NYSE holiday); the next session is "
+            f"{calendar.next_session(session)}. Use force=True (CLI: --force) to run anyway."
+        )
+    ctx = RunContext(
+        kind=kind,
+        session=session,
+        params_path=path,
+        params=params,
+        run_id=run_id or new_run_id(kind, session),
+        suffix=run_suffix,
+        outputs_dir=resolve(outputs_dir),
+        forced=not calendar.is_trading_day(session),
+        extra=dict(shown),
+    )
+    if show:
+        report.setup()
+        report.header(ctx)
+    return ctx
+
+
+def notebook_parameters(
+    kind: str, params_file: str | Path, session: date, outputs_dir: str | Path, **extra: Any
+) -> dict[str, Any]:
+    """The papermill parameters for `notebooks/<kind>.ipynb` (never secrets: they land in the audit).
+
+    Paths are made absolute so the kernel's working directory does not matter; `execute` reads the
+    day's `orders.json` unless `orders_file` is given.
+    """
+    values: dict[str, Any] = {"run_date": session.isoformat(), "params_file": str(Path(params_file).resolve())}
+    if kind == "execute":
+        values["orders_file"] = str(day_dir(Path(outputs_dir).resolve(), session) / "orders.json")
+    values.update({k: v for k, v in extra.items() if v is not None})
+    return values
+
+
+def _refuse_secret_parameters(parameters: dict[str, Any]) -> None:
+    """Refuse to write a key or secret into an audit notebook as a parameter."""
+    values = {str(v) for v in parameters.values()}
+    for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+        secret = os.environ.get(name)
+        if secret and secret in values:
+            raise BadInputError(f"a notebook parameter equals ${name}; keys come from the environment only")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def scan(ctx: RunContext) -> Any:
+    """Run the day's scan (`wolfkit.scan.run_scan`); None when this build has no scan stage."""
+    if not (_has("wolfkit.scan") and _has("wolfkit.data.registry")):
+        return None
+    from wolfkit.scan import run_scan
+
+    return run_scan(ctx.params, ctx.session)
+
+
+def build(ctx: RunContext, scan_result: Any, equity: float, buying_power: float = 0.0) -> Any:
+    """Build the day's pack and order plan (`wolfkit.orders.build_order_plan`); None without a scan.
+
+    `buying_power` 0 means 2× equity, a Reg-T margin account (both leverage buckets apply); pass the
+    equity itself for a cash account.
+    """
+    if scan_result is None:
+        return None
+    from wolfkit.orders import build_order_plan
+
+    return build_order_plan(
+        scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or 2.0 * equity,
+        as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic),
+    )
+
+
+def export_premarket(ctx: RunContext, scan_result: Any, build_result: Any) -> dict[str, Any]:
+    """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder."""
+    paths: dict[str, Any] = {"opportunities": None, "orders": None}
+    if scan_result is not None:
+        from wolfkit.scan import write_scan
+
+        paths["opportunities"] = write_scan(scan_result, ctx.export_path("opportunities.csv"))
+    if build_result is not None:
+        from wolfkit.orders import write_orders
+
+        paths["orders"] = write_orders(build_result.plan, ctx.export_path("orders.json"))
+    from wolfkit import report
+
+    report.exports(paths)
+    return paths
+
+
+def tuning_panel(
+    ctx: RunContext, scan_result: Any, equity: float, buying_power: float = 0.0, save_dir: str = "parameters"
+) -> Any:
+    """The tuning panel over the day's opportunities (`wolfkit.widgets.TuningPanel`), its first preview
+    recorded; None (said plainly) without a scan."""
+    from wolfkit import report
+
+    if scan_result is None:
+        report.missing_stage("scan", "wolfkit.scan")
+        return None
+    from wolfkit.widgets import TuningPanel
+
+    panel = TuningPanel(
+        ctx.params, scan_result.opportunities, equity, buying_power or 2.0 * equity, ctx.session,
+        base_path=ctx.params_path, save_dir=resolve(save_dir), synthetic=bool(scan_result.synthetic),
+    )
+    report.record("tune_preview", panel.summary())
+    report.record("tune_controls", sorted(panel.controls))
+    return panel
+
+
+def replay(ctx: RunContext, equity: float, orders_file: str = "") -> Any:
+    """Replay the session both ways (`wolfkit.replay.replay_session`), from an orders file when given."""
+    from wolfkit.replay import replay_session
+
+    plan = None
+    if orders_file:
+        from wolfkit.orders import read_orders
+
+        plan = read_orders(resolve(orders_file))
+    return replay_session(ctx.params, ctx.session, equity, plan=plan)

@@ -1,0 +1,248 @@
+"""Two-layer packing: the directional pack takes its bucket first, maxdiff plans fill the room after.
+
+Buckets (multiples of equity E). A MARGIN account (buying power > equity): directional bucket
+min(`directional_max`·E, buying power), total bucket min(`total_max`·E, buying power). A CASH account
+(no buying power given, or buying power <= equity): both buckets are (1 − `cash_reserve`)·E — no
+margin, the reserve stays cash, and there is no shorting (sell-only maxdiff plans are not eligible).
+
+Directional layer: target weights stay fractions of EQUITY on both account types — the pack buys
+allocation·E (95 % by default) in whole shares (`sizing.allocate_shares`), it is not scaled up to the
+1.3x bucket. The rest of the directional bucket is room for the intraday engine's directional adds.
+
+Maxdiff layer: its budget is the room up to the total bucket left by the directional pack's cost
+(seed 000: room = E × total_max − current exposure); at time `at` it may use
+`leverage.maxdiff_share_at(at)` of that budget (20 % at the open by default — which keeps the
+directional bucket's room free early in the day). Eligible plans (all of pred_high, pred_low,
+maxdiff_avg_return > 0 and >= `maxdiff.min_avg_return`, maxdiff_side; at most
+`max_positions_per_symbol` positions per symbol across the layers, a directional holding counting
+one) are ranked by avg_return. Each plan's size is the seed's dynamic rule, capacity / active plans
+(active = min(`maxdiff_max_active`, eligible)), or leverage-aware Kelly; its limit price is the start
+of its ramp (buy and both: pred_low × buy_ramp[0]; sell: pred_high × sell_ramp[0]).
+
+Knapsack, same objective for both methods: maximise Σ avg_return × qty × limit (expected profit in USD)
+subject to Σ qty × limit <= capacity, 1 <= qty <= floor(size / limit) for a listening plan, at most
+`maxdiff_max_active` listening. ``optimal`` solves it exactly (MILP, HiGHS); ``greedy`` takes plans by
+rank at full size and shrinks the tail to the room left. Plans left out are ``queued`` with their rank
+and the room they need; they rotate in as room frees up during the day.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import time
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from wolfkit.config import Params
+from wolfkit.diversify import Method, Targets
+from wolfkit.errors import BadInputError, InfeasibleError
+from wolfkit.orders import PlanStatus, Side, round_to_tick
+from wolfkit.sizing import allocate_shares, kelly_fraction
+
+MAXDIFF_COLUMNS = ["pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side"]
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Both layers, sized in whole shares.
+
+    `directional`: symbol, sector, cap_tier, score, weight, price, qty, cost (USD).
+    `maxdiff`: symbol, side, high_target, low_target, avg_return, limit_price, rank, status, qty,
+    cost (USD, 0 when queued), room_needed (USD of its full size). `maxdiff_excluded`: symbol, reason.
+    """
+
+    directional: pd.DataFrame
+    maxdiff: pd.DataFrame
+    maxdiff_excluded: pd.DataFrame
+    method: str
+    margin: bool
+    directional_bucket: float
+    total_bucket: float
+    maxdiff_budget: float
+    maxdiff_capacity: float
+    maxdiff_objective: float
+    leftover_cash: float
+
+
+def buckets(params: Params, equity: float, buying_power: float | None) -> tuple[bool, float, float]:
+    """(margin?, directional bucket USD, total bucket USD) for an account."""
+    if not (math.isfinite(equity) and equity > 0):
+        raise BadInputError(f"equity must be a positive number of USD, got {equity}")
+    if buying_power is not None and not (math.isfinite(buying_power) and buying_power > 0):
+        raise BadInputError(f"buying power must be a positive number of USD, got {buying_power}")
+    lev = params.leverage
+    if buying_power is not None and buying_power > equity:
+        return True, min(lev.directional_max * equity, buying_power), min(lev.total_max * equity, buying_power)
+    cash = (1 - params.portfolio.cash_reserve) * equity
+    if buying_power is not None:
+        cash = min(cash, buying_power)
+    return False, cash, cash
+
+
+def _directional(targets: Targets, opps: pd.DataFrame, equity: float, bucket: float) -> tuple[pd.DataFrame, float]:
+    w = targets.weights
+    budget = targets.allocation * equity
+    if budget > bucket * (1 + 1e-9):
+        raise InfeasibleError(
+            f"buying power: the directional pack needs ${budget:,.0f} ({targets.allocation:.1%} of equity) "
+            f"but the directional bucket holds ${bucket:,.0f}; lower the allocation or add buying power"
+        )
+    price = opps.set_index("symbol")["price"]
+    d = w[["symbol", "sector", "cap_tier", "score", "weight"]].copy()
+    d["price"] = price.loc[d["symbol"]].to_numpy(float)
+    shares = allocate_shares(
+        {s: x / targets.allocation for s, x in zip(d["symbol"], d["weight"])} if len(d) else {},
+        dict(zip(d["symbol"], d["price"])),
+        budget,
+    ) if len(d) else {}
+    d["qty"] = [shares[s] for s in d["symbol"]]
+    d["cost"] = d["qty"] * d["price"]
+    return d.reset_index(drop=True), float(budget - d["cost"].sum())
+
+
+def _eligible(opps: pd.DataFrame, held: set[str], params: Params, margin: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cols = [c for c in MAXDIFF_COLUMNS if c in opps]
+    if not params.maxdiff.enabled or len(cols) < len(MAXDIFF_COLUMNS):
+        return pd.DataFrame(), pd.DataFrame(columns=["symbol", "reason"])
+    m = opps.dropna(subset=MAXDIFF_COLUMNS).copy()
+    reasons: list[tuple[str, str]] = []
+    keep = np.ones(len(m), dtype=bool)
+    for k, (sym, r, side) in enumerate(zip(m["symbol"], m["maxdiff_avg_return"], m["maxdiff_side"])):
+        if r < params.maxdiff.min_avg_return or r <= 0:
+            reasons.append((sym, f"avg_return {r:.4f} below maxdiff.min_avg_return {params.maxdiff.min_avg_return:g} (or not positive)"))
+        elif (1 if sym in held else 0) + 1 > params.leverage.max_positions_per_symbol:
+            reasons.append((sym, f"per-symbol limit: {params.leverage.max_positions_per_symbol} position(s) per symbol across layers"))
+        elif side == "sell" and not margin:
+            reasons.append((sym, "cash account: a sell-only plan would be a short sale"))
+        else:
+            continue
+        keep[k] = False
+    m = m.loc[keep].copy()
+    buy_side = m["maxdiff_side"].isin(["buy", "both"]).to_numpy()
+    b0, s0 = params.maxdiff.buy_ramp[0], params.maxdiff.sell_ramp[0]
+    m["limit_price"] = [
+        round_to_tick(lo * b0, Side.BUY) if b else round_to_tick(hi * s0, Side.SELL)
+        for b, lo, hi in zip(buy_side, m["pred_low"], m["pred_high"])
+    ]
+    m = m.sort_values(["maxdiff_avg_return", "symbol"], ascending=[False, True]).reset_index(drop=True)
+    m["rank"] = np.arange(1, len(m) + 1)
+    return m, pd.DataFrame(reasons, columns=["symbol", "reason"])
+
+
+def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
+    """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active."""
+    n = len(value)
+    if n == 0 or capacity <= 0:
+        return np.zeros(n)
+    eye = np.eye(n)
+    a = np.vstack([
+        np.r_[price, np.zeros(n)],
+        np.r_[np.zeros(n), np.ones(n)],
+    ])
+    link = np.hstack([eye, -np.diag(qmax)])  # q - qmax y <= 0
+    link_lo = np.hstack([eye, -eye])  # q - y >= 0
+    res = milp(
+        np.r_[-value * price, np.zeros(n)],
+        constraints=[
+            LinearConstraint(a, [-np.inf, -np.inf], [capacity, max_active]),
+            LinearConstraint(link, -np.inf, 0.0),
+            LinearConstraint(link_lo, 0.0, np.inf),
+        ],
+        integrality=np.ones(2 * n),
+        bounds=Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
+        options={"mip_rel_gap": 1e-9},
+    )
+    q = np.round(res.x[:n]) if res.x is not None else np.zeros(n)
+    while float(q @ price) > capacity:  # solver tolerance must never overfill the room
+        q[int(np.argmax(np.where(q > 0, price, -np.inf)))] -= 1
+    return q
+
+
+def _knapsack_greedy(price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
+    """By rank (rows are sorted by avg_return): full size while room allows, shrink the tail."""
+    q = np.zeros(len(price))
+    room = capacity
+    for i in range(len(price)):
+        if (q > 0).sum() >= max_active:
+            break
+        take = min(qmax[i], math.floor(room / price[i] + 1e-9))
+        if take >= 1:
+            q[i] = take
+            room -= take * price[i]
+    return q
+
+
+def pack_layers(
+    targets: Targets,
+    opps: pd.DataFrame,
+    params: Params,
+    equity: float,
+    buying_power: float,
+    at: time = time(9, 30),
+    method: str | None = None,
+) -> Packing:
+    """Size the directional pack in shares and pack maxdiff plans into the room left at time `at`."""
+    m = Method(method or targets.method)
+    margin, dir_bucket, total_bucket = buckets(params, equity, buying_power)
+    directional, leftover = _directional(targets, opps, equity, dir_bucket)
+    dir_cost = float(directional["cost"].sum())
+    budget = max(total_bucket - dir_cost, 0.0)
+    capacity = budget * params.leverage.maxdiff_share_at(at)
+    plans, excluded = _eligible(opps, set(directional.loc[directional["qty"] > 0, "symbol"]), params, margin)
+    max_active = params.sizing.maxdiff_max_active
+    n = len(plans)
+    cols = ["symbol", "side", "high_target", "low_target", "avg_return", "limit_price", "rank", "status",
+            "qty", "cost", "room_needed"]
+    if n == 0:
+        md = pd.DataFrame(columns=cols)
+        objective = 0.0
+    else:
+        price = plans["limit_price"].to_numpy(float)
+        if params.sizing.maxdiff_rule == "kelly":
+            if "return_std" not in plans or plans["return_std"].isna().any():
+                raise BadInputError(
+                    "opportunities: sizing.maxdiff_rule kelly needs return_std on every maxdiff plan; "
+                    "add the column or use maxdiff_rule: dynamic"
+                )
+            size = np.array([
+                min(kelly_fraction(r, sd**2, budget / equity, params.sizing.kelly_fraction) * equity, capacity)
+                for r, sd in zip(plans["maxdiff_avg_return"], plans["return_std"])
+            ])
+        else:
+            size = np.full(n, capacity / min(max_active, n))
+        qmax = np.floor(size / price + 1e-9)
+        ret = plans["maxdiff_avg_return"].to_numpy(float)
+        if m is Method.OPTIMAL:
+            q = _knapsack_exact(ret, price, qmax, capacity, max_active)
+        else:
+            q = _knapsack_greedy(price, qmax, capacity, max_active)
+        md = pd.DataFrame({
+            "symbol": plans["symbol"],
+            "side": plans["maxdiff_side"],
+            "high_target": plans["pred_high"].astype(float),
+            "low_target": plans["pred_low"].astype(float),
+            "avg_return": ret,
+            "limit_price": price,
+            "rank": plans["rank"].astype(int),
+            "status": [PlanStatus.LISTENING if x > 0 else PlanStatus.QUEUED for x in q],
+            "qty": q.astype(int),
+            "cost": q * price,
+            "room_needed": np.maximum(qmax, 1) * price,
+        })
+        objective = float((ret * q * price).sum())
+    return Packing(
+        directional=directional,
+        maxdiff=md,
+        maxdiff_excluded=excluded,
+        method=str(m),
+        margin=margin,
+        directional_bucket=dir_bucket,
+        total_bucket=total_bucket,
+        maxdiff_budget=budget,
+        maxdiff_capacity=capacity,
+        maxdiff_objective=objective,
+        leftover_cash=leftover,
+    )

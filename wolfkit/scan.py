@@ -1,0 +1,594 @@
+"""The scanner: daily bars before a session -> the ranked opportunities table (DESIGN.md contract).
+
+Why it is built this way:
+
+- **No look-ahead.** Scanning for session D reads only bars dated strictly before D; the panel is
+  the last `scan.lookback_days` bar dates before D. The price is the mid of the latest pre-market
+  quote for D (bid and ask both positive, timestamp on D before the open) when the provider has
+  one, else the last close before D; `price_source` says which (`quote` | `close`).
+- **Scores a trader can check.** Every signal is percentile-ranked (0-100) across the whole
+  universe and kept as a `score_<signal>` column; the composite is the weighted mean of the
+  available component ranks, itself percentile-ranked so `score` is spread over 0-100 (the top
+  10% of the universe score 90+). A signal a symbol cannot be judged on is left out of its mean.
+- **Fast.** Everything per symbol runs vectorised over a dates x symbols panel; chunks of
+  `scan.chunk_size` symbols go to any `concurrent.futures.Executor` (a process pool when
+  `scan.workers > 0`, or a Dask client's `get_executor()`); ranks are taken over the whole universe
+  after the chunks return.
+- **Nothing dropped silently.** Symbols with too little history, no bars, a stale last bar, long
+  gaps, non-positive prices or missing metadata are listed in `excluded` with the reason.
+
+Directional strategies (long, one session, entered at the session's open `O`; the levels use only
+bars before the session; within a bar the extreme nearer the open is assumed to come first):
+
+- `takeprofit`: take profit at O + take_profit_atr x ATR, stop at O - stop_loss_atr x ATR (ATR: the
+  mean true range over `atr_period` sessions before the session); if neither is touched, exit at
+  the close.
+- `highlow`: take profit at the predicted high, stop at the predicted low (below); exit at the close
+  if neither is touched; no trade when the open is already outside the predicted range.
+- `simple`: buy at the open, sell at the close. On close-only data the open is unknown, so it is
+  backtested close to close (the only strategy available there).
+
+The predicted range for a session with reference price P (the prior close in the backtest, the
+scan price for the coming session): pred_high = P x (1 + mean(high / prior close - 1)),
+pred_low = P x (1 - mean(1 - low / prior close)), means over the last `atr_period` sessions.
+
+`expected_return` / `return_std` are the mean and standard deviation of the per-trade returns of
+the chosen strategy — the one with the highest mean among those with at least `MIN_TRADES` trades —
+walked forward over the lookback. `take_profit` / `stop_loss` are the levels the chosen strategy
+uses around the price (ATR-based for `takeprofit`, the predicted range for `highlow`, none for
+`simple`).
+
+Maxdiff: each session, a buy limit at pred_low and a sell limit (short) at pred_high. A buy fills
+when the low reaches pred_low (at the open if it opens below), exits at pred_high if the high is
+reached after the fill, else at the close; the sell mirrors it. A day whose limit is not touched
+returns 0. `maxdiff_avg_return` is the mean daily return per unit of capital of the chosen side:
+`both` when both sides average > 0 (their mean), else the better side.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from wolfkit.errors import BadInputError
+from wolfkit.signals import Panel, Signal, get_signal
+
+if TYPE_CHECKING:
+    from wolfkit.config import Params, ScanParams
+    from wolfkit.data.base import DataProvider
+
+
+class Strategy(StrEnum):
+    TAKEPROFIT = "takeprofit"
+    HIGHLOW = "highlow"
+    SIMPLE = "simple"
+
+
+class MaxdiffSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+    BOTH = "both"
+
+
+class PriceSource(StrEnum):
+    QUOTE = "quote"
+    CLOSE = "close"
+
+
+MIN_TRADES = 20
+OPPORTUNITY_COLUMNS = [
+    "symbol", "sector", "market_cap", "cap_tier", "price", "price_source", "score",
+    "expected_return", "return_std", "strategy", "take_profit", "stop_loss",
+    "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side",
+]
+EXCLUDED_COLUMNS = ["symbol", "reason"]
+OHLC_FIELDS = ["take_profit", "stop_loss", "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side"]
+
+
+@dataclass
+class ScanResult:
+    """What a scan produced, and what it was made from.
+
+    `opportunities`: OPPORTUNITY_COLUMNS + one `score_<signal>` per signal, sorted by score (desc).
+    `excluded`: symbol, reason. `unavailable`: columns that could not be computed for any symbol
+    (e.g. the high/low-based fields on close-only data) and strategies not evaluated
+    (`strategy:<name>`). `data_through`: the last bar date used (< `session`).
+    """
+
+    opportunities: pd.DataFrame
+    excluded: pd.DataFrame
+    session: date
+    data_through: date
+    synthetic: bool
+    unavailable: list[str]
+    provider: str
+    elapsed_s: float
+    signals: list[str] = field(default_factory=list)
+    min_score: float | None = None
+
+    def summary(self, top: int = 10) -> str:
+        """A few lines for a terminal: what was scanned, the best rows, what is missing and why."""
+        opp = self.opportunities
+        lines = [
+            f"scan for {self.session} from bars through {self.data_through} ({self.provider}): "
+            f"{len(opp)} ranked, {len(self.excluded)} excluded, {self.elapsed_s:.2f} s",
+        ]
+        if self.min_score is not None:
+            lines.append(f"candidates (score >= {self.min_score:g}): {int((opp['score'] >= self.min_score).sum())}")
+        if len(opp):
+            lines.append(f"prices: {int((opp['price_source'] == PriceSource.QUOTE).sum())} pre-market quotes, "
+                         f"{int((opp['price_source'] == PriceSource.CLOSE).sum())} last closes")
+            cols = ["symbol", "sector", "score", "price", "price_source", "strategy", "expected_return", "maxdiff_side"]
+            lines.append(opp[cols].head(top).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        if len(self.excluded):
+            reasons = self.excluded["reason"].str.split(":").str[0].value_counts()
+            lines.append("excluded: " + ", ".join(f"{n} {r}" for r, n in reasons.items()))
+        if self.unavailable:
+            lines.append("unavailable on this data: " + ", ".join(self.unavailable))
+        if self.synthetic:
+            from wolfkit.data.demo import SYNTHETIC_NOTICE
+
+            lines.append(SYNTHETIC_NOTICE)
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- panel and exclusions (pure)
+
+
+def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc: bool = True) -> Panel:
+    """The panel of the last `lookback_days` bar dates strictly before `session`."""
+    if bars.empty:
+        raise BadInputError(f"no daily bars before {session}: the data source returned none; check data.source")
+    dates = pd.to_datetime(bars["date"]).to_numpy()
+    before = dates < np.datetime64(pd.Timestamp(session))
+    kept = np.sort(pd.unique(dates[before]))[-lookback_days:]
+    if len(kept) == 0:
+        raise BadInputError(
+            f"no daily bars before {session}: the data ends on or after it starts; pick a later --date"
+        )
+    return Panel.from_bars(bars.loc[before & (dates >= kept[0])], has_ohlc=has_ohlc)
+
+
+def _last_seen(observed: np.ndarray) -> np.ndarray:
+    """Row index of the latest observed row at or before each row (-1 before the first)."""
+    idx = np.where(observed, np.arange(observed.shape[0])[:, None], -1)
+    return np.maximum.accumulate(idx, axis=0)
+
+
+def ffill(a: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs down each column (leading NaNs stay)."""
+    seen = _last_seen(~np.isnan(a))
+    out = a[np.maximum(seen, 0), np.arange(a.shape[1])]
+    out[seen < 0] = np.nan
+    return out
+
+
+def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.DataFrame:
+    """Symbols that cannot be scanned, with every reason (columns: symbol, reason)."""
+    T = panel.shape[0]
+    obs = ~np.isnan(panel.close)
+    seen = _last_seen(obs)
+    n_bars = obs.sum(axis=0)
+    since_last = np.where(seen[-1] >= 0, T - 1 - seen[-1], T)
+    prev = np.vstack([np.full((1, obs.shape[1]), -1), seen[:-1]])
+    gaps = np.where(obs & (prev >= 0), np.arange(T)[:, None] - prev - 1, 0)
+    longest = gaps.max(axis=0, initial=0)
+    gap_end = gaps.argmax(axis=0)
+    fields = [panel.close] + ([panel.open, panel.high, panel.low] if panel.has_ohlc else [])
+    nonpos = np.zeros_like(obs)
+    for f in fields:
+        nonpos |= obs & (f <= 0)
+    first_nonpos = nonpos.argmax(axis=0)
+
+    reasons: dict[str, list[str]] = {}
+    for j in np.flatnonzero((n_bars == 0) | (since_last > scan.max_gap_days) | (n_bars < scan.min_history)
+                            | (longest > scan.max_gap_days) | nonpos.any(axis=0)):
+        sym, why = panel.symbols[j], []
+        if n_bars[j] == 0:
+            why.append(f"no bars in the {T} sessions before the scan date (halted, delisted or unknown)")
+        else:
+            if since_last[j] > scan.max_gap_days:
+                why.append(
+                    f"halted or stale: last bar {panel.dates[seen[-1, j]].date()}, {since_last[j]} sessions "
+                    f"before the last data date > max_gap_days {scan.max_gap_days}"
+                )
+            if n_bars[j] < scan.min_history:
+                why.append(f"too little history: {n_bars[j]} bars < min_history {scan.min_history}")
+            if longest[j] > scan.max_gap_days:
+                why.append(
+                    f"gap of {longest[j]} sessions without bars (ending {panel.dates[gap_end[j]].date()}) "
+                    f"> max_gap_days {scan.max_gap_days}"
+                )
+            if nonpos[:, j].any():
+                why.append(f"non-positive price on {panel.dates[first_nonpos[j]].date()}")
+        reasons[sym] = why
+    in_panel = set(panel.symbols)
+    for sym in symbols:
+        if sym not in in_panel:
+            reasons[sym] = [f"no bars in the {T} sessions before the scan date (halted, delisted or unknown)"]
+    rows = [(s, "; ".join(r)) for s, r in reasons.items()]
+    return pd.DataFrame(rows, columns=EXCLUDED_COLUMNS)
+
+
+# ---------------------------------------------------------------- walk-forward backtests (pure)
+
+
+def _shift(a: np.ndarray) -> np.ndarray:
+    out = np.full_like(a, np.nan)
+    out[1:] = a[:-1]
+    return out
+
+
+def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
+    """Mean over the last w rows of each column, over the values present (at least half of w).
+
+    Cumulative sums over the whole panel at once: no per-column work.
+    """
+    ok = ~np.isnan(a)
+    zero = np.zeros((1, a.shape[1]))
+    total = np.vstack([zero, np.cumsum(np.where(ok, a, 0.0), axis=0)])
+    count = np.vstack([zero, np.cumsum(ok, axis=0)])
+    hi = np.arange(1, a.shape[0] + 1)
+    lo = np.maximum(hi - w, 0)
+    n = count[hi] - count[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= max(2, w // 2), (total[hi] - total[lo]) / n, np.nan)
+
+
+def _bracket_exit(H: np.ndarray, L: np.ndarray, C: np.ndarray, tp: np.ndarray, sl: np.ndarray,
+                  low_first: np.ndarray) -> np.ndarray:
+    hit_tp, hit_sl = H >= tp, L <= sl
+    return np.where(hit_tp & hit_sl, np.where(low_first, sl, tp), np.where(hit_tp, tp, np.where(hit_sl, sl, C)))
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Per-session inputs known before the open (rows: sessions of the panel).
+
+    `prev_close` is the last close before each session; `atr` and the range means are computed
+    through each row (use the previous row's value to trade a session).
+    """
+
+    prev_close: np.ndarray
+    atr: np.ndarray
+    range_up: np.ndarray
+    range_down: np.ndarray
+
+
+def levels(panel: Panel, period: int) -> Levels:
+    """ATR and the mean up/down range around the prior close, walk-forward."""
+    pc = _shift(ffill(panel.close))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tr = np.fmax(panel.high, pc) - np.fmin(panel.low, pc)
+        tr = np.where(np.isnan(panel.high) | np.isnan(panel.low), np.nan, tr)
+        up = panel.high / pc - 1
+        down = 1 - panel.low / pc
+    return Levels(pc, _rolling_mean(tr, period), _rolling_mean(up, period), _rolling_mean(down, period))
+
+
+def trade_returns(panel: Panel, lv: Levels, scan: ScanParams) -> dict[Strategy, np.ndarray]:
+    """Per-session returns of each directional strategy (dates x symbols; NaN: no trade / no data).
+
+    Row t trades session t using only rows before t for its levels. On close-only data only
+    `simple` (close to close) is returned. `lv` is `levels(panel, scan.atr_period)`.
+    """
+    O, H, L, C = panel.open, panel.high, panel.low, panel.close
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if not panel.has_ohlc:
+            return {Strategy.SIMPLE: C / lv.prev_close - 1}
+        low_first = (O - L) <= (H - O)
+        atr = _shift(lv.atr)
+        exit_tp = _bracket_exit(H, L, C, O + scan.take_profit_atr * atr, O - scan.stop_loss_atr * atr, low_first)
+        tp = np.where(np.isnan(atr), np.nan, exit_tp / O - 1)
+        ph = lv.prev_close * (1 + _shift(lv.range_up))
+        pl = lv.prev_close * (1 - _shift(lv.range_down))
+        inside = (pl < O) & (O < ph)
+        hl = np.where(inside, _bracket_exit(H, L, C, ph, pl, low_first) / O - 1, np.nan)
+        simple = C / O - 1
+    return {Strategy.TAKEPROFIT: tp, Strategy.HIGHLOW: hl, Strategy.SIMPLE: simple}
+
+
+def maxdiff_returns(panel: Panel, lv: Levels) -> tuple[np.ndarray, np.ndarray]:
+    """Per-session returns of the maxdiff buy side and sell side (0 when the limit was not touched)."""
+    O, H, L, C = panel.open, panel.high, panel.low, panel.close
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ph = lv.prev_close * (1 + _shift(lv.range_up))
+        pl = lv.prev_close * (1 - _shift(lv.range_down))
+        low_first = (O - L) <= (H - O)
+        known = ~(np.isnan(ph) | np.isnan(pl) | np.isnan(O) | np.isnan(H) | np.isnan(L) | np.isnan(C))
+        buy_entry = np.fmin(O, pl)
+        buy_exit = np.where(((O <= pl) | low_first) & (H >= ph), ph, C)
+        buy = np.where(L <= pl, buy_exit / buy_entry - 1, 0.0)
+        sell_entry = np.fmax(O, ph)
+        sell_exit = np.where(((O >= ph) | ~low_first) & (L <= pl), pl, C)
+        sell = np.where(H >= ph, 1 - sell_exit / sell_entry, 0.0)
+    return np.where(known, buy, np.nan), np.where(known, sell, np.nan)
+
+
+def _stats(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column-wise mean, sample std and count over non-NaN values, without warnings."""
+    ok = ~np.isnan(r)
+    n = ok.sum(axis=0)
+    x = np.where(ok, r, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, x.sum(axis=0) / n, np.nan)
+        var = np.where(n > 1, (np.where(ok, r - mean, 0.0) ** 2).sum(axis=0) / (n - 1), np.nan)
+    return mean, np.sqrt(var), n
+
+
+# ---------------------------------------------------------------- per-chunk work and ranking (pure)
+
+
+def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.DataFrame:
+    """Everything per symbol for one chunk: raw signal values, strategy choice and statistics, levels.
+
+    `panel` holds raw bars (NaN where a bar is missing). Index: symbol. Columns: `raw_<signal>`,
+    last_close, atr, range_up, range_down, strategy, expected_return, return_std, maxdiff_buy,
+    maxdiff_sell.
+    """
+    filled = Panel(panel.dates, panel.symbols, panel.open, panel.high, panel.low, ffill(panel.close),
+                   panel.volume, panel.has_ohlc)
+    out = pd.DataFrame(index=panel.symbols)
+    for s in signals:
+        if s.needs_ohlc and not panel.has_ohlc:
+            out[f"raw_{s.name}"] = np.nan
+        else:
+            out[f"raw_{s.name}"] = pd.Series(s.compute(filled), dtype=float).reindex(panel.symbols).to_numpy()
+    out["last_close"] = filled.close[-1]
+
+    lv = levels(panel, scan.atr_period)
+    out["atr"], out["range_up"], out["range_down"] = lv.atr[-1], lv.range_up[-1], lv.range_down[-1]
+    if not panel.has_ohlc:
+        out[["atr", "range_up", "range_down"]] = np.nan
+
+    names, means, stds = [], [], []
+    for strat, r in trade_returns(panel, lv, scan).items():
+        m, sd, n = _stats(r)
+        names.append(strat.value)
+        means.append(np.where(n >= MIN_TRADES, m, np.nan))
+        stds.append(sd)
+    M, S = np.vstack(means), np.vstack(stds)
+    has = ~np.isnan(M).all(axis=0)
+    best = np.argmax(np.where(np.isnan(M), -np.inf, M), axis=0)
+    cols = np.arange(M.shape[1])
+    out["strategy"] = np.where(has, np.asarray(names, dtype=object)[best], None)
+    out["expected_return"] = np.where(has, M[best, cols], np.nan)
+    out["return_std"] = np.where(has, S[best, cols], np.nan)
+
+    if panel.has_ohlc:
+        buy, sell = maxdiff_returns(panel, lv)
+        out["maxdiff_buy"], out["maxdiff_sell"] = _stats(buy)[0], _stats(sell)[0]
+    else:
+        out["maxdiff_buy"] = out["maxdiff_sell"] = np.nan
+    return out
+
+
+def percentile_rank(values: pd.Series) -> pd.Series:
+    """Cross-sectional rank scaled to 0 (lowest) .. 100 (highest); ties share their average; NaN stays."""
+    n = values.notna().sum()
+    if n <= 1:
+        return pd.Series(np.where(values.notna(), 50.0, np.nan), index=values.index)
+    return (values.rank(method="average") - 1) / (n - 1) * 100
+
+
+def composite_scores(raw: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
+    """Component scores `score_<name>` (percentile ranks) and `score`, over ALL rows of `raw`.
+
+    `raw` has one column per signal name. The composite is the weighted mean of the components
+    present for a row (weights renormalised), percentile-ranked again so it spans 0-100.
+    """
+    comps = pd.DataFrame({f"score_{k}": percentile_rank(raw[k]) for k in raw.columns}, index=raw.index)
+    w = np.array([weights[k] for k in raw.columns], dtype=float)
+    v = comps.to_numpy()
+    ok = ~np.isnan(v)
+    wsum = (ok * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mix = np.where(wsum > 0, np.where(ok, v, 0.0) @ w / wsum, np.nan)
+    comps.insert(0, "score", percentile_rank(pd.Series(mix, index=raw.index)))
+    return comps
+
+
+# ---------------------------------------------------------------- the scan (I/O through the provider)
+
+
+def _resolve_signals(scan: ScanParams) -> tuple[list[Signal], dict[str, float]]:
+    sigs, weights = [], {}
+    for key, w in scan.signals.items():
+        s = get_signal(key)
+        if s.name in weights:
+            raise BadInputError(f"scan.signals: two entries produce the signal name {s.name!r}; keep one")
+        sigs.append(s)
+        weights[s.name] = w
+    return sigs, weights
+
+
+def _quote_prices(provider: DataProvider, symbols: list[str], session: date) -> pd.Series:
+    """Mid of the latest quote on `session` before its open (bid and ask positive, ask >= bid).
+
+    Asked for as of one minute before the open; a quote stamped on an earlier day is stale and
+    ignored, and a date that is not a session has no pre-market (the last close is the price).
+    """
+    from wolfkit import calendar
+
+    if not symbols or not calendar.is_trading_day(session):
+        return pd.Series(dtype=float)  # no session, no pre-market
+    as_of = calendar.session_open(session) - timedelta(minutes=1)
+    try:
+        q = provider.latest_quotes(symbols, as_of)
+    except NotImplementedError:
+        return pd.Series(dtype=float)
+    if q is None or len(q) == 0:
+        return pd.Series(dtype=float)
+    ts = pd.to_datetime(q["timestamp"])
+    ts = ts.dt.tz_convert(calendar.NY) if ts.dt.tz is not None else ts.dt.tz_localize(calendar.NY)
+    bid, ask = q["bid"].astype(float), q["ask"].astype(float)
+    ok = (bid > 0) & (ask >= bid) & (ts.dt.date == session) & (ts <= pd.Timestamp(as_of))
+    return pd.Series(((bid + ask) / 2)[ok].to_numpy(), index=q["symbol"][ok].astype(str).to_numpy())
+
+
+def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: Executor | None,
+                progress: bool) -> pd.DataFrame:
+    size = params.scan.chunk_size
+    bounds = [slice(i, min(i + size, panel.shape[1])) for i in range(0, panel.shape[1], size)]
+    if executor is None and params.scan.workers == 0:
+        parts = []
+        with _progress(progress, len(bounds)) as advance:
+            for b in bounds:
+                parts.append(scan_chunk(panel.take(b), signals, params.scan))
+                advance()
+        return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan)
+    own = executor is None
+    pool = ProcessPoolExecutor(max_workers=params.scan.workers) if own else executor
+    try:
+        futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan): i
+                                      for i, b in enumerate(bounds)}
+        parts_by_index: dict[int, pd.DataFrame] = {}
+        with _progress(progress, len(bounds)) as advance:
+            for f in as_completed(futures):
+                parts_by_index[futures[f]] = f.result()
+                advance()
+    finally:
+        if own:
+            pool.shutdown()
+    return pd.concat([parts_by_index[i] for i in range(len(bounds))])
+
+
+class _progress:
+    """A rich progress bar over chunks when asked for, else a no-op."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total = show and total > 1, total
+
+    def __enter__(self):  # noqa: ANN204
+        if not self.show:
+            return lambda: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task("scanning", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        if self.show:
+            self._bar.__exit__(*exc)
+
+
+def run_scan(params: Params, session: date, provider: DataProvider | None = None,
+             executor: Executor | None = None, progress: bool = False) -> ScanResult:
+    """Scan the universe for `session` from bars strictly before it (see the module docstring)."""
+    t0 = time.perf_counter()
+    scan = params.scan
+    if scan.min_history > scan.lookback_days:
+        raise BadInputError(
+            f"scan.min_history {scan.min_history} > scan.lookback_days {scan.lookback_days}: every symbol "
+            "would be excluded; lower min_history or raise lookback_days"
+        )
+    if provider is None:
+        from wolfkit.data import get_provider
+
+        provider = get_provider(params)
+    signals, weights = _resolve_signals(scan)
+
+    uni = provider.universe().copy()
+    uni["symbol"] = uni["symbol"].astype(str)
+    if params.data.symbols:
+        uni = uni[uni["symbol"].isin(params.data.symbols)]
+    uni = uni.drop_duplicates("symbol").set_index("symbol")
+    no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
+    symbols = list(uni.index)
+
+    start = session - timedelta(days=int(scan.lookback_days * 1.5) + 30)
+    bars = provider.daily_bars(symbols, start, session - timedelta(days=1))
+    bars = bars[bars["symbol"].astype(str).isin(set(symbols))]
+    panel = window_panel(bars, session, scan.lookback_days, has_ohlc=provider.has_ohlc)
+
+    excluded = find_exclusions(panel, symbols, scan)
+    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no sector or positive market_cap in the universe metadata"})
+    excluded = (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
+                .agg("; ".join).reset_index())
+    keep = np.flatnonzero(~panel.symbols.isin(excluded["symbol"]))
+    per_symbol = _run_chunks(panel.take(keep), signals, params, executor, progress)
+
+    raw = per_symbol[[f"raw_{s.name}" for s in signals]].rename(columns=lambda c: c[4:])
+    scores = composite_scores(raw, weights)
+    unscored = scores.index[scores["score"].isna()]
+    if len(unscored):
+        excluded = pd.concat([excluded, pd.DataFrame({"symbol": unscored, "reason": "no signal computable"})],
+                             ignore_index=True)
+    table = _assemble(per_symbol.join(scores).drop(index=unscored), uni, _quote_prices(provider, list(per_symbol.index), session), params)
+    comp_cols = [f"score_{s.name}" for s in signals]
+    unavailable = [c for c in OPPORTUNITY_COLUMNS + comp_cols if len(table) and table[c].isna().all()]
+    if not provider.has_ohlc:
+        unavailable += [f"strategy:{Strategy.TAKEPROFIT}", f"strategy:{Strategy.HIGHLOW}"]
+    return ScanResult(
+        opportunities=table[OPPORTUNITY_COLUMNS + comp_cols],
+        excluded=excluded.sort_values("symbol", ignore_index=True),
+        session=session,
+        data_through=panel.dates[-1].date(),
+        synthetic=bool(provider.synthetic),
+        unavailable=unavailable,
+        provider=str(provider.name),
+        elapsed_s=time.perf_counter() - t0,
+        signals=[s.name for s in signals],
+        min_score=params.portfolio.min_score,
+    )
+
+
+def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Params) -> pd.DataFrame:
+    """Per-symbol results + metadata + price -> the opportunities table, sorted by score."""
+    q = quotes.reindex(df.index)
+    price = q.where(q > 0, df["last_close"])
+    out = pd.DataFrame(index=df.index)
+    out["sector"] = uni["sector"].reindex(df.index).astype(str)
+    out["market_cap"] = pd.to_numeric(uni["market_cap"].reindex(df.index), errors="coerce").astype(float)
+    out["cap_tier"] = [params.portfolio.market_cap.tier_of(m) for m in out["market_cap"]]
+    out["price"] = price
+    out["price_source"] = np.where(q > 0, PriceSource.QUOTE.value, PriceSource.CLOSE.value)
+    out["score"] = df["score"]
+    out["expected_return"], out["return_std"], out["strategy"] = df["expected_return"], df["return_std"], df["strategy"]
+    scan = params.scan
+    pred_high = price * (1 + df["range_up"])
+    pred_low = price * (1 - df["range_down"])
+    tp = np.select([df["strategy"] == Strategy.TAKEPROFIT, df["strategy"] == Strategy.HIGHLOW],
+                   [price + scan.take_profit_atr * df["atr"], pred_high], np.nan)
+    sl = np.select([df["strategy"] == Strategy.TAKEPROFIT, df["strategy"] == Strategy.HIGHLOW],
+                   [price - scan.stop_loss_atr * df["atr"], pred_low], np.nan)
+    out["take_profit"], out["stop_loss"] = tp, sl
+    out["pred_high"], out["pred_low"] = pred_high, pred_low
+    buy, sell = df["maxdiff_buy"], df["maxdiff_sell"]
+    both = (buy > 0) & (sell > 0)
+    out["maxdiff_side"] = np.select(
+        [buy.isna() | sell.isna(), both, buy >= sell],
+        [None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value], MaxdiffSide.SELL.value)
+    out["maxdiff_avg_return"] = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
+    out.loc[buy.isna() | sell.isna(), "maxdiff_avg_return"] = np.nan
+    for c in df.columns:
+        if c.startswith("score_"):
+            out[c] = df[c]
+    out = out.rename_axis("symbol").reset_index()
+    out["maxdiff_side"] = out["maxdiff_side"].where(out["maxdiff_side"].notna(), None)
+    return out.sort_values(["score", "symbol"], ascending=[False, True], ignore_index=True)
+
+
+def write_scan(result: ScanResult, out: Path | str) -> list[Path]:
+    """Write the opportunities (.csv or .parquet by suffix) and `<stem>.excluded.csv` beside it."""
+    out = Path(out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise BadInputError(f"--out {out}: use a .csv or .parquet file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        result.opportunities.to_csv(out, index=False)
+    else:
+        result.opportunities.to_parquet(out, index=False)
+    ex = out.with_name(f"{out.stem}.excluded.csv")
+    result.excluded.to_csv(ex, index=False)
+    return [out, ex]
