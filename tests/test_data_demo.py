@@ -204,6 +204,16 @@ def test_quotes_during_the_session_and_after(demo: DemoMarket) -> None:
     assert abs((sat["bid"] + sat["ask"]) / 2 / close - 1) < 0.002
 
 
+def test_quotes_and_minutes_on_a_fresh_market_extend_the_panel() -> None:
+    ref = DemoMarket(seed=7, end=END)
+    for ask in (lambda m: m.latest_quotes(["AAPL"], datetime(2026, 11, 20, 8, 30)),
+                lambda m: m.latest_quotes(["AAPL"], datetime(2026, 11, 21, 10, 0)),
+                lambda m: m.minute_bars(["AAPL"], END)):
+        fresh = DemoMarket(seed=7, end=END)
+        fresh.daily_bars(["AAPL"], date(2021, 1, 4), date(2021, 2, 1))  # panel only through Feb 2021
+        pd.testing.assert_frame_equal(ask(fresh), ask(ref))
+
+
 def test_bad_requests_are_clear(demo: DemoMarket) -> None:
     with pytest.raises(BadInputError, match="unknown symbol"):
         demo.daily_bars(["AAPL", "NOPE"], date(2026, 1, 1), END)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wolfkit.broker.base import OrderStatus
+from wolfkit.broker.base import InsufficientBuyingPower, OrderRequest, OrderStatus, WashTradeRejected
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import params_from_dict
 from wolfkit.intraday import IntradayEngine, LegState, Market, maxdiff_budget, ramp_price
@@ -18,7 +18,7 @@ from wolfkit.orders import (
     Account, Layer, MaxdiffPlan, OrderPlan, OrderType, PlannedOrder, PlanStatus, Side, Summary, TimeInForce,
     client_order_id,
 )
-from wolfkit.replay import SessionBars, drive, new_broker
+from wolfkit.replay import SessionBars, drive
 
 SESSION = date(2025, 6, 2)  # a Monday, full session
 EQUITY = 100_000.0
@@ -233,7 +233,9 @@ def test_stop_loss_and_end_of_day_close_directional():
     eng, broker = setup(p, op, b)
     drive(eng, broker, b)
     aapl, msft = eng.state.directional
-    assert aapl.qty == 0 and [x.purpose for x in aapl.exits] == ["tp", "stop"]
+    # sent as a bracket (as the executor does): the broker's stop leg closed it, the take-profit leg was cancelled
+    assert aapl.bracket and aapl.qty == 0 and [x.purpose for x in aapl.exits] == ["tp", "stop"]
+    assert aapl.exits[1].filled_qty == 100 and aapl.exits[0].filled_qty == 0
     assert msft.qty == 0 and msft.exits[0].purpose == "close"  # flattened before the close
     assert not broker.positions() and not broker.open_orders()
 
@@ -293,15 +295,27 @@ def test_invariants_hold_at_every_event_over_many_days():
         checked += 1
 
     fills = 0
+    refused: list = []
     for seed in range(12):
         b, op = random_day(seed)
         broker = SimBroker(EQUITY, 2.0, partial_fill_prob=0.3, seed=seed)
+        submit = broker.submit
+
+        def watched(req, submit=submit):  # noqa: ANN001, ANN202 — record any refusal the engine would swallow
+            try:
+                return submit(req)
+            except (WashTradeRejected, InsufficientBuyingPower) as e:
+                refused.append((req, e))
+                raise
+
+        broker.submit = watched
         eng = IntradayEngine.start(p, op, broker, equity=EQUITY, session=SESSION)
         drive(eng, broker, b, check=check)
         fills += sum(1 for f in eng.fills if f.layer == Layer.MAXDIFF)
         # every share the engine believes it holds is at the broker, and the day ends flat
         assert not broker.positions() and not broker.open_orders()
     assert checked == 12 * 391 and fills > 20  # the maxdiff layer did trade
+    assert refused == []  # never a wash-trade or buying-power rejection
 
 
 # ---- restart -------------------------------------------------------------------------------------
@@ -349,8 +363,167 @@ def test_restart_after_a_submit_whose_answer_was_lost(tmp_path):
 
         save_engine_state(ledger, op.run_id, SESSION, saved)  # …but the state after minute 2 is all that survived
         again = IntradayEngine.resume(p, broker, ledger, op.run_id)
-        drive(again, broker, b, start=11, stop=30)
-        opens = open_orders(broker, "MSFT")
-        assert len(opens) == 1
+        drive(again, broker, b, start=11, stop=31)
+        [o] = open_orders(broker, "MSFT")
+        assert o.limit_price == ramp_price(p, Side.BUY, 100.0, 30)  # the ramp carried on after the restart
         ids = [o.client_order_id for o in broker.orders()]
         assert len(ids) == len(set(ids))
+
+
+# ---- live: stream + reconcile after reconnect, polling, adopting the executor's orders ------------
+
+
+def _as_alpaca(o):  # noqa: ANN001, ANN202 — the attributes of alpaca-py's Order that the adapter reads
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        id=o.id, client_order_id=o.client_order_id, symbol=o.symbol, side=str(o.side), qty=str(o.qty),
+        type=str(o.type), order_type=str(o.type), time_in_force=str(o.time_in_force), status=str(o.status),
+        limit_price=o.limit_price, stop_price=None, filled_qty=str(o.filled_qty),
+        filled_avg_price=o.filled_avg_price, submitted_at=o.submitted_at, replaced_by=o.replaced_by,
+        replaces=o.replaces, legs=[])
+
+
+def test_stream_updates_and_reconcile_after_reconnect_lose_nothing():
+    import asyncio
+    from types import SimpleNamespace
+
+    from wolfkit.intraday import StreamSession
+
+    p = params(leverage=FLAT, maxdiff={"ramp_minutes": 1, "ramp_step_minutes": 1, "expire_minutes": 390})
+    op = plan([], [mplan("AAPL", 1, low=100.0, high=102.0), mplan("MSFT", 2, low=50.0, high=52.0)])
+    b = bars({"AAPL": 101.0, "MSFT": 51.0}, touch={"AAPL": {10: 99.5}, "MSFT": {12: 49.0}})
+    eng, broker = setup(p, op, b)
+    session = StreamSession(eng)
+    idx = np.array([b.symbols.index(s) for s in eng.symbols])
+    for t in range(0, 14):  # live: the broker sees bars; the engine hears the stream and a clock
+        now = b.times[t].to_pydatetime()
+        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], now)
+        events = broker.updates()
+        if t < 11:  # the socket is up: every trade update reaches the engine
+            for u in events:
+                asyncio.run(session.on_trade_update(SimpleNamespace(event=str(u.event), order=_as_alpaca(u.order))))
+        # from minute 11 the socket is down: the MSFT fill at minute 12 is never delivered
+        eng.step(now, Market(b.high[t][idx], b.low[t][idx], b.close[t][idx]), poll=False)
+    aapl, msft = (next(s for s in eng.state.slots if s.symbol == x) for x in ("AAPL", "MSFT"))
+    assert aapl.entry.filled_qty > 0  # heard on the stream
+    assert msft.entry.filled_qty == 0  # lost while disconnected
+    session.on_connect()  # reconnected: REST reconciliation books what was missed
+    at_broker = {x.symbol: x.qty for x in broker.positions()}
+    assert msft.entry.filled_qty == at_broker["MSFT"] and aapl.entry.filled_qty == at_broker["AAPL"]
+    assert session.connects == 1
+
+
+def test_every_reconnect_of_the_trading_stream_reconciles(monkeypatch):
+    import asyncio
+
+    from alpaca.trading.stream import TradingStream
+
+    from wolfkit.intraday import StreamSession
+
+    async def connected(self):  # noqa: ANN001, ANN202 — stands in for the websocket handshake
+        return None
+
+    monkeypatch.setattr(TradingStream, "_start_ws", connected)
+    p = params()
+    eng, broker = setup(p, plan([], [mplan("AAPL", 1)]), None)
+    calls = []
+    monkeypatch.setattr(eng, "reconcile", lambda: calls.append(1))
+    s = StreamSession(eng).stream("key", "secret", paper=True, url_override="ws://127.0.0.1:1")
+    asyncio.run(s._start_ws())
+    asyncio.run(s._start_ws())
+    assert len(calls) == 2
+
+
+def test_polling_mode_steps_on_the_clock():
+    from datetime import timedelta
+
+    from wolfkit.intraday import run_polling
+
+    p = params(leverage=FLAT)
+    op = plan([order("MSFT", 100, 200.0)], [mplan("AAPL", 1, low=100.0, high=102.0)])
+    b = bars({"AAPL": 101.0, "MSFT": 200.0}, touch={"AAPL": {3: 99.0}})
+    eng, broker = setup(p, op, b)
+    clock = {"t": 0}
+    broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+
+    def now() -> datetime:
+        return b.times[clock["t"]].to_pydatetime()
+
+    def sleep(_s: float) -> None:  # a minute passes: the market moves
+        clock["t"] += 1
+        t = clock["t"]
+        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], b.times[t].to_pydatetime())
+
+    n = run_polling(eng, now=now, sleep=sleep, until=b.times[0].to_pydatetime() + timedelta(minutes=8),
+                    poll_seconds=60)
+    assert n == 8
+    assert eng.state.directional[0].qty == 100
+    assert eng.state.slots[0].entry.filled_qty > 0
+
+
+def test_executor_opening_orders_are_adopted_or_cancelled_never_duplicated():
+    from wolfkit.broker.base import OrderRequest
+
+    p = params(leverage=FLAT, sizing={"maxdiff_max_active": 1})
+    md = [PlannedOrder(
+        client_order_id=client_order_id("t", "pack", s, Layer.MAXDIFF), symbol=s, side=Side.BUY, qty=10,
+        type=OrderType.LIMIT, limit_price=px, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
+        strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=px,
+        est_cost=10 * px, priority=1) for s, px in (("AAPL", 95.09), ("MSFT", 49.05))]
+    op = plan(md, [mplan("AAPL", 1, low=95.0), mplan("MSFT", 2, low=49.0)])
+    b = bars({"AAPL": 100.0, "MSFT": 50.0})
+    broker = SimBroker(EQUITY, 2.0)
+    broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+    for o in md:  # the executor sent them at the open
+        broker.submit(OrderRequest(o.symbol, o.qty, o.side, o.type, o.time_in_force, o.client_order_id,
+                                   o.limit_price))
+    eng = IntradayEngine.start(p, op, broker, equity=EQUITY, session=SESSION)
+    drive(eng, broker, b, start=1, stop=5)
+    [a] = open_orders(broker, "AAPL")
+    assert a.replaces == broker.get_by_client_id(md[0].client_order_id).id  # adopted, then resized
+    assert not open_orders(broker, "MSFT")  # only one may listen: the other opening order is cancelled
+    assert broker.get_by_client_id(md[1].client_order_id).status == OrderStatus.CANCELED
+
+
+def test_entry_without_bracket_gets_engine_exits():
+    """An entry the executor sent without legs: the engine rests the take-profit and watches the stop."""
+    p = params()
+    po = order("AAPL", 100, 100.0, "takeprofit", tp=105.0, sl=98.0)
+    op = plan([po], [])
+    b = bars({"AAPL": 100.0}, touch={"AAPL": {100: 97.5}})
+    broker = SimBroker(EQUITY, 2.0)
+    broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+    broker.submit(OrderRequest("AAPL", 100, Side.BUY, OrderType.MARKET, TimeInForce.DAY, po.client_order_id))
+    eng = IntradayEngine.start(p, op, broker, equity=EQUITY, session=SESSION)
+    drive(eng, broker, b, start=1, stop=50)
+    d = eng.state.directional[0]
+    assert not d.bracket and d.qty == 100
+    [tp] = open_orders(broker, "AAPL")
+    assert (tp.side, tp.type, tp.limit_price, tp.qty) == (Side.SELL, OrderType.LIMIT, 105.0, 100)
+    drive(eng, broker, b, start=50, stop=103)  # minute 100 trades through the stop
+    assert d.qty == 0 and [x.purpose for x in d.exits] == ["tp", "stop"] and d.exits[1].filled_qty == 100
+    assert not broker.positions() and not broker.open_orders()
+    assert len([o for o in broker.orders() if o.client_order_id == po.client_order_id]) == 1  # adopted, not resent
+
+
+def test_directional_entries_are_capped_to_their_bucket():
+    p = params()
+    op = plan([order("AAPL", 1000, 100.0), order("MSFT", 1000, 50.0)], [])  # $150k planned, bucket $130k
+    b = bars({"AAPL": 100.0, "MSFT": 50.0})
+    eng, broker = setup(p, op, b)
+    assert [d.entry.target_qty for d in eng.state.directional] == [1000, 600]  # priority order keeps AAPL whole
+    drive(eng, broker, b, stop=3)
+    assert eng.exposure().directional <= 1.3 * EQUITY + 1e-6
+
+
+def test_directional_entry_refused_for_buying_power_is_resized_not_looped():
+    p = params()
+    op = plan([order("AAPL", 1300, 100.0)], [])  # $130k fits the bucket, not a $100k cash account
+    b = bars({"AAPL": 100.0})
+    broker = SimBroker(EQUITY, 1.0)
+    eng = IntradayEngine.start(p, op, broker, equity=EQUITY, session=SESSION)
+    drive(eng, broker, b, stop=5)
+    e = eng.state.directional[0].entry
+    assert e.filled_qty == 1000 and e.state == LegState.DONE  # resized to the reported buying power
+    assert [o.qty for o in broker.orders()] == [1000]  # one accepted resubmission, nothing retried after

@@ -25,6 +25,7 @@ import papermill as pm
 import pytest
 
 import wolfkit
+from wolfkit import calendar
 from wolfkit import notebooks as nbr
 from wolfkit.cli import main
 from wolfkit.config import load_params
@@ -32,7 +33,7 @@ from wolfkit.report import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SESSION = date(2026, 11, 20)  # a Friday session
+SESSION = calendar.latest_session(calendar.today_ny())  # fresh enough for the executor's plan-age check
 CANARY_KEY = "CANARYKEYID7f3a9c"
 CANARY_SECRET = "CANARYSECRETb41e2d"
 SECRET_WORDS = ("key", "secret", "token", "password")
@@ -169,29 +170,38 @@ def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
 # ----------------------------------------------------------------- every notebook, end to end
 
 
+def _parameters(kind: str, params: Path, out: Path) -> dict:
+    """Small demo parameters: tuning saves into the outputs folder, replay reuses the pre-market plan."""
+    extra = {"tune": {"save_dir": str(out / "saved")},
+             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")}}
+    return nbr.notebook_parameters(kind, params, SESSION, out, **extra.get(kind, {}))
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """Run every notebook once on the demo market with canary keys in the environment."""
+    """Run every notebook once on the demo market with canary keys in the environment; the ledger and
+    every output go to a temporary outputs folder."""
     out = tmp_path_factory.mktemp("outputs")
+    params = out.parent / "params.yaml"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\nexecution:\n  ledger_path: {out / 'ledger.sqlite'}\n")
     saved = {k: os.environ.get(k) for k in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")}
     os.environ["APCA_API_KEY_ID"], os.environ["APCA_API_SECRET_KEY"] = CANARY_KEY, CANARY_SECRET
     try:
-        params = ROOT / "parameters/demo.yaml"
         runs = {}
-        for kind in ORDER:  # premarket first: execute reads its orders.json
-            runs[kind] = nbr.run_notebook(kind, SESSION, nbr.notebook_parameters(kind, params, SESSION, out), out)
+        for kind in ORDER:  # premarket first: execute and replay read its orders.json
+            runs[kind] = nbr.run_notebook(kind, SESSION, _parameters(kind, params, out), out)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return out, runs
+    return out, runs, params
 
 
 def test_every_notebook_runs_and_records_identity(executed):
-    _, runs = executed
-    digest = load_params(ROOT / "parameters/demo.yaml").digest()
+    _, runs, params = executed
+    digest = load_params(params).digest()
     for kind, run in runs.items():
         assert run.status is nbr.RunStatus.OK, f"{kind}: {run.error}"
         rec = read_records(run.notebook)
@@ -204,10 +214,11 @@ def test_every_notebook_runs_and_records_identity(executed):
 def test_premarket_records_and_exports(executed):
     from wolfkit.orders import read_orders
 
-    out, runs = executed
+    out, runs, _ = executed
     run = runs["premarket"]
     rec = read_records(run.notebook)
-    assert rec["session"] == SESSION.isoformat() and rec["data_through"] == "2026-11-19" and rec["data_fresh"]
+    assert rec["session"] == SESSION.isoformat() and rec["data_fresh"]
+    assert rec["data_through"] == calendar.previous_session(SESSION).isoformat()
     assert rec["scanned"] == rec["scored"] + rec["excluded"] > 100
     assert rec["top_scores"] == sorted(rec["top_scores"], reverse=True) and len(rec["top_symbols"]) == 15
     p = load_params(ROOT / "parameters/demo.yaml").portfolio
@@ -224,7 +235,7 @@ def test_premarket_records_and_exports(executed):
 
 
 def test_premarket_html_reads_offline_without_code(executed):
-    _, runs = executed
+    _, runs, _ = executed
     html = runs["premarket"].html.read_text()
     from wolfkit.data.demo import SYNTHETIC_NOTICE
 
@@ -232,12 +243,12 @@ def test_premarket_html_reads_offline_without_code(executed):
     assert "notebooks.start(" not in html and "report.pack(" not in html, "code cells are excluded"
     assert html.count("Plotly.newPlot") >= 5, "the charts are in the report"
     assert "window.__wkDefine" in html and "plotly.js v" in html, "plotly.js is embedded"
-    assert "cdn.plot.ly" not in html and "plotly_mimetype" not in html
+    assert 'src="https://cdn.plot.ly' not in html and "plotly_mimetype" not in html, "no CDN plotly"
     assert "application/vnd.wolfkit.record+json" not in html
 
 
 def test_no_canary_anywhere_under_outputs(executed):
-    out, _ = executed
+    out, _, _ = executed
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) >= 6
     for p in files:
@@ -254,9 +265,10 @@ def test_nbval_lax_smoke(tmp_path):
     from papermill.parameterize import parameterize_notebook
 
     out = tmp_path / "outputs"
-    params = ROOT / "parameters/demo.yaml"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\nexecution:\n  ledger_path: {out / 'ledger.sqlite'}\n")
     for kind in ORDER:
-        values = nbr.notebook_parameters(kind, params, SESSION, out, outputs_dir=str(out))
+        values = {**_parameters(kind, params, out), "outputs_dir": str(out)}
         nb = parameterize_notebook(nbformat.read(ROOT / "notebooks" / f"{kind}.ipynb", as_version=4), values)
         nbformat.write(nb, tmp_path / f"{kind}.ipynb")
     res = subprocess.run(
@@ -266,3 +278,66 @@ def test_nbval_lax_smoke(tmp_path):
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "passed" in res.stdout and "failed" not in res.stdout.splitlines()[-1]
+
+
+# ----------------------------------------------------------------------------- the schedule
+
+
+def test_cron_line_in_operations_doc(tmp_path):
+    """The documented cron line: a valid weekday schedule whose wolfkit command exists, whose options
+    are documented in `--help`, and which exits 0 with nothing written on an exchange holiday."""
+    import re
+    import shlex
+
+    doc = (ROOT / "docs/operations.md").read_text()
+    block = re.search(r"```cron\n(.+?)\n```", doc, re.S)
+    assert block, "docs/operations.md has a ```cron block"
+    line = block.group(1).strip()
+    fields = line.split(None, 5)
+    minute, hour, dom, month, dow, command = fields
+    assert 0 <= int(minute) < 60 and 0 <= int(hour) < 24 and (dom, month, dow) == ("*", "*", "1-5")
+    # 12:45 UTC is before the 09:30 ET open in both summer (EDT, UTC-4) and winter (EST, UTC-5)
+    assert int(hour) * 60 + int(minute) < min(9 * 60 + 30 + 4 * 60, 9 * 60 + 30 + 5 * 60)
+    m = re.search(r"\.venv/bin/wolfkit ([^>&|]+)", command)
+    assert m, "the line runs the venv's wolfkit"
+    args = shlex.split(m.group(1))
+    assert args[0] == "premarket" and "--params" in args and "--date" in args
+    helptext = subprocess.run([sys.executable, "-m", "wolfkit.cli", "premarket", "--help"], capture_output=True,
+                              text=True, check=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    for opt in (a for a in args if a.startswith("--")):
+        assert opt in helptext, f"{opt} is not a premarket option"
+    assert (ROOT / args[args.index("--params") + 1]).is_file()
+    args[args.index("--date") + 1] = "2026-11-26"  # Thanksgiving: the job itself knows
+    args[args.index("--outputs") + 1] = str(tmp_path / "outputs")
+    args[args.index("--params") + 1] = str(ROOT / args[args.index("--params") + 1])
+    res = subprocess.run([sys.executable, "-m", "wolfkit.cli", *args], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("APCA_")}, timeout=120)
+    assert res.returncode == 0 and "not a trading day" in res.stdout, res.stdout + res.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_execute_records(executed):
+    from wolfkit.orders import read_orders
+
+    out, runs, _ = executed
+    rec = read_records(runs["execute"].notebook)
+    plan = read_orders(out / SESSION.isoformat() / "orders.json")
+    assert rec["exec_planned"] == len(plan.orders) and rec["exec_execution"] == 1
+    assert rec["exec_accepted"] == rec["exec_planned"] and rec["exec_unresolved"] == 0
+    assert rec["exec_deployed_pct"] >= 0.9 and rec["ledger_status"] == "done"
+    assert (out / "ledger.sqlite").is_file() and (out / SESSION.isoformat() / "execution_log.json").is_file()
+    assert rec["ledger_events"].get("intent", 0) >= len(plan.orders)
+
+
+def test_tune_and_replay_records(executed):
+    _, runs, params = executed
+    tune = read_records(runs["tune"].notebook)
+    p = load_params(params).portfolio
+    assert tune["tune_preview"]["error"] is None
+    assert p.min_positions <= tune["tune_preview"]["positions"] <= p.max_positions
+    assert {"sector_cap", "method", "directional_max", "time_shares.0"} <= set(tune["tune_controls"])
+    rep = read_records(runs["replay"].notebook)
+    cmp = rep["replay_comparison"]
+    assert set(cmp) == {"directional", "both"}
+    assert cmp["both"]["mean leverage (x)"] >= cmp["directional"]["mean leverage (x)"]
+    assert rep["replay_fills"] > 0

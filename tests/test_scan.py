@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from wolfkit.calendar import NY
 from wolfkit.config import Params, params_from_dict
 from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS
+from wolfkit.data.files import FileProvider
 from wolfkit.errors import BadInputError
 from wolfkit.scan import (
     OPPORTUNITY_COLUMNS, Strategy, composite_scores, find_exclusions, levels, maxdiff_returns, percentile_rank,
@@ -153,11 +154,11 @@ def test_no_lookahead_bars_on_or_after_the_session_do_not_matter(data):
             syms = data.draw(st.lists(st.sampled_from(list(LA_UNI["symbol"])), min_size=1, max_size=5, unique=True))
             px = data.draw(st.floats(0.01, 1e4))
             add = pd.DataFrame({"symbol": syms, "date": d, "open": px, "high": px, "low": px, "close": px, "volume": 1.0})
-            bars = pd.concat([bars, add], ignore_index=True).drop_duplicates(["symbol", "date"], keep="last")
+            bars = pd.concat([bars, add], ignore_index=True).drop_duplicates(["symbol", "date"], keep="last").reset_index(drop=True)
         elif op == "add_late":
             d = pd.bdate_range(LA_SESSION, periods=150)
             add = pd.DataFrame({"symbol": "LATE", "date": d, "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0, "volume": 1e5})
-            bars = pd.concat([bars, add], ignore_index=True).drop_duplicates(["symbol", "date"], keep="last")
+            bars = pd.concat([bars, add], ignore_index=True).drop_duplicates(["symbol", "date"], keep="last").reset_index(drop=True)
     got = _fingerprint(run_scan(LA_PARAMS, LA_SESSION, FrameProvider(bars, LA_UNI)))
     pd.testing.assert_frame_equal(got[0], LA_BASE[0])
     pd.testing.assert_frame_equal(got[1], LA_BASE[1])
@@ -194,11 +195,11 @@ def test_exclusions_are_listed_with_reasons():
     why = res.excluded.set_index("symbol")["reason"]
     assert sorted(why.index) == ["R000", "R001", "R002", "R003", "R005", "R006"]
     assert "too little history: 50 bars < min_history 120" in why["R000"]
-    assert "halted or stale" in why["R001"] and "11 sessions" in why["R001"]
-    assert f"gap of 8 sessions without bars (ending {dates[108].date()})" in why["R002"]
-    assert f"non-positive price on {dates[200].date()}" in why["R003"]
-    assert "no bars" in why["R005"]
-    assert "no sector" in why["R006"]
+    assert why["R001"].startswith("halted: last bar") and "11 sessions" in why["R001"]
+    assert f"gap: 8 sessions without bars (ending {dates[108].date()})" in why["R002"]
+    assert f"non-positive price: on {dates[200].date()}" in why["R003"]
+    assert why["R005"].startswith("no bars: none in the 252 sessions")
+    assert why["R006"].startswith("no metadata: no sector")
     assert "R004" in set(res.opportunities["symbol"])
     assert set(res.opportunities["symbol"]).isdisjoint(why.index)
     assert len(res.opportunities) + len(why) == len(uni)
@@ -214,12 +215,21 @@ def test_find_exclusions_counts_sessions_in_the_window():
     assert len(find_exclusions(panel, ["R000", "R001", "R002", "ZZZ"], scan)) == 4
 
 
+def test_everything_excluded_gives_an_empty_table_not_a_crash():
+    bars, uni, dates = market(n=5, T=100, planted=False)
+    res = run_scan(params_from_dict({"scan": {"min_history": 120}}), _next_day(dates), FrameProvider(bars, uni))
+    assert res.opportunities.empty and list(res.opportunities.columns[:3]) == ["symbol", "sector", "market_cap"]
+    assert len(res.excluded) == 5 and res.excluded["reason"].str.contains("too little history").all()
+
+
 def test_bad_inputs_are_clear():
     bars, uni, dates = market(n=5, T=150, planted=False)
     with pytest.raises(BadInputError, match="no daily bars before"):
         run_scan(PARAMS, dates[0].date(), FrameProvider(bars, uni))
     with pytest.raises(BadInputError, match="min_history 300 > scan.lookback_days 252"):
         run_scan(params_from_dict({"scan": {"min_history": 300}}), _next_day(dates), FrameProvider(bars, uni))
+    with pytest.raises(BadInputError, match=r"the bars end on .*, 11 weekdays before .*prices would be stale"):
+        run_scan(PARAMS, (dates[-1] + pd.offsets.BDay(12)).date(), FrameProvider(bars, uni))
     with pytest.raises(BadInputError, match="unknown signal 'nope'"):
         run_scan(params_from_dict({"scan": {"signals": {"nope": 1}}}), _next_day(dates), FrameProvider(bars, uni))
 
@@ -286,9 +296,10 @@ def test_price_is_the_pre_market_quote_mid_else_the_last_close():
     session = _next_day(dates)
     open_ = datetime.combine(session, datetime.min.time(), tzinfo=NY).replace(hour=9, minute=0)
     quotes = pd.DataFrame({
-        "symbol": ["R000", "R001", "R002", "R003"],
-        "bid": [10.0, 20.0, 30.0, 0.0], "ask": [10.2, 20.2, 30.2, 5.0], "bid_size": 1, "ask_size": 1,
-        "timestamp": [open_, open_, open_ - timedelta(days=1), open_],  # R002 stale, R003 no bid
+        "symbol": ["R000", "R001", "R002", "R003", "R004"],
+        "bid": [10.0, 20.0, 30.0, 0.0, 40.0], "ask": [10.2, 20.2, 30.2, 5.0, 40.2], "bid_size": 1, "ask_size": 1,
+        # R002 stale (the day before), R003 no bid, R004 stamped after the open (not pre-market)
+        "timestamp": [open_, open_, open_ - timedelta(days=1), open_, open_ + timedelta(hours=1)],
     })
     res = run_scan(PARAMS, session, FrameProvider(bars, uni, quotes))
     o = res.opportunities.set_index("symbol")
@@ -307,13 +318,11 @@ def test_price_is_the_pre_market_quote_mid_else_the_last_close():
 # ------------------------------------------------------------------------------ close-only real data
 
 
-def test_close_only_real_data_marks_high_low_parts_unavailable(shared_data):
-    files = pytest.importorskip("wolfkit.data.files", reason="FileProvider (issue: data providers) not in the tree yet")
-    syms = pd.read_csv(shared_data / "daily_prices_20_us_stocks_1990_2018.csv", nrows=0).columns[1:]
-    uni = pd.DataFrame({"symbol": syms, "sector": "Unknown", "market_cap": 50e9})
-    uni_path = shared_data.parent / "never-written.csv"  # not used: the frame is passed directly below
-    del uni_path
-    provider = files.FileProvider(shared_data / "daily_prices_20_us_stocks_1990_2018.csv", uni)
+def test_close_only_real_data_marks_high_low_parts_unavailable(shared_data, tmp_path):
+    prices = shared_data / "daily_prices_20_us_stocks_1990_2018.csv"
+    syms = pd.read_csv(prices, nrows=0).columns[1:]
+    pd.DataFrame({"symbol": syms, "sector": "Unknown", "market_cap": 50e9}).to_csv(tmp_path / "u.csv", index=False)
+    provider = FileProvider(prices, tmp_path / "u.csv")
     assert not provider.has_ohlc
     res = run_scan(PARAMS, date(2018, 4, 12), provider)
     opp = res.opportunities
@@ -355,3 +364,44 @@ def test_write_scan_csv_and_parquet(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(pq[0]), res.opportunities)
     with pytest.raises(BadInputError, match="use a .csv or .parquet"):
         write_scan(res, tmp_path / "opps.xlsx")
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def test_cli_scan_on_the_demo_market_writes_the_default_files(tmp_path, monkeypatch, capsys, root):
+    from wolfkit.cli import main
+    from wolfkit.data.demo import SYNTHETIC_NOTICE
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan", "--params", str(root / "parameters/demo.yaml"), "--date", "2025-06-02"]) == 0
+    text = capsys.readouterr().out
+    assert "scan for 2025-06-02 from bars through 2025-05-30 (demo)" in text and SYNTHETIC_NOTICE in text
+    opp = pd.read_csv(tmp_path / "outputs/2025-06-02/opportunities.csv")
+    assert len(opp) > 100 and (opp["price_source"] == "quote").all()
+    assert opp["score"].is_monotonic_decreasing
+    assert (tmp_path / "outputs/2025-06-02/opportunities.excluded.csv").exists()
+
+
+def test_user_signal_from_the_parameters(tmp_path, monkeypatch):
+    (tmp_path / "desk_signals.py").write_text(
+        "import pandas as pd\n"
+        "class Cheap:\n"
+        "    name = 'cheap'\n"
+        "    needs_ohlc = False\n"
+        "    def compute(self, panel):\n"
+        "        return pd.Series(-panel.close[-1], index=panel.symbols)\n"
+        "class Wide(Cheap):\n"
+        "    name = 'wide'\n"
+        "    def compute(self, panel):\n"
+        "        return pd.DataFrame(panel.close, columns=panel.symbols)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bars, uni, dates = market(n=20, T=200, planted=False)
+    params = params_from_dict({"scan": {"signals": {"momentum": 1.0, "desk_signals:Cheap": 2.0}}})
+    opp = run_scan(params, _next_day(dates), FrameProvider(bars, uni)).opportunities
+    assert [c for c in opp.columns if c.startswith("score_")] == ["score_momentum", "score_cheap"]
+    assert opp.loc[opp["price"].idxmin(), "score_cheap"] == 100
+    with pytest.raises(BadInputError, match="signal 'wide': compute\\(\\) must return a pd.Series"):
+        run_scan(params_from_dict({"scan": {"signals": {"desk_signals:Wide": 1.0}}}), _next_day(dates),
+                 FrameProvider(bars, uni))

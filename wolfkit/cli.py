@@ -57,8 +57,8 @@ def scan(
     day = resolve_date(date)
     result = run_scan(p, day, progress=True)
     paths = write_scan(result, out or Path("outputs") / day.isoformat() / "opportunities.csv")
-    console.print(result.summary(), highlight=False, markup=False)
-    console.print("wrote " + ", ".join(str(x) for x in paths), highlight=False, markup=False)
+    console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
+    console.print("wrote " + ", ".join(str(x) for x in paths), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -167,8 +167,31 @@ def execute(
     live: bool = typer.Option(False, "--live", help="required, with broker: live in the parameters, to trade live"),
     params: Optional[Path] = typer.Option(None, "--params", "-p", help="parameter file (default: parameters/default.yaml)"),
 ) -> None:
-    """Submit the orders file in priority order with a running buying-power budget."""
-    raise WolfkitError("execute: not built yet (issue 5)")
+    """Submit the orders file in priority order with a running buying-power budget.
+
+    Exit 2 (nothing submitted) on a bad, tampered or stale orders file, or when live trading lacks
+    either switch. The execution log is written beside the orders file; the ledger is
+    `execution.ledger_path`. A re-run of the same file submits nothing twice.
+    """
+    from rich.table import Table
+
+    from wolfkit.config import load_params
+    from wolfkit.execute import execute_orders_file
+
+    p = load_params(params or Path("parameters/default.yaml"))
+    report, log = execute_orders_file(orders, p, broker, live)
+    t = Table(title=f"run {report.run_id} on {report.broker} (execution {report.execution})")
+    for col in ("#", "symbol", "side", "state", "qty/planned", "filled", "attempts", "reason"):
+        t.add_column(col)
+    for o in report.orders:
+        t.add_row(str(o.priority), o.symbol, str(o.side), str(o.state), f"{o.submitted_qty}/{o.planned_qty}",
+                  str(o.filled_qty), str(o.attempts), o.reason)
+    console.print(t)
+    console.print(
+        f"accepted {report.accepted}/{len(report.orders)}, deployed ${report.deployed:,.2f} "
+        f"({report.deployed_pct:.1%} of equity), unresolved {report.unresolved}; log: {log}")
+    if report.unresolved:
+        raise WolfkitError(f"{report.unresolved} order(s) unresolved (see {log}); re-run to reconcile")
 
 
 @app.command()
@@ -211,7 +234,33 @@ def replay(params: Path = ParamsOpt, date: str = DateOpt) -> None:
 @app.command()
 def emulator(port: int = typer.Option(8765, "--port", help="port on 127.0.0.1")) -> None:
     """Serve an Alpaca-compatible paper broker on 127.0.0.1 (backed by the simulated broker)."""
-    raise WolfkitError("emulator: not built yet (issue 5)")
+    import errno
+
+    from wolfkit.broker.emulator import run_demo
+    from wolfkit.config import Params
+    from wolfkit.data import get_provider
+    from wolfkit.errors import BadInputError
+
+    if not 0 < port < 65536:
+        raise BadInputError(f"--port {port}: use a TCP port between 1 and 65535")
+    state = Path("outputs") / "emulator_state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+
+    def ready(server) -> None:  # noqa: ANN001
+        console.print(
+            f"wolfkit emulator: Alpaca-compatible paper broker on {server.url} (demo market, synthetic prices; "
+            f"state in {state}). Point alpaca-py or `wolfkit execute --broker paper` at it with\n"
+            f"  export APCA_API_BASE_URL={server.url} APCA_API_DATA_URL={server.url}\n"
+            "  export APCA_API_KEY_ID=any APCA_API_SECRET_KEY=any\nCtrl-C stops it.",
+            highlight=False, soft_wrap=True,
+        )
+
+    try:
+        run_demo(port, provider=get_provider(Params()), state_path=state, on_ready=ready)
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        raise BadInputError(f"--port {port}: cannot listen on 127.0.0.1:{port} ({e.strerror}); pick another port") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time as dtime
-from typing import Any, Callable, Sequence, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import pandas as pd
 
@@ -57,6 +58,9 @@ from wolfkit.config import Params
 from wolfkit.errors import BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
 from wolfkit.orders import OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
+
+if TYPE_CHECKING:
+    from wolfkit.broker.sim import SimBroker
 
 T = TypeVar("T")
 OPG_CUTOFF = dtime(9, 28)
@@ -405,6 +409,25 @@ class _Executor:
                                  reason=f"outcome unknown after {self.ex.max_attempts} tries; a re-run reconciles")
         raise _Unresolved
 
+    def place_tail(self, job: _Job) -> None:
+        """A tail order (one the budget had to cut): re-fit it to the broker's buying power now that
+        everything before it is in, then place it. Sequential, so priority decides who gets the rest."""
+        if job.ref_price > 0:
+            bp = self.call(self.broker.account).buying_power
+            fit = min(job.po.qty, int(math.floor(max(0.0, bp) / job.ref_price + 1e-9)))
+            base = job.po.client_order_id
+            if fit < 1:
+                self._skip(base, f"no buying power left for one share (broker reports ${bp:,.2f}, "
+                                 f"one share ${job.ref_price:,.2f})")
+                return
+            if fit < job.qty:
+                self.ledger.record_event(self.run, EventKind.SHRUNK, base, None, planned=job.po.qty, qty=fit,
+                                         budget=bp, ref_price=job.ref_price)
+                job.reason = f"shrunk from {job.po.qty} to {fit} to fit the buying power left " \
+                             f"(${bp:,.2f} at ${job.ref_price:,.2f}/share)"
+                job.qty, job.sizing = fit, Sizing.SHRUNK
+        self.place(job)
+
     def _resize(self, job: _Job, e: InsufficientBuyingPower) -> bool:
         """After a 403: the next attempt sized to the reported buying power; False when none fits."""
         base = job.po.client_order_id
@@ -412,6 +435,8 @@ class _Executor:
         self.ledger.record_event(self.run, EventKind.INSUFFICIENT_BP, base, attempt_client_id(base, job.attempt),
                                  buying_power=bp, cost_basis=e.cost_basis, qty=job.qty)
         ref = job.ref_price if job.ref_price > 0 else job.po.est_price
+        if e.cost_basis and job.qty and ref < e.cost_basis / job.qty <= 10 * ref:
+            ref = e.cost_basis / job.qty  # what the broker actually charges per share
         fit = min(job.qty - 1, int(math.floor(max(0.0, bp) / ref + 1e-9)))
         if fit < 1:
             self.ledger.record_outcome(
@@ -502,12 +527,18 @@ def execute_plan(
             pending.append((po, ledger.order(plan.run_id, po.client_order_id)))
 
     jobs = ex.plan_jobs(pending) if pending else []
+    # the head (orders that fit as planned) goes concurrently; from the first cut order on, the tail
+    # goes one by one against the broker's own buying power, so priority decides who gets the rest
+    cut = next((k for k, j in enumerate(jobs) if j.sizing != Sizing.AS_PLANNED), len(jobs))
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=params.execution.max_concurrency, thread_name_prefix="wk-exec") as pool:
-        for fut in [pool.submit(ex.place, j) for j in jobs]:
+        for fut in [pool.submit(ex.place, j) for j in jobs[:cut]]:
             exc = fut.exception()
             if exc is not None:
                 errors.append(exc)
+    if not errors:
+        for j in jobs[cut:]:
+            ex.place_tail(j)
     ex.settle()
 
     acct = ex.call(broker.account)
@@ -527,3 +558,66 @@ def execute_plan(
     if errors:
         raise errors[0]
     return report
+
+
+# ---- the command line's edge: orders file → broker → report ------------------------------------
+
+
+def sim_broker_for(plan: OrderPlan, params: Params, now: datetime) -> SimBroker:
+    """A simulated account like the plan's, quoted from the data provider (the demo market), or
+    from the plan's estimated prices where the provider has no quote."""
+    from wolfkit.broker.sim import SimBroker
+
+    b = SimBroker(plan.account.equity, plan.account.multiplier, clock=lambda: datetime.now(NY))
+    symbols = sorted({o.symbol for o in plan.orders})
+    quotes = pd.DataFrame()
+    try:
+        from wolfkit.data import get_provider
+
+        quotes = get_provider(params).latest_quotes(symbols, now)
+    except Exception:  # noqa: BLE001 — no provider quotes: fall back to the plan's prices, said below
+        quotes = pd.DataFrame()
+    got = {r.symbol: (r.bid, r.ask) for r in quotes.itertuples()} if len(quotes) else {}
+    for o in plan.orders:
+        bid, ask = got.get(o.symbol, (o.est_price, o.est_price))
+        if not (bid > 0 and ask >= bid):
+            bid = ask = o.est_price
+        b.market.set(o.symbol, float(bid), float(ask))
+    return b
+
+
+def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
+                        ) -> tuple[ExecutionReport, Path]:
+    """`wolfkit execute`: validate the file (nothing is sent when it is bad), gate live trading,
+    build the broker, execute, export `execution_log.json` beside the orders file."""
+    from wolfkit.calendar import today_ny
+    from wolfkit.errors import BadInputError
+    from wolfkit.orders import read_orders
+
+    kind = broker_kind or params.execution.broker
+    if kind not in ("sim", "paper", "live"):
+        raise BadInputError(f"--broker {kind!r}: use sim, paper or live")
+    if kind == "live" or live:
+        if not (live and kind == "live" and params.execution.broker == "live"):
+            raise BadInputError(
+                "live trading needs BOTH switches: the --live flag AND `execution.broker: live` in the parameters "
+                f"(got --live={'yes' if live else 'no'}, --broker {kind}, execution.broker: "
+                f"{params.execution.broker}); nothing was submitted")
+    plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
+    now = datetime.now(NY)
+    if kind == "sim":
+        from wolfkit.broker.sim import SimBroker
+
+        state = orders.parent / "sim_broker.json"
+        broker = SimBroker.load(state, clock=lambda: datetime.now(NY)) if state.is_file() \
+            else sim_broker_for(plan, params, now)
+        broker.persist(state)
+    else:
+        from wolfkit.broker.alpaca import AlpacaBroker
+
+        broker = AlpacaBroker(paper=kind == "paper", timeout=params.execution.request_timeout)
+    with Ledger(params.execution.ledger_path) as ledger:
+        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders))
+        log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
+                                          extra={"report": report.summary()})
+    return report, log

@@ -16,17 +16,22 @@ Definitions (precise, because tests and the ledger rely on them):
   open ENTRY orders × (limit price, or the estimate for market orders). Exits never add exposure.
   Leverage = committed exposure / equity. The engine keeps directional ≤ `directional_max` and
   directional + maxdiff ≤ `total_max` after every event.
-- directional exits by strategy: `takeprofit` and `highlow` rest an opposite-side limit at the order's
-  `take_profit` once the entry is complete; `simple` holds to the close. Every strategy with a
-  `stop_loss` is watched on each bar (a low at or through the stop for a long, a high for a short): the
-  resting exit is cancelled and a market order closes the position. At `flatten_minutes` before the
-  close, directional positions are closed when `intraday.close_directional_eod`, otherwise kept.
+- directional exits: an entry whose planned order carries `take_profit`/`stop_loss` goes out as a
+  bracket, exactly as the executor sends it, and its legs are the exits, worked by the broker (one
+  cancels the other). The builder sets them per strategy: `takeprofit` and `highlow` carry a
+  take-profit (at the target, resp. the predicted high) and a stop; `simple` carries none and holds to
+  the close. An entry found at the broker WITHOUT legs (sent by hand, or as OPG) gets engine exits:
+  for `takeprofit`/`highlow` a resting opposite-side limit at `take_profit`, and for any stop a watch
+  on every bar (a low at or through the stop for a long) that cancels the limit and closes at market.
+  At `flatten_minutes` before the close, working exits are cancelled and directional positions closed
+  at market when `intraday.close_directional_eod`, otherwise kept (brackets and all).
 - maxdiff budget at time t = min(share(t) × total_max × equity, total_max × equity − directional
   committed), with share(t) = `leverage.maxdiff_share_at(t)`. Plans are taken in rank order; a plan
   listens while there is room for it (its `room_needed`, or one share), at most `maxdiff_max_active`
   at once, at most `max_positions_per_symbol` positions on its symbol across layers. The rest queue.
-  A plan leaves the listening set when its entry fills (FILLED) or after `maxdiff.expire_minutes`
-  without a fill (EXPIRED); the next queued plan then rotates in.
+  A plan leaves the listening set when its entry fills (FILLED) or `maxdiff.expire_minutes` after its
+  order first reached the broker (EXPIRED without a fill; FILLED with the part that did fill, whose
+  exit then goes out); the next queued plan then rotates in.
 - sizing (`sizing.maxdiff_rule`): `dynamic` (seed 000) gives every listening plan an equal slice of
   the budget left after maxdiff positions; `kelly` uses the plan's own packed `room_needed`, capped by
   that slice. Sizes are recomputed at every step, so an open (or partially filled) entry shrinks or
@@ -36,7 +41,7 @@ Definitions (precise, because tests and the ledger rely on them):
 - ramp: a slot's limit starts at predicted_low × buy_ramp[0] (buy) or predicted_high × sell_ramp[0]
   (sell) and moves every `ramp_step_minutes` linearly to the ramp's end at `ramp_minutes`, through
   order REPLACEMENT (a new client id each time), tick-rounded in the trader's favour; then it stays.
-- a `both` plan enters on the side whose target is nearer the last price (re-chosen while unfilled).
+- a `both` plan enters on the side whose target is nearer the last price when it starts listening.
 - wash trades: no order is submitted on a symbol while an opposite-side order of either layer is open
   there; it waits (directional orders first, then maxdiff exits, then entries by rank).
 - a filled maxdiff entry exits at the other prediction (a buy exits with a sell limit at the predicted
@@ -52,10 +57,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Callable
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,6 +78,8 @@ from wolfkit.broker.base import (
     OrderRequest,
     OrderStatus,
     OrderUpdate,
+    Quote,
+    UpdateEvent,
 )
 from wolfkit.config import Params
 from wolfkit.ledger import Ledger, load_engine_state, save_engine_state
@@ -161,6 +170,7 @@ class DirectionalPosition(BaseModel):
     stop_loss: float | None = None
     entry: Leg
     exits: list[Leg] = Field(default_factory=list)
+    bracket: bool = False  # the entry carries take-profit/stop-loss legs: the broker works the exits
 
     @property
     def qty(self) -> int:
@@ -220,6 +230,11 @@ class EngineState(BaseModel):
     plans: list[MaxdiffPlanState] = Field(default_factory=list)
     slots: list[Slot] = Field(default_factory=list)
     last_price: dict[str, float] = Field(default_factory=dict)
+    # client ids of the plan's opening maxdiff orders ("SYMBOL-side" -> id), which the executor may
+    # have sent at the open: the first slot on that symbol and side adopts it; after the first step
+    # any left over that is still open at the broker is cancelled (the engine owns the layer)
+    planned_ids: dict[str, str] = Field(default_factory=dict)
+    planned_checked: bool = False
     realized: dict[str, float] = Field(default_factory=lambda: {"directional": 0.0, "maxdiff": 0.0})
 
 
@@ -318,13 +333,11 @@ class IntradayEngine:
         broker: Broker,
         *,
         ledger: Ledger | None = None,
-        on_fill: Callable[[FillRecord], None] | None = None,
     ):
         self.params = params
         self.state = state
         self.broker = broker
         self.ledger = ledger
-        self.on_fill = on_fill
         self.fills: list[FillRecord] = []
         self._index_legs()
         syms = sorted({d.symbol for d in state.directional} | {p.symbol for p in state.plans})
@@ -348,18 +361,26 @@ class IntradayEngine:
         session: date | None = None,
         maxdiff: bool | None = None,
         ledger: Ledger | None = None,
-        on_fill: Callable[[FillRecord], None] | None = None,
     ) -> IntradayEngine:
         """A fresh engine for the plan's session: directional entries of the plan, maxdiff plans queued."""
         eq = equity if equity is not None else plan.account.equity
         md_on = params.maxdiff.enabled if maxdiff is None else maxdiff
         state = EngineState(run_id=plan.run_id, session=session or plan.as_of, equity=eq, maxdiff_enabled=md_on)
-        for o in plan.orders:
-            if o.layer != Layer.DIRECTIONAL:
+        room = params.leverage.directional_max * eq  # directional first, but never past its own bucket
+        for o in sorted(plan.orders, key=lambda o: o.priority):
+            if o.layer == Layer.MAXDIFF:
+                state.planned_ids[f"{o.symbol}-{o.side}"] = o.client_order_id
                 continue
+            ref = o.limit_price or o.est_price
+            qty = min(o.qty, int(max(0.0, room) // ref))
+            if qty < o.qty:
+                log.warning("%s: %d of %d planned shares fit the directional bucket", o.symbol, qty, o.qty)
+            if qty == 0:
+                continue
+            room -= qty * ref
             entry = Leg(
                 key=f"d-{o.symbol}-{o.side}-entry", symbol=o.symbol, side=o.side, layer=Layer.DIRECTIONAL,
-                purpose=Purpose.ENTRY, type=o.type, target_qty=o.qty, limit_price=o.limit_price,
+                purpose=Purpose.ENTRY, type=o.type, target_qty=qty, limit_price=o.limit_price,
                 ref_price=o.limit_price or o.est_price, client_id=o.client_order_id,
             )
             state.directional.append(DirectionalPosition(
@@ -374,7 +395,7 @@ class IntradayEngine:
                     rank=p.rank, symbol=p.symbol, side=p.side, high_target=p.high_target,
                     low_target=p.low_target, avg_return=p.avg_return, room_needed=p.room_needed,
                 ))
-        eng = cls(params, state, broker, ledger=ledger, on_fill=on_fill)
+        eng = cls(params, state, broker, ledger=ledger)
         eng._save_plans()
         return eng
 
@@ -385,14 +406,12 @@ class IntradayEngine:
         broker: Broker,
         ledger: Ledger,
         run_id: str,
-        *,
-        on_fill: Callable[[FillRecord], None] | None = None,
     ) -> IntradayEngine:
         """The engine as saved by its last step, reconciled with the broker (fills and cancels it missed)."""
         raw = load_engine_state(ledger, run_id)
         if raw is None:
             raise BrokerError(f"no saved intraday state for run {run_id!r} in {ledger.path}; start the engine instead")
-        eng = cls(params, EngineState.model_validate_json(raw), broker, ledger=ledger, on_fill=on_fill)
+        eng = cls(params, EngineState.model_validate_json(raw), broker, ledger=ledger)
         eng.reconcile()
         return eng
 
@@ -458,8 +477,6 @@ class IntradayEngine:
                 at))
         if leg.purpose != Purpose.ENTRY:
             self._realize(leg, qty, price)
-        if self.on_fill is not None:
-            self.on_fill(rec)
 
     def _realize(self, exit_leg: Leg, qty: int, price: float) -> None:
         """Realised P/L of an exit fill against its layer's entry average."""
@@ -491,6 +508,9 @@ class IntradayEngine:
             leg.pending.remove(order.client_order_id)
         leg.order_id, leg.client_id, leg.order_qty = order.id, order.client_order_id, order.qty
         leg.order_limit = order.limit_price
+        leg.seq = max(leg.seq, _attempt_of(order.client_order_id) + 1)  # never issue an id the broker has
+        if order.legs and leg.layer == Layer.DIRECTIONAL and leg.purpose == Purpose.ENTRY:
+            self._adopt_bracket(leg, order)
         leg.state = LegState.OPEN if order.status.is_open else leg.state
         self._track(leg)
 
@@ -578,7 +598,21 @@ class IntradayEngine:
         self._directional(now, market, flatten)
         if self.state.maxdiff_enabled:
             self._maxdiff(now, flatten)
+        if not self.state.planned_checked:
+            self._cancel_unadopted()
         self._send()
+
+    def _cancel_unadopted(self) -> None:
+        """Opening maxdiff orders of the plan that no slot took over are cancelled (never left unmanaged)."""
+        for cid in self.state.planned_ids.values():
+            o = self.broker.get_by_client_id(cid)
+            if o is not None and o.status.is_open:
+                try:
+                    self.broker.cancel(o.id)
+                except BrokerError as e:
+                    log.warning("could not cancel the unadopted opening order %s: %s", cid, e)
+        self.state.planned_ids.clear()
+        self.state.planned_checked = True
 
     def _directional(self, now: datetime, market: Market | None, flatten: bool) -> None:
         eod = flatten and self.params.intraday.close_directional_eod
@@ -588,30 +622,32 @@ class IntradayEngine:
                 e.target_qty = e.filled_qty  # an entry still working at the close is cancelled
                 if e.state == LegState.OPEN:
                     self._cancel(e)
+            if e.state == LegState.OPEN:
+                continue  # exits wait for the entry to end (they are opposite-side)
             held = d.qty
-            if held <= 0 or e.state == LegState.OPEN:
+            if held <= 0:
+                for x in d.exits:  # flat: nothing left to exit (e.g. the other bracket leg after a fill)
+                    self._stand_down(x)
                 continue
             exit_side = _opposite(d.side)
             stop_hit = False
-            if d.stop_loss is not None and market is not None:
+            if d.stop_loss is not None and market is not None and not d.bracket:  # a bracket's stop is the broker's
                 i = self.symbol_index[d.symbol]
                 stop_hit = bool(market.low[i] <= d.stop_loss) if d.side == Side.BUY else bool(market.high[i] >= d.stop_loss)
             if stop_hit or eod:
-                for x in d.exits:  # the resting take-profit goes first (no double exit)
-                    if x.purpose == Purpose.TAKE_PROFIT and x.state != LegState.DONE:
-                        x.target_qty = x.filled_qty
-                        if x.state == LegState.OPEN:
-                            self._cancel(x)
+                mkt = next((x for x in d.exits if x.key.endswith(("-stop", "-close"))), None)
+                for x in d.exits:  # resting exits go first (no double exit)
+                    if x is not mkt:
+                        self._stand_down(x)
                 held = d.qty
-                tp_working = sum(x.working_qty for x in d.exits if x.purpose == Purpose.TAKE_PROFIT)
-                mkt = next((x for x in d.exits if x.purpose in (Purpose.STOP, Purpose.CLOSE)), None)
+                resting = sum(x.working_qty for x in d.exits if x is not mkt)  # a cancel still pending
                 if mkt is None:
                     purpose = Purpose.STOP if stop_hit else Purpose.CLOSE
                     mkt = self._new_leg(f"d-{d.symbol}-{d.side}-{purpose}", d.symbol, exit_side, Layer.DIRECTIONAL,
                                         purpose, OrderType.MARKET, 0, None)
                     d.exits.append(mkt)
                 mkt.ref_price = self._price(d.symbol)
-                want = mkt.filled_qty + mkt.working_qty + max(0, held - tp_working - mkt.working_qty)
+                want = mkt.filled_qty + mkt.working_qty + max(0, held - resting - mkt.working_qty)
                 if want > mkt.target_qty:
                     mkt.target_qty = want
                     if mkt.state == LegState.DONE:
@@ -621,6 +657,31 @@ class IntradayEngine:
                 d.exits.append(self._new_leg(f"d-{d.symbol}-{d.side}-tp", d.symbol, exit_side, Layer.DIRECTIONAL,
                                              Purpose.TAKE_PROFIT, OrderType.LIMIT, held,
                                              round_to_tick(d.take_profit, exit_side)))
+
+    def _stand_down(self, leg: Leg) -> None:
+        """This exit is no longer wanted: cancel what works, never resend."""
+        if leg.state == LegState.DONE:
+            return
+        leg.target_qty = leg.filled_qty
+        if leg.state == LegState.OPEN:
+            self._cancel(leg)
+        else:
+            leg.state = LegState.DONE
+
+    def _adopt_bracket(self, entry: Leg, order: BrokerOrder) -> None:
+        """The entry went out as a bracket (by us or the executor): its take-profit and stop-loss legs
+        are this position's exits, worked by the broker."""
+        d = next(x for x in self.state.directional if x.entry is entry)
+        if d.bracket:
+            return
+        d.bracket = True
+        for bl in order.legs:
+            purpose = Purpose.TAKE_PROFIT if bl.stop_price is None else Purpose.STOP
+            kind = "tp" if purpose == Purpose.TAKE_PROFIT else "sl"  # never ends like the engine's own "-stop"
+            leg = self._new_leg(f"d-{d.symbol}-{d.side}-bracket-{kind}", d.symbol, bl.side, Layer.DIRECTIONAL,
+                                purpose, bl.type, bl.qty, bl.limit_price)
+            d.exits.append(leg)
+            self._adopt(leg, bl)
 
     def _new_leg(self, key: str, symbol: str, side: Side, layer: Layer, purpose: Purpose, type_: OrderType,
                  qty: int, limit: float | None) -> Leg:
@@ -644,7 +705,9 @@ class IntradayEngine:
             age = _age(s, now)
             entry_done = s.entry.state == LegState.DONE or (
                 s.entry.state == LegState.IDLE and s.entry.filled_qty > 0 and s.entry.target_qty <= s.entry.filled_qty)
-            expired = flatten or (s.started and s.entry.filled_qty == 0 and age >= md.expire_minutes)
+            # after `expire_minutes` an unfilled entry expires; a partly filled one stops growing, so the
+            # filled part can exit (the exit is opposite-side: it must wait for the entry to end)
+            expired = flatten or (s.started and age >= md.expire_minutes)
             if entry_done and s.entry.filled_qty > 0 or expired:
                 self._close_entry(s, plans, PlanStatus.FILLED if s.entry.filled_qty > 0 else PlanStatus.EXPIRED)
         # 2. exits of held slots
@@ -676,7 +739,7 @@ class IntradayEngine:
             return
         # 3. who listens: rank order, room, max active, per-symbol limit
         e = self.exposure()
-        budget = maxdiff_budget(self.params, self.state.equity, e.directional, now.time())
+        budget = maxdiff_budget(self.params, self.state.equity, e.directional, _et(now).time())
         held_value = sum(max(0, s.qty) * s.entry.avg_price for s in self.state.slots)
         free = max(0.0, budget - held_value)
         listening: list[MaxdiffPlanState] = []
@@ -752,6 +815,7 @@ class IntradayEngine:
             sid = f"{p.symbol}-{side}-{p.rank}-{sum(1 for s in self.state.slots if s.symbol == p.symbol)}"
             entry = self._new_leg(f"m-{sid}-entry", p.symbol, side, Layer.MAXDIFF, Purpose.ENTRY, OrderType.LIMIT,
                                   0, None)
+            entry.client_id = self.state.planned_ids.pop(f"{p.symbol}-{side}", None)
             slot = Slot(id=sid, symbol=p.symbol, side=side, members=[], activated_at=now, entry=entry)
             self.state.slots.append(slot)
         slot.members = sorted([*slot.members, p.rank])
@@ -822,9 +886,10 @@ class IntradayEngine:
 
     def _submit(self, leg: Leg) -> bool:
         qty = leg.target_qty - leg.filled_qty
-        if leg.purpose == Purpose.ENTRY and leg.layer == Layer.DIRECTIONAL and leg.seq == 0 and leg.client_id:
+        if leg.purpose == Purpose.ENTRY and leg.seq == 0 and leg.client_id:
             existing = self.broker.get_by_client_id(leg.client_id)  # the executor may have sent it already
             if existing is not None:
+                leg.seq = 1  # the planned id is used: any later order of this leg gets a fresh one
                 self._adopt(leg, existing)
                 self._book(leg, existing)
                 return leg.state == LegState.OPEN
@@ -833,9 +898,15 @@ class IntradayEngine:
             leg.pending.append(cid)
         else:
             cid = self._next_cid(leg)
+        tp = sl = None
+        if leg.layer == Layer.DIRECTIONAL and leg.purpose == Purpose.ENTRY:  # as the executor sends it
+            d = next(x for x in self.state.directional if x.entry is leg)
+            tp = round_to_tick(d.take_profit) if d.take_profit is not None else None
+            sl = round_to_tick(d.stop_loss) if d.stop_loss is not None else None
         req = OrderRequest(symbol=leg.symbol, qty=qty, side=leg.side, type=leg.type,
                            time_in_force=TimeInForce.DAY, client_order_id=cid,
-                           limit_price=leg.limit_price if leg.type == OrderType.LIMIT else None)
+                           limit_price=leg.limit_price if leg.type == OrderType.LIMIT else None,
+                           take_profit=tp, stop_loss=sl)
         try:
             order = self.broker.submit(req)
         except DuplicateClientOrderId:
@@ -845,8 +916,17 @@ class IntradayEngine:
         except (InsufficientBuyingPower, OrderRejected) as e:
             leg.pending.remove(cid)
             log.warning("order %s %s %s x%d refused: %s", cid, leg.symbol, leg.side, qty, e)
-            if leg.layer == Layer.MAXDIFF and leg.purpose == Purpose.ENTRY:
-                leg.target_qty = leg.filled_qty  # the plan waits; sizing will try again next step
+            if leg.purpose != Purpose.ENTRY:
+                return False  # an exit is retried at the next step: a position is never left behind
+            if leg.layer == Layer.MAXDIFF:
+                leg.target_qty = leg.filled_qty  # the plan waits; sizing tries again at the next step
+            elif isinstance(e, InsufficientBuyingPower) and e.buying_power and leg.ref_price > 0:
+                # as the executor does: resize to the buying power the broker reported (new id next step)
+                leg.target_qty = leg.filled_qty + int(e.buying_power // (leg.limit_price or leg.ref_price))
+            else:
+                leg.target_qty = leg.filled_qty  # refused for good (tick, symbol, …): not resent
+            if leg.target_qty <= leg.filled_qty:
+                leg.state = LegState.DONE
             return False
         self._adopt(leg, order)
         self._book(leg, order)
@@ -859,6 +939,10 @@ class IntradayEngine:
             order = self.broker.replace(  # Alpaca's qty is the order's new total, fills included
                 leg.order_id, qty=qty + leg.seen_qty,
                 limit_price=leg.limit_price if leg.type == OrderType.LIMIT else None, client_order_id=cid)
+        except DuplicateClientOrderId:  # sent before a crash: that replacement exists, take it over
+            order = self.broker.get_by_client_id(cid)
+            if order is None:
+                return
         except BrokerError as e:
             leg.pending.remove(cid)
             log.info("replace of %s failed (%s); re-reading it", leg.client_id, e)
@@ -886,6 +970,17 @@ class IntradayEngine:
                 self._book(leg, o)
 
 
+def _et(now: datetime) -> datetime:
+    """Wall-clock New York time (the time-of-day budget is defined in ET); naive times are taken as ET."""
+    return now.astimezone(ZoneInfo("America/New_York")) if now.tzinfo else now
+
+
+def _attempt_of(cid: str) -> int:
+    """The attempt number `client_order_id` put in an id (its `-rN` suffix; 0 for a base id)."""
+    head, sep, tail = cid.rpartition("-r")
+    return int(tail) if sep and tail.isdigit() else 0
+
+
 def _age(slot: Slot, now: datetime) -> float:
     """Minutes since the slot's entry first reached the broker (0 while it still waits)."""
     return (now - slot.activated_at).total_seconds() / 60 if slot.started else 0.0
@@ -896,3 +991,90 @@ def _session_close(session: date, now: datetime) -> datetime:
 
     close = session_close(session)
     return close.astimezone(now.tzinfo) if now.tzinfo else close.replace(tzinfo=None)
+
+
+# ---- live: streaming with reconciliation, or polling ---------------------------------------------
+
+_STREAM_EVENTS = {e.value: e for e in UpdateEvent}
+
+
+def update_from_stream(data: object) -> OrderUpdate | None:
+    """alpaca-py's `TradeUpdate` as an `OrderUpdate` (None for events the engine does not need,
+    e.g. pending_new or restated: the order itself is re-read by the next reconcile)."""
+    from wolfkit.broker.alpaca import to_broker_order
+
+    event = str(getattr(data.event, "value", data.event))  # type: ignore[attr-defined]
+    kind = _STREAM_EVENTS.get(event)
+    if kind is None:
+        return None
+    return OrderUpdate(kind, to_broker_order(data.order), at=getattr(data, "timestamp", None))  # type: ignore[attr-defined]
+
+
+class StreamSession:
+    """Feeds alpaca-py's `TradingStream` trade updates into an engine, and reconciles over REST after
+    every (re)connect: updates sent while the socket was down are lost, so the engine re-reads each of
+    its orders by client id (`IntradayEngine.reconcile`) before trusting the stream again.
+
+    The stream runs in its own thread (`run()` blocks); `lock` serialises it with the clock-driven
+    `step` calls of the caller.
+    """
+
+    def __init__(self, engine: IntradayEngine, lock: threading.RLock | None = None):
+        self.engine = engine
+        self.lock = lock or threading.RLock()
+        self.connects = 0
+
+    async def on_trade_update(self, data: object) -> None:
+        update = update_from_stream(data)
+        if update is not None:
+            with self.lock:
+                self.engine.on_update(update)
+
+    def on_connect(self) -> None:
+        """Called after each successful (re)connect and authentication."""
+        with self.lock:
+            self.connects += 1
+            self.engine.reconcile()
+
+    def stream(self, key: str, secret: str, *, paper: bool = True, url_override: str | None = None):  # noqa: ANN201
+        """A `TradingStream` wired to this session (subscribed; call `.run()` in a thread)."""
+        from alpaca.trading.stream import TradingStream
+
+        session = self
+
+        class _ReconcilingStream(TradingStream):
+            async def _start_ws(self) -> None:  # every (re)connect passes here
+                await super()._start_ws()
+                session.on_connect()
+
+        s = _ReconcilingStream(key, secret, paper=paper, url_override=url_override)
+        s.subscribe_trade_updates(self.on_trade_update)
+        return s
+
+
+def market_from_quotes(symbols: Sequence[str], quotes: dict[str, Quote]) -> Market:
+    """A quote event as a `Market` aligned to `symbols` (high = low = close = the mid; NaN when absent)."""
+    mid = np.array([quotes[s].mid if s in quotes else np.nan for s in symbols], dtype=float)
+    return Market(mid, mid, mid)
+
+
+def run_polling(
+    engine: IntradayEngine,
+    *,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    until: datetime,
+    poll_seconds: float,
+    lock: threading.RLock | None = None,
+) -> int:
+    """Polling mode (e.g. against the emulator): every `poll_seconds`, fetch quotes and the broker's
+    order updates and step the engine, until `until`. Returns the number of steps."""
+    lock = lock or threading.RLock()
+    steps = 0
+    while (t := now()) < until:
+        with lock:
+            quotes = engine.broker.quotes(engine.symbols)
+            engine.step(t, market_from_quotes(engine.symbols, quotes))
+        steps += 1
+        sleep(poll_seconds)
+    return steps

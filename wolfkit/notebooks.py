@@ -377,12 +377,9 @@ def notebook_parameters(
 ) -> dict[str, Any]:
     """The papermill parameters for `notebooks/<kind>.ipynb` (never secrets: they land in the audit).
 
-    Paths are made absolute so the kernel's working directory does not matter; `execute` reads the
-    day's `orders.json` unless `orders_file` is given.
+    Paths are made absolute so the kernel's working directory does not matter.
     """
     values: dict[str, Any] = {"run_date": session.isoformat(), "params_file": str(Path(params_file).resolve())}
-    if kind == "execute":
-        values["orders_file"] = str(day_dir(Path(outputs_dir).resolve(), session) / "orders.json")
     values.update({k: v for k, v in extra.items() if v is not None})
     return values
 
@@ -396,29 +393,19 @@ def _refuse_secret_parameters(parameters: dict[str, Any]) -> None:
             raise BadInputError(f"a notebook parameter equals ${name}; keys come from the environment only")
 
 
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 def scan(ctx: RunContext) -> Any:
-    """Run the day's scan (`wolfkit.scan.run_scan`); None when this build has no scan stage."""
-    if not (_has("wolfkit.scan") and _has("wolfkit.data.registry")):
-        return None
+    """Run the day's scan (`wolfkit.scan.run_scan`) on the provider the parameters name."""
     from wolfkit.scan import run_scan
 
     return run_scan(ctx.params, ctx.session)
 
 
 def build(ctx: RunContext, scan_result: Any, equity: float, buying_power: float = 0.0) -> Any:
-    """Build the day's pack and order plan (`wolfkit.orders.build_order_plan`); None without a scan.
+    """Build the day's pack and order plan (`wolfkit.orders.build_order_plan`) under this run's id.
 
     `buying_power` 0 means 2× equity, a Reg-T margin account (both leverage buckets apply); pass the
     equity itself for a cash account.
     """
-    if scan_result is None:
-        return None
     from wolfkit.orders import build_order_plan
 
     return build_order_plan(
@@ -429,17 +416,14 @@ def build(ctx: RunContext, scan_result: Any, equity: float, buying_power: float 
 
 def export_premarket(ctx: RunContext, scan_result: Any, build_result: Any) -> dict[str, Any]:
     """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder."""
-    paths: dict[str, Any] = {"opportunities": None, "orders": None}
-    if scan_result is not None:
-        from wolfkit.scan import write_scan
-
-        paths["opportunities"] = write_scan(scan_result, ctx.export_path("opportunities.csv"))
-    if build_result is not None:
-        from wolfkit.orders import write_orders
-
-        paths["orders"] = write_orders(build_result.plan, ctx.export_path("orders.json"))
     from wolfkit import report
+    from wolfkit.orders import write_orders
+    from wolfkit.scan import write_scan
 
+    paths: dict[str, Any] = {
+        "opportunities": write_scan(scan_result, ctx.export_path("opportunities.csv")),
+        "orders": write_orders(build_result.plan, ctx.export_path("orders.json")),
+    }
     report.exports(paths)
     return paths
 
@@ -448,12 +432,8 @@ def tuning_panel(
     ctx: RunContext, scan_result: Any, equity: float, buying_power: float = 0.0, save_dir: str = "parameters"
 ) -> Any:
     """The tuning panel over the day's opportunities (`wolfkit.widgets.TuningPanel`), its first preview
-    recorded; None (said plainly) without a scan."""
+    recorded."""
     from wolfkit import report
-
-    if scan_result is None:
-        report.missing_stage("scan", "wolfkit.scan")
-        return None
     from wolfkit.widgets import TuningPanel
 
     panel = TuningPanel(
@@ -475,3 +455,24 @@ def replay(ctx: RunContext, equity: float, orders_file: str = "") -> Any:
 
         plan = read_orders(resolve(orders_file))
     return replay_session(ctx.params, ctx.session, equity, plan=plan)
+
+
+@dataclass(frozen=True)
+class ExecutionRun:
+    """An executed orders file: the plan, the executor's report, where the ledger and the log are."""
+
+    plan: Any  # wolfkit.orders.OrderPlan
+    report: Any  # wolfkit.execute.ExecutionReport
+    ledger_path: Path
+    log_path: Path
+
+
+def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool = False) -> ExecutionRun:
+    """Execute an orders file (default: the day folder's `orders.json`) exactly as `wolfkit execute`
+    does (`wolfkit.execute.execute_orders_file`). Live trading needs `live` and `execution.broker: live`."""
+    from wolfkit.execute import execute_orders_file
+    from wolfkit.orders import read_orders
+
+    path = resolve(orders_file) if orders_file else ctx.day_dir / "orders.json"
+    report, log = execute_orders_file(path, ctx.params, broker or None, live)
+    return ExecutionRun(read_orders(path), report, Path(ctx.params.execution.ledger_path).resolve(), log)

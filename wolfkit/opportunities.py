@@ -62,7 +62,7 @@ def load_opportunities(path: str | Path) -> pd.DataFrame:
     raise BadInputError(f"{p}: unknown suffix {suffix!r}; use .csv or .parquet")
 
 
-def _row_problems(df: pd.DataFrame, params: Params) -> dict[int, list[str]]:
+def _row_problems(df: pd.DataFrame) -> dict[int, list[str]]:
     """Position in `df` -> the problems of that row, each naming its column."""
     problems: dict[int, list[str]] = {}
 
@@ -126,7 +126,7 @@ def validate_opportunities(df: pd.DataFrame, params: Params, source: str) -> Opp
             f"(optional: {OPTIONAL})"
         )
     df = df.reset_index(drop=True)
-    problems = _row_problems(df, params)
+    problems = _row_problems(df)
     bad = sorted(problems)
     lines = [f"row {pos + 2}: " + "; ".join(problems[pos]) for pos in bad]
     if bad and not params.portfolio.quarantine_bad_rows:

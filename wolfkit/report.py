@@ -81,7 +81,8 @@ def markdown(text: str) -> None:
 
 def table(df: pd.DataFrame, caption: str | None = None, formats: Mapping[str, str] | None = None) -> None:
     """Display a table (HTML, no index) with optional per-column format strings."""
-    styler = df.style.hide(axis="index")
+    styler = df.style.hide(axis="index").set_properties(
+        subset=[c for c in df.columns if df[c].dtype == object], **{"text-align": "left"})
     if formats:
         styler = styler.format({k: v for k, v in formats.items() if k in df.columns}, na_rep="")
     if caption:
@@ -177,12 +178,6 @@ def header(ctx: Any) -> None:
     record("synthetic", synthetic)
 
 
-def missing_stage(stage: str, module: str) -> None:
-    """Say plainly that a section needs a stage this build does not have yet."""
-    markdown(f"*This section needs the {stage} stage (`{module}`), which this build of wolfkit does not include.*")
-    record(f"missing_{stage}", module)
-
-
 # --------------------------------------------------------------------------------------------------
 # Figures (pure: tables in, figures out).
 
@@ -274,7 +269,7 @@ def fig_orders_budget(orders: pd.DataFrame, buying_power: float) -> go.Figure:
 
 
 # --------------------------------------------------------------------------------------------------
-# Pre-market sections: display + record. Each takes None when its stage is not in this build.
+# Pre-market sections: display + record.
 
 
 def market_day(ctx: Any, scan: Any) -> None:
@@ -290,10 +285,6 @@ def market_day(ctx: Any, scan: Any) -> None:
         record("early_close", calendar.is_early_close(s))
     prev = calendar.previous_session(s)
     lines.append(f"- previous session {prev}; next session {calendar.next_session(s)}")
-    if scan is None:
-        markdown("\n".join(lines))
-        missing_stage("scan", "wolfkit.scan")
-        return
     through = pd.Timestamp(scan.data_through).date()
     fresh = through >= prev
     lines.append(
@@ -309,8 +300,6 @@ def market_day(ctx: Any, scan: Any) -> None:
 
 def scan_summary(scan: Any) -> None:
     """How many symbols were scanned, how many qualify, which were excluded and why."""
-    if scan is None:
-        return missing_stage("scan", "wolfkit.scan")
     opps, excl = scan.opportunities, scan.excluded
     scanned = len(opps) + len(excl)
     reasons = excl["reason"].value_counts() if len(excl) else pd.Series(dtype=int)
@@ -331,8 +320,6 @@ def scan_summary(scan: Any) -> None:
 
 def top_opportunities(scan: Any, n: int = 15) -> None:
     """The best `n` opportunities with their component scores."""
-    if scan is None:
-        return missing_stage("scan", "wolfkit.scan")
     top = scan.opportunities.head(n)
     cols = [c for c in ("symbol", "sector", "market_cap", "price", "score", "strategy", "expected_return")
             if c in top.columns] + [c for c in top.columns if c.startswith("score_")]
@@ -347,8 +334,6 @@ def top_opportunities(scan: Any, n: int = 15) -> None:
 
 def pack(build: Any) -> None:
     """The directional pack: weights, tiers and the reason for each pick and each exclusion."""
-    if build is None:
-        return missing_stage("build", "wolfkit.orders.build_order_plan")
     t = build.targets
     w = t.weights
     markdown(
@@ -359,8 +344,12 @@ def pack(build: Any) -> None:
     table(w[cols], caption="Picked", formats={"score": "{:.1f}", "weight": "{:.2%}"})
     if len(w):
         show(fig_weights(w))
-    if len(t.excluded):
-        table(t.excluded, caption="Not picked, and why")
+    below = t.excluded["reason"].astype(str).str.startswith("below min_score")
+    if (~below).any():
+        table(t.excluded[~below], caption="Candidates not picked, and why")
+    if below.any():
+        markdown(f"{int(below.sum())} more symbols scored below `min_score` "
+                 f"({t.excluded.loc[below, 'reason'].iloc[0].removeprefix('below min_score ')}) and were not candidates.")
     if getattr(build, "quarantined", None) is not None and len(build.quarantined):
         table(build.quarantined, caption="Quarantined opportunity rows (set aside, not used)")
     record("positions", len(w))
@@ -373,8 +362,6 @@ def pack(build: Any) -> None:
 
 def breakdown(build: Any, params: Any) -> None:
     """Sector weights against the sector caps, market-cap tiers against their bands."""
-    if build is None:
-        return missing_stage("build", "wolfkit.orders.build_order_plan")
     t = build.targets
     port = params.portfolio
     sectors = {s: (0.0, port.cap_for(s)) for s in sorted(t.sector_weights)}
@@ -396,8 +383,6 @@ def breakdown(build: Any, params: Any) -> None:
 
 def leverage(build: Any, params: Any) -> None:
     """The leverage buckets (directional, maxdiff, free) as a chart."""
-    if build is None:
-        return missing_stage("build", "wolfkit.orders.build_order_plan")
     b = leverage_buckets(build)
     show(fig_leverage(b, params))
     table(b, formats={"exposure": "${:,.0f}", "leverage": "{:.2f}x", "limit": "{:.2f}x"})
@@ -414,8 +399,6 @@ def orders_table(plan: Any) -> pd.DataFrame:
 
 def orders_preview(build: Any) -> None:
     """Every order with its estimated cost, the running total against the buying power."""
-    if build is None:
-        return missing_stage("build", "wolfkit.orders.build_order_plan")
     plan = build.plan
     df = orders_table(plan)
     total = float(df["est_cost"].sum())
@@ -438,8 +421,6 @@ def orders_preview(build: Any) -> None:
 
 def maxdiff_plans(build: Any) -> None:
     """The maxdiff plans for the day: which listen from the open and which queue for room."""
-    if build is None:
-        return missing_stage("build", "wolfkit.orders.build_order_plan")
     plans = pd.DataFrame([m.model_dump(mode="json") for m in build.plan.maxdiff_plans])
     if plans.empty:
         markdown("No maxdiff plans today (none qualified, or the layer is disabled).")
@@ -454,18 +435,11 @@ def maxdiff_plans(build: Any) -> None:
     record("maxdiff_queued", int(counts.get("queued", 0)))
 
 
-def exports(paths: Mapping[str, Path | list[Path] | None]) -> None:
-    """List the files this run wrote (relative to the day folder when possible)."""
-    lines = []
-    for name, p in paths.items():
-        if p is None:
-            lines.append(f"- {name}: not written (its stage is not in this build)")
-        else:
-            for q in p if isinstance(p, list) else [p]:
-                lines.append(f"- {name}: `{q}`")
+def exports(paths: Mapping[str, Path | list[Path]]) -> None:
+    """List the files this run wrote."""
+    lines = [f"- {name}: `{q}`" for name, p in paths.items() for q in (p if isinstance(p, list) else [p])]
     markdown("\n".join(lines))
-    record("exports", {k: ([str(q) for q in v] if isinstance(v, list) else (str(v) if v else None))
-                       for k, v in paths.items()})
+    record("exports", {k: [str(q) for q in v] if isinstance(v, list) else str(v) for k, v in paths.items()})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -521,3 +495,82 @@ def replay_fills(result: Any, limit: int = 200) -> None:
         table(f.head(limit).astype({c: str for c in ("layer", "purpose", "side") if c in f.columns}),
               caption=f"Fills (first {min(limit, len(f))} of {len(f)})", formats={"price": "{:.2f}"})
     record("replay_fills", len(f))
+
+
+# --------------------------------------------------------------------------------------------------
+# Execution sections.
+
+
+def execution_summary(result: Any) -> None:
+    """How the batch went: planned, accepted, filled, resized, rejected — and buying-power rejections.
+
+    `result`: a `wolfkit.notebooks.ExecutionRun` (`.plan`, `.report`, `.ledger_path`).
+    """
+    s = result.report.summary()
+    states = dict(sorted(s["states"].items(), key=lambda kv: -kv[1]))
+    markdown(
+        f"Broker `{s['broker']}`, execution #{s['execution']} of run `{s['run_id']}`: **{s['accepted']} of "
+        f"{s['planned']}** planned orders accepted, {s['unresolved']} unresolved; deployed "
+        f"${s['deployed']:,.0f} = **{s['deployed_pct']:.1%}** of equity ${s['equity']:,.0f}. "
+        f"Insufficient-buying-power rejections met: {s['insufficient_bp_rejections']}; rate limited: "
+        f"{s['rate_limited']}; unknown outcomes looked up: {s['unknown_outcomes']}."
+    )
+    table(pd.DataFrame({"state": list(states), "orders": list(states.values())}), caption="Orders by final state")
+    for k in ("planned", "accepted", "unresolved", "deployed", "deployed_pct", "insufficient_bp_rejections",
+              "execution", "states"):
+        record(f"exec_{k}", s[k])
+
+
+def execution_orders(result: Any) -> None:
+    """Every planned order: what was submitted and filled, how it was sized, and why."""
+    df = result.report.table()
+    cols = ["priority", "symbol", "side", "layer", "state", "planned_qty", "submitted_qty", "filled_qty",
+            "avg_price", "attempts", "sizing", "deployed", "reason"]
+    df = df[cols].astype({"side": str, "state": str, "sizing": str})
+    table(df, formats={"avg_price": "{:.2f}", "deployed": "${:,.0f}"})
+    record("exec_sizing", df["sizing"].value_counts().to_dict())
+    record("exec_rejected_reasons", df.loc[df["state"] == "rejected", "reason"].tolist())
+
+
+def deployment_vs_plan(result: Any) -> None:
+    """Planned cost against what was deployed, per order and by layer (leverage × equity)."""
+    rep, plan = result.report, result.plan
+    planned = {o.client_order_id: o for o in plan.orders}
+    rows = [(o.symbol, str(o.layer), planned[o.plan_client_id].est_cost if o.plan_client_id in planned else 0.0,
+             o.deployed) for o in rep.orders]
+    df = pd.DataFrame(rows, columns=["symbol", "layer", "planned", "deployed"])
+    fig = go.Figure()
+    fig.add_bar(x=df["symbol"], y=df["planned"], name="planned (est. cost)")
+    fig.add_bar(x=df["symbol"], y=df["deployed"], name="deployed")
+    fig.update_layout(barmode="group", title="Deployment against the plan", yaxis={"tickprefix": "$"})
+    show(fig)
+    by_layer = df.groupby("layer")[["planned", "deployed"]].sum() / rep.equity
+    table(by_layer.rename_axis("layer").reset_index(), caption="Leverage by layer (× equity)",
+          formats={"planned": "{:.2f}x", "deployed": "{:.2f}x"})
+    record("exec_planned_pct", float(df["planned"].sum() / rep.equity))
+    record("exec_leverage_by_layer", by_layer["deployed"].to_dict())
+
+
+def ledger_snapshot(result: Any, last: int = 30) -> None:
+    """The ledger's view of the run: its row, event counts by kind, the last events, the fills."""
+    from wolfkit.ledger import Ledger
+
+    run_id = result.report.run_id
+    with Ledger(result.ledger_path) as ledger:
+        run = ledger.run(run_id) or {}
+        events = ledger.events(run_id)
+        fills = ledger.fills_for_run(run_id)
+    kinds = pd.Series([str(e.kind) for e in events]).value_counts()
+    markdown(f"Ledger `{result.ledger_path}`: run status **{run.get('status', '?')}**, {len(events)} events, "
+             f"{len(fills)} fills.")
+    if len(kinds):
+        table(kinds.rename_axis("event").reset_index(name="count"), caption="Events by kind")
+        tail = pd.DataFrame([{"at": e.at, "kind": str(e.kind), "client_order_id": e.client_order_id,
+                              "detail": json.dumps(e.detail, default=str)[:160]} for e in events[-last:]])
+        table(tail, caption=f"Last {len(tail)} events")
+    if fills:
+        table(pd.DataFrame(fills)[["symbol", "side", "qty", "price", "at", "client_order_id"]], caption="Fills",
+              formats={"price": "{:.2f}"})
+    record("ledger_status", run.get("status"))
+    record("ledger_events", kinds.to_dict())
+    record("ledger_fills", len(fills))

@@ -90,7 +90,6 @@ OPPORTUNITY_COLUMNS = [
     "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side",
 ]
 EXCLUDED_COLUMNS = ["symbol", "reason"]
-OHLC_FIELDS = ["take_profit", "stop_loss", "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side"]
 
 
 @dataclass
@@ -147,7 +146,7 @@ def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc
     """The panel of the last `lookback_days` bar dates strictly before `session`."""
     if bars.empty:
         raise BadInputError(f"no daily bars before {session}: the data source returned none; check data.source")
-    dates = pd.to_datetime(bars["date"]).to_numpy()
+    dates = pd.to_datetime(bars["date"], cache=False).to_numpy()
     before = dates < np.datetime64(pd.Timestamp(session))
     kept = np.sort(pd.unique(dates[before]))[-lookback_days:]
     if len(kept) == 0:
@@ -172,7 +171,11 @@ def ffill(a: np.ndarray) -> np.ndarray:
 
 
 def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.DataFrame:
-    """Symbols that cannot be scanned, with every reason (columns: symbol, reason)."""
+    """Symbols that cannot be scanned, with every reason (columns: symbol, reason).
+
+    Each reason reads `<kind>: <detail>` (kinds: no bars, halted, too little history, gap,
+    non-positive price); several are joined with "; ". Sessions are the panel's bar dates.
+    """
     T = panel.shape[0]
     obs = ~np.isnan(panel.close)
     seen = _last_seen(obs)
@@ -193,27 +196,27 @@ def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.Da
                             | (longest > scan.max_gap_days) | nonpos.any(axis=0)):
         sym, why = panel.symbols[j], []
         if n_bars[j] == 0:
-            why.append(f"no bars in the {T} sessions before the scan date (halted, delisted or unknown)")
+            why.append(f"no bars: none in the {T} sessions before the scan date (halted, delisted or unknown)")
         else:
             if since_last[j] > scan.max_gap_days:
                 why.append(
-                    f"halted or stale: last bar {panel.dates[seen[-1, j]].date()}, {since_last[j]} sessions "
+                    f"halted: last bar {panel.dates[seen[-1, j]].date()}, {since_last[j]} sessions "
                     f"before the last data date > max_gap_days {scan.max_gap_days}"
                 )
             if n_bars[j] < scan.min_history:
                 why.append(f"too little history: {n_bars[j]} bars < min_history {scan.min_history}")
             if longest[j] > scan.max_gap_days:
                 why.append(
-                    f"gap of {longest[j]} sessions without bars (ending {panel.dates[gap_end[j]].date()}) "
+                    f"gap: {longest[j]} sessions without bars (ending {panel.dates[gap_end[j]].date()}) "
                     f"> max_gap_days {scan.max_gap_days}"
                 )
             if nonpos[:, j].any():
-                why.append(f"non-positive price on {panel.dates[first_nonpos[j]].date()}")
+                why.append(f"non-positive price: on {panel.dates[first_nonpos[j]].date()}")
         reasons[sym] = why
     in_panel = set(panel.symbols)
     for sym in symbols:
         if sym not in in_panel:
-            reasons[sym] = [f"no bars in the {T} sessions before the scan date (halted, delisted or unknown)"]
+            reasons[sym] = [f"no bars: none in the {T} sessions before the scan date (halted, delisted or unknown)"]
     rows = [(s, "; ".join(r)) for s, r in reasons.items()]
     return pd.DataFrame(rows, columns=EXCLUDED_COLUMNS)
 
@@ -341,7 +344,13 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
         if s.needs_ohlc and not panel.has_ohlc:
             out[f"raw_{s.name}"] = np.nan
         else:
-            out[f"raw_{s.name}"] = pd.Series(s.compute(filled), dtype=float).reindex(panel.symbols).to_numpy()
+            values = s.compute(filled)
+            if not isinstance(values, pd.Series):
+                raise BadInputError(
+                    f"signal {s.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
+                    f"the panel's last date), got {type(values).__name__}"
+                )
+            out[f"raw_{s.name}"] = values.astype(float).reindex(panel.symbols).to_numpy()
     out["last_close"] = filled.close[-1]
 
     lv = levels(panel, scan.atr_period)
@@ -440,7 +449,7 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
     bounds = [slice(i, min(i + size, panel.shape[1])) for i in range(0, panel.shape[1], size)]
     if executor is None and params.scan.workers == 0:
         parts = []
-        with _progress(progress, len(bounds)) as advance:
+        with _Progress(progress, len(bounds)) as advance:
             for b in bounds:
                 parts.append(scan_chunk(panel.take(b), signals, params.scan))
                 advance()
@@ -451,7 +460,7 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
         futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan): i
                                       for i, b in enumerate(bounds)}
         parts_by_index: dict[int, pd.DataFrame] = {}
-        with _progress(progress, len(bounds)) as advance:
+        with _Progress(progress, len(bounds)) as advance:
             for f in as_completed(futures):
                 parts_by_index[futures[f]] = f.result()
                 advance()
@@ -461,7 +470,7 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
     return pd.concat([parts_by_index[i] for i in range(len(bounds))])
 
 
-class _progress:
+class _Progress:
     """A rich progress bar over chunks when asked for, else a no-op."""
 
     def __init__(self, show: bool, total: int) -> None:
@@ -508,11 +517,19 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
 
     start = session - timedelta(days=int(scan.lookback_days * 1.5) + 30)
     bars = provider.daily_bars(symbols, start, session - timedelta(days=1))
-    bars = bars[bars["symbol"].astype(str).isin(set(symbols))]
+    bars = bars[bars["symbol"].isin(symbols)]
     panel = window_panel(bars, session, scan.lookback_days, has_ohlc=provider.has_ohlc)
+    data_through = panel.dates[-1].date()
+    stale = int(np.busday_count(data_through + timedelta(days=1), session))
+    if stale > scan.max_gap_days:
+        raise BadInputError(
+            f"{provider.name}: the bars end on {data_through}, {stale} weekdays before {session} "
+            f"(> scan.max_gap_days {scan.max_gap_days}); the prices would be stale: refresh the data "
+            "or pass an earlier --date"
+        )
 
     excluded = find_exclusions(panel, symbols, scan)
-    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no sector or positive market_cap in the universe metadata"})
+    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
     excluded = (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
                 .agg("; ".join).reset_index())
     keep = np.flatnonzero(~panel.symbols.isin(excluded["symbol"]))
@@ -522,7 +539,7 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
     scores = composite_scores(raw, weights)
     unscored = scores.index[scores["score"].isna()]
     if len(unscored):
-        excluded = pd.concat([excluded, pd.DataFrame({"symbol": unscored, "reason": "no signal computable"})],
+        excluded = pd.concat([excluded, pd.DataFrame({"symbol": unscored, "reason": "no signal: none computable from its bars"})],
                              ignore_index=True)
     table = _assemble(per_symbol.join(scores).drop(index=unscored), uni, _quote_prices(provider, list(per_symbol.index), session), params)
     comp_cols = [f"score_{s.name}" for s in signals]
@@ -533,7 +550,7 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
         opportunities=table[OPPORTUNITY_COLUMNS + comp_cols],
         excluded=excluded.sort_values("symbol", ignore_index=True),
         session=session,
-        data_through=panel.dates[-1].date(),
+        data_through=data_through,
         synthetic=bool(provider.synthetic),
         unavailable=unavailable,
         provider=str(provider.name),

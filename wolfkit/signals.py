@@ -54,11 +54,12 @@ class Panel:
         missing = [c for c in ("symbol", "date", *PANEL_FIELDS) if c not in bars.columns]
         if missing:
             raise BadInputError(f"daily bars: missing column(s) {missing}; expected {['symbol', 'date', *PANEL_FIELDS]}")
-        di, dates = pd.factorize(pd.to_datetime(bars["date"]).to_numpy(), sort=True)
-        si, symbols = pd.factorize(bars["symbol"].astype(str).to_numpy(), sort=True)
+        di, dates = pd.factorize(pd.to_datetime(bars["date"], cache=False).to_numpy(), sort=True)
+        si, symbols = pd.factorize(bars["symbol"].to_numpy(), sort=True)
         flat = di.astype(np.int64) * len(symbols) + si
-        if len(flat) != len(np.unique(flat)):
-            dup = bars.loc[pd.Index(flat).duplicated(), ["symbol", "date"]].iloc[0]
+        counts = np.bincount(flat, minlength=len(dates) * len(symbols))
+        if len(flat) and counts.max() > 1:
+            dup = bars.iloc[np.flatnonzero(counts[flat] > 1)[0]]
             raise BadInputError(
                 f"daily bars: symbol {dup['symbol']} has more than one bar on {pd.Timestamp(dup['date']).date()}; "
                 "keep one bar per symbol and date"
@@ -69,7 +70,7 @@ class Panel:
             a = np.full(shape, np.nan)
             a[di, si] = pd.to_numeric(bars[f], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             arrays[f] = a
-        return cls(pd.DatetimeIndex(dates), pd.Index(symbols, name="symbol"), has_ohlc=has_ohlc, **arrays)
+        return cls(pd.DatetimeIndex(dates), pd.Index(symbols.astype(str), name="symbol"), has_ohlc=has_ohlc, **arrays)
 
     @property
     def shape(self) -> tuple[int, int]:

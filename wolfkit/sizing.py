@@ -62,6 +62,11 @@ def allocate_shares(weights: Mapping[str, float], prices: Mapping[str, float], b
     v = np.array([weights[s] * budget for s in syms], dtype=float)
     p = np.array([prices[s] for s in syms], dtype=float)
     ceil = np.ceil(v / p - 1e-12).clip(min=0)
+    floor = np.floor(v / p + 1e-12).clip(min=0)
+    # selling k shares below the floor costs k·p of cover and can buy back at most the total rounding
+    # remainder R = Σ (v − floor·p): below floor − R/p a name is never in an optimum (a valid bound)
+    remainder = float(np.clip(v - floor * p, 0, None).sum())
+    low = np.clip(floor - np.floor(remainder / p), 0, None)
     if float(ceil @ p) <= budget:
         q = ceil
     else:
@@ -76,7 +81,7 @@ def allocate_shares(weights: Mapping[str, float], prices: Mapping[str, float], b
                 LinearConstraint(a_budget, -np.inf, budget),
             ],
             integrality=np.r_[np.ones(n), np.zeros(n)],
-            bounds=Bounds(np.zeros(2 * n), np.r_[ceil, v]),
+            bounds=Bounds(np.r_[low, np.zeros(n)], np.r_[ceil, v]),
             options={"mip_rel_gap": 0.0},
         )
         q = np.round(res.x[:n]) if res.x is not None else np.zeros(n)

@@ -732,18 +732,73 @@ class EmulatorServer:
         self.shutdown()
 
 
-def serve(app: Flask, port: int = 0, host: str = "127.0.0.1", *, background: bool = True,
-          quiet: bool = True) -> EmulatorServer:
-    """Serve `app` (from `create_app`); port 0 picks a free one. In the background by default
-    (returns at once; `shutdown()` stops it); `background=False` blocks until interrupted."""
-    server = EmulatorServer(app, port, host, quiet=quiet)
-    if not background:
-        try:
-            server.serve_forever()
-        finally:
-            server._server.server_close()
-        return server
-    return server.start()
+def serve(app: Flask, port: int = 0, host: str = "127.0.0.1", *, quiet: bool = True) -> EmulatorServer:
+    """Serve `app` (from `create_app`) in a background thread; port 0 picks a free one.
+    Returns at once; `shutdown()` stops it."""
+    return EmulatorServer(app, port, host, quiet=quiet).start()
+
+
+class DemoFeed:
+    """Keeps a `SimBroker`'s quotes current from a provider (the demo market) and lets open
+    orders fill: every `interval_s`, latest quotes for the universe at wall-clock time, then a
+    fill step. Runs in a daemon thread; a failed refresh is counted, not fatal."""
+
+    def __init__(self, broker: SimBroker, provider: DataProvider, interval_s: float = 5.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(calendar.NY)):
+        self.broker, self.provider, self.interval_s, self.clock = broker, provider, interval_s, clock
+        self.symbols = list(provider.universe()["symbol"])
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> None:
+        now = self.clock()
+        # a provider may build its price history lazily; ask for recent bars first
+        self.provider.daily_bars(self.symbols[:1], now.date() - timedelta(days=10), now.date())
+        q = self.provider.latest_quotes(self.symbols, now)
+        self.broker.market.update(list(q["symbol"]), q["bid"].to_numpy(), q["ask"].to_numpy(), now)
+        self.broker.step()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - keep serving on stale quotes; the count says so
+                self.errors += 1
+
+    def start(self) -> DemoFeed:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="wolfkit-demo-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def run_demo(port: int, *, provider: DataProvider, equity: float = 100_000.0, multiplier: float = 2.0,
+             state_path: str | Path | None = None, host: str = "127.0.0.1",
+             on_ready: Callable[[EmulatorServer], None] | None = None) -> None:
+    """`wolfkit emulator`: a paper account on the demo market, served until interrupted.
+
+    With `state_path`, the account is loaded from it when it exists and saved after every change,
+    so a restart keeps every order (client ids stay unique across restarts, as at Alpaca).
+    """
+    clock = lambda: datetime.now(calendar.NY)  # noqa: E731
+    if state_path is not None and Path(state_path).exists():
+        broker = SimBroker.load(state_path, clock=clock)
+    else:
+        broker = SimBroker(equity, multiplier, clock=clock)
+    feed = DemoFeed(broker, provider, clock=clock).start()
+    app = create_app(broker, data=provider, state_path=state_path)
+    server = EmulatorServer(app, port, host, quiet=False)
+    if on_ready is not None:
+        on_ready(server)
+    try:
+        server.serve_forever()
+    finally:
+        feed.stop()
+        server._server.server_close()
 
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)

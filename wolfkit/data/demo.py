@@ -26,7 +26,7 @@ above $1, 1/100 cent below). Minute bars and quotes are derived from the daily b
 from __future__ import annotations
 
 import zlib
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from importlib import resources
 from typing import Callable, Sequence
 
@@ -62,7 +62,8 @@ _TICK = 10_000  # prices are stored as integer multiples of $0.0001
 _MONTH = 21  # sessions per trend-regime step
 
 # Component ids: each random component draws from its own stream.
-_MARKET, _SECTOR, _IDIO, _TREND, _GAP, _RANGE, _VOLUME, _TRAITS, _SYNTH, _MINUTE, _QUOTE = range(1, 12)
+(_MARKET, _SECTOR, _IDIO, _IDIO_CHI2, _TREND, _GAP, _RANGE, _VOLUME, _TRAITS_Z, _TRAITS_U, _SYNTH,
+ _MINUTE, _QUOTE) = range(1, 14)
 
 # Per-tier defaults: annual idiosyncratic volatility, daily turnover (share of market cap),
 # quoted spread in basis points, and the log-uniform cap and price ranges of generated names.
@@ -234,14 +235,15 @@ class DemoMarket:
         session = calendar.is_trading_day(day)
         thin = 1.0
         if session and ts < pd.Timestamp(calendar.session_open(day)):
-            mid = self._ohlc[0][self._session_row(day), cols] / _TICK
+            row = self._session_row(day)  # may extend the panel: index it afterwards
+            mid = self._ohlc[0][row, cols] / _TICK
             thin = 3.0  # pre-market books are thinner: wider spreads, noisier mids
         elif session and ts < pd.Timestamp(calendar.session_close(day)):
             stamps, (o, *_) = self._minutes(symbols, day)
             mid = o[:, stamps.searchsorted(ts.floor("min"))] / _TICK
         else:
-            last = day if session else calendar.previous_session(day)
-            mid = self._ohlc[3][self._session_row(last), cols] / _TICK
+            row = self._session_row(day if session else calendar.previous_session(day))
+            mid = self._ohlc[3][row, cols] / _TICK
         minute = int(ts.timestamp()) // 60
         noise = np.array([_stream(self.seed, _QUOTE, _symbol_key(s), minute).standard_normal(4)
                           for s in symbols]).reshape(len(symbols), 4)
@@ -300,10 +302,8 @@ class DemoMarket:
 
 
 def _tier(market_cap: float) -> str:
-    for name, (lo, _) in _TIER_CAP.items():
-        if market_cap >= lo and name != "micro":
-            return name
-    return "micro"
+    """The default tier of a cap (the demo's volatility and spreads follow it, whatever the parameters)."""
+    return next((t for t in CAP_TIERS[:-1] if market_cap >= _TIER_CAP[t][0]), "micro")
 
 
 def _last_calendar_day() -> date:
@@ -313,8 +313,8 @@ def _last_calendar_day() -> date:
 
 def _traits(seed: int, table: pd.DataFrame, gids: np.ndarray, tier: np.ndarray) -> dict[str, np.ndarray]:
     """Per-symbol model parameters (daily units), drawn once per symbol from its block stream."""
-    z = _by_block(seed, _TRAITS, gids, lambda g: g.standard_normal((6, _BLOCK)))
-    u = _by_block(seed, _TRAITS + 100, gids, lambda g: g.random((6, _BLOCK)))
+    z = _by_block(seed, _TRAITS_Z, gids, lambda g: g.standard_normal((6, _BLOCK)))
+    u = _by_block(seed, _TRAITS_U, gids, lambda g: g.random((6, _BLOCK)))
     theme_mult = table["theme"].map(_HOT_THEMES).fillna(1.0).to_numpy()
     sector_mult = table["sector"].map(_CALM_SECTORS).fillna(1.0).to_numpy()
     vol = np.array([_TIER_VOL[t] for t in tier]) * theme_mult * sector_mult * np.exp(0.2 * z[0])
@@ -366,7 +366,7 @@ def _daily_panel(
     sector_ret = sectors[:, table["sector"].map(SECTORS.index).to_numpy()] * f32(_SECTOR_VOL / np.sqrt(252))
 
     normal = _by_block(seed, _IDIO, gids, lambda g: g.standard_normal((T, _BLOCK), dtype=f32))
-    chi2 = _by_block(seed, _IDIO + 100, gids, lambda g: g.standard_gamma(f32(_DF / 2), (T, _BLOCK), f32))
+    chi2 = _by_block(seed, _IDIO_CHI2, gids, lambda g: g.standard_gamma(f32(_DF / 2), (T, _BLOCK), f32))
     shock = normal * np.sqrt(f32((_DF - 2) / 2) / chi2)  # Student-t, unit variance
     del normal, chi2
 

@@ -34,6 +34,7 @@ from wolfkit.errors import BadInputError
 Format = Literal["csv", "parquet"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 _SHOW = 5  # examples quoted in an error message
+_MISSING = ["", "NaN", "nan", "N/A", "n/a", "#N/A", "null", "NULL", "None"]  # not "NA": it is a ticker
 
 # Accepted header spellings (after normalising to lower_snake_case), first match wins.
 _UNIVERSE_HEADERS = {
@@ -112,6 +113,13 @@ def _norm(header: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(header).strip().lower()).strip("_")
 
 
+def _symbols(raw: pd.Series) -> pd.Series:
+    """Tickers stripped and upper-cased (done once per distinct value: files repeat them)."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    clean = np.append(pd.Index(uniques).astype(str).str.strip().str.upper().to_numpy(dtype=object), None)
+    return pd.Series(clean[codes], index=raw.index, dtype=object)  # code -1 (missing) -> None
+
+
 def _where(path: Path, fmt: Format, index: int) -> str:
     """Human position of 0-based data row `index`: CSV line (header is line 1) or Parquet row."""
     return f"line {index + 2}" if fmt == "csv" else f"row {index + 1}"
@@ -145,7 +153,7 @@ def _read_table(path: Path, fmt: Format, what: str) -> tuple[pd.DataFrame, Forma
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 raise BadInputError(f"{path}: line 1: column(s) {dupes} appear more than once; keep one of each")
-            raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
+            raw = pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=_MISSING)
     except BadInputError:
         raise
     except Exception as e:  # noqa: BLE001 — any parser failure becomes a clear message
@@ -157,6 +165,8 @@ def _read_table(path: Path, fmt: Format, what: str) -> tuple[pd.DataFrame, Forma
 
 def _numbers(path: Path, fmt: Format, raw: pd.Series, column: str) -> pd.Series:
     """Numeric values; a cell that is present but not a number is an error."""
+    if pd.api.types.is_numeric_dtype(raw):
+        return raw.astype(float)
     values = pd.to_numeric(raw, errors="coerce")
     bad = np.flatnonzero(values.isna() & raw.notna())
     if len(bad):
@@ -222,11 +232,11 @@ def _read_long(path: Path, fmt: Format, raw: pd.DataFrame) -> pd.DataFrame:
             f"{path}: missing column(s) {missing} (found {list(raw.columns)}); long bars need "
             f"{', '.join(BAR_COLUMNS)}, or use the wide close-only layout (date, SYM1, SYM2, …)"
         )
-    symbol = raw["symbol"].astype("string").str.strip().str.upper()
+    symbol = _symbols(raw["symbol"])
     empty = np.flatnonzero(symbol.isna() | (symbol == ""))
     if len(empty):
         raise BadInputError(f"{path}: column 'symbol' is empty at {_examples(path, fmt, empty)}; fill it or drop the row")
-    bars = pd.DataFrame({"symbol": symbol.astype(str), "date": _dates(path, fmt, raw["date"], "date")})
+    bars = pd.DataFrame({"symbol": symbol, "date": _dates(path, fmt, raw["date"], "date")})
     for col in PRICE_COLUMNS:
         bars[col] = _numbers(path, fmt, raw[col], col)
         _positive(path, fmt, bars[col], col, allow_missing=False)
@@ -314,7 +324,7 @@ def read_universe(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             + "; ".join(fixes[m] for m in missing)
         )
     sym_col, sec_col, cap_col = found["symbol"], found["sector"], found["market_cap"]
-    symbol = raw[sym_col].astype("string").str.strip().str.upper()
+    symbol = _symbols(raw[sym_col])
     empty = np.flatnonzero(symbol.isna() | (symbol == ""))
     if len(empty):
         raise BadInputError(f"{path}: column '{sym_col}' is empty at {_examples(path, fmt, empty)}; fill it or drop the row")
@@ -337,7 +347,7 @@ def read_universe(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             f"{path}: column '{cap_col}' has non-positive market cap(s) at {_examples(path, fmt, bad, symbol.iloc[bad])}; "
             "market caps are in USD and must be > 0"
         )
-    out = pd.DataFrame({"symbol": symbol.astype(str), "sector": sector.astype(str), "market_cap": cap})
+    out = pd.DataFrame({"symbol": symbol, "sector": sector.astype(str), "market_cap": cap})
     for field in ("name", "theme"):
         if field in found:
             out[field] = raw[found[field]].astype("string").str.strip().astype(object)

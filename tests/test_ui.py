@@ -1,0 +1,174 @@
+"""Real-browser tests (`make test-ui`): Debian's Chromium driven by Python playwright (no browser
+download). JupyterLab is started headless on 127.0.0.1 (a free port, a random token, throwaway
+config dirs); the tuning notebook is run in the browser, one slider is moved with the keyboard, and
+the preview must change. The pre-market HTML report is opened from disk with every network request
+blocked and its plotly charts must draw. Screenshots are kept under `.cache/test-artifacts/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / ".cache" / "test-artifacts"
+SESSION = date(2026, 11, 20)
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.ui,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1 serving a folder with a parameterised copy of tune.ipynb."""
+    from papermill.parameterize import parameterize_notebook
+
+    work = tmp_path_factory.mktemp("lab")
+    nb = parameterize_notebook(nbformat.read(ROOT / "notebooks/tune.ipynb", as_version=4), {
+        "run_date": SESSION.isoformat(), "params_file": str(ROOT / "parameters/demo.yaml"),
+        "save_dir": str(work / "saved"), "outputs_dir": str(work / "outputs"),
+    })
+    nbformat.write(nb, work / "tune.ipynb")
+    port, token = _free_port(), secrets.token_hex(16)
+    home = work / "home"
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "ws"),
+           "JUPYTER_PREFER_ENV_PATH": "1"}
+    log = open(work / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+         "--ServerApp.port_retries=0"],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited: {(work / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not start within 90 s")
+    yield url, token, work
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _summary(page) -> str:
+    return page.locator(".wolfkit-preview-summary").first.inner_text()
+
+
+def test_tuning_panel_in_jupyterlab(browser, lab):
+    url, token, work = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{url}/lab/tree/tune.ipynb?token={token}", wait_until="domcontentloaded", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=120_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".wolfkit-preview-summary", timeout=180_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.wolfkit-preview-summary')].some(e => /positions/.test(e.innerText))",
+        timeout=60_000,
+    )
+    before = _summary(page)
+    assert re.search(r"\d+ positions, 95\.0% allocated", before), before
+    page.screenshot(path=str(ARTIFACTS / "tune-before.png"), full_page=True)
+
+    # move the "cash reserve" slider 5 steps to the right with the keyboard (5% -> 10%)
+    row = page.locator(".widget-slider", has=page.locator("label", has_text="cash reserve")).first
+    handle = row.locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.click()
+    for _ in range(5):
+        handle.press("ArrowRight")
+    page.wait_for_function(
+        "(b) => { const e = document.querySelector('.wolfkit-preview-summary');"
+        " return e && e.innerText !== b; }", arg=before, timeout=60_000,
+    )
+    after = _summary(page)
+    page.screenshot(path=str(ARTIFACTS / "tune-after.png"), full_page=True)
+    assert after != before and re.search(r"90\.0% allocated", after), after
+    assert "portfolio.cash_reserve" in page.locator("body").inner_text()
+    page.close()
+
+
+def test_premarket_html_report_draws_offline(browser, tmp_path):
+    """The HTML audit report opened from disk with all network blocked: every chart draws."""
+    from wolfkit import notebooks
+
+    run = notebooks.run_notebook(
+        "premarket", SESSION,
+        notebooks.notebook_parameters("premarket", ROOT / "parameters/demo.yaml", SESSION, tmp_path), tmp_path,
+    ).raise_for_status()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    blocked: list[str] = []
+
+    def _route(route):
+        if route.request.url.startswith("file://"):
+            return route.continue_()
+        blocked.append(route.request.url)
+        return route.abort()
+
+    context.route("**/*", _route)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(run.html.as_uri(), wait_until="load", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= 5",
+                           timeout=60_000)
+    n_divs = page.locator(".plotly-graph-div").count()
+    drawn = page.evaluate("() => [...document.querySelectorAll('.plotly-graph-div')]"
+                          ".filter(d => d.querySelector('.main-svg')).length")
+    page.screenshot(path=str(ARTIFACTS / "premarket-report-offline.png"), full_page=True)
+    assert drawn == n_divs >= 5, f"{drawn} of {n_divs} charts drew offline"
+    assert not [e for e in errors if "Plotly" in e], errors
+    context.close()
