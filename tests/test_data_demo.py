@@ -8,6 +8,8 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import kurtosis
 
 from wolfkit import calendar
@@ -17,7 +19,7 @@ from wolfkit.data.demo import EPOCH, SYNTHETIC_NOTICE, DemoMarket
 from wolfkit.errors import BadInputError
 
 END = date(2026, 11, 20)
-SOME = ["AAPL", "NVDA", "IONQ", "QUIK", "XOM", "WWR"]
+SOME = ["AAPL", "NVDA", "IONQ", "QUIK", "XOM", "UROY"]
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +164,23 @@ def test_minute_bars_aggregate_exactly_to_the_daily_bar(demo: DemoMarket, sessio
     share = m.groupby(m.groupby("symbol").cumcount())["volume"].sum()
     assert share.iloc[:30].mean() > share.iloc[minutes // 2 - 30: minutes // 2 + 30].mean()
     assert share.iloc[-30:].mean() > share.iloc[minutes // 2 - 30: minutes // 2 + 30].mean()
+
+
+_SESSIONS = calendar.sessions_between(date(2021, 1, 4), END)
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**32), day=st.sampled_from(_SESSIONS), size=st.sampled_from([None, 400]))
+def test_minute_bars_aggregate_exactly_for_any_seed_and_session(seed: int, day: date, size: int | None) -> None:
+    m = DemoMarket(seed=seed, size=size, end=END)
+    symbols = list(m.universe()["symbol"].iloc[::7])  # real and generated names, sub-dollar ones too
+    mins = m.minute_bars(symbols, day)
+    agg = mins.groupby("symbol").agg(open=("open", "first"), high=("high", "max"), low=("low", "min"),
+                                     close=("close", "last"), volume=("volume", "sum"))
+    daily = m.daily_bars(symbols, day, day).set_index("symbol").loc[agg.index]
+    assert (agg == daily[agg.columns]).all().all()
+    assert (mins["low"] <= mins[["open", "close"]].min(axis=1)).all()
+    assert (mins["high"] >= mins[["open", "close"]].max(axis=1)).all()
 
 
 def test_minute_bars_do_not_depend_on_the_other_symbols(demo: DemoMarket) -> None:

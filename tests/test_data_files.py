@@ -45,8 +45,10 @@ def _bad(tmp_path: Path, *, bars: str = LONG_CSV, universe: str = UNIVERSE_CSV) 
 
 
 def test_wide_close_only_file_keeps_gaps_before_listing(shared_data: Path) -> None:
-    with pytest.warns(UserWarning, match="set aside"):
+    with pytest.warns(UserWarning) as caught:
         p = FileProvider(shared_data / WIDE, shared_data / "sp500_financials.csv")
+    said = " ".join(str(w.message) for w in caught)
+    assert "set aside for an empty 'Market Cap'" in said and "have no row in" in said and "'FB'" in said
     assert isinstance(p, DataProvider) and not p.has_ohlc and not p.synthetic
     raw = pd.read_csv(shared_data / WIDE, parse_dates=["date"])
     symbols = list(raw.columns[1:])
@@ -92,7 +94,8 @@ def test_constituents_joined_with_financials_use_gics_sectors(shared_data: Path,
     f = pd.read_csv(shared_data / "sp500_financials.csv")[["Symbol", "Sector", "Market Cap"]]
     joined = c.merge(f.dropna(subset=["Market Cap"]), on="Symbol")  # has both 'Sector' and 'GICS Sector'
     joined.to_csv(tmp_path / "universe.csv", index=False)
-    p = FileProvider(shared_data / WIDE, tmp_path / "universe.csv")
+    with pytest.warns(UserWarning, match="6 symbol"):  # FB, BABA, …: not S&P 500 members
+        p = FileProvider(shared_data / WIDE, tmp_path / "universe.csv")
     u = p.universe().set_index("symbol")
     assert u.loc["AAPL", "sector"] == "Information Technology"
     assert u["sector"].nunique() <= 11
@@ -121,6 +124,16 @@ def test_long_ohlcv_round_trip(tmp_path: Path, fmt: str) -> None:
     assert set(p.universe()["symbol"]) == set(symbols)
     window = p.daily_bars(["XOM"], date(2026, 3, 2), date(2026, 3, 6))
     assert list(window["date"].dt.day) == [2, 3, 4, 5, 6]
+
+
+def test_wide_table_saved_by_pandas_with_an_unnamed_date_index(tmp_path: Path) -> None:
+    wide = pd.DataFrame({"AAA": [1.0, None, 1.2], "BBB": [None, 2.0, 2.1]},
+                        index=pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"]))
+    wide.to_csv(tmp_path / "wide.csv")  # header: ",AAA,BBB"
+    (tmp_path / "u.csv").write_text(UNIVERSE_CSV)
+    p = FileProvider(tmp_path / "wide.csv", tmp_path / "u.csv")
+    bars = p.daily_bars(["AAA", "BBB"], date(2024, 1, 1), date(2024, 1, 31))
+    assert list(zip(bars["symbol"], bars["date"].dt.day)) == [("AAA", 2), ("AAA", 4), ("BBB", 3), ("BBB", 4)]
 
 
 def test_files_have_no_quotes_and_no_minutes(tmp_path: Path) -> None:

@@ -340,11 +340,24 @@ def test_restart_mid_session_ends_in_the_same_state(tmp_path, kill_at):
         drive(first, broker, b, stop=kill_at)
         del first  # killed: only the ledger and the broker survive
         again = IntradayEngine.resume(p, broker, ledger, op.run_id)
+        assert again.position_mismatches() == {} and again.net_positions()  # positions agree with the broker
         drive(again, broker, b, start=kill_at)
         assert _comparable(again) == _comparable(ref)
         ids = [o.client_order_id for o in broker.orders()]
         assert len(ids) == len(set(ids)) == len(ref_broker.orders())
         assert ledger.fills_for_run(op.run_id)
+        # every order sent is in the ledger's event trail: an intent written before its acknowledgement
+        from wolfkit.ledger import EventKind
+
+        seen: set[str] = set()
+        acks = 0
+        for ev in ledger.events(op.run_id):
+            if ev.kind == EventKind.INTENT:
+                seen.add(ev.client_order_id)
+            elif ev.kind == EventKind.ACK:
+                assert ev.client_order_id in seen
+                acks += 1
+        assert acks == len(broker.orders())  # one acknowledgement per order the broker holds
 
 
 def test_restart_after_a_submit_whose_answer_was_lost(tmp_path):
@@ -408,7 +421,9 @@ def test_stream_updates_and_reconcile_after_reconnect_lose_nothing():
     aapl, msft = (next(s for s in eng.state.slots if s.symbol == x) for x in ("AAPL", "MSFT"))
     assert aapl.entry.filled_qty > 0  # heard on the stream
     assert msft.entry.filled_qty == 0  # lost while disconnected
+    assert eng.position_mismatches() == {"MSFT": (0, msft_at_broker := broker.positions()[1].qty)}
     session.on_connect()  # reconnected: REST reconciliation books what was missed
+    assert msft_at_broker > 0 and eng.position_mismatches() == {}
     at_broker = {x.symbol: x.qty for x in broker.positions()}
     assert msft.entry.filled_qty == at_broker["MSFT"] and aapl.entry.filled_qty == at_broker["AAPL"]
     assert session.connects == 1
@@ -527,3 +542,39 @@ def test_directional_entry_refused_for_buying_power_is_resized_not_looped():
     e = eng.state.directional[0].entry
     assert e.filled_qty == 1000 and e.state == LegState.DONE  # resized to the reported buying power
     assert [o.qty for o in broker.orders()] == [1000]  # one accepted resubmission, nothing retried after
+
+
+def test_polling_mode_against_the_emulator(monkeypatch):
+    """The engine over HTTP: alpaca-py's clients (AlpacaBroker) → the emulator on 127.0.0.1 → a SimBroker."""
+    from datetime import timedelta
+
+    from wolfkit.broker.alpaca import AlpacaBroker
+    from wolfkit.broker.emulator import create_app, serve
+    from wolfkit.intraday import run_polling
+
+    p = params(leverage=FLAT, maxdiff={"ramp_minutes": 1, "ramp_step_minutes": 1})
+    op = plan([order("MSFT", 100, 200.0)], [mplan("AAPL", 1, low=100.0, high=102.0)])
+    b = bars({"AAPL": 101.0, "MSFT": 200.0}, touch={"AAPL": {3: 99.0, 6: 102.5}})
+    clock = {"t": 0}
+    sim = SimBroker(EQUITY, 2.0, clock=lambda: b.times[clock["t"]].to_pydatetime())
+    sim.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+    srv = serve(create_app(sim))
+    try:
+        for k, v in {"APCA_API_KEY_ID": "emulator-key", "APCA_API_SECRET_KEY": "emulator-secret",
+                     "APCA_API_BASE_URL": srv.url, "APCA_API_DATA_URL": srv.url}.items():
+            monkeypatch.setenv(k, v)
+        eng = IntradayEngine.start(p, op, AlpacaBroker(timeout=5), equity=EQUITY, session=SESSION)
+
+        def sleep(_s: float) -> None:
+            clock["t"] += 1
+            t = clock["t"]
+            sim.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], b.times[t].to_pydatetime())
+
+        run_polling(eng, now=lambda: b.times[clock["t"]].to_pydatetime(), sleep=sleep,
+                    until=b.times[0].to_pydatetime() + timedelta(minutes=9), poll_seconds=60)
+    finally:
+        srv.shutdown()
+    slot = eng.state.slots[0]
+    assert eng.state.directional[0].qty == 100
+    assert slot.entry.filled_qty > 0 and slot.exit is not None and slot.exit.filled_qty == slot.entry.filled_qty
+    assert {x.symbol: x.qty for x in sim.positions()} == {"MSFT": 100}

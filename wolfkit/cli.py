@@ -197,6 +197,8 @@ def execute(
 @app.command()
 def status(ledger: Optional[Path] = typer.Option(None, "--ledger", help="ledger SQLite file")) -> None:
     """Both layers and leverage usage, as in seed 000."""
+    import os
+
     from wolfkit.config import Params
     from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
@@ -206,8 +208,13 @@ def status(ledger: Optional[Path] = typer.Option(None, "--ledger", help="ledger 
     path = ledger or Path(params.execution.ledger_path)
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file the engine or `wolfkit replay` wrote")
+    broker = None
+    if os.environ.get("APCA_API_KEY_ID"):  # marks and equity from the account the engine trades
+        from wolfkit.broker.alpaca import AlpacaBroker
+
+        broker = AlpacaBroker(timeout=params.execution.request_timeout)
     with Ledger(path) as book:
-        render_status(collect_status(book, params), console)
+        render_status(collect_status(book, params, broker), console)
 
 
 @app.command()

@@ -458,7 +458,7 @@ class _Executor:
     def settle(self) -> None:
         """Record fills and status changes the broker reported for this run's orders."""
         latest: dict[str, BrokerOrder] = {}
-        for u in self.broker.updates():
+        for u in self.call(self.broker.updates):
             base = self.by_client.get(u.order.client_order_id)
             if base is None:
                 continue

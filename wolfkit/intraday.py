@@ -82,7 +82,7 @@ from wolfkit.broker.base import (
     UpdateEvent,
 )
 from wolfkit.config import Params
-from wolfkit.ledger import Ledger, load_engine_state, save_engine_state
+from wolfkit.ledger import EventKind, Ledger, load_engine_state, save_engine_state
 from wolfkit.orders import (
     Layer,
     MaxdiffPlan,
@@ -534,6 +534,30 @@ class IntradayEngine:
                         if nxt is not None:
                             self._adopt(leg, nxt)
         self._reindex_orders()
+        mismatch = self.position_mismatches()
+        if mismatch:  # shares the engine cannot attribute to a layer: say so, never trade them blindly
+            log.warning("positions differ from the broker after reconciling: %s", mismatch)
+        if self.ledger is not None:
+            self.ledger.record_event(self.state.run_id, EventKind.RECONCILED, None, None, at=self.state.now,
+                                     mismatches={k: list(v) for k, v in mismatch.items()})
+
+    def net_positions(self) -> dict[str, int]:
+        """The engine's signed net position per symbol across both layers (what the broker should hold)."""
+        net: dict[str, int] = {}
+        for d in self.state.directional:
+            if d.qty:
+                net[d.symbol] = net.get(d.symbol, 0) + (d.qty if d.side == Side.BUY else -d.qty)
+        for s in self.state.slots:
+            if s.qty:
+                net[s.symbol] = net.get(s.symbol, 0) + (s.qty if s.side == Side.BUY else -s.qty)
+        return {k: v for k, v in net.items() if v}
+
+    def position_mismatches(self) -> dict[str, tuple[int, int]]:
+        """symbol -> (engine net qty, broker qty) for the engine's symbols where the two differ."""
+        mine = self.net_positions()
+        theirs = {p.symbol: p.qty for p in self.broker.positions() if p.symbol in self.symbol_index}
+        return {s: (mine.get(s, 0), theirs.get(s, 0)) for s in sorted(set(mine) | set(theirs))
+                if mine.get(s, 0) != theirs.get(s, 0)}
 
     def _retire_current(self, leg: Leg) -> None:
         """Book the final fills of a leg's current order before a newer one takes over."""
@@ -907,14 +931,18 @@ class IntradayEngine:
                            time_in_force=TimeInForce.DAY, client_order_id=cid,
                            limit_price=leg.limit_price if leg.type == OrderType.LIMIT else None,
                            take_profit=tp, stop_loss=sl)
+        self._log(EventKind.INTENT, leg, cid, action="submit", qty=qty, type=leg.type, limit_price=req.limit_price,
+                  take_profit=tp, stop_loss=sl)
         try:
             order = self.broker.submit(req)
         except DuplicateClientOrderId:
             order = self.broker.get_by_client_id(cid)
             if order is None:
                 return False
+            self._log(EventKind.DUPLICATE_ADOPTED, leg, cid, broker_order_id=order.id)
         except (InsufficientBuyingPower, OrderRejected) as e:
             leg.pending.remove(cid)
+            self._log(EventKind.REJECTED, leg, cid, reason=str(e))
             log.warning("order %s %s %s x%d refused: %s", cid, leg.symbol, leg.side, qty, e)
             if leg.purpose != Purpose.ENTRY:
                 return False  # an exit is retried at the next step: a position is never left behind
@@ -928,13 +956,22 @@ class IntradayEngine:
             if leg.target_qty <= leg.filled_qty:
                 leg.state = LegState.DONE
             return False
+        self._log(EventKind.ACK, leg, cid, broker_order_id=order.id, status=order.status)
         self._adopt(leg, order)
         self._book(leg, order)
         return leg.state == LegState.OPEN
 
+    def _log(self, kind: EventKind, leg: Leg, cid: str | None, **detail: object) -> None:
+        """The ledger's append-only event trail of every order the engine sends, replaces or cancels."""
+        if self.ledger is not None:
+            self.ledger.record_event(self.state.run_id, kind, leg.key, cid, layer=leg.layer, purpose=leg.purpose,
+                                     symbol=leg.symbol, side=leg.side, at=self.state.now, **detail)
+
     def _replace(self, leg: Leg, qty: int) -> None:
         assert leg.order_id is not None
         cid = self._next_cid(leg)
+        self._log(EventKind.INTENT, leg, cid, action="replace", replaces=leg.client_id, qty=qty,
+                  limit_price=leg.limit_price)
         try:
             order = self.broker.replace(  # Alpaca's qty is the order's new total, fills included
                 leg.order_id, qty=qty + leg.seen_qty,
@@ -945,9 +982,11 @@ class IntradayEngine:
                 return
         except BrokerError as e:
             leg.pending.remove(cid)
+            self._log(EventKind.REJECTED, leg, cid, reason=str(e))
             log.info("replace of %s failed (%s); re-reading it", leg.client_id, e)
             self._refresh(leg)
             return
+        self._log(EventKind.ACK, leg, cid, broker_order_id=order.id, status=order.status)
         old = self.broker.get_by_client_id(leg.client_id) if leg.client_id else None
         if old is not None:
             self._book(leg, old)
@@ -957,6 +996,7 @@ class IntradayEngine:
 
     def _cancel(self, leg: Leg) -> None:
         assert leg.order_id is not None
+        self._log(EventKind.STATUS, leg, leg.client_id, action="cancel", broker_order_id=leg.order_id)
         try:
             self.broker.cancel(leg.order_id)
         except BrokerError as e:

@@ -77,6 +77,7 @@ class SessionRun:
     leverage: pd.DataFrame  # index: minute; columns directional, maxdiff, total (committed at cost / equity)
     market_leverage: pd.DataFrame  # the same, marked to the minute's close
 
+    @property
     def fills(self) -> pd.DataFrame:
         """Every fill the engine booked: at, layer, purpose, symbol, side, qty, price, client_order_id."""
         rows = [f.__dict__ for f in self.engine.fills]
@@ -149,7 +150,7 @@ def drive(
     return committed, marked
 
 
-def new_broker(equity: float, bars: SessionBars, params: Params) -> SimBroker:
+def new_broker(equity: float, params: Params) -> SimBroker:
     """The simulated account for a replay: margin (multiplier 2) when the buckets exceed 1x."""
     mult = 2.0 if params.leverage.total_max > 1 else 1.0
     return SimBroker(equity, mult, market_buffer=params.execution.market_buffer)
@@ -166,7 +167,7 @@ def run_session(
     check: Callable[[IntradayEngine, datetime], None] | None = None,
 ) -> SessionRun:
     """Replay one session of `plan` with (or without) the maxdiff layer through a fresh SimBroker."""
-    broker = new_broker(equity, bars, params)
+    broker = new_broker(equity, params)
     engine = IntradayEngine.start(params, plan, broker, equity=equity, session=bars.times[0].date(),
                                   maxdiff=maxdiff, ledger=ledger)
     committed, marked = drive(engine, broker, bars, check=check)
@@ -199,7 +200,7 @@ class ReplayResult:
     @property
     def fills(self) -> pd.DataFrame:
         """Every fill of both variants, with a `variant` column."""
-        return pd.concat([r.fills().assign(variant=v) for v, r in self.runs.items()], ignore_index=True)
+        return pd.concat([r.fills.assign(variant=v) for v, r in self.runs.items()], ignore_index=True)
 
     def comparison(self) -> pd.DataFrame:
         """One row per metric, one column per variant (see `metrics`)."""
@@ -272,8 +273,8 @@ def _unrealized(run: SessionRun) -> tuple[float, float]:
     return d, m
 
 
-def load_session_bars(params: Params, session: date, symbols: list[str], provider: DataProvider) -> SessionBars:
-    """Minute bars of `symbols` for the session from the parameters' provider (demo or files)."""
+def load_session_bars(session: date, symbols: list[str], provider: DataProvider) -> SessionBars:
+    """Minute bars of `symbols` for the session from a provider (demo or files)."""
     frame = provider.minute_bars(symbols, session)
     return SessionBars.from_frame(frame, f"{provider.name} minute bars for {session}")
 
@@ -310,7 +311,7 @@ def replay_session(
     synthetic = bool(getattr(provider, "synthetic", False)) if provider is not None else bool(plan and plan.synthetic_prices)
     if bars is None:
         assert provider is not None
-        bars = load_session_bars(params, session, provider.universe()["symbol"].tolist(), provider)
+        bars = load_session_bars(session, provider.universe()["symbol"].tolist(), provider)
     if plan is None:
         assert provider is not None
         scan = run_scan(params, session, provider)

@@ -75,7 +75,7 @@ class AlpacaProvider:
             return self._cache.read([], start, end)
         need = self._cache.missing(symbols, start, end)
         if need:
-            fetched = self._fetch_bars(need, TimeFrame.Day, _ny(start, time(0)), _ny(end, time(23, 59)))
+            fetched = self._fetch_bars(need, TimeFrame.Day, _ny(start, time(0)), _settled(_ny(end, time(23, 59))))
             fetched["date"] = fetched.pop("timestamp").dt.tz_localize(None).dt.normalize()
             self._cache.write(fetched[BAR_COLUMNS], need, start, end)
         return self._cache.read(symbols, start, end)
@@ -86,7 +86,7 @@ class AlpacaProvider:
         if not calendar.is_trading_day(session):
             raise BadInputError(f"{session} is not an NYSE session; pick a trading day")
         opens, closes = calendar.session_open(session), calendar.session_close(session)
-        bars = self._fetch_bars(sorted(set(symbols)), TimeFrame.Minute, opens, closes - timedelta(minutes=1))
+        bars = self._fetch_bars(sorted(set(symbols)), TimeFrame.Minute, opens, _settled(closes - timedelta(minutes=1)))
         regular = (bars["timestamp"] >= pd.Timestamp(opens)) & (bars["timestamp"] < pd.Timestamp(closes))
         return bars.loc[regular, MINUTE_COLUMNS].reset_index(drop=True)
 
@@ -146,6 +146,11 @@ def _chunks(symbols: list[str]) -> list[list[str]]:
 
 def _ny(d: date, t: time) -> datetime:
     return datetime.combine(d, t, tzinfo=calendar.NY)
+
+
+def _settled(end: datetime) -> datetime:
+    """`end`, but not within the last 16 minutes: free plans may not query recent SIP data."""
+    return min(end, datetime.now(calendar.NY) - timedelta(minutes=16))
 
 
 def _last_completed_session(now: datetime | None = None) -> date:

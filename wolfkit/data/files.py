@@ -68,6 +68,12 @@ class FileProvider:
                 "at files that describe the same symbols"
             )
         self.no_metadata = sorted(in_bars - set(universe["symbol"]))
+        if self.no_metadata:
+            warnings.warn(
+                f"{self.bars_path}: {len(self.no_metadata)} symbol(s) with bars have no row in {self.universe_path} "
+                f"(e.g. {self.no_metadata[:_SHOW]}) and are left out; add them to the universe file to include them",
+                stacklevel=2,
+            )
         self._universe = universe[kept].reset_index(drop=True)
 
     def universe(self) -> pd.DataFrame:
@@ -216,7 +222,7 @@ def read_bars(path: Path, fmt: Format = "csv") -> tuple[pd.DataFrame, bool]:
     names = [_norm(c) for c in raw.columns]
     if "symbol" in names:
         return _read_long(path, fmt, raw.set_axis(names, axis=1)), True
-    if names[0] == "date":
+    if names[0] in ("date", "unnamed_0"):  # a date-indexed frame saved by pandas has no index header
         return _read_wide(path, fmt, raw.set_axis(["date", *raw.columns[1:]], axis=1)), False
     missing = [c for c in BAR_COLUMNS if c not in names]
     raise BadInputError(
