@@ -197,19 +197,21 @@ def test_minute_bars_for_many_symbols_are_vectorised() -> None:
 
 def test_premarket_quotes_show_the_gap(demo: DemoMarket) -> None:
     day = date(2026, 11, 20)
-    q = demo.latest_quotes(SOME, datetime(2026, 11, 20, 8, 30)).set_index("symbol")
-    assert list(q.reset_index().columns) == QUOTE_COLUMNS
-    d = demo.daily_bars(SOME, day, day).set_index("symbol")
-    prev = demo.daily_bars(SOME, date(2026, 11, 19), date(2026, 11, 19)).set_index("symbol")
+    symbols = list(demo.universe()["symbol"])
+    q = demo.latest_quotes(symbols, datetime(2026, 11, 20, 8, 30)).set_index("symbol")
+    assert list(q.reset_index().columns) == QUOTE_COLUMNS and len(q) == len(symbols)
+    d = demo.daily_bars(symbols, day, day).set_index("symbol")
+    prev = demo.daily_bars(symbols, date(2026, 11, 19), date(2026, 11, 19)).set_index("symbol")
     mid = (q["bid"] + q["ask"]) / 2
     assert ((q["ask"] > q["bid"]) & (q["bid"] > 0)).all()
-    assert (abs(mid / d["open"] - 1) < 0.01).all()  # near today's open, not yesterday's close
-    gap = d["open"] - prev["close"]
-    big = gap.abs() > 0.01 * prev["close"]
-    if big.any():
-        assert (np.sign(mid - prev["close"])[big] == np.sign(gap)[big]).all()
-    spread = (q["ask"] - q["bid"]) / mid
-    assert spread["AAPL"] < spread["QUIK"]  # mega caps quote tighter than micro caps
+    assert (abs(mid / d["open"] - 1) < 0.02).all()  # near today's open, not yesterday's close
+    gap = d["open"] / prev["close"] - 1
+    big = gap.abs() > 0.015
+    assert big.sum() >= 5
+    assert (np.sign(mid / prev["close"] - 1)[big] == np.sign(gap)[big]).all()
+    spread = ((q["ask"] - q["bid"]) / mid).groupby(demo.universe().set_index("symbol")["market_cap"].map(
+        Params().portfolio.market_cap.tier_of)).median()
+    assert spread["mega"] < spread["large"] < spread["mid"] < spread["small"] < spread["micro"]
     assert q["timestamp"].iloc[0] == pd.Timestamp("2026-11-20 08:30", tz="America/New_York")
 
 

@@ -578,3 +578,38 @@ def test_polling_mode_against_the_emulator(monkeypatch):
     assert eng.state.directional[0].qty == 100
     assert slot.entry.filled_qty > 0 and slot.exit is not None and slot.exit.filled_qty == slot.entry.filled_qty
     assert {x.symbol: x.qty for x in sim.positions()} == {"MSFT": 100}
+
+
+def test_streaming_mode_reconciles_on_connect_and_steps_on_the_clock(monkeypatch):
+    import asyncio
+    from datetime import timedelta
+
+    from alpaca.trading.stream import TradingStream
+
+    from wolfkit.intraday import run_streaming
+
+    async def connected(self):  # noqa: ANN001, ANN202 — no network: the handshake succeeds at once
+        return None
+
+    def run(self):  # noqa: ANN001, ANN202 — one connect, then the stream idles until stopped
+        asyncio.run(self._start_ws())
+
+    monkeypatch.setattr(TradingStream, "_start_ws", connected)
+    monkeypatch.setattr(TradingStream, "run", run)
+    monkeypatch.setattr(TradingStream, "stop", lambda self: None)
+    p = params(leverage=FLAT)
+    op = plan([order("MSFT", 100, 200.0)], [mplan("AAPL", 1, low=100.0, high=102.0)])
+    b = bars({"AAPL": 101.0, "MSFT": 200.0})
+    eng, broker = setup(p, op, b)
+    clock = {"t": 0}
+    broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+
+    def sleep(_s: float) -> None:
+        clock["t"] += 1
+        t = clock["t"]
+        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], b.times[t].to_pydatetime())
+
+    session = run_streaming(eng, "key", "secret", now=lambda: b.times[clock["t"]].to_pydatetime(), sleep=sleep,
+                            until=b.times[0].to_pydatetime() + timedelta(minutes=3), poll_seconds=60)
+    assert session.connects == 1
+    assert eng.state.now == b.times[2].to_pydatetime() and open_orders(broker, "AAPL")

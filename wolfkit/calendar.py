@@ -91,3 +91,8 @@ def resolve_date(text: str | date | None, today: date | None = None) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise BadInputError(f"--date {text!r}: expected YYYY-MM-DD, 'today' or 'latest'") from None
+
+
+def last_session() -> date:
+    """The last session the calendar knows (exchange_calendars covers about a year ahead)."""
+    return _xnys().last_session.date()

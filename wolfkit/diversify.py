@@ -5,12 +5,17 @@ weight band (90+ → 10–12 %, …); weights are fractions of account EQUITY an
 allocation T = 1 − `cash_reserve`; each sector holds at most its cap (fractions of equity, with
 per-sector overrides); each market-cap tier holds between min×T and max×T of its band (the bands are
 shares of the directional ALLOCATION, so `cap_weights / allocation` is what the bands bound); the pack
-has `min_positions`..`max_positions` names.
+has `min_positions`..`max_positions` names, aiming at `target_positions`.
 
 Two methods report the same objective, Σ weight × coefficient, where the coefficient is
 `expected_return` when every candidate has one, else `score`:
 
-- ``optimal``: an exact MILP (scipy's HiGHS): selection binaries z, weights lo·z <= w <= hi·z.
+- ``optimal``: the exact optimum with exactly `target_positions` names; only when no such pack exists
+  is the count widened to `min_positions`..`max_positions` (said in `Targets.notes`). Solved by
+  `_relaxed` (exact enumeration without the sector / market-cap rows, accepted when it happens to meet
+  them) or else an exact MILP (scipy's HiGHS): selection binaries z, weights lo·z <= w <= hi·z. If
+  greedy ends at another count with a higher objective, the exact optimum at greedy's count is
+  returned instead (also noted), so optimal >= greedy holds by construction.
 - ``greedy``: the seed's rule: by score, take each name at its full size while the caps allow, shrink
   the tail to what is left, stop at `target_positions`; top names up to their band maxima if the
   allocation is short. Its result satisfies the same rules or it raises `InfeasibleError`, so
@@ -50,6 +55,8 @@ class Targets:
 
     `weights`: symbol, sector, cap_tier, score, expected_return, tier, weight, reason (by weight desc).
     `excluded`: symbol, reason. `objective` = Σ weight × coefficient (`basis` says which).
+    `notes`: why the pack does not hold exactly `target_positions` names (empty when it does or
+    when nothing needs saying).
     """
 
     weights: pd.DataFrame
@@ -60,6 +67,7 @@ class Targets:
     sector_weights: dict[str, float]
     cap_weights: dict[str, float]
     basis: str
+    notes: tuple[str, ...] = ()
 
 
 def _pct(x: float) -> str:

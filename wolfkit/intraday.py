@@ -6,9 +6,9 @@ directional layer always comes first. It is driven by events — market prices (
 order updates and the clock — and the same code runs in a replayed session and live:
 
 - replay: `step(now, market)` after the simulated broker has seen the minute's bars;
-- live: `on_update(update)` from alpaca-py's `TradingStream` (`StreamSession` below), `reconcile()`
-  after every (re)connect, and `step` on a clock; or polling mode, where `step` drains
-  `broker.updates()`.
+- live (`run_streaming`): `on_update(update)` from alpaca-py's `TradingStream` (`StreamSession`),
+  `reconcile()` over REST after every (re)connect, and `step` on a quote-driven clock; or polling
+  mode (`run_polling`, e.g. against the emulator), where each `step` drains `broker.updates()`.
 
 Definitions (precise, because tests and the ledger rely on them):
 
@@ -1106,15 +1106,43 @@ def run_polling(
     until: datetime,
     poll_seconds: float,
     lock: threading.RLock | None = None,
+    poll_updates: bool = True,
 ) -> int:
-    """Polling mode (e.g. against the emulator): every `poll_seconds`, fetch quotes and the broker's
-    order updates and step the engine, until `until`. Returns the number of steps."""
+    """Polling mode (e.g. against the emulator): every `poll_seconds`, fetch quotes (and, with
+    `poll_updates`, the broker's order updates) and step the engine, until `until`. Returns the steps."""
     lock = lock or threading.RLock()
     steps = 0
     while (t := now()) < until:
         with lock:
             quotes = engine.broker.quotes(engine.symbols)
-            engine.step(t, market_from_quotes(engine.symbols, quotes))
+            engine.step(t, market_from_quotes(engine.symbols, quotes), poll=poll_updates)
         steps += 1
         sleep(poll_seconds)
     return steps
+
+
+def run_streaming(
+    engine: IntradayEngine,
+    key: str,
+    secret: str,
+    *,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    until: datetime,
+    poll_seconds: float,
+    paper: bool = True,
+    url_override: str | None = None,
+) -> StreamSession:
+    """Live mode: trade updates from alpaca-py's `TradingStream` (its own thread; a REST reconcile on
+    every (re)connect) and a quote-driven clock step every `poll_seconds` until `until`."""
+    session = StreamSession(engine)
+    stream = session.stream(key, secret, paper=paper, url_override=url_override)
+    thread = threading.Thread(target=stream.run, name="wolfkit-trade-updates", daemon=True)
+    thread.start()
+    try:
+        run_polling(engine, now=now, sleep=sleep, until=until, poll_seconds=poll_seconds, lock=session.lock,
+                    poll_updates=False)
+    finally:
+        stream.stop()
+        thread.join(timeout=10)
+    return session

@@ -167,7 +167,7 @@ class DemoMarket:
         self.seed = int(seed)
         self.size = size
         self.name = "demo" if size is None else f"demo:{size}"
-        self.end = min(end or calendar.today_ny(), _last_calendar_day())
+        self.end = min(end or calendar.today_ny(), calendar.last_session())
         real = _real_universe()
         if size is None:
             table, gids = real, np.arange(len(real))
@@ -293,9 +293,9 @@ class DemoMarket:
         """Generate (or extend) the panel through session `last`; earlier rows never change."""
         if len(self._sessions) and self._sessions[-1] >= pd.Timestamp(last):
             return
-        if last > _last_calendar_day():
+        if last > calendar.last_session():
             raise BadInputError(
-                f"{last}: beyond the market calendar (last session {_last_calendar_day()}); pick an earlier date"
+                f"{last}: beyond the market calendar (last session {calendar.last_session()}); pick an earlier date"
             )
         self._sessions = pd.DatetimeIndex(calendar.sessions_between(EPOCH, calendar.latest_session(last)))
         self._ohlc, self._volume = _daily_panel(self.seed, self._table, self._gids, self._tier, len(self._sessions))
@@ -304,11 +304,6 @@ class DemoMarket:
 def _tier(market_cap: float) -> str:
     """The default tier of a cap (the demo's volatility and spreads follow it, whatever the parameters)."""
     return next((t for t in CAP_TIERS[:-1] if market_cap >= _TIER_CAP[t][0]), "micro")
-
-
-def _last_calendar_day() -> date:
-    """The last session exchange_calendars knows (about a year ahead)."""
-    return calendar._xnys().last_session.date()
 
 
 def _traits(seed: int, table: pd.DataFrame, gids: np.ndarray, tier: np.ndarray) -> dict[str, np.ndarray]:
