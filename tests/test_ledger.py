@@ -112,3 +112,19 @@ def test_maxdiff_plans_upsert_and_filter(ledger):
     assert [(r.symbol, r.status) for r in rows] == [("TSLA", "filled"), ("META", "queued")]
     assert [r.symbol for r in ledger.plans(status="queued")] == ["META"]
     assert ledger.plans("2026-01-21") == []
+
+
+def test_two_plans_on_one_symbol_and_side_keep_their_own_rows(tmp_path):
+    """Consolidated maxdiff plans share symbol and side; their rank tells them apart in the ledger."""
+    from datetime import date as _date
+
+    from wolfkit.ledger import Ledger
+    from wolfkit.orders import MaxdiffPlan, PlanStatus
+
+    led = Ledger(tmp_path / "l.sqlite")
+    for rank, low in ((1, 178.20), (4, 178.25)):
+        led.upsert_plan(_date(2026, 11, 20), "r1", MaxdiffPlan(
+            symbol="AAPL", high_target=185.5, low_target=low, side="buy", avg_return=0.002,
+            status=PlanStatus.LISTENING, rank=rank))
+    rows = led.plans(_date(2026, 11, 20))
+    assert [(r.rank, r.low_target) for r in rows] == [(1, 178.20), (4, 178.25)]

@@ -203,27 +203,58 @@ def _diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
 # ---------------------------------------------------------------- exact MILP
 
 
-def prune_dominated(c: pd.DataFrame, k: int) -> np.ndarray:
-    """Keep-mask that provably leaves the MILP optimum unchanged.
+def _free_sectors(c: pd.DataFrame, params: Params, k: int) -> set[str]:
+    """Sectors whose cap cannot bind: their k largest upper bounds already fit under the cap."""
+    u = c["u"].to_numpy(float)
+    return {
+        s for s, pos in c.groupby("sector", sort=False).indices.items()
+        if _top_sum(u[pos], k) <= params.portfolio.cap_for(s) + TOL
+    }
 
-    Name j dominates name i when both share sector and cap tier, lo_j <= lo_i, u_j >= u_i and
-    c_j >= c_i (ties broken by position, making this a strict partial order). Swapping a selected i
-    for an unselected dominating j keeps every constraint (same sector, same cap tier, same weight,
-    same count) and never lowers the objective. A name with >= k = max_positions dominators always
-    has an unselected one (k + 1 selected names would exceed max_positions), and each swap moves up
-    the order, so some optimum uses only names with < k dominators: dropping the others is safe.
+
+def prune_dominated(c: pd.DataFrame, params: Params, k: int) -> np.ndarray:
+    """Keep-mask that provably leaves the optimum with at most `k` names unchanged.
+
+    Group the names by cap tier and sector, where every sector whose cap cannot bind
+    (`_free_sectors`: its k largest upper bounds fit under the cap, so no pack of <= k names reaches
+    it) joins one shared "no binding cap" group. Inside a group, name j dominates name i when
+    lo_j <= lo_i, u_j >= u_i and c_j >= c_i (ties broken by position: a strict partial order).
+    Exchange argument: in a pack holding i but not a dominator j, give j the weight of i and drop i.
+    The weight fits j's band, the count is unchanged, the cap tier's total is unchanged, the sector
+    totals are unchanged (same sector) or the weight moves into a sector whose cap cannot bind (free
+    group), and the objective does not fall. Each such swap moves up the strict order, so repeating
+    it ends in an optimum where no chosen name has an unselected dominator. A name
+    with >= m dominators always has an unselected one when i is chosen, where m bounds how many
+    names of the group a pack can hold: k, and floor(cap / min lo of the group) under the tier band
+    maximum and, for a sector group, the sector cap (every chosen name carries at least its lo).
+    Dropping names with >= m dominators therefore keeps an optimum.
     """
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
     keep = np.ones(len(c), dtype=bool)
-    lo, u, cc = c["lo"].to_numpy(), c["u"].to_numpy(), c["c"].to_numpy()
-    for _, pos in c.groupby(["sector", "cap_tier"], sort=False).indices.items():
-        if len(pos) <= k:
+    if not len(c):
+        return keep
+    free = _free_sectors(c, params, k)
+    lo, u, cc = c["lo"].to_numpy(float), c["u"].to_numpy(float), c["c"].to_numpy(float)
+    sec = c["sector"].to_numpy()
+    key = np.where(np.isin(sec, list(free)), "", sec)
+    bands = _band_rows(params, target)
+    frame = pd.DataFrame({"tier": c["cap_tier"].to_numpy(), "key": key})
+    for (tier, s), pos in frame.groupby(["tier", "key"], sort=False).indices.items():
+        lo_min = float(lo[pos].min())
+        m = k
+        if lo_min > 0:
+            m = min(m, int(np.floor(bands[tier][1] / lo_min + 1e-9)))
+            if s:
+                m = min(m, int(np.floor(pp.cap_for(s) / lo_min + 1e-9)))
+        if len(pos) <= m:
             continue
         L, U, C = lo[pos], u[pos], cc[pos]
         geq = (L[:, None] <= L[None, :]) & (U[:, None] >= U[None, :]) & (C[:, None] >= C[None, :])
         same = (L[:, None] == L[None, :]) & (U[:, None] == U[None, :]) & (C[:, None] == C[None, :])
         order = np.arange(len(pos))
         dom = geq & (~same | (order[:, None] < order[None, :]))  # dom[j, i]: j dominates i
-        keep[pos[dom.sum(axis=0) >= k]] = False
+        keep[pos[dom.sum(axis=0) >= max(m, 0)]] = False
     return keep
 
 
@@ -239,12 +270,18 @@ class _Model:
 
 
 def _model(
-    c: pd.DataFrame, params: Params, *, maximize_allocation: bool = False, drop: frozenset[str] = frozenset()
+    c: pd.DataFrame,
+    params: Params,
+    count: tuple[int, int],
+    *,
+    maximize_allocation: bool = False,
+    drop: frozenset[str] = frozenset(),
 ) -> _Model:
-    """Build the MILP (minimisation form).
+    """Build the MILP (minimisation form) with `count[0]` <= Σ z <= `count[1]`, as sparse arrays.
 
-    `maximize_allocation` relaxes the total to <= T and maximises it (the best achievable, for messages);
-    `drop` removes rule families ("sector", "cap", "count", "minimum") to find the binding one.
+    `maximize_allocation` relaxes the total to <= T and the count minimum, and maximises the total
+    (the best achievable, for messages); `drop` removes rule families ("sector", "cap", "count",
+    "minimum") to find the binding one.
     """
     pp = params.portfolio
     target = 1 - pp.cash_reserve
@@ -252,41 +289,30 @@ def _model(
     lo = np.zeros(n) if "minimum" in drop else c["lo"].to_numpy(float)
     u = c["u"].to_numpy(float)
     eye = np.arange(n)
-    rows: list[np.ndarray] = [np.r_[eye, eye], np.r_[eye, eye] + n]
-    cols: list[np.ndarray] = [np.r_[eye, eye + n], np.r_[eye, eye + n]]
-    vals: list[np.ndarray] = [np.r_[np.ones(n), -lo], np.r_[np.ones(n), -u]]
-    lb = [np.zeros(n), np.full(n, -np.inf)]  # w - lo z >= 0 ; w - u z <= 0
-    ub = [np.full(n, np.inf), np.zeros(n)]
-    r = 2 * n
-
-    def add(cols_: np.ndarray, lo_: float, hi_: float) -> None:
-        nonlocal r
-        rows.append(np.full(len(cols_), r))
-        cols.append(cols_)
-        vals.append(np.ones(len(cols_)))
-        lb.append(np.array([lo_]))
-        ub.append(np.array([hi_]))
-        r += 1
-
-    add(eye, 0.0 if maximize_allocation else target, target)
+    k = n if "count" in drop else count[1]
+    groups: list[tuple[np.ndarray, float, float]] = [(eye, 0.0 if maximize_allocation else target, target)]
     if "sector" not in drop:
         for s, pos in c.groupby("sector", sort=False).indices.items():
             cap = pp.cap_for(s)
-            if _top_sum(u[pos], pp.max_positions) > cap + TOL:
-                add(pos, 0.0, cap)
+            if _top_sum(u[pos], k) > cap + TOL:
+                groups.append((pos, 0.0, cap))
     if "cap" not in drop:
         tiers = c["cap_tier"].to_numpy()
         for t, (blo, bhi) in _band_rows(params, target).items():
             pos = np.flatnonzero(tiers == t)
-            if blo > 0 or _top_sum(u[pos], pp.max_positions) > bhi + TOL:
-                add(pos, blo, bhi)
-    if "count" in drop:
-        add(eye + n, 0.0, float(n))
-    else:
-        add(eye + n, 0.0 if maximize_allocation else float(pp.min_positions), float(pp.max_positions))
-    a = csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, 2 * n))
+            if blo > 0 or _top_sum(u[pos], k) > bhi + TOL:
+                groups.append((pos, blo, bhi))
+    m = len(groups)
+    rows = np.r_[eye, eye, eye + n, eye + n, np.concatenate([np.full(len(g[0]), 2 * n + r) for r, g in enumerate(groups)]),
+                 np.full(n, 2 * n + m)]
+    cols = np.r_[eye, eye + n, eye, eye + n, np.concatenate([g[0] for g in groups]), eye + n]
+    vals = np.r_[np.ones(n), -lo, np.ones(n), -u, np.ones(sum(len(g[0]) for g in groups)), np.ones(n)]
+    c_lo, c_hi = (0.0, float(n)) if "count" in drop else (0.0 if maximize_allocation else float(count[0]), float(count[1]))
+    lb = np.r_[np.zeros(n), np.full(n, -np.inf), [g[1] for g in groups], c_lo]  # w - lo z >= 0 ; w - u z <= 0
+    ub = np.r_[np.full(n, np.inf), np.zeros(n), [g[2] for g in groups], c_hi]
+    a = csr_array((vals, (rows, cols)), shape=(2 * n + m + 1, 2 * n))
     obj = np.r_[-np.ones(n), np.zeros(n)] if maximize_allocation else np.r_[-c["c"].to_numpy(float), np.zeros(n)]
-    return _Model(obj, a, np.concatenate(lb), np.concatenate(ub), np.r_[u, np.ones(n)])
+    return _Model(obj, a, lb, ub, np.r_[u, np.ones(n)])
 
 
 def _solve(m: _Model) -> np.ndarray | None:
@@ -306,27 +332,83 @@ def _solve(m: _Model) -> np.ndarray | None:
 
 
 def _milp(
-    c: pd.DataFrame, params: Params, *, maximize_allocation: bool = False, drop: frozenset[str] = frozenset()
+    c: pd.DataFrame,
+    params: Params,
+    count: tuple[int, int],
+    *,
+    maximize_allocation: bool = False,
+    drop: frozenset[str] = frozenset(),
 ) -> np.ndarray | None:
     """Solve the pack MILP; weights per row of `c`, clipped to the bands, or None when infeasible."""
-    w = _solve(_model(c, params, maximize_allocation=maximize_allocation, drop=drop))
+    w = _solve(_model(c, params, count, maximize_allocation=maximize_allocation, drop=drop))
     if w is None:
         return None
     lo = np.zeros(len(c)) if "minimum" in drop else c["lo"].to_numpy(float)
     return np.where(w > 0, np.clip(w, lo, c["u"].to_numpy(float)), 0.0)
 
 
+def _relaxed(c: pd.DataFrame, params: Params, count: int) -> np.ndarray | None:
+    """Exact optimum with exactly `count` names and WITHOUT the sector caps and market-cap bands.
+
+    Only when the names fall into a few groups sharing one band [lo, u] (the score rule); else None.
+    Inside a group the names are interchangeable but for c, so an optimum takes each group's n_g best
+    by c; for a choice of (n_g), every pick gets lo and the rest of T goes to the highest c first up
+    to u (an LP solved greedily). Enumerating every (n_g) with Σ n_g = count is exact. When this pack
+    also meets the dropped rows it is optimal for the full problem (it is optimal for a relaxation);
+    the caller checks that and otherwise solves the MILP. None also when no such pack exists.
+    """
+    target = 1 - params.portfolio.cash_reserve
+    lo, u, cc = c["lo"].to_numpy(float), c["u"].to_numpy(float), c["c"].to_numpy(float)
+    keys = sorted(set(zip(lo.tolist(), u.tolist())), reverse=True)
+    if len(keys) > 4:
+        return None
+    members = []
+    for key in keys:
+        pos = np.flatnonzero((lo == key[0]) & (u == key[1]))
+        members.append(pos[np.argsort(-cc[pos], kind="stable")][:count])
+    best, best_val = None, -np.inf
+
+    def visit(g: int, left: int, chosen: list[int]) -> None:
+        nonlocal best, best_val
+        if g == len(keys) - 1:
+            if left > len(members[g]):
+                return
+            ns = [*chosen, left]
+            pick = np.concatenate([members[i][:k] for i, k in enumerate(ns)])
+            slack = target - lo[pick].sum()
+            room = u[pick] - lo[pick]
+            if slack < -TOL or room.sum() < slack - TOL:
+                return
+            order = np.argsort(-cc[pick], kind="stable")
+            extra = np.clip(slack - np.r_[0.0, np.cumsum(room[order])[:-1]], 0.0, room[order])
+            w = lo[pick].copy()
+            w[order] += extra
+            val = float(w @ cc[pick])
+            if val > best_val + 1e-12:
+                best_val = val
+                best = np.zeros(len(c))
+                best[pick] = w
+            return
+        for k in range(min(left, len(members[g])) + 1):
+            visit(g + 1, left - k, [*chosen, k])
+
+    visit(0, count, [])
+    return best
+
+
 def _explain_infeasible(c: pd.DataFrame, params: Params) -> InfeasibleError:
     """After the solver found no pack: which rule family binds, and the best achievable allocation."""
-    target = 1 - params.portfolio.cash_reserve
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    count = (pp.min_positions, pp.max_positions)
     names = {
         "sector": "sector caps (portfolio.sector_cap / sector_caps)",
         "cap": "market-cap bands (portfolio.market_cap.bands)",
-        "count": f"position count {params.portfolio.min_positions}–{params.portfolio.max_positions}",
+        "count": f"position count {pp.min_positions}–{pp.max_positions}",
         "minimum": "tier-band minimum weights (portfolio.tiers)",
     }
-    binding = [k for k in names if _milp(c, params, drop=frozenset({k})) is not None]
-    best = _milp(c, params, maximize_allocation=True)
+    binding = [k for k in names if _milp(c, params, count, drop=frozenset({k})) is not None]
+    best = _milp(c, params, count, maximize_allocation=True)
     best_txt = f"{_pct(float(best.sum()))}" if best is not None else "none (no pack meets the minimums)"
     rule = " or ".join(names[k] for k in binding) if binding else "several rules together"
     return InfeasibleError(
@@ -335,16 +417,57 @@ def _explain_infeasible(c: pd.DataFrame, params: Params) -> InfeasibleError:
     )
 
 
-def _optimal(c: pd.DataFrame, params: Params, prune: bool = True) -> np.ndarray:
-    """The exact pack; with `prune`, dominated names (`prune_dominated`) are dropped first."""
-    keep = prune_dominated(c, params.portfolio.max_positions) if prune else np.ones(len(c), dtype=bool)
-    sub = c.loc[keep].reset_index(drop=True)
-    w_sub = _milp(sub, params)
+def _exact(c: pd.DataFrame, params: Params, count: tuple[int, int], prune: bool = True) -> np.ndarray | None:
+    """The exact pack with count[0]..count[1] names, or None when none exists.
+
+    First the cheap exact relaxation per count (`_relaxed`), kept when it meets every rule; else the
+    MILP, with `prune` on dominated names (`prune_dominated`) dropped first.
+    """
+    if count[0] == count[1]:
+        w = _relaxed(c, params, count[0])
+        if w is not None and not _check(c, w, params):
+            return w
+    keep = prune_dominated(c, params, count[1]) if prune else np.ones(len(c), dtype=bool)
+    w_sub = _milp(c.loc[keep].reset_index(drop=True), params, count)
     if w_sub is None:
-        raise _explain_infeasible(c, params)
+        return None
     w = np.zeros(len(c))
     w[np.flatnonzero(keep)] = w_sub
     return w
+
+
+def _optimal(
+    c: pd.DataFrame, params: Params, greedy: np.ndarray | None = None, prune: bool = True
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The exact pack aiming at `target_positions`, and notes when it holds another count.
+
+    `greedy` (a pack meeting every rule, or None): when it holds another count and a higher
+    objective than the target-count optimum, the exact optimum at greedy's count is returned, so the
+    result is never below greedy.
+    """
+    pp = params.portfolio
+    k = pp.target_positions
+    notes: list[str] = []
+    w = _exact(c, params, (k, k), prune)
+    if w is None:
+        w = _exact(c, params, (pp.min_positions, pp.max_positions), prune)
+        if w is None:
+            raise _explain_infeasible(c, params)
+        notes.append(
+            f"no pack of exactly {k} positions (portfolio.target_positions) meets every rule; the best "
+            f"with {pp.min_positions}–{pp.max_positions} positions holds {int((w > 0).sum())}"
+        )
+    cc = c["c"].to_numpy(float)
+    if greedy is not None:
+        n_g = int((greedy > 0).sum())
+        if n_g != int((w > 0).sum()) and greedy @ cc > w @ cc + 1e-12 * max(1.0, abs(w @ cc)):
+            w_g = _exact(c, params, (n_g, n_g), prune)
+            w = w_g if w_g is not None and w_g @ cc >= greedy @ cc else greedy
+            notes.append(
+                f"{n_g} positions instead of the target {k}: the best {n_g}-position pack has a higher "
+                f"objective than the best {k}-position pack"
+            )
+    return w, tuple(notes)
 
 
 # ---------------------------------------------------------------- greedy (the seed's rule)
@@ -455,15 +578,21 @@ def _check(c: pd.DataFrame, w: np.ndarray, params: Params) -> list[str]:
 # ---------------------------------------------------------------- public entry point
 
 
-def _reason_out(c: pd.DataFrame, w: np.ndarray, i: int, params: Params, basis: str) -> str:
+def _reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> dict[int, str]:
+    """Why each unpicked candidate of the exact pack is out (the rule it would break, else the objective)."""
     pp = params.portfolio
-    s = c["sector"].iat[i]
-    sec_w = float(w[c["sector"].to_numpy() == s].sum())
-    if sec_w + c["lo"].iat[i] > pp.cap_for(s) + TOL:
-        return f"sector cap: {s} already at {_pct(sec_w)} (cap {_pct(pp.cap_for(s))})"
-    if (w > 0).sum() >= pp.max_positions:
-        return f"not needed: {pp.max_positions} positions already"
-    return f"not selected: the picks carry a higher {basis} within the rules"
+    sec = c["sector"].to_numpy()
+    sec_w = pd.Series(w).groupby(sec).sum().to_dict()
+    lo = c["lo"].to_numpy(float)
+    count = int((w > 0).sum())
+    why = {}
+    for i in np.flatnonzero(w == 0):
+        s = sec[i]
+        if sec_w[s] + lo[i] > pp.cap_for(s) + TOL:
+            why[i] = f"sector cap: {s} already at {_pct(sec_w[s])} (cap {_pct(pp.cap_for(s))})"
+        else:
+            why[i] = f"not selected: the {count} picks carry a higher {basis} within the rules"
+    return why
 
 
 def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None) -> Targets:
@@ -478,14 +607,16 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None)
         raise BadInputError(f"method {method!r}: use optimal or greedy") from None
     c, excluded, basis = _candidates(opps, params)
     _diagnose(c, params, len(opps))
+    g, why = _greedy(c, params)
+    problems = _check(c, g, params)
+    notes: tuple[str, ...] = ()
     if m is Method.OPTIMAL:
-        w = _optimal(c, params)
-        why = {i: _reason_out(c, w, i, params, basis) for i in np.flatnonzero(w == 0)}
+        w, notes = _optimal(c, params, None if problems else g)
+        why = _reasons_out(c, w, params, basis)
     else:
-        w, why = _greedy(c, params)
-        problems = _check(c, w, params)
+        w = g
         if problems:
-            exact = _milp(c, params)
+            exact = _exact(c, params, (params.portfolio.min_positions, params.portfolio.max_positions))
             if exact is None:
                 raise _explain_infeasible(c, params)
             raise InfeasibleError(
@@ -517,4 +648,5 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None)
         sector_weights={str(k): float(v) for k, v in sector_w.items()},
         cap_weights={t: float(cap_w.get(t, 0.0)) for t in CAP_TIERS if t in cap_w},
         basis=basis,
+        notes=notes,
     )

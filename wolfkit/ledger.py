@@ -12,7 +12,7 @@ Tables
   and filled quantity, average price, `sizing` (`Sizing`) and the reason for the last change.
 - ``events``: append-only (UPDATE and DELETE are refused by triggers) history of everything.
 - ``fills``: one row per execution (deduplicated).
-- ``maxdiff_plans``: the day's maxdiff plans per session and symbol/side (the intraday engine's).
+- ``maxdiff_plans``: the day's maxdiff plans per session, symbol, side and rank (the intraday engine's).
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ CREATE TABLE IF NOT EXISTS maxdiff_plans (
     high_target REAL NOT NULL, low_target REAL NOT NULL, avg_return REAL NOT NULL, status TEXT NOT NULL,
     rank INTEGER NOT NULL, qty INTEGER NOT NULL DEFAULT 0, room_needed REAL NOT NULL DEFAULT 0,
     updated_at TEXT NOT NULL,
-    PRIMARY KEY (session, symbol, side)
+    PRIMARY KEY (session, symbol, side, rank)
 );
 """
 
@@ -432,9 +432,9 @@ class Ledger:
         self._write(
             "INSERT INTO maxdiff_plans (session, run_id, symbol, side, high_target, low_target, avg_return, status, "
             "rank, qty, room_needed, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (session, symbol, side) DO UPDATE SET run_id=excluded.run_id, "
+            "ON CONFLICT (session, symbol, side, rank) DO UPDATE SET run_id=excluded.run_id, "
             "high_target=excluded.high_target, low_target=excluded.low_target, avg_return=excluded.avg_return, "
-            "status=excluded.status, rank=excluded.rank, qty=excluded.qty, room_needed=excluded.room_needed, "
+            "status=excluded.status, qty=excluded.qty, room_needed=excluded.room_needed, "
             "updated_at=excluded.updated_at",
             (str(session), run_id, plan.symbol, plan.side, plan.high_target, plan.low_target, plan.avg_return,
              str(plan.status), plan.rank, plan.qty, plan.room_needed, _now()))

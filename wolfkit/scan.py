@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -337,8 +337,7 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
     last_close, atr, range_up, range_down, strategy, expected_return, return_std, maxdiff_buy,
     maxdiff_sell.
     """
-    filled = Panel(panel.dates, panel.symbols, panel.open, panel.high, panel.low, ffill(panel.close),
-                   panel.volume, panel.has_ohlc)
+    filled = replace(panel, close=ffill(panel.close))
     out = pd.DataFrame(index=panel.symbols)
     for s in signals:
         if s.needs_ohlc and not panel.has_ohlc:

@@ -83,13 +83,6 @@ class Panel:
             **{f: getattr(self, f)[:, columns] for f in PANEL_FIELDS},
         )
 
-    def rows(self, rows: slice) -> Panel:
-        """A window of dates for every symbol."""
-        return Panel(
-            self.dates[rows], self.symbols, has_ohlc=self.has_ohlc,
-            **{f: getattr(self, f)[rows] for f in PANEL_FIELDS},
-        )
-
 
 @runtime_checkable
 class Signal(Protocol):
