@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wolfkit.config import Params, params_from_dict
-from wolfkit.diversify import _candidates, _optimal, build_targets, prune_dominated
+from wolfkit.diversify import _candidates, _check, _exact, _milp, _relaxed, build_targets, prune_dominated
 from wolfkit.errors import InfeasibleError
 from wolfkit.opportunities import validate_opportunities
 
@@ -81,33 +81,70 @@ def test_every_rule_holds_and_optimal_beats_greedy(n, sectors, seed, cap, er, me
         return
     assert_rules(gr, opps, p)
     assert opt.objective >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
+    k = p.portfolio.target_positions
+    c, _, _ = _candidates(opps, p)
+    at_target = _milp(c, p, (k, k))  # independent: the unpruned MILP at exactly the target count
+    if at_target is None:
+        assert any("no pack of exactly" in n for n in opt.notes)
+    elif len(opt.weights) != k:  # only when greedy's count beat the best target-count pack
+        assert len(gr.weights) == len(opt.weights) and gr.objective > at_target @ c["c"].to_numpy() + 1e-12
+        assert any(f"instead of the target {k}" in n for n in opt.notes)
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(40, 120), sectors=st.integers(1, 3), seed=st.integers(0, 10_000))
-def test_pruning_never_changes_the_optimum(n, sectors, seed):
+@given(n=st.integers(40, 120), sectors=st.integers(1, 12), seed=st.integers(0, 10_000), k=st.sampled_from([10, 12, 15]))
+def test_pruning_and_the_relaxation_never_change_the_optimum(n, sectors, seed, k):
     p = Params()
     opps = validate_opportunities(table(n, sectors, seed, lo=70), p, "t").valid
     c, _, _ = _candidates(opps, p)
-    try:
-        full = _optimal(c, p, prune=False)
-    except InfeasibleError:
-        with pytest.raises(InfeasibleError):
-            _optimal(c, p, prune=True)
-        return
-    pruned = _optimal(c, p, prune=True)
     coef = c["c"].to_numpy()
-    assert pruned @ coef == pytest.approx(full @ coef, abs=1e-7)
+    for count in ((k, k), (10, 15)):
+        full = _milp(c, p, count)
+        fast = _exact(c, p, count, prune=True)
+        assert (full is None) == (fast is None)
+        if full is not None:
+            assert not _check(c, fast, p)
+            assert count[0] <= (fast > 0).sum() <= count[1]
+            assert fast @ coef == pytest.approx(full @ coef, abs=1e-7)
 
 
-def test_prune_drops_names_with_max_positions_dominators():
+def test_relaxation_is_exact_when_no_cap_binds():
+    p = params_from_dict({"portfolio": {"sector_cap": 1.0, "market_cap": {"bands": {t: [0.0, 1.0] for t in ("mega", "large", "mid", "small", "micro")}}}})
+    opps = validate_opportunities(table(80, 5, 11, lo=70), p, "t").valid
+    c, _, _ = _candidates(opps, p)
+    w = _relaxed(c, p, 12)
+    assert w is not None and not _check(c, w, p) and (w > 0).sum() == 12
+    assert w @ c["c"].to_numpy() == pytest.approx(_milp(c, p, (12, 12)) @ c["c"].to_numpy(), abs=1e-9)
+
+
+def test_prune_drops_names_with_enough_dominators():
     p = Params()
     opps = validate_opportunities(table(200, 1, 5, lo=70), p, "t").valid
     c, _, _ = _candidates(opps, p)
-    keep = prune_dominated(c, p.portfolio.max_positions)
+    keep = prune_dominated(c, p, p.portfolio.max_positions)
     assert 0 < keep.sum() < len(c)
     for (sec, tier, lo), g in c.assign(keep=keep).groupby(["sector", "cap_tier", "lo"]):
         assert g["keep"].sum() <= p.portfolio.max_positions  # identical bands: only the top k survive
+
+
+def test_optimal_aims_at_target_positions_when_feasible():
+    p = params_from_dict({"portfolio": {"sector_cap": 1.0, "market_cap": {"bands": {t: [0.0, 1.0] for t in ("mega", "large", "mid", "small", "micro")}}}})
+    opps = validate_opportunities(table(80, 5, 11, lo=70), p, "t").valid
+    t = build_targets(opps, p, "optimal")
+    gr = build_targets(opps, p, "greedy")
+    assert len(t.weights) == 12 or len(gr.weights) == len(t.weights)
+    assert t.objective >= gr.objective - 1e-9
+
+
+def test_count_widens_with_a_note_when_the_target_is_infeasible():
+    # 11 candidates only: 12 positions cannot be held, 10–11 can
+    p = params_from_dict({"portfolio": {"sector_cap": 0.5}})
+    df = table(11, 11, 7, lo=75)
+    df["score"] = 80.0
+    opps = validate_opportunities(df, p, "t").valid
+    t = build_targets(opps, p, "optimal")
+    assert len(t.weights) in (10, 11)
+    assert any("no pack of exactly 12 positions" in n for n in t.notes)
 
 
 def seed003() -> pd.DataFrame:

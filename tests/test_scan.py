@@ -336,6 +336,12 @@ def test_close_only_real_data_marks_high_low_parts_unavailable(shared_data, tmp_
     assert "strategy:takeprofit" in res.unavailable and (opp["strategy"] == "simple").all()
     assert opp[["score", "expected_return", "return_std", "price"]].notna().all().all()
     assert opp["score"].max() == 100
+    # 2005: names not yet listed have no bars, GOOG (listed 2004-08-19) too little history
+    early = run_scan(PARAMS, date(2005, 2, 1), provider)
+    why = early.excluded.set_index("symbol")["reason"]
+    assert sorted(why.index) == ["BABA", "FB", "GM", "GOOG", "MA", "UAA"]
+    assert why["FB"].startswith("no bars") and why["GOOG"] == "too little history: 114 bars < min_history 120"
+    assert len(early.opportunities) == 14
 
 
 # ------------------------------------------------------------------------------ executors, files

@@ -76,3 +76,18 @@ def test_rounding_down_a_cheap_name_to_afford_an_expensive_one():
 def test_bad_inputs(weights, prices, budget, match):
     with pytest.raises(BadInputError, match=match):
         allocate_shares(weights, prices, budget)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(8, 15), seed=st.integers(0, 100_000), small=st.booleans())
+def test_branch_and_bound_matches_the_milp_on_pack_sized_instances(n, seed, small):
+    r = np.random.default_rng(seed)
+    w = r.dirichlet(np.ones(n) * 3)
+    prices = r.uniform(50, 2500, n) if small else r.uniform(5, 900, n)
+    budget = 10_000.0 if small else 100_000.0
+    weights = {f"S{i}": float(x) for i, x in enumerate(w)}
+    px = {f"S{i}": float(x) for i, x in enumerate(prices.round(2))}
+    fast = allocate_shares(weights, px, budget)
+    exact = allocate_shares(weights, px, budget, max_nodes=0)  # node limit 0: the MILP decides
+    assert sum(q * px[s] for s, q in fast.items()) <= budget + 1e-9
+    assert allocation_cost(fast, weights, px, budget) == pytest.approx(allocation_cost(exact, weights, px, budget), abs=1e-6)

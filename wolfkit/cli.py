@@ -18,8 +18,9 @@ from wolfkit.errors import WolfkitError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 params_app = typer.Typer(no_args_is_help=True, help="Validate or print a parameter file.")
 app.add_typer(params_app, name="params")
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (papermill, cron logs) gets a readable width instead of rich's 80-column fallback.
+console = Console() if sys.stdout.isatty() else Console(width=140)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=140)
 
 ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
 DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")

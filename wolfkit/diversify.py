@@ -478,7 +478,9 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
 
     Each pick leaves room, at the smallest band minimum after it, for the names still needed to reach
     `min_positions` (always) and `target_positions` (as far as the room allows), so the tail shrinks
-    instead of the count falling short.
+    instead of the count falling short. Still short of `target_positions` at the end (the caps
+    refused the names the room was kept for), the lowest-score picks shrink toward their band
+    minima to admit the next names by score that fit their sector and market-cap room.
     """
     pp = params.portfolio
     target = 1 - pp.cash_reserve
@@ -546,6 +548,30 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
             break
         if w[i] == 0:
             take(i, u[i], pp.max_positions)
+    score_order = np.argsort(-c["score"].to_numpy(float), kind="stable")
+    for i in score_order:  # short of the target count: shrink the tail to admit the next names
+        if state["count"] >= pp.target_positions:
+            break
+        if w[i] > 0 or min(rooms(i)[1:]) < lo[i] - 1e-12:
+            continue
+        picks = [j for j in score_order[::-1] if w[j] > lo[j]]
+        need = lo[i] - rooms(i)[0]
+        if sum(w[j] - lo[j] for j in picks) < need - 1e-12:
+            break
+        before = (w.copy(), dict(sector_used), dict(tier_used), dict(state))
+        for j in picks:
+            cut = min(w[j] - lo[j], need)
+            if cut > 0:
+                add(j, -cut)
+                need -= cut
+        add(i, lo[i])
+        if _check(c, w, params):  # a market-cap minimum broke: undo
+            w[:] = before[0]
+            for d, old in zip((sector_used, tier_used, state), before[1:]):
+                d.clear()
+                d.update(old)
+        else:
+            why.pop(i, None)
     for i in np.flatnonzero(w == 0):
         why.setdefault(i, f"not needed: allocation {_pct(target)} reached")
     return w, why

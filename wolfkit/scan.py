@@ -15,7 +15,8 @@ Why it is built this way:
   `scan.workers > 0`, or a Dask client's `get_executor()`); ranks are taken over the whole universe
   after the chunks return.
 - **Nothing dropped silently.** Symbols with too little history, no bars, a stale last bar, long
-  gaps, non-positive prices or missing metadata are listed in `excluded` with the reason.
+  gaps, non-positive prices or missing metadata are listed in `excluded` with the reason. Bars that
+  end more than `scan.max_gap_days` weekdays before D stop the scan (stale prices, the seed's bug).
 
 Directional strategies (long, one session, entered at the session's open `O`; the levels use only
 bars before the session; within a bar the extreme nearer the open is assumed to come first):
