@@ -1,4 +1,4 @@
-"""diversify: every rule holds on random instances, optimal >= greedy, pruning is exact, messages name the rule."""
+"""diversify: every rule holds, the count is a rule, optimal >= greedy at equal counts, pruning is exact, messages name the rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wolfkit.config import Params, params_from_dict
-from wolfkit.diversify import _candidates, _check, _exact, _milp, _relaxed, build_targets, prune_dominated
+from wolfkit.diversify import (
+    _candidates,
+    _check,
+    _counts_by_preference,
+    _exact,
+    _milp,
+    _relaxed,
+    build_targets,
+    prune_dominated,
+)
 from wolfkit.errors import InfeasibleError
 from wolfkit.opportunities import validate_opportunities
 
@@ -63,7 +72,7 @@ def assert_rules(t, opps: pd.DataFrame, p: Params) -> None:
     er=st.booleans(),
     mega_min=st.sampled_from([0.0, 0.1, 0.2]),
 )
-def test_every_rule_holds_and_optimal_beats_greedy(n, sectors, seed, cap, er, mega_min):
+def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sectors, seed, cap, er, mega_min):
     p = params_from_dict({"portfolio": {"sector_cap": cap, "market_cap": {"bands": {"mega": [mega_min, 0.5]}}}})
     opps = validate_opportunities(table(n, sectors, seed, er=er), p, "t").valid
     try:
@@ -74,21 +83,29 @@ def test_every_rule_holds_and_optimal_beats_greedy(n, sectors, seed, cap, er, me
             build_targets(opps, p, "greedy")
         return
     assert_rules(opt, opps, p)
+    k = p.portfolio.target_positions
+    c, _, _ = _candidates(opps, p)
+    coef = c["c"].to_numpy()
+    n_opt = len(opt.weights)
+    if _milp(c, p, (k, k)) is not None:  # independent: the unpruned MILP at exactly the target count
+        assert n_opt == k and opt.notes == ()
+    else:  # widened to the nearest feasible count (ties: larger), with a note naming why
+        preferred = _counts_by_preference(p)
+        assert n_opt in preferred
+        assert all(_milp(c, p, (m, m)) is None for m in preferred[: preferred.index(n_opt)])
+        assert len(opt.notes) == 1 and f"{n_opt} positions instead of the target {k}" in opt.notes[0]
     try:
         gr = build_targets(opps, p, "greedy")
     except InfeasibleError as e:
         assert "greedy" in str(e)
         return
     assert_rules(gr, opps, p)
-    assert opt.objective >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
-    k = p.portfolio.target_positions
-    c, _, _ = _candidates(opps, p)
-    at_target = _milp(c, p, (k, k))  # independent: the unpruned MILP at exactly the target count
-    if at_target is None:
-        assert any("no pack of exactly" in n for n in opt.notes)
-    elif len(opt.weights) != k:  # only when greedy's count beat the best target-count pack
-        assert len(gr.weights) == len(opt.weights) and gr.objective > at_target @ c["c"].to_numpy() + 1e-12
-        assert any(f"instead of the target {k}" in n for n in opt.notes)
+    n_gr = len(gr.weights)
+    if n_gr == n_opt:
+        assert opt.objective >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
+    best_at_greedy_count = _milp(c, p, (n_gr, n_gr))  # the guarantee at greedy's own count, whatever it is
+    assert best_at_greedy_count @ coef >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
+    assert (gr.notes == ()) == (n_gr == k)
 
 
 @settings(max_examples=25, deadline=None)
@@ -127,13 +144,36 @@ def test_prune_drops_names_with_enough_dominators():
         assert g["keep"].sum() <= p.portfolio.max_positions  # identical bands: only the top k survive
 
 
-def test_optimal_aims_at_target_positions_when_feasible():
+def test_optimal_holds_the_target_count_even_when_fewer_bigger_positions_score_higher():
+    # 6 names at 95 (band 10–12%), 2 at 80 (7–9%), the rest at 71 (5–6%): 10 positions could put 12%
+    # on each 95 and score higher than any 12-position pack, but the count is a rule
     p = params_from_dict({"portfolio": {"sector_cap": 1.0, "market_cap": {"bands": {t: [0.0, 1.0] for t in ("mega", "large", "mid", "small", "micro")}}}})
-    opps = validate_opportunities(table(80, 5, 11, lo=70), p, "t").valid
+    df = table(30, 5, 1, lo=70)
+    df["score"] = [95.0] * 6 + [80.0] * 2 + [71.0] * 22
+    opps = validate_opportunities(df, p, "t").valid
+    c, _, _ = _candidates(opps, p)
+    coef = c["c"].to_numpy()
+    best_any = _milp(c, p, (10, 15))
+    assert (best_any > 0).sum() < 12  # the data really needs the count rule
     t = build_targets(opps, p, "optimal")
+    assert len(t.weights) == 12 and t.notes == ()
+    assert t.objective < best_any @ coef - 1e-6
+    assert t.objective == pytest.approx(_milp(c, p, (12, 12)) @ coef, abs=1e-9)
     gr = build_targets(opps, p, "greedy")
-    assert len(t.weights) == 12 or len(gr.weights) == len(t.weights)
+    assert len(gr.weights) == 12 and gr.notes == ()
     assert t.objective >= gr.objective - 1e-9
+    assert_rules(t, opps, p)
+    assert_rules(gr, opps, p)
+
+
+def test_greedy_keeps_room_for_the_target_count_and_says_why():
+    p = Params()
+    opps = validate_opportunities(seed003(), p, "seed").valid
+    t = build_targets(opps, p, "greedy")
+    reasons = dict(zip(t.excluded["symbol"], t.excluded["reason"]))
+    assert reasons["IBRX"].startswith("kept room for 12 positions:"), reasons
+    assert "a 75–89 name needs ≥7%" in reasons["IBRX"]
+    assert len(t.weights) == 12
 
 
 def test_count_widens_with_a_note_when_the_target_is_infeasible():
@@ -143,8 +183,11 @@ def test_count_widens_with_a_note_when_the_target_is_infeasible():
     df["score"] = 80.0
     opps = validate_opportunities(df, p, "t").valid
     t = build_targets(opps, p, "optimal")
-    assert len(t.weights) in (10, 11)
-    assert any("no pack of exactly 12 positions" in n for n in t.notes)
+    assert len(t.weights) == 11  # 13 is as near but infeasible; 11 is the nearest feasible
+    assert t.notes == ("11 positions instead of the target 12 (portfolio.target_positions): no 12-position "
+                       "pack meets every rule (only 11 candidates); 11 is the nearest count that does",)
+    gr = build_targets(opps, p, "greedy")
+    assert len(gr.weights) == 11 and "no 12-position pack meets every rule (only 11 candidates)" in gr.notes[0]
 
 
 def seed003() -> pd.DataFrame:
@@ -261,4 +304,8 @@ def test_sp500_with_generated_scores_builds_valid_packs(shared_data):
         gr = build_targets(opps, p, "greedy")
         assert_rules(opt, opps, p)
         assert_rules(gr, opps, p)
-        assert opt.objective >= gr.objective - 1e-9
+        assert len(opt.weights) == p.portfolio.target_positions and opt.notes == ()
+        if len(gr.weights) == len(opt.weights):
+            assert opt.objective >= gr.objective - 1e-9
+        else:
+            assert "could not reach 12 although a 12-position pack meeting every rule exists" in gr.notes[0]

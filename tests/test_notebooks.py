@@ -262,6 +262,7 @@ def test_no_canary_anywhere_under_outputs(executed):
 
 def test_nbval_lax_smoke(tmp_path):
     """`pytest --nbval-lax` over parameterised copies of every notebook (small outputs in tmp)."""
+    from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     out = tmp_path / "outputs"
@@ -269,7 +270,7 @@ def test_nbval_lax_smoke(tmp_path):
     params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\nexecution:\n  ledger_path: {out / 'ledger.sqlite'}\n")
     for kind in ORDER:
         values = {**_parameters(kind, params, out), "outputs_dir": str(out)}
-        nb = parameterize_notebook(nbformat.read(ROOT / "notebooks" / f"{kind}.ipynb", as_version=4), values)
+        nb = parameterize_notebook(load_notebook_node(str(ROOT / "notebooks" / f"{kind}.ipynb")), values)
         nbformat.write(nb, tmp_path / f"{kind}.ipynb")
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",

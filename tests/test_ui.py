@@ -52,10 +52,11 @@ def browser():
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab on 127.0.0.1 serving a folder with a parameterised copy of tune.ipynb."""
+    from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     work = tmp_path_factory.mktemp("lab")
-    nb = parameterize_notebook(nbformat.read(ROOT / "notebooks/tune.ipynb", as_version=4), {
+    nb = parameterize_notebook(load_notebook_node(str(ROOT / "notebooks/tune.ipynb")), {
         "run_date": SESSION.isoformat(), "params_file": str(ROOT / "parameters/demo.yaml"),
         "save_dir": str(work / "saved"), "outputs_dir": str(work / "outputs"),
     })
@@ -69,7 +70,8 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.port_retries=0"],
+         "--ServerApp.port_retries=0", "--allow-root", "--LabApp.extension_manager=readonly",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -101,7 +103,9 @@ def _summary(page) -> str:
 def test_tuning_panel_in_jupyterlab(browser, lab):
     url, token, work = lab
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(url) else r.abort())
+    page = context.new_page()
     page.goto(f"{url}/lab/tree/tune.ipynb?token={token}", wait_until="domcontentloaded", timeout=60_000)
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
     page.wait_for_function(
@@ -129,15 +133,15 @@ def test_tuning_panel_in_jupyterlab(browser, lab):
     handle.click()
     for _ in range(5):
         handle.press("ArrowRight")
-    page.wait_for_function(
-        "(b) => { const e = document.querySelector('.wolfkit-preview-summary');"
-        " return e && e.innerText !== b; }", arg=before, timeout=60_000,
+    page.wait_for_function(  # each step re-packs; the last one leaves 90% allocated
+        "() => { const e = document.querySelector('.wolfkit-preview-summary');"
+        " return e && /90\\.0% allocated/.test(e.innerText); }", timeout=60_000,
     )
     after = _summary(page)
     page.screenshot(path=str(ARTIFACTS / "tune-after.png"), full_page=True)
     assert after != before and re.search(r"90\.0% allocated", after), after
     assert "portfolio.cash_reserve" in page.locator("body").inner_text()
-    page.close()
+    context.close()
 
 
 def test_premarket_html_report_draws_offline(browser, tmp_path):

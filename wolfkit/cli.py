@@ -107,6 +107,8 @@ def build(
         + ", ".join(f"{k} {v:.1%}" for k, v in s.sector_weights.items())
     )
     console.print(f"maxdiff: {listening} listening, {len(plan.maxdiff_plans) - listening} queued")
+    for note in s.notes:
+        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
     if len(result.quarantined):
         console.print(f"[yellow]{len(result.quarantined)} bad row(s) quarantined:[/]")
         for _, r in result.quarantined.iterrows():

@@ -10,21 +10,23 @@ has `min_positions`..`max_positions` names, aiming at `target_positions`.
 Two methods report the same objective, Σ weight × coefficient, where the coefficient is
 `expected_return` when every candidate has one, else `score`:
 
-- ``optimal``: the exact optimum with exactly `target_positions` names; only when no such pack exists
-  is the count widened to `min_positions`..`max_positions` (said in `Targets.notes`). Solved by
-  `_relaxed` (exact enumeration without the sector / market-cap rows, accepted when it happens to meet
-  them) or else an exact MILP (scipy's HiGHS): selection binaries z, weights lo·z <= w <= hi·z. If
-  greedy ends at another count with a higher objective, the exact optimum at greedy's count is
-  returned instead (also noted), so optimal >= greedy holds by construction.
-- ``greedy``: the seed's rule: by score, take each name at its full size while the caps allow, shrink
-  the tail to what is left, stop at `target_positions`; top names up to their band maxima if the
-  allocation is short. Its result satisfies the same rules or it raises `InfeasibleError`, so
-  optimal >= greedy always.
+- ``optimal``: the exact optimum with exactly `target_positions` names (the count is a rule); only
+  when no such pack exists does the count widen to the nearest feasible one in
+  `min_positions`..`max_positions` (ties: the larger), said in `Targets.notes` with the binding rule.
+  Solved by `_relaxed` (exact enumeration without the sector / market-cap rows, accepted when it
+  happens to meet them) or else an exact MILP (scipy's HiGHS): selection binaries z, weights
+  lo·z <= w <= hi·z.
+- ``greedy``: the seed's rule, count-aware: by score, take each name at its full size (band max)
+  while the caps allow, keeping room for the band minima of the names still needed to reach
+  `target_positions`, so the tail shrinks instead of the count. Its result satisfies every other
+  rule or it raises `InfeasibleError`; a count short of the target is said in `Targets.notes`.
 
-`weight_rule` places a name inside its band: ``score`` (greedy's full size is linear in the score
-within the tier; the MILP may use the whole band) or ``kelly`` (leverage-aware Kelly from `sizing`
-caps the name's weight for both methods). Infeasible rules give an `InfeasibleError` naming the
-binding rule and the best achievable allocation, never a bare solver status.
+Guarantee: at equal counts optimal >= greedy (optimal is the exact optimum at its count).
+
+`weight_rule` bounds a name inside its band: ``score`` (the whole band) or ``kelly`` (leverage-aware
+Kelly from `sizing` caps the name's weight for both methods). Infeasible rules give an
+`InfeasibleError` naming the binding rule and the best achievable allocation, never a bare solver
+status.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ class Targets:
 
     `weights`: symbol, sector, cap_tier, score, expected_return, tier, weight, reason (by weight desc).
     `excluded`: symbol, reason. `objective` = Σ weight × coefficient (`basis` says which).
-    `notes`: why the pack does not hold exactly `target_positions` names (empty when it does or
-    when nothing needs saying).
+    `notes`: why the pack does not hold exactly `target_positions` names, naming the binding rule
+    (empty when it does).
     """
 
     weights: pd.DataFrame
@@ -86,7 +88,7 @@ def _tier_labels(params: Params) -> list[str]:
 
 
 def _candidates(opps: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Candidates with their band [lo, hi], upper bound u, full size f and coefficient c; plus exclusions."""
+    """Candidates with their band [lo, hi], upper bound u (the full size) and coefficient c; plus exclusions."""
     pp = params.portfolio
     if len(opps) and opps["symbol"].duplicated().any():
         dup = opps.loc[opps["symbol"].duplicated(), "symbol"].iloc[0]
@@ -103,10 +105,6 @@ def _candidates(opps: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.Da
     c["tier"] = [labels[i] for i in idx]
     c["lo"] = [pp.tiers[i].weight_min for i in idx]
     c["hi"] = [pp.tiers[i].weight_max for i in idx]
-    t_min = np.array([pp.tiers[i].min_score for i in idx], dtype=float)
-    t_next = np.array([100.0 if i == 0 else pp.tiers[i - 1].min_score for i in idx], dtype=float)
-    span = np.where(t_next > t_min, t_next - t_min, 1.0)
-    frac = np.clip((c["score"].to_numpy(float) - t_min) / span, 0.0, 1.0)
     if "expected_return" not in c:
         c["expected_return"] = np.nan
     target = 1 - pp.cash_reserve
@@ -121,10 +119,8 @@ def _candidates(opps: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.Da
             for er, sd in zip(c["expected_return"], c["return_std"])
         ])
         c["u"] = np.clip(k, c["lo"], c["hi"])
-        c["f"] = c["u"]
     else:
         c["u"] = c["hi"]
-        c["f"] = c["lo"] + (c["hi"] - c["lo"]) * frac
     basis = "expected_return" if len(c) and c["expected_return"].notna().all() else "score"
     c["c"] = c[basis].astype(float)
     c = c.sort_values(["score", "c", "symbol"], ascending=[False, False, True]).reset_index(drop=True)
@@ -436,121 +432,161 @@ def _exact(c: pd.DataFrame, params: Params, count: tuple[int, int], prune: bool 
     return w
 
 
-def _optimal(
-    c: pd.DataFrame, params: Params, greedy: np.ndarray | None = None, prune: bool = True
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The exact pack aiming at `target_positions`, and notes when it holds another count.
-
-    `greedy` (a pack meeting every rule, or None): when it holds another count and a higher
-    objective than the target-count optimum, the exact optimum at greedy's count is returned, so the
-    result is never below greedy.
-    """
+def _counts_by_preference(params: Params) -> list[int]:
+    """Position counts other than the target, nearest first (ties: the larger count)."""
     pp = params.portfolio
     k = pp.target_positions
-    notes: list[str] = []
+    others = [m for m in range(pp.min_positions, pp.max_positions + 1) if m != k]
+    return sorted(others, key=lambda m: (abs(m - k), -m))
+
+
+def _why_not_count(c: pd.DataFrame, params: Params, k: int) -> str:
+    """The rule that rules out every pack of exactly `k` names (for the notes)."""
+    target = 1 - params.portfolio.cash_reserve
+    lo, u = c["lo"].to_numpy(float), c["u"].to_numpy(float)
+    if len(c) < k:
+        return f"only {len(c)} candidates"
+    if _top_sum(u, k) < target - TOL:
+        return f"tier bands: the {k} largest band maxima sum to {_pct(_top_sum(u, k))}, below the target {_pct(target)}"
+    if np.sort(lo)[:k].sum() > target + TOL:
+        return f"tier bands: the {k} smallest band minima sum to {_pct(np.sort(lo)[:k].sum())}, above the target {_pct(target)}"
+    names = {
+        "sector": "sector caps (portfolio.sector_cap / sector_caps)",
+        "cap": "market-cap bands (portfolio.market_cap.bands)",
+        "minimum": "tier-band minimum weights (portfolio.tiers)",
+    }
+    binding = [v for f, v in names.items() if _milp(c, params, (k, k), drop=frozenset({f})) is not None]
+    return (" or ".join(binding) if binding else "several rules together") + f" cannot hold with {k} names"
+
+
+def _optimal(c: pd.DataFrame, params: Params, prune: bool = True) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The exact pack with exactly `target_positions` names; another count only when none exists.
+
+    The count is a rule: only when no pack of the target count meets every other rule does it widen
+    to the nearest feasible count in min_positions..max_positions (ties: the larger), with a note.
+    """
+    k = params.portfolio.target_positions
     w = _exact(c, params, (k, k), prune)
-    if w is None:
-        w = _exact(c, params, (pp.min_positions, pp.max_positions), prune)
-        if w is None:
-            raise _explain_infeasible(c, params)
-        notes.append(
-            f"no pack of exactly {k} positions (portfolio.target_positions) meets every rule; the best "
-            f"with {pp.min_positions}–{pp.max_positions} positions holds {int((w > 0).sum())}"
-        )
-    cc = c["c"].to_numpy(float)
-    if greedy is not None:
-        n_g = int((greedy > 0).sum())
-        if n_g != int((w > 0).sum()) and greedy @ cc > w @ cc + 1e-12 * max(1.0, abs(w @ cc)):
-            w_g = _exact(c, params, (n_g, n_g), prune)
-            w = w_g if w_g is not None and w_g @ cc >= greedy @ cc else greedy
-            notes.append(
-                f"{n_g} positions instead of the target {k}: the best {n_g}-position pack has a higher "
-                f"objective than the best {k}-position pack"
+    if w is not None:
+        return w, ()
+    for m in _counts_by_preference(params):
+        w = _exact(c, params, (m, m), prune)
+        if w is not None:
+            return w, (
+                f"{m} positions instead of the target {k} (portfolio.target_positions): no {k}-position pack "
+                f"meets every rule ({_why_not_count(c, params, k)}); {m} is the nearest count that does",
             )
-    return w, tuple(notes)
+    raise _explain_infeasible(c, params)
 
 
 # ---------------------------------------------------------------- greedy (the seed's rule)
 
 
 def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]]:
-    """The seed's fill: by score at full size within the caps, shrink the tail, top up if short.
+    """The seed's fill, count-aware: by score at full size while the caps allow, the tail shrinks.
 
-    Each pick leaves room, at the smallest band minimum after it, for the names still needed to reach
-    `min_positions` (always) and `target_positions` (as far as the room allows), so the tail shrinks
-    instead of the count falling short. Still short of `target_positions` at the end (the caps
-    refused the names the room was kept for), the lowest-score picks shrink toward their band
-    minima to admit the next names by score that fit their sector and market-cap room.
+    Walking the candidates by score with `slots` positions still to fill toward `target_positions`,
+    a name is taken only when, after it, the allocation, sector and market-cap room left still cover
+    the cheapest band minima of `slots - 1` later names that fit those rooms (a cheap look-ahead); its
+    weight is min(band max, caps, what is left after that reserve), so the tail shrinks instead of
+    the count. Short of the allocation at the end, picks grow to their band maxima, then more names
+    join up to `max_positions`; short of the target count, the lowest-score picks shrink toward
+    their minima to admit the next names by score that fit their sector and market-cap room.
     """
     pp = params.portfolio
     target = 1 - pp.cash_reserve
+    k = pp.target_positions
     bands = _band_rows(params, target)
     n = len(c)
     w = np.zeros(n)
     why: dict[int, str] = {}
-    sector_used: dict[str, float] = {}
-    tier_used: dict[str, float] = {}
     state = {"total": 0.0, "count": 0}
     sec, tier = c["sector"].to_numpy(), c["cap_tier"].to_numpy()
-    lo, u, f = c["lo"].to_numpy(), c["u"].to_numpy(), c["f"].to_numpy()
-    lo_after = np.r_[np.minimum.accumulate(lo[::-1])[::-1][1:], np.inf] if n else lo
+    lo, u = c["lo"].to_numpy(float), c["u"].to_numpy(float)
+    sec_names, sec_code = np.unique(sec, return_inverse=True) if n else (np.array([]), np.zeros(0, int))
+    tier_names, tier_code = np.unique(tier, return_inverse=True) if n else (np.array([]), np.zeros(0, int))
+    sec_cap = np.array([pp.cap_for(s) for s in sec_names])
+    tier_cap = np.array([bands[t][1] for t in tier_names])
+    sec_used, tier_used = np.zeros(len(sec_names)), np.zeros(len(tier_names))
 
     def rooms(i: int) -> tuple[float, float, float]:
         return (
             target - state["total"],
-            pp.cap_for(sec[i]) - sector_used.get(sec[i], 0.0),
-            bands[tier[i]][1] - tier_used.get(tier[i], 0.0),
+            sec_cap[sec_code[i]] - sec_used[sec_code[i]],
+            tier_cap[tier_code[i]] - tier_used[tier_code[i]],
         )
 
-    def refuse(i: int, kept: float) -> str:
+    by_min = np.argsort(lo, kind="stable")  # cheapest band minimum first, by score among equals
+
+    def reserve(i: int, slots: int) -> tuple[float, int, np.ndarray, np.ndarray]:
+        """Band minima of up to `slots` cheapest unpicked names after i that fit, with i at its minimum,
+        their sector and market-cap rooms; the total, the count, and what they hold per sector and tier."""
+        per_sec, per_tier = np.zeros(len(sec_names)), np.zeros(len(tier_names))
+        per_sec[sec_code[i]] += lo[i]
+        per_tier[tier_code[i]] += lo[i]
+        total, count = 0.0, 0
+        for j in by_min[(by_min > i) & (w[by_min] == 0)] if slots > 0 else ():
+            if count >= slots:
+                break
+            sj, tj = sec_code[j], tier_code[j]
+            if sec_cap[sj] - sec_used[sj] - per_sec[sj] >= lo[j] - 1e-12 and tier_cap[tj] - tier_used[tj] - per_tier[tj] >= lo[j] - 1e-12:
+                per_sec[sj] += lo[j]
+                per_tier[tj] += lo[j]
+                total += lo[j]
+                count += 1
+        per_sec[sec_code[i]] -= lo[i]
+        per_tier[tier_code[i]] -= lo[i]
+        return total, count, per_sec, per_tier
+
+    def refuse(i: int) -> str | None:
         total, sector, band = rooms(i)
         if sector < lo[i] - 1e-12:
-            return f"sector cap: {sec[i]} already at {_pct(sector_used[sec[i]])} (cap {_pct(pp.cap_for(sec[i]))})"
+            return f"sector cap: {sec[i]} already at {_pct(sec_used[sec_code[i]])} (cap {_pct(pp.cap_for(sec[i]))})"
         if band < lo[i] - 1e-12:
-            return f"market-cap band: {tier[i]} already at {_pct(tier_used[tier[i]])} of equity (max {_pct(bands[tier[i]][1])})"
+            return f"market-cap band: {tier[i]} already at {_pct(tier_used[tier_code[i]])} of equity (max {_pct(bands[tier[i]][1])})"
         if total < lo[i] - 1e-12:
             return f"allocation full: {_pct(total)} left, band minimum {_pct(lo[i])}"
-        return f"room kept for the {pp.target_positions} targeted positions ({_pct(kept)} left for this one)"
+        return None
 
     def add(i: int, amount: float) -> None:
         if w[i] == 0:
             state["count"] += 1
         w[i] += amount
         state["total"] += amount
-        sector_used[sec[i]] = sector_used.get(sec[i], 0.0) + amount
-        tier_used[tier[i]] = tier_used.get(tier[i], 0.0) + amount
+        sec_used[sec_code[i]] += amount
+        tier_used[tier_code[i]] += amount
 
-    def take(i: int, size: float, limit: int) -> None:
-        if state["count"] >= limit:
-            why.setdefault(i, f"not needed: {limit} positions already")
-            return
-        left = target - state["total"]
-        needed = max(pp.target_positions - state["count"] - 1, 0)
-        if needed and np.isfinite(lo_after[i]):  # aim at the target count only as far as it is reachable
-            needed = min(needed, max(int((left - lo[i]) / lo_after[i] + 1e-9), 0))
-        needed = max(needed, pp.min_positions - state["count"] - 1)  # the minimum count is a rule
-        kept = left - needed * lo_after[i] if needed else np.inf
-        amount = min(size, *rooms(i), kept)
-        if amount < lo[i] - 1e-12:
-            why[i] = refuse(i, kept)
-            return
-        add(i, amount)
-        why.pop(i, None)
-
-    for i in range(n):
-        take(i, f[i], pp.target_positions)
-    for i in np.flatnonzero(w > 0):  # top up to the band maxima when the allocation is short
+    for i in range(n):  # the walk: full size while the caps allow, room kept for the target count
+        if state["count"] >= k:
+            why[i] = f"not needed: {k} positions already"
+            continue
+        no = refuse(i)
+        if no:
+            why[i] = no
+            continue
+        kept, later, per_sec, per_tier = reserve(i, k - state["count"] - 1)
+        total_room, sector_room, band_room = rooms(i)
+        left = min(total_room - kept, sector_room - per_sec[sec_code[i]], band_room - per_tier[tier_code[i]])
+        if left < lo[i] - 1e-12:
+            why[i] = (
+                f"kept room for {k} positions: {_pct(kept)} reserved for {later} more at their band minima leaves "
+                f"{_pct(max(left, 0.0))}; a {c['tier'].iat[i]} name needs ≥{_pct(lo[i])}"
+            )
+            continue
+        add(i, min(u[i], left))
+    for i in np.flatnonzero(w > 0):  # short of the allocation: top up to the band maxima
         extra = min(u[i] - w[i], *rooms(i))
         if extra > 0:
             add(i, extra)
     for i in range(n):  # still short: more names, up to max_positions
-        if state["total"] >= target - TOL:
+        if state["total"] >= target - TOL or state["count"] >= pp.max_positions:
             break
-        if w[i] == 0:
-            take(i, u[i], pp.max_positions)
+        if w[i] == 0 and refuse(i) is None:
+            add(i, min(u[i], *rooms(i)))
+            why.pop(i, None)
     score_order = np.argsort(-c["score"].to_numpy(float), kind="stable")
     for i in score_order:  # short of the target count: shrink the tail to admit the next names
-        if state["count"] >= pp.target_positions:
+        if state["count"] >= k:
             break
         if w[i] > 0 or min(rooms(i)[1:]) < lo[i] - 1e-12:
             continue
@@ -558,7 +594,7 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
         need = lo[i] - rooms(i)[0]
         if sum(w[j] - lo[j] for j in picks) < need - 1e-12:
             break
-        before = (w.copy(), dict(sector_used), dict(tier_used), dict(state))
+        before = (w.copy(), sec_used.copy(), tier_used.copy(), dict(state))
         for j in picks:
             cut = min(w[j] - lo[j], need)
             if cut > 0:
@@ -566,10 +602,8 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
                 need -= cut
         add(i, lo[i])
         if _check(c, w, params):  # a market-cap minimum broke: undo
-            w[:] = before[0]
-            for d, old in zip((sector_used, tier_used, state), before[1:]):
-                d.clear()
-                d.update(old)
+            w[:], sec_used[:], tier_used[:] = before[:3]
+            state.update(before[3])
         else:
             why.pop(i, None)
     for i in np.flatnonzero(w == 0):
@@ -621,6 +655,22 @@ def _reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> 
     return why
 
 
+def _greedy_notes(c: pd.DataFrame, params: Params, count: int) -> tuple[str, ...]:
+    """Why greedy holds another count than `target_positions`: the fill's limit or the rules'."""
+    k = params.portfolio.target_positions
+    if count == k:
+        return ()
+    if _exact(c, params, (k, k)) is not None:
+        return (
+            f"greedy holds {count} positions, not the target {k} (portfolio.target_positions): the seed's fill "
+            f"could not reach {k} although a {k}-position pack meeting every rule exists (--method optimal finds it)",
+        )
+    return (
+        f"{count} positions instead of the target {k} (portfolio.target_positions): no {k}-position pack meets "
+        f"every rule ({_why_not_count(c, params, k)})",
+    )
+
+
 def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None) -> Targets:
     """Target weights (fractions of equity) for the directional pack, by `method` (default: parameters).
 
@@ -633,22 +683,20 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None)
         raise BadInputError(f"method {method!r}: use optimal or greedy") from None
     c, excluded, basis = _candidates(opps, params)
     _diagnose(c, params, len(opps))
-    g, why = _greedy(c, params)
-    problems = _check(c, g, params)
-    notes: tuple[str, ...] = ()
     if m is Method.OPTIMAL:
-        w, notes = _optimal(c, params, None if problems else g)
+        w, notes = _optimal(c, params)
         why = _reasons_out(c, w, params, basis)
     else:
-        w = g
+        w, why = _greedy(c, params)
+        problems = _check(c, w, params)
         if problems:
-            exact = _exact(c, params, (params.portfolio.min_positions, params.portfolio.max_positions))
-            if exact is None:
+            if _exact(c, params, (params.portfolio.min_positions, params.portfolio.max_positions)) is None:
                 raise _explain_infeasible(c, params)
             raise InfeasibleError(
                 f"greedy: the seed's fill rule ends infeasible here ({'; '.join(problems)}) although a "
                 f"pack meeting every rule exists; use --method optimal"
             )
+        notes = _greedy_notes(c, params, int((w > 0).sum()))
     sel = w > 0
     picked = c.loc[sel].copy()
     picked["weight"] = w[sel]

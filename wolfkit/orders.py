@@ -169,6 +169,7 @@ class Summary(_Model):
     method: str = Field(pattern="^(optimal|greedy)$")
     objective: float
     leftover_cash: float
+    notes: list[str] = Field(default_factory=list)
 
 
 class OrderPlan(_Model):
@@ -394,6 +395,7 @@ def build_order_plan(
             "method": targets.method,
             "objective": targets.objective,
             "leftover_cash": packing.leftover_cash,
+            "notes": list(targets.notes),
         },
     }
     try:
