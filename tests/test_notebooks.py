@@ -13,11 +13,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import nbformat

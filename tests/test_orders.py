@@ -192,3 +192,18 @@ def test_cli_build_writes_file_and_exit_codes(tmp_path, root, capsys):
     few.to_csv(src, index=False)
     assert main(args) == 3
     assert "sector cap" in capsys.readouterr().err
+
+
+def test_a_synthetic_opportunities_file_makes_a_synthetic_plan(tmp_path, root, capsys):
+    """A demo scan's file carries `synthetic_prices`; the orders built from it say so too."""
+    from wolfkit.data.demo import SYNTHETIC_NOTICE
+
+    src, out = tmp_path / "opps.csv", tmp_path / "orders.json"
+    args = ["build", "--opportunities", str(src), "--params", str(root / "parameters/default.yaml"),
+            "--equity", "100000", "--date", "2026-01-20", "--out", str(out)]
+    opps().to_csv(src, index=False)
+    assert main(args) == 0 and read_orders(out).synthetic_prices is False
+    assert SYNTHETIC_NOTICE not in capsys.readouterr().out
+    opps().assign(synthetic_prices=True).to_csv(src, index=False)
+    assert main(args) == 0 and read_orders(out).synthetic_prices is True
+    assert SYNTHETIC_NOTICE in capsys.readouterr().out

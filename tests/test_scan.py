@@ -368,9 +368,12 @@ def test_write_scan_csv_and_parquet(tmp_path):
     assert [p.name for p in paths] == ["opps.csv", "opps.excluded.csv"]
     back = pd.read_csv(paths[0])
     assert list(back["symbol"]) == list(res.opportunities["symbol"])
+    assert back["synthetic_prices"].all()  # FrameProvider says its prices are synthetic
     assert list(pd.read_csv(paths[1])["symbol"]) == ["R000"]
     pq = write_scan(res, tmp_path / "opps.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(pq[0]), res.opportunities)
+    pd.testing.assert_frame_equal(pd.read_parquet(pq[0]), res.opportunities.assign(synthetic_prices=True))
+    res.synthetic = False  # real data: no flag column
+    assert "synthetic_prices" not in pd.read_csv(write_scan(res, tmp_path / "real.csv")[0]).columns
     with pytest.raises(BadInputError, match="use a .csv or .parquet"):
         write_scan(res, tmp_path / "opps.xlsx")
 
@@ -389,6 +392,7 @@ def test_cli_scan_on_the_demo_market_writes_the_default_files(tmp_path, monkeypa
     opp = pd.read_csv(tmp_path / "outputs/2025-06-02/opportunities.csv")
     assert len(opp) > 100 and (opp["price_source"] == "quote").all()
     assert opp["score"].is_monotonic_decreasing
+    assert opp["synthetic_prices"].all()  # the file itself says its prices are made up
     assert (tmp_path / "outputs/2025-06-02/opportunities.excluded.csv").exists()
 
 

@@ -89,6 +89,10 @@ def build(
     )
     write_orders(result.plan, out)
     plan = result.plan
+    if plan.synthetic_prices:
+        from wolfkit.data.demo import SYNTHETIC_NOTICE
+
+        console.print(SYNTHETIC_NOTICE, markup=False)
     table = Table(title=f"{plan.summary.method} pack, {plan.as_of} ({out})")
     for col in ("#", "symbol", "layer", "side", "qty", "type", "est cost", "weight", "sector", "cap"):
         table.add_column(col, justify="right" if col in ("#", "qty", "est cost", "weight") else "left")

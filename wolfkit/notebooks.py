@@ -27,7 +27,6 @@ from typing import Any
 from wolfkit.errors import BadInputError, WolfkitError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-KINDS = ("premarket", "execute", "tune", "replay")
 RUN_INDEX = "runs.jsonl"
 
 

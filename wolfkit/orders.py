@@ -319,6 +319,7 @@ def build_order_plan(
     by weight then score, then maxdiff orders by rank. A `both` maxdiff plan places only its buy at
     the open; its sell waits until the buy is done (an opposite-side order on a symbol with an open
     order is a wash-trade risk). A sell plan on a symbol with a directional buy waits for the same reason.
+    The plan says `synthetic_prices` when asked to or when the opportunities carry that flag (demo scans).
     """
     from wolfkit.diversify import build_targets  # here: packing imports this module's models
     from wolfkit.opportunities import validate_opportunities
@@ -384,7 +385,8 @@ def build_order_plan(
             "multiplier": max(1.0, round((buying_power or equity) / equity, 4)),
         },
         "params_digest": params.digest(),
-        "synthetic_prices": synthetic,
+        "synthetic_prices": synthetic
+        or bool("synthetic_prices" in opps.columns and opps["synthetic_prices"].fillna(False).astype(bool).any()),
         "orders": [o.model_dump() for o in orders],
         "maxdiff_plans": [p.model_dump() for p in plans],
         "summary": {

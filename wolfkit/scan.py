@@ -597,15 +597,20 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
 
 
 def write_scan(result: ScanResult, out: Path | str) -> list[Path]:
-    """Write the opportunities (.csv or .parquet by suffix) and `<stem>.excluded.csv` beside it."""
+    """Write the opportunities (.csv or .parquet by suffix) and `<stem>.excluded.csv` beside it.
+
+    A table made from synthetic prices (the demo market) carries a `synthetic_prices` column set to
+    true on every row, so the file says so wherever it travels.
+    """
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise BadInputError(f"--out {out}: use a .csv or .parquet file name")
     out.parent.mkdir(parents=True, exist_ok=True)
+    table = result.opportunities.assign(synthetic_prices=True) if result.synthetic else result.opportunities
     if out.suffix == ".csv":
-        result.opportunities.to_csv(out, index=False)
+        table.to_csv(out, index=False)
     else:
-        result.opportunities.to_parquet(out, index=False)
+        table.to_parquet(out, index=False)
     ex = out.with_name(f"{out.stem}.excluded.csv")
     result.excluded.to_csv(ex, index=False)
     return [out, ex]
