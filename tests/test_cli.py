@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,54 @@ def test_console_script_help_lists_every_command():
     ).stdout
     for cmd in ("scan", "build", "premarket", "execute", "status", "replay", "emulator", "params"):
         assert cmd in out
+
+
+def _demo_orders(tmp_path: Path) -> Path:
+    """A small real plan: scan + build on 40 demo symbols for the latest session."""
+    params = tmp_path / "small.yaml"
+    params.write_text(
+        f"extends: {ROOT / 'parameters/demo.yaml'}\n"
+        "data:\n  symbols: [" + ", ".join(_SMALL) + "]\n"
+        f"execution:\n  ledger_path: {tmp_path / 'ledger.sqlite'}\n"
+    )
+    opp, orders = tmp_path / "opp.csv", tmp_path / "orders.json"
+    assert main(["scan", "--params", str(params), "--date", "latest", "--out", str(opp)]) == 0
+    assert main(["build", "--opportunities", str(opp), "--params", str(params), "--equity", "100000",
+                 "--date", "latest", "--out", str(orders)]) == 0
+    return params
+
+
+_SMALL = [
+    "AAPL", "MSFT", "NVDA", "AMD", "PLTR", "IONQ", "RGTI", "MRNA", "CRSP", "BEAM", "RKLB", "SPCE", "CCJ",
+    "DNN", "UUUU", "CRWD", "PANW", "FTNT", "MARA", "RIOT", "COIN", "SNOW", "NET", "DDOG", "TSM", "JPM",
+    "BAC", "XOM", "CVX", "DUK", "NEE", "PG", "KO", "WMT", "HD", "CAT", "GE", "LLY", "PFE", "AMT",
+]
+
+
+def test_execute_notebook_refuses_a_stale_file_before_starting_a_kernel(tmp_path, capsys):
+    params = _demo_orders(tmp_path)
+    stale = json.loads((tmp_path / "orders.json").read_text())
+    stale["as_of"] = "2020-01-02"
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    out = tmp_path / "outputs"
+    rc = main(["execute", "--orders", str(tmp_path / "stale.json"), "--params", str(params),
+               "--notebook", "--outputs", str(out)])
+    assert rc == 2 and "days old" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_execute_notebook_runs_the_audit_notebook(tmp_path, capsys):
+    from wolfkit.orders import read_orders
+    from wolfkit.report import read_records
+
+    params = _demo_orders(tmp_path)
+    plan = read_orders(tmp_path / "orders.json")
+    out = tmp_path / "outputs"
+    rc = main(["execute", "--orders", str(tmp_path / "orders.json"), "--params", str(params),
+               "--notebook", "--outputs", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    day = out / plan.as_of.isoformat()
+    rec = read_records(day / "execute.ipynb")
+    assert rec["exec_planned"] == len(plan.orders) and rec["exec_unresolved"] == 0
+    assert rec["exec_accepted"] == len(plan.orders)
+    assert (day / "execute.html").is_file() and (tmp_path / "ledger.sqlite").is_file()

@@ -243,6 +243,7 @@ def test_premarket_html_reads_offline_without_code(executed):
     assert "window.__wkDefine" in html and "plotly.js v" in html, "plotly.js is embedded"
     assert 'src="https://cdn.plot.ly' not in html and "plotly_mimetype" not in html, "no CDN plotly"
     assert "application/vnd.wolfkit.record+json" not in html
+    assert "estimated cost $" in html, "dollar amounts are text, not LaTeX math"
 
 
 def test_no_canary_anywhere_under_outputs(executed):
@@ -253,6 +254,22 @@ def test_no_canary_anywhere_under_outputs(executed):
         data = p.read_bytes()
         for canary in (CANARY_KEY, CANARY_SECRET):
             assert canary.encode() not in data, f"{canary} leaked into {p}"
+
+
+def test_premarket_cli_rerun_keeps_the_earlier_report(executed, capsys):
+    """`wolfkit premarket` a second time the same day: exit 0, a `.2` report and exports, run 1 untouched."""
+    out, runs, params = executed
+    day = out / SESSION.isoformat()
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in (day / "premarket.ipynb", day / "premarket.html", day / "orders.json", day / "opportunities.csv")}
+    rc = main(["premarket", "--params", str(params), "--date", SESSION.isoformat(), "--outputs", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "already had a pre-market report" in printed and "premarket.2.ipynb" in printed
+    assert {n: hashlib.sha256((day / n).read_bytes()).hexdigest() for n in before} == before
+    rec = read_records(day / "premarket.2.ipynb")
+    assert rec["exports"]["orders"] == str(day / "orders.2.json") and (day / "opportunities.2.csv").is_file()
+    assert rec["run_id"] != runs["premarket"].run_id and str(day / "orders.2.json") in printed
+    assert [r["notebook"] for r in nbr.read_index(day) if r["kind"] == "premarket"] == ["premarket.ipynb", "premarket.2.ipynb"]
 
 
 # ------------------------------------------------------------------------------- nbval smoke

@@ -158,11 +158,13 @@ def premarket(
         ),
         outputs, cell_timeout=cell_timeout,
     )
+    if run.suffix:
+        console.print(f"{session} already had a pre-market report; it is kept, this run is {run.notebook.name}")
     console.print(f"notebook: {run.notebook}\nreport:   {run.html}")
     if run.status is notebooks.RunStatus.OK:
         written = read_records(run.notebook).get("exports", {})
         for name, p in written.items():
-            console.print(f"{name + ':':9} {', '.join(p) if isinstance(p, list) else p or 'not written'}")
+            console.print(f"{name + ':':9} {', '.join(p) if isinstance(p, list) else p}", soft_wrap=True)
         console.print(f"run id {run.run_id}, {run.elapsed_s:.1f} s")
     run.raise_for_status()
 
@@ -173,19 +175,38 @@ def execute(
     broker: Optional[str] = typer.Option(None, "--broker", help="sim | paper | live (default: parameters)"),
     live: bool = typer.Option(False, "--live", help="required, with broker: live in the parameters, to trade live"),
     params: Optional[Path] = typer.Option(None, "--params", "-p", help="parameter file (default: parameters/default.yaml)"),
+    notebook: bool = typer.Option(
+        False, "--notebook", help="run notebooks/execute.ipynb via papermill: executed notebook + HTML audit report"
+    ),
+    outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders (with --notebook)"),
 ) -> None:
     """Submit the orders file in priority order with a running buying-power budget.
 
     Exit 2 (nothing submitted) on a bad, tampered or stale orders file, or when live trading lacks
     either switch. The execution log is written beside the orders file; the ledger is
-    `execution.ledger_path`. A re-run of the same file submits nothing twice.
+    `execution.ledger_path`. A re-run of the same file submits nothing twice. With `--notebook` the
+    same run happens inside notebooks/execute.ipynb and its audit report lands in outputs/<as_of>/.
     """
     from rich.table import Table
 
     from wolfkit.config import load_params
     from wolfkit.execute import execute_orders_file
 
-    p = load_params(params or Path("parameters/default.yaml"))
+    params_file = params or Path("parameters/default.yaml")
+    p = load_params(params_file)
+    if notebook:
+        from wolfkit import notebooks
+        from wolfkit.calendar import today_ny
+        from wolfkit.orders import read_orders
+
+        # a bad or stale file fails here with exit 2, before a kernel starts
+        plan = read_orders(orders, today=today_ny(), max_age_days=p.execution.max_plan_age_days)
+        run = notebooks.run_notebook("execute", plan.as_of, notebooks.notebook_parameters(
+            "execute", params_file, plan.as_of, outputs,
+            orders_file=str(orders.resolve()), broker=broker or "", live=live), outputs)
+        console.print(f"notebook: {run.notebook}\nreport:   {run.html}")
+        run.raise_for_status()
+        return
     report, log = execute_orders_file(orders, p, broker, live)
     t = Table(title=f"run {report.run_id} on {report.broker} (execution {report.execution})")
     for col in ("#", "symbol", "side", "state", "qty/planned", "filled", "attempts", "reason"):

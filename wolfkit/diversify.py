@@ -36,11 +36,12 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import csr_array
 
 from wolfkit.config import CAP_TIERS, Params
 from wolfkit.errors import BadInputError, InfeasibleError
+from wolfkit.milp import solve
 from wolfkit.sizing import kelly_fraction
 
 TOL = 1e-6
@@ -314,14 +315,14 @@ def _model(
 def _solve(m: _Model) -> np.ndarray | None:
     """Weights per candidate from the exact MILP, or None when infeasible."""
     n = len(m.obj) // 2
-    res = milp(
+    res = solve(
         m.obj,
-        constraints=[LinearConstraint(m.a, m.lb, m.ub)],
-        integrality=np.r_[np.zeros(n), np.ones(n)],
-        bounds=Bounds(np.zeros(2 * n), m.upper),
-        options={"mip_rel_gap": 1e-9},
+        [LinearConstraint(m.a, m.lb, m.ub)],
+        np.r_[np.zeros(n), np.ones(n)],
+        Bounds(np.zeros(2 * n), m.upper),
+        what="diversification",
     )
-    if res.x is None:
+    if res is None:
         return None
     z = res.x[n:] > 0.5
     return np.where(z, res.x[:n], 0.0)

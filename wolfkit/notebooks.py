@@ -22,9 +22,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wolfkit.errors import BadInputError, WolfkitError
+
+if TYPE_CHECKING:
+    from wolfkit.config import Params
+    from wolfkit.execute import ExecutionReport
+    from wolfkit.orders import BuildResult, OrderPlan
+    from wolfkit.replay import ReplayResult
+    from wolfkit.scan import ScanResult
+    from wolfkit.widgets import TuningPanel
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUN_INDEX = "runs.jsonl"
@@ -210,18 +218,16 @@ def run_notebook(
     *,
     notebook: str | Path | None = None,
     cell_timeout: float | None = 600.0,
-    run_id: str | None = None,
-    cwd: str | Path | None = None,
-    html: bool = True,
 ) -> NotebookRun:
     """Execute `notebooks/<kind>.ipynb` (or `notebook`) with papermill into `outputs_dir/<session>/`.
 
     Adds `run_id`, `run_suffix` and `outputs_dir` to `parameters`. Never raises for a failing cell or a
     timeout: the result says so (`raise_for_status()` turns it into exit code 1) and the executed
-    notebook is kept as `<kind>[.N].failed.ipynb`.
+    notebook is kept as `<kind>[.N].failed.ipynb`. The kernel runs in the project root (the folder
+    holding `parameters/`, found from the working directory).
     """
     import papermill as pm
-    from nbclient.exceptions import CellTimeoutError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     import wolfkit
 
@@ -231,7 +237,7 @@ def run_notebook(
     outputs_dir = Path(outputs_dir).resolve()
     folder = day_dir(outputs_dir, session)
     sfx = claim_suffix(folder, kind)
-    run_id = run_id or new_run_id(kind, session)
+    run_id = new_run_id(kind, session)
     out_nb = folder / f"{kind}{sfx}.ipynb"
     params = {**parameters, "run_id": run_id, "run_suffix": sfx, "outputs_dir": str(outputs_dir)}
     _refuse_secret_parameters(params)
@@ -247,7 +253,7 @@ def run_notebook(
             kernel_manager_class=_kernel_manager_class(),
             extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no transport chatter in cron mail
             execution_timeout=cell_timeout,
-            cwd=str(Path(cwd).resolve()) if cwd else str(project_root()),
+            cwd=str(project_root()),
             progress_bar=False,
             report_mode=False,
         )
@@ -257,6 +263,12 @@ def run_notebook(
             _mark_timeout(out_nb, error)
     except pm.PapermillExecutionError as e:
         status, error = RunStatus.FAILED, f"cell {e.exec_count} raised {e.ename}: {e.evalue}"
+    except DeadKernelError:
+        status, error = RunStatus.FAILED, "the kernel died (out of memory or killed)"
+    except BaseException:
+        if not out_nb.stat().st_size:  # nothing ran (e.g. no kernel): give the reserved name back
+            out_nb.unlink()
+        raise
     elapsed = time.perf_counter() - t0
     meta = {
         "kind": kind,
@@ -275,9 +287,7 @@ def run_notebook(
         kept = out_nb.with_name(f"{kind}{sfx}.failed.ipynb")
         out_nb.replace(kept)
         out_nb = kept
-    out_html = None
-    if html and out_nb.stat().st_size:
-        out_html = export_html(out_nb, out_nb.with_suffix(".html"))
+    out_html = export_html(out_nb, out_nb.with_suffix(".html")) if out_nb.stat().st_size else None
     result = NotebookRun(kind, session, run_id, sfx, out_nb, out_html, status, error, elapsed)
     _append_index(folder, meta, result)
     return result
@@ -308,7 +318,7 @@ class RunContext:
     kind: str
     session: date
     params_path: Path
-    params: Any  # wolfkit.config.Params
+    params: Params
     run_id: str
     suffix: str
     outputs_dir: Path
@@ -392,14 +402,14 @@ def _refuse_secret_parameters(parameters: dict[str, Any]) -> None:
             raise BadInputError(f"a notebook parameter equals ${name}; keys come from the environment only")
 
 
-def scan(ctx: RunContext) -> Any:
+def scan(ctx: RunContext) -> ScanResult:
     """Run the day's scan (`wolfkit.scan.run_scan`) on the provider the parameters name."""
     from wolfkit.scan import run_scan
 
     return run_scan(ctx.params, ctx.session)
 
 
-def build(ctx: RunContext, scan_result: Any, equity: float, buying_power: float = 0.0) -> Any:
+def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power: float = 0.0) -> BuildResult:
     """Build the day's pack and order plan (`wolfkit.orders.build_order_plan`) under this run's id.
 
     `buying_power` 0 means 2× equity, a Reg-T margin account (both leverage buckets apply); pass the
@@ -413,7 +423,7 @@ def build(ctx: RunContext, scan_result: Any, equity: float, buying_power: float 
     )
 
 
-def export_premarket(ctx: RunContext, scan_result: Any, build_result: Any) -> dict[str, Any]:
+def export_premarket(ctx: RunContext, scan_result: ScanResult, build_result: BuildResult) -> dict[str, Any]:
     """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder."""
     from wolfkit import report
     from wolfkit.orders import write_orders
@@ -428,8 +438,8 @@ def export_premarket(ctx: RunContext, scan_result: Any, build_result: Any) -> di
 
 
 def tuning_panel(
-    ctx: RunContext, scan_result: Any, equity: float, buying_power: float = 0.0, save_dir: str = "parameters"
-) -> Any:
+    ctx: RunContext, scan_result: ScanResult, equity: float, buying_power: float = 0.0, save_dir: str = "parameters"
+) -> TuningPanel:
     """The tuning panel over the day's opportunities (`wolfkit.widgets.TuningPanel`), its first preview
     recorded."""
     from wolfkit import report
@@ -444,7 +454,7 @@ def tuning_panel(
     return panel
 
 
-def replay(ctx: RunContext, equity: float, orders_file: str = "") -> Any:
+def replay(ctx: RunContext, equity: float, orders_file: str = "") -> ReplayResult:
     """Replay the session both ways (`wolfkit.replay.replay_session`), from an orders file when given."""
     from wolfkit.replay import replay_session
 
@@ -460,8 +470,8 @@ def replay(ctx: RunContext, equity: float, orders_file: str = "") -> Any:
 class ExecutionRun:
     """An executed orders file: the plan, the executor's report, where the ledger and the log are."""
 
-    plan: Any  # wolfkit.orders.OrderPlan
-    report: Any  # wolfkit.execute.ExecutionReport
+    plan: OrderPlan
+    report: ExecutionReport
     ledger_path: Path
     log_path: Path
 
@@ -473,5 +483,8 @@ def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool
     from wolfkit.orders import read_orders
 
     path = resolve(orders_file) if orders_file else ctx.day_dir / "orders.json"
-    report, log = execute_orders_file(path, ctx.params, broker or None, live)
-    return ExecutionRun(read_orders(path), report, Path(ctx.params.execution.ledger_path).resolve(), log)
+    # a relative ledger path means the project's, whatever the kernel's working directory
+    params = ctx.params.model_copy(deep=True)
+    params.execution.ledger_path = str(resolve(params.execution.ledger_path))
+    report, log = execute_orders_file(path, params, broker or None, live)
+    return ExecutionRun(read_orders(path), report, Path(params.execution.ledger_path), log)

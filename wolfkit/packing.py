@@ -34,11 +34,12 @@ from datetime import time
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint
 
 from wolfkit.config import Params
 from wolfkit.diversify import Method, Targets
 from wolfkit.errors import BadInputError, InfeasibleError
+from wolfkit.milp import solve
 from wolfkit.orders import PlanStatus, Side, round_to_tick
 from wolfkit.sizing import allocate_shares, kelly_fraction
 
@@ -144,18 +145,18 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     ])
     link = np.hstack([eye, -np.diag(qmax)])  # q - qmax y <= 0
     link_lo = np.hstack([eye, -eye])  # q - y >= 0
-    res = milp(
+    res = solve(
         np.r_[-value * price, np.zeros(n)],
-        constraints=[
+        [
             LinearConstraint(a, [-np.inf, -np.inf], [capacity, max_active]),
             LinearConstraint(link, -np.inf, 0.0),
             LinearConstraint(link_lo, 0.0, np.inf),
         ],
-        integrality=np.ones(2 * n),
-        bounds=Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
-        options={"mip_rel_gap": 1e-9},
+        np.ones(2 * n),
+        Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
+        what="maxdiff packing",
     )
-    q = np.round(res.x[:n]) if res.x is not None else np.zeros(n)
+    q = np.round(res.x[:n]) if res is not None else np.zeros(n)
     while float(q @ price) > capacity:  # solver tolerance must never overfill the room
         q[int(np.argmax(np.where(q > 0, price, -np.inf)))] -= 1
     return q

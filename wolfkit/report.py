@@ -16,12 +16,19 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+
+if TYPE_CHECKING:
+    from wolfkit.config import Params
+    from wolfkit.notebooks import ExecutionRun, RunContext
+    from wolfkit.orders import BuildResult, OrderPlan
+    from wolfkit.replay import ReplayResult
+    from wolfkit.scan import ScanResult
 
 RECORD_MIMETYPE = "application/vnd.wolfkit.record+json"
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
@@ -74,9 +81,10 @@ def show(fig: go.Figure) -> None:
 
 
 def markdown(text: str) -> None:
+    """Display Markdown; `$` is escaped so dollar amounts never turn into LaTeX math."""
     from IPython.display import Markdown, display
 
-    display(Markdown(text))
+    display(Markdown(text.replace("$", r"\$")))
 
 
 def table(df: pd.DataFrame, caption: str | None = None, formats: Mapping[str, str] | None = None) -> None:
@@ -146,7 +154,7 @@ def read_records(notebook: str | Path | Any) -> dict[str, Any]:
 # Status text.
 
 
-def header(ctx: Any) -> None:
+def header(ctx: RunContext) -> None:
     """The run's identity at the top of every report (version, parameter digest, run id, session)."""
     import wolfkit
 
@@ -162,7 +170,7 @@ def header(ctx: Any) -> None:
         f"- outputs: `{ctx.day_dir}`",
     ]
     if ctx.extra:
-        lines.append("- " + "; ".join(f"{k} = {v}" for k, v in ctx.extra.items()))
+        lines.append("- " + "; ".join(f"{k} = {v}" for k, v in ctx.extra.items() if v != ""))
     if ctx.forced:
         lines += ["", f"**Forced run:** {ctx.session} is not a trading day."]
     if synthetic:
@@ -220,7 +228,7 @@ def fig_against_caps(used: Mapping[str, float], caps: Mapping[str, tuple[float, 
     return fig
 
 
-def leverage_buckets(build: Any) -> pd.DataFrame:
+def leverage_buckets(build: BuildResult) -> pd.DataFrame:
     """Planned exposure by layer as multiples of equity, from the packing.
 
     Rows: directional (sized orders), maxdiff (listening plans), free (room left in the total bucket).
@@ -243,7 +251,7 @@ def leverage_buckets(build: Any) -> pd.DataFrame:
     return df
 
 
-def fig_leverage(buckets: pd.DataFrame, params: Any) -> go.Figure:
+def fig_leverage(buckets: pd.DataFrame, params: Params) -> go.Figure:
     """One stacked bar: directional, maxdiff and free room up to `total_max`, with both bucket lines."""
     fig = go.Figure()
     for _, r in buckets.iterrows():
@@ -272,7 +280,7 @@ def fig_orders_budget(orders: pd.DataFrame, buying_power: float) -> go.Figure:
 # Pre-market sections: display + record.
 
 
-def market_day(ctx: Any, scan: Any) -> None:
+def market_day(ctx: RunContext, scan: ScanResult) -> None:
     """The session, its hours (early close flagged) and how fresh the data is."""
     from wolfkit import calendar
 
@@ -298,7 +306,7 @@ def market_day(ctx: Any, scan: Any) -> None:
     record("data_fresh", fresh)
 
 
-def scan_summary(scan: Any) -> None:
+def scan_summary(scan: ScanResult) -> None:
     """How many symbols were scanned, how many qualify, which were excluded and why."""
     opps, excl = scan.opportunities, scan.excluded
     scanned = len(opps) + len(excl)
@@ -318,7 +326,7 @@ def scan_summary(scan: Any) -> None:
     record("scan_elapsed_s", scan.elapsed_s)
 
 
-def top_opportunities(scan: Any, n: int = 15) -> None:
+def top_opportunities(scan: ScanResult, n: int = 15) -> None:
     """The best `n` opportunities with their component scores."""
     top = scan.opportunities.head(n)
     cols = [c for c in ("symbol", "sector", "market_cap", "price", "score", "strategy", "expected_return")
@@ -332,7 +340,7 @@ def top_opportunities(scan: Any, n: int = 15) -> None:
     record("top_scores", top["score"].round(4).tolist())
 
 
-def pack(build: Any) -> None:
+def pack(build: BuildResult) -> None:
     """The directional pack: weights, tiers and the reason for each pick and each exclusion."""
     t = build.targets
     w = t.weights
@@ -360,7 +368,7 @@ def pack(build: Any) -> None:
     record("pack_weights", dict(zip(w["symbol"], w["weight"])))
 
 
-def breakdown(build: Any, params: Any) -> None:
+def breakdown(build: BuildResult, params: Params) -> None:
     """Sector weights against the sector caps, market-cap tiers against their bands."""
     t = build.targets
     port = params.portfolio
@@ -381,7 +389,7 @@ def breakdown(build: Any, params: Any) -> None:
     record("sectors_within_caps", not over)
 
 
-def leverage(build: Any, params: Any) -> None:
+def leverage(build: BuildResult, params: Params) -> None:
     """The leverage buckets (directional, maxdiff, free) as a chart."""
     b = leverage_buckets(build)
     show(fig_leverage(b, params))
@@ -389,7 +397,7 @@ def leverage(build: Any, params: Any) -> None:
     record("leverage", dict(zip(b["bucket"], b["leverage"].round(6))))
 
 
-def orders_table(plan: Any) -> pd.DataFrame:
+def orders_table(plan: OrderPlan) -> pd.DataFrame:
     """The orders file's orders as a table, in priority order."""
     cols = ["priority", "symbol", "side", "qty", "type", "limit_price", "time_in_force", "layer", "strategy",
             "est_price", "est_cost", "weight", "client_order_id"]
@@ -397,7 +405,7 @@ def orders_table(plan: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).sort_values("priority", kind="stable").reset_index(drop=True)
 
 
-def orders_preview(build: Any) -> None:
+def orders_preview(build: BuildResult) -> None:
     """Every order with its estimated cost, the running total against the buying power."""
     plan = build.plan
     df = orders_table(plan)
@@ -419,7 +427,7 @@ def orders_preview(build: Any) -> None:
     record("orders_within_buying_power", total <= bp + 1e-6)
 
 
-def maxdiff_plans(build: Any) -> None:
+def maxdiff_plans(build: BuildResult) -> None:
     """The maxdiff plans for the day: which listen from the open and which queue for room."""
     plans = pd.DataFrame([m.model_dump(mode="json") for m in build.plan.maxdiff_plans])
     if plans.empty:
@@ -446,7 +454,7 @@ def exports(paths: Mapping[str, Path | list[Path]]) -> None:
 # Replay sections.
 
 
-def fig_replay_leverage(leverage: pd.DataFrame, params: Any) -> go.Figure:
+def fig_replay_leverage(leverage: pd.DataFrame, params: Params) -> go.Figure:
     """Committed leverage per minute: both layers stacked (directional, maxdiff) against the
     directional-only replay's total, with the two bucket lines."""
     fig = go.Figure()
@@ -464,7 +472,7 @@ def fig_replay_leverage(leverage: pd.DataFrame, params: Any) -> go.Figure:
     return fig
 
 
-def replay_summary(result: Any) -> None:
+def replay_summary(result: ReplayResult) -> None:
     """Both replays side by side: leverage use, idle leverage-hours, fills, P/L."""
     cmp = result.comparison()
     markdown(
@@ -479,12 +487,12 @@ def replay_summary(result: Any) -> None:
     record("replay_elapsed_s", result.elapsed_s)
 
 
-def replay_leverage(result: Any, params: Any) -> None:
+def replay_leverage(result: ReplayResult, params: Params) -> None:
     """The leverage-through-the-day chart."""
     show(fig_replay_leverage(result.leverage, params))
 
 
-def replay_fills(result: Any, limit: int = 200) -> None:
+def replay_fills(result: ReplayResult, limit: int = 200) -> None:
     """Fill counts by variant and layer, then the fills themselves (first `limit`)."""
     f = result.fills
     if f.empty:
@@ -501,7 +509,7 @@ def replay_fills(result: Any, limit: int = 200) -> None:
 # Execution sections.
 
 
-def execution_summary(result: Any) -> None:
+def execution_summary(result: ExecutionRun) -> None:
     """How the batch went: planned, accepted, filled, resized, rejected — and buying-power rejections.
 
     `result`: a `wolfkit.notebooks.ExecutionRun` (`.plan`, `.report`, `.ledger_path`).
@@ -521,7 +529,7 @@ def execution_summary(result: Any) -> None:
         record(f"exec_{k}", s[k])
 
 
-def execution_orders(result: Any) -> None:
+def execution_orders(result: ExecutionRun) -> None:
     """Every planned order: what was submitted and filled, how it was sized, and why."""
     df = result.report.table()
     cols = ["priority", "symbol", "side", "layer", "state", "planned_qty", "submitted_qty", "filled_qty",
@@ -532,7 +540,7 @@ def execution_orders(result: Any) -> None:
     record("exec_rejected_reasons", df.loc[df["state"] == "rejected", "reason"].tolist())
 
 
-def deployment_vs_plan(result: Any) -> None:
+def deployment_vs_plan(result: ExecutionRun) -> None:
     """Planned cost against what was deployed, per order and by layer (leverage × equity)."""
     rep, plan = result.report, result.plan
     planned = {o.client_order_id: o for o in plan.orders}
@@ -551,7 +559,7 @@ def deployment_vs_plan(result: Any) -> None:
     record("exec_leverage_by_layer", by_layer["deployed"].to_dict())
 
 
-def ledger_snapshot(result: Any, last: int = 30) -> None:
+def ledger_snapshot(result: ExecutionRun, last: int = 30) -> None:
     """The ledger's view of the run: its row, event counts by kind, the last events, the fills."""
     from wolfkit.ledger import Ledger
 

@@ -19,9 +19,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint
 
 from wolfkit.errors import BadInputError
+from wolfkit.milp import solve
 
 
 def kelly_fraction(edge: float, variance: float, available_leverage: float, cap: float) -> float:
@@ -122,17 +123,18 @@ def _milp_shares(v: np.ndarray, p: np.ndarray, ceil: np.ndarray, budget: float) 
     remainder = float(np.clip(v - floor * p, 0, None).sum())
     low = np.clip(floor - np.floor(remainder / p), 0, None)
     # variables: q (integer shares), c (covered value, c <= v and c <= p q); maximise Σ c
-    res = milp(
+    res = solve(
         np.r_[np.zeros(n), -np.ones(n)],
-        constraints=[
+        [
             LinearConstraint(np.hstack([-np.diag(p), np.eye(n)]), -np.inf, 0.0),
             LinearConstraint(np.r_[p, np.zeros(n)][None, :], -np.inf, budget),
         ],
-        integrality=np.r_[np.ones(n), np.zeros(n)],
-        bounds=Bounds(np.r_[low, np.zeros(n)], np.r_[ceil, v]),
-        options={"mip_rel_gap": 0.0},
+        np.r_[np.ones(n), np.zeros(n)],
+        Bounds(np.r_[low, np.zeros(n)], np.r_[ceil, v]),
+        what="integer shares",
+        gap=0.0,
     )
-    return np.round(res.x[:n]) if res.x is not None else np.zeros(n)
+    return np.round(res.x[:n]) if res is not None else np.zeros(n)
 
 
 def allocate_shares(
