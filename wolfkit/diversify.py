@@ -542,9 +542,11 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
     def refuse(i: int) -> str | None:
         total, sector, band = rooms(i)
         if sector < lo[i] - 1e-12:
-            return f"sector cap: {sec[i]} already at {_pct(sec_used[sec_code[i]])} (cap {_pct(pp.cap_for(sec[i]))})"
+            return (f"sector cap: {sec[i]} already at {_pct(sec_used[sec_code[i]])}; its band minimum "
+                    f"{_pct(lo[i])} would pass the {_pct(pp.cap_for(sec[i]))} cap")
         if band < lo[i] - 1e-12:
-            return f"market-cap band: {tier[i]} already at {_pct(tier_used[tier_code[i]])} of equity (max {_pct(bands[tier[i]][1])})"
+            return (f"market-cap band: {tier[i]} already at {_pct(tier_used[tier_code[i]])} of equity; its band "
+                    f"minimum {_pct(lo[i])} would pass the {_pct(bands[tier[i]][1])} maximum")
         if total < lo[i] - 1e-12:
             return f"allocation full: {_pct(total)} left, band minimum {_pct(lo[i])}"
         return None
@@ -650,7 +652,8 @@ def _reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> 
     for i in np.flatnonzero(w == 0):
         s = sec[i]
         if sec_w[s] + lo[i] > pp.cap_for(s) + TOL:
-            why[i] = f"sector cap: {s} already at {_pct(sec_w[s])} (cap {_pct(pp.cap_for(s))})"
+            why[i] = (f"sector cap: {s} already at {_pct(sec_w[s])}; its band minimum {_pct(lo[i])} "
+                      f"would pass the {_pct(pp.cap_for(s))} cap")
         else:
             why[i] = f"not selected: the {count} picks carry a higher {basis} within the rules"
     return why
