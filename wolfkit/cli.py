@@ -223,16 +223,143 @@ def execute(
 
 
 @app.command()
-def status(ledger: Optional[Path] = typer.Option(None, "--ledger", help="ledger SQLite file")) -> None:
+def intraday(
+    orders: Path = typer.Option(..., "--orders", help="orders.json from `wolfkit build` (today's session)"),
+    params: Optional[Path] = typer.Option(None, "--params", "-p", help="parameter file (default: parameters/default.yaml)"),
+    broker: Optional[str] = typer.Option(None, "--broker", help="sim | paper | live (default: parameters)"),
+    live: bool = typer.Option(False, "--live", help="required, with broker: live in the parameters, to trade live"),
+    mode: str = typer.Option("poll", "--mode", help="poll (REST every step) | stream (alpaca-py TradingStream updates)"),
+    poll_seconds: Optional[float] = typer.Option(
+        None, "--poll-seconds", min=0, help="seconds between steps (default: intraday.poll_seconds)"),
+    until: Optional[str] = typer.Option(None, "--until", help="HH:MM New York time (default: the session close)"),
+    status_every: int = typer.Option(12, "--status-every", min=1, help="print a one-line status every N steps"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="stop after N steps (dry runs, tests)"),
+) -> None:
+    """Run the two-layer engine on the plan's session: directional pack first, maxdiff plans in the room left.
+
+    The broker is opened exactly as `wolfkit execute` opens it (live needs --live AND
+    `execution.broker: live`). A fresh run starts from the plan; when the ledger (`execution.ledger_path`)
+    already holds this run's engine state, the engine RESUMES it, reconciling with the broker, so a
+    restart mid-day sends nothing twice. State is saved after every step: Ctrl-C stops cleanly and the
+    same command resumes. `--mode stream` takes order updates from Alpaca's TradingStream (keys from
+    APCA_API_KEY_ID / APCA_API_SECRET_KEY) with a REST reconcile after every reconnect.
+    Exit 2 (nothing sent) on a bad or stale orders file, a plan for another day, or a past --until.
+    """
+    import os
+    import time as _time
+    from datetime import datetime
+    from datetime import time as dtime
+
+    from wolfkit import calendar
+    from wolfkit import intraday as engine_mod
+    from wolfkit.broker.base import BrokerUnavailable, RateLimited
+    from wolfkit.config import load_params
+    from wolfkit.errors import BadInputError
+    from wolfkit.execute import broker_kind_for, open_broker
+    from wolfkit.ledger import Ledger, load_engine_state
+    from wolfkit.orders import PlanStatus, read_orders
+    from wolfkit.status import collect_status, render_status
+
+    p = load_params(params or Path("parameters/default.yaml"))
+    if mode not in ("poll", "stream"):
+        raise BadInputError(f"--mode {mode!r}: use poll or stream")
+    kind = broker_kind_for(p, broker, live)
+    keys = (os.environ.get("APCA_API_KEY_ID", ""), os.environ.get("APCA_API_SECRET_KEY", ""))
+    if mode == "stream" and (kind == "sim" or not all(keys)):
+        raise BadInputError("--mode stream needs an Alpaca broker (--broker paper or live) and APCA_API_KEY_ID / "
+                            "APCA_API_SECRET_KEY in the environment; use --mode poll otherwise")
+    now = engine_mod.wall_clock()
+    plan = read_orders(orders, today=now.date(), max_age_days=p.execution.max_plan_age_days)
+    session = plan.as_of
+    if now.date() != session or not calendar.is_trading_day(session):
+        raise BadInputError(f"{orders}: the plan is for the {session} session but today (New York) is {now.date()}; "
+                            "the engine runs a plan on its own session day: build today's plan first")
+    if until is None:
+        stop_at = calendar.session_close(session)
+    else:
+        try:
+            stop_at = datetime.combine(session, dtime.fromisoformat(until), tzinfo=calendar.NY)
+        except ValueError:
+            raise BadInputError(f"--until {until!r}: expected HH:MM (New York time), e.g. 15:45") from None
+    if now >= stop_at:
+        raise BadInputError(f"--until {stop_at:%H:%M} ET has passed (now {now:%H:%M} ET); nothing was sent")
+    brk = open_broker(kind, plan, p, orders.parent)
+    feed = None
+    if kind == "sim":  # the simulated market moves with the data provider's quotes, and fills on them
+        from wolfkit.data import get_provider
+
+        feed = get_provider(p)
+    every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
+    with Ledger(p.execution.ledger_path) as book:
+        resumed = load_engine_state(book, plan.run_id) is not None
+        if resumed:
+            eng = engine_mod.IntradayEngine.resume(p, brk, book, plan.run_id)
+        else:
+            eng = engine_mod.IntradayEngine.start(p, plan, brk, equity=brk.account().equity, ledger=book)
+        console.print(
+            f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
+            f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "
+            f"stepping every {every:g} s until {stop_at:%H:%M} ET; ledger {book.path}", highlight=False, soft_wrap=True)
+        done = 0
+
+        def progress(_n: int) -> None:
+            nonlocal done
+            done += 1
+            n = done
+            if feed is not None:
+                q = feed.latest_quotes(eng.symbols, engine_mod.wall_clock())
+                if len(q):
+                    brk.market.update(list(q["symbol"]), q["bid"].to_numpy(), q["ask"].to_numpy())
+                brk.step()
+            if n % status_every == 0 or n == max_steps:
+                e = eng.exposure()
+                by = [pl.status for pl in eng.state.plans]
+                console.print(
+                    f"{eng.state.now:%H:%M:%S} step {n}: leverage directional {e.directional_leverage:.2f}x "
+                    f"+ maxdiff {e.maxdiff_leverage:.2f}x (max {p.leverage.total_max:g}x); maxdiff "
+                    f"{by.count(PlanStatus.LISTENING)} listening, {by.count(PlanStatus.QUEUED)} queued; "
+                    f"{len(eng.fills)} fills; realized ${sum(eng.state.realized.values()):+,.2f}",
+                    highlight=False, soft_wrap=True)
+
+        try:
+            while max_steps is None or done < max_steps:
+                loop = dict(now=engine_mod.wall_clock, sleep=_time.sleep, until=stop_at, poll_seconds=every,
+                            max_steps=None if max_steps is None else max_steps - done, on_step=progress)
+                try:
+                    if mode == "stream":
+                        engine_mod.run_streaming(eng, *keys, paper=kind == "paper", **loop)
+                    else:
+                        engine_mod.run_polling(eng, **loop)
+                    break
+                except (RateLimited, BrokerUnavailable) as e:  # transient: wait, re-read every order, go on
+                    wait = max(every, getattr(e, "retry_after", None) or 1.0)
+                    console.print(f"broker: {e}; reconciling and continuing in {wait:g} s", highlight=False)
+                    _time.sleep(wait)
+                    eng.reconcile()  # looks up the ids a failed step may have sent: nothing is sent twice
+            why = f"reached {stop_at:%H:%M} ET" if max_steps is None or done < max_steps else f"--max-steps {max_steps}"
+        except KeyboardInterrupt:
+            why = "Ctrl-C (state is saved; run the same command to resume)"
+        console.print(f"stopped after {done} step(s): {why}", highlight=False, soft_wrap=True)
+        render_status(collect_status(book, p, brk, run_id=plan.run_id), console)
+
+
+@app.command()
+def status(
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="ledger SQLite file (default: execution.ledger_path)"),
+    params_file: Optional[Path] = typer.Option(
+        None, "--params", "-p", help="parameter file for the leverage buckets (default: parameters/default.yaml "
+        "when it exists, else the built-in defaults)"),
+) -> None:
     """Both layers and leverage usage, as in seed 000."""
     import os
 
-    from wolfkit.config import Params
+    from wolfkit.config import Params, load_params
     from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
     from wolfkit.status import collect_status, render_status
 
-    params = Params()
+    default = Path("parameters/default.yaml")
+    params = load_params(params_file) if params_file else (load_params(default) if default.is_file() else Params())
     path = ledger or Path(params.execution.ledger_path)
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file the engine or `wolfkit replay` wrote")
@@ -246,7 +373,12 @@ def status(ledger: Optional[Path] = typer.Option(None, "--ledger", help="ledger 
 
 
 @app.command()
-def replay(params: Path = ParamsOpt, date: str = DateOpt) -> None:
+def replay(
+    params: Path = ParamsOpt,
+    date: str = DateOpt,
+    equity: float = typer.Option(100_000.0, "--equity", help="account equity in USD"),
+    outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
+) -> None:
     """Replay a full intraday session of both layers through the simulated broker."""
     from wolfkit import calendar
     from wolfkit.config import load_params
@@ -258,10 +390,12 @@ def replay(params: Path = ParamsOpt, date: str = DateOpt) -> None:
     day = calendar.resolve_date(date)
     if not calendar.is_trading_day(day):
         raise BadInputError(f"--date {day}: not a trading session; pass a session date or 'latest'")
-    path = Path("outputs") / str(day) / "replay.sqlite"
+    if not (equity > 0 and equity < float("inf")):
+        raise BadInputError(f"--equity {equity}: use a positive amount in USD")
+    path = outputs / str(day) / "replay.sqlite"
     path.unlink(missing_ok=True)
     with Ledger(path, durable=False) as book:
-        result = replay_session(p, day, ledger=book)
+        result = replay_session(p, day, equity, ledger=book)
     print(result.text())
     console.print(f"both-layers state saved: wolfkit status --ledger {path}", highlight=False)
 

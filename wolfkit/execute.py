@@ -586,13 +586,10 @@ def sim_broker_for(plan: OrderPlan, params: Params, now: datetime) -> SimBroker:
     return b
 
 
-def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
-                        ) -> tuple[ExecutionReport, Path]:
-    """`wolfkit execute`: validate the file (nothing is sent when it is bad), gate live trading,
-    build the broker, execute, export `execution_log.json` beside the orders file."""
-    from wolfkit.calendar import today_ny
+def broker_kind_for(params: Params, broker_kind: str | None = None, live: bool = False) -> str:
+    """The broker to use (`--broker`, else `execution.broker`), gated: live trading needs BOTH the
+    `--live` flag and `execution.broker: live`, so one slip never trades real money (exit 2 otherwise)."""
     from wolfkit.errors import BadInputError
-    from wolfkit.orders import read_orders
 
     kind = broker_kind or params.execution.broker
     if kind not in ("sim", "paper", "live"):
@@ -603,19 +600,36 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
                 "live trading needs BOTH switches: the --live flag AND `execution.broker: live` in the parameters "
                 f"(got --live={'yes' if live else 'no'}, --broker {kind}, execution.broker: "
                 f"{params.execution.broker}); nothing was submitted")
-    plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
-    now = datetime.now(NY)
+    return kind
+
+
+def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> Broker:
+    """The broker of a gated `kind` (see `broker_kind_for`): `sim` is the simulated account kept in
+    `state_dir/sim_broker.json` (created like the plan's account on first use, saved after every
+    change, so `execute` and `intraday` share it); `paper`/`live` are Alpaca with keys from the environment."""
     if kind == "sim":
         from wolfkit.broker.sim import SimBroker
 
-        state = orders.parent / "sim_broker.json"
+        state = state_dir / "sim_broker.json"
         broker = SimBroker.load(state, clock=lambda: datetime.now(NY)) if state.is_file() \
-            else sim_broker_for(plan, params, now)
+            else sim_broker_for(plan, params, datetime.now(NY))
         broker.persist(state)
-    else:
-        from wolfkit.broker.alpaca import AlpacaBroker
+        return broker
+    from wolfkit.broker.alpaca import AlpacaBroker
 
-        broker = AlpacaBroker(paper=kind == "paper", timeout=params.execution.request_timeout)
+    return AlpacaBroker(paper=kind == "paper", timeout=params.execution.request_timeout)
+
+
+def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
+                        ) -> tuple[ExecutionReport, Path]:
+    """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
+    build the broker, execute, export `execution_log.json` beside the orders file."""
+    from wolfkit.calendar import today_ny
+    from wolfkit.orders import read_orders
+
+    kind = broker_kind_for(params, broker_kind, live)
+    plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
+    broker = open_broker(kind, plan, params, orders.parent)
     with Ledger(params.execution.ledger_path) as ledger:
         report = execute_plan(plan, broker, ledger, params, orders_path=str(orders))
         log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",

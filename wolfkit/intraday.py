@@ -1092,6 +1092,11 @@ class StreamSession:
         return s
 
 
+def wall_clock() -> datetime:
+    """Now in New York: the live engine's clock (the one place a live run reads the time)."""
+    return datetime.now(ZoneInfo("America/New_York"))
+
+
 def market_from_quotes(symbols: Sequence[str], quotes: dict[str, Quote]) -> Market:
     """A quote event as a `Market` aligned to `symbols` (high = low = close = the mid; NaN when absent)."""
     mid = np.array([quotes[s].mid if s in quotes else np.nan for s in symbols], dtype=float)
@@ -1107,9 +1112,12 @@ def run_polling(
     poll_seconds: float,
     lock: threading.RLock | None = None,
     poll_updates: bool = True,
+    max_steps: int | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> int:
     """Polling mode (e.g. against the emulator): every `poll_seconds`, fetch quotes (and, with
-    `poll_updates`, the broker's order updates) and step the engine, until `until`. Returns the steps."""
+    `poll_updates`, the broker's order updates) and step the engine, until `until` or after `max_steps`
+    steps. `on_step(n)` runs after step n (progress lines, a simulated market's next tick). Returns the steps."""
     lock = lock or threading.RLock()
     steps = 0
     while (t := now()) < until:
@@ -1117,6 +1125,10 @@ def run_polling(
             quotes = engine.broker.quotes(engine.symbols)
             engine.step(t, market_from_quotes(engine.symbols, quotes), poll=poll_updates)
         steps += 1
+        if on_step is not None:
+            on_step(steps)
+        if max_steps is not None and steps >= max_steps:
+            break
         sleep(poll_seconds)
     return steps
 
@@ -1132,16 +1144,19 @@ def run_streaming(
     poll_seconds: float,
     paper: bool = True,
     url_override: str | None = None,
+    max_steps: int | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> StreamSession:
     """Live mode: trade updates from alpaca-py's `TradingStream` (its own thread; a REST reconcile on
-    every (re)connect) and a quote-driven clock step every `poll_seconds` until `until`."""
+    every (re)connect) and a quote-driven clock step every `poll_seconds` until `until` (or after
+    `max_steps`; `on_step` as in `run_polling`)."""
     session = StreamSession(engine)
     stream = session.stream(key, secret, paper=paper, url_override=url_override)
     thread = threading.Thread(target=stream.run, name="wolfkit-trade-updates", daemon=True)
     thread.start()
     try:
         run_polling(engine, now=now, sleep=sleep, until=until, poll_seconds=poll_seconds, lock=session.lock,
-                    poll_updates=False)
+                    poll_updates=False, max_steps=max_steps, on_step=on_step)
     finally:
         stream.stop()
         thread.join(timeout=10)
