@@ -322,10 +322,14 @@ def intraday(
                     highlight=False, soft_wrap=True)
 
         try:
+            stale = False  # after a transient broker error: re-read every order before the next step
             while max_steps is None or done < max_steps:
                 loop = dict(now=engine_mod.wall_clock, sleep=_time.sleep, until=stop_at, poll_seconds=every,
                             max_steps=None if max_steps is None else max_steps - done, on_step=progress)
                 try:
+                    if stale:
+                        eng.reconcile()  # looks up the ids a failed step may have sent: nothing is sent twice
+                        stale = False
                     if mode == "stream":
                         engine_mod.run_streaming(eng, *keys, paper=kind == "paper", **loop)
                     else:
@@ -335,7 +339,7 @@ def intraday(
                     wait = max(every, getattr(e, "retry_after", None) or 1.0)
                     console.print(f"broker: {e}; reconciling and continuing in {wait:g} s", highlight=False)
                     _time.sleep(wait)
-                    eng.reconcile()  # looks up the ids a failed step may have sent: nothing is sent twice
+                    stale = True
             why = f"reached {stop_at:%H:%M} ET" if max_steps is None or done < max_steps else f"--max-steps {max_steps}"
         except KeyboardInterrupt:
             why = "Ctrl-C (state is saved; run the same command to resume)"
