@@ -38,7 +38,6 @@ class DataParams(_Strict):
     universe_path: str | None = Field(None, description="csv/parquet: symbol, sector, market_cap")
     symbols: list[str] | None = Field(None, description="restrict the universe to these symbols")
     seed: int = Field(7, description="demo market seed (same seed, same market)")
-    history_days: int = Field(520, ge=60, le=5000, description="trading days of history to load")
     cache_dir: str = Field(".cache/wolfkit", description="on-disk parquet cache for fetched bars")
 
     @field_validator("source")
