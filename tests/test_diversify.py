@@ -63,6 +63,14 @@ def assert_rules(t, opps: pd.DataFrame, p: Params) -> None:
     assert t.excluded["reason"].str.len().gt(0).all()
 
 
+MIXES = [  # market-cap bands (share of the allocation): no minimum, one minimum, a real mix, a demanding mix
+    {"mega": [0.0, 0.5]},
+    {"mega": [0.2, 0.5]},
+    {"mega": [0.1, 0.5], "large": [0.1, 0.6], "mid": [0.05, 0.4], "small": [0.0, 0.3], "micro": [0.0, 0.15]},
+    {"mega": [0.15, 0.5], "large": [0.15, 0.6], "mid": [0.1, 0.4], "small": [0.05, 0.3], "micro": [0.0, 0.15]},
+]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(8, 60),
@@ -70,10 +78,10 @@ def assert_rules(t, opps: pd.DataFrame, p: Params) -> None:
     seed=st.integers(0, 10_000),
     cap=st.sampled_from([0.2, 0.25, 0.3, 0.4]),
     er=st.booleans(),
-    mega_min=st.sampled_from([0.0, 0.1, 0.2]),
+    bands=st.sampled_from(MIXES),
 )
-def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sectors, seed, cap, er, mega_min):
-    p = params_from_dict({"portfolio": {"sector_cap": cap, "market_cap": {"bands": {"mega": [mega_min, 0.5]}}}})
+def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sectors, seed, cap, er, bands):
+    p = params_from_dict({"portfolio": {"sector_cap": cap, "market_cap": {"bands": bands}}})
     opps = validate_opportunities(table(n, sectors, seed, er=er), p, "t").valid
     try:
         opt = build_targets(opps, p, "optimal")
@@ -174,6 +182,53 @@ def test_greedy_keeps_room_for_the_target_count_and_says_why():
     assert reasons["IBRX"].startswith("kept room for 12 positions:"), reasons
     assert "a 75–89 name needs ≥7%" in reasons["IBRX"]
     assert len(t.weights) == 12
+
+
+def test_greedy_keeps_the_last_slot_for_an_unmet_cap_tier_minimum_and_says_why():
+    # large caps only above 70.4 (4 at 90+: band 10–12%, 10 at 70.4–74: 5–6%), 3 mid caps at 70–70.2: by
+    # score alone the 12 slots go to large caps and mid holds 0%; the mid-cap minimum (5% of the
+    # allocation) takes the last slot, for the best-scoring mid name
+    bands = {"mega": [0.0, 0.5], "large": [0.0, 1.0], "mid": [0.05, 0.4], "small": [0.0, 0.3], "micro": [0.0, 0.15]}
+    p = params_from_dict({"portfolio": {"sector_cap": 1.0, "market_cap": {"bands": bands}}})
+    df = pd.DataFrame({
+        "symbol": [f"L{i:02d}" for i in range(14)] + ["M0", "M1", "M2"],
+        "sector": [f"s{i}" for i in range(17)],
+        "market_cap": [5e10] * 14 + [5e9] * 3,
+        "price": 50.0,
+        "score": [95.0, 94.0, 93.0, 92.0] + [round(74.0 - 0.4 * i, 1) for i in range(10)] + [70.0, 70.2, 70.1],
+    })
+    opps = validate_opportunities(df, p, "t").valid
+    t = build_targets(opps, p, "greedy")
+    assert_rules(t, opps, p)
+    assert len(t.weights) == 12 and t.notes == ()
+    assert t.weights.loc[t.weights["cap_tier"] == "mid", "symbol"].tolist() == ["M1"]
+    assert t.cap_weights["mid"] >= 0.05 * t.allocation - TOL
+    reasons = dict(zip(t.excluded["symbol"], t.excluded["reason"]))
+    for sym in ("L11", "L12", "L13"):
+        assert reasons[sym] == ("kept room for the mid-cap minimum 5% of the allocation: 4.8% of equity still "
+                                "owed to mid names needs the last position"), reasons
+    opt = build_targets(opps, p, "optimal")
+    assert opt.objective >= t.objective - 1e-9
+
+
+def test_greedy_keeps_weight_for_an_unmet_cap_tier_minimum_and_says_why():
+    # 14 large caps at 76–89 (band 7–9%) taken at full size would leave no room for any mid cap
+    bands = {"mega": [0.0, 0.5], "large": [0.0, 1.0], "mid": [0.05, 0.4], "small": [0.0, 0.3], "micro": [0.0, 0.15]}
+    p = params_from_dict({"portfolio": {"sector_cap": 1.0, "market_cap": {"bands": bands}}})
+    df = pd.DataFrame({
+        "symbol": [f"L{i:02d}" for i in range(14)] + ["M0", "M1", "M2"],
+        "sector": [f"s{i}" for i in range(17)],
+        "market_cap": [5e10] * 14 + [5e9] * 3,
+        "price": 50.0,
+        "score": [89.0 - i for i in range(14)] + [70.0, 72.0, 71.0],
+    })
+    opps = validate_opportunities(df, p, "t").valid
+    t = build_targets(opps, p, "greedy")
+    assert_rules(t, opps, p)
+    assert len(t.weights) == 12 and t.cap_weights["mid"] >= 0.05 * t.allocation - TOL
+    reasons = dict(zip(t.excluded["symbol"], t.excluded["reason"]))
+    assert reasons["L09"].startswith("kept room for the mid-cap minimum 5% of the allocation: 4.8% of equity still "
+                                     "owed to mid names and the band minima of"), reasons
 
 
 def test_count_widens_with_a_note_when_the_target_is_infeasible():

@@ -123,9 +123,9 @@ class MarketCapParams(_Strict):
     )
     bands: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: {
-            "mega": (0.0, 0.50),
-            "large": (0.0, 0.60),
-            "mid": (0.0, 0.40),
+            "mega": (0.10, 0.50),
+            "large": (0.10, 0.60),
+            "mid": (0.05, 0.40),
             "small": (0.0, 0.30),
             "micro": (0.0, 0.15),
         },

@@ -18,8 +18,9 @@ Two methods report the same objective, Σ weight × coefficient, where the coeff
   lo·z <= w <= hi·z.
 - ``greedy``: the seed's rule, count-aware: by score, take each name at its full size (band max)
   while the caps allow, keeping room for the band minima of the names still needed to reach
-  `target_positions`, so the tail shrinks instead of the count. Its result satisfies every other
-  rule or it raises `InfeasibleError`; a count short of the target is said in `Targets.notes`.
+  `target_positions` and for every market-cap tier's band minimum, so the tail shrinks instead of the
+  count. Its result satisfies every other rule or it raises `InfeasibleError`; a count short of the
+  target is said in `Targets.notes`.
 
 Guarantee: at equal counts optimal >= greedy (optimal is the exact optimum at its count).
 
@@ -483,6 +484,22 @@ def _optimal(c: pd.DataFrame, params: Params, prune: bool = True) -> tuple[np.nd
 # ---------------------------------------------------------------- greedy (the seed's rule)
 
 
+@dataclass(frozen=True)
+class _Reserve:
+    """Greedy's look-ahead: what the names still to come must hold (weight `kept`, `count` names, per
+    sector and cap tier), the cap tiers whose unmet minimum it includes (`minima`), and `short`: a cap
+    tier whose minimum no longer fits the slots or the allocation left (else None), and `short_of`
+    which of the two ("positions" or "allocation")."""
+
+    kept: float
+    count: int
+    per_sec: np.ndarray
+    per_tier: np.ndarray
+    minima: tuple[str, ...]
+    short: str | None
+    short_of: str = ""
+
+
 def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]]:
     """The seed's fill, count-aware: by score at full size while the caps allow, the tail shrinks.
 
@@ -490,9 +507,12 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
     a name is taken only when, after it, the allocation, sector and market-cap room left still cover
     the cheapest band minima of `slots - 1` later names that fit those rooms (a cheap look-ahead); its
     weight is min(band max, caps, what is left after that reserve), so the tail shrinks instead of
-    the count. Short of the allocation at the end, picks grow to their band maxima, then more names
-    join up to `max_positions`; short of the target count, the lowest-score picks shrink toward
-    their minima to admit the next names by score that fit their sector and market-cap room.
+    the count. The look-ahead first keeps room (names and weight) for every market-cap tier whose
+    band minimum is not met yet, so when the slots left are just enough for those tiers only their
+    names (best score first) are taken. Short of the allocation at the end, picks grow to their band
+    maxima (tiers still under their minimum first), then more names join up to `max_positions`;
+    short of the target count, the lowest-score picks shrink toward their minima to admit the next
+    names by score that fit their sector and market-cap room.
     """
     pp = params.portfolio
     target = 1 - pp.cash_reserve
@@ -518,26 +538,72 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
         )
 
     by_min = np.argsort(lo, kind="stable")  # cheapest band minimum first, by score among equals
+    by_size = np.argsort(-u, kind="stable")  # largest full size first, by score among equals
+    tier_min = np.array([bands[t][0] for t in tier_names])
+    share_min = {t: params.portfolio.market_cap.bands[t][0] for t in tier_names}
 
-    def reserve(i: int, slots: int) -> tuple[float, int, np.ndarray, np.ndarray]:
-        """Band minima of up to `slots` cheapest unpicked names after i that fit, with i at its minimum,
-        their sector and market-cap rooms; the total, the count, and what they hold per sector and tier."""
+    def owed(q: int) -> float:
+        """Weight (of equity) cap tier q still needs to reach its minimum."""
+        return max(tier_min[q] - tier_used[q], 0.0)
+
+    def reserve(i: int, slots: int, take: bool = True) -> _Reserve:
+        """Room kept after taking i at its band minimum (`take`; else before i, i still available)
+        for `slots` more names: first each cap tier's unmet minimum (the fewest unpicked later names of
+        the tier, largest first, that can carry it, beyond what the tier's picks can still grow), then
+        the cheapest band minima of the remaining slots; all within the sector and market-cap rooms."""
         per_sec, per_tier = np.zeros(len(sec_names)), np.zeros(len(tier_names))
-        per_sec[sec_code[i]] += lo[i]
-        per_tier[tier_code[i]] += lo[i]
-        total, count = 0.0, 0
-        for j in by_min[(by_min > i) & (w[by_min] == 0)] if slots > 0 else ():
+        if take:
+            per_sec[sec_code[i]] += lo[i]
+            per_tier[tier_code[i]] += lo[i]
+        free = (np.arange(n) > i if take else np.arange(n) >= i) & (w == 0)
+        used = np.zeros(n, dtype=bool)
+        kept, count, short, short_of, minima = 0.0, 0, None, "", []
+        need = lo[i] if take else 0.0  # the least weight i and the kept room need together
+
+        def fits(j: int) -> bool:
+            sj, tj = sec_code[j], tier_code[j]
+            return (sec_cap[sj] - sec_used[sj] - per_sec[sj] >= lo[j] - 1e-12
+                    and tier_cap[tj] - tier_used[tj] - per_tier[tj] >= lo[j] - 1e-12)
+
+        def hold(j: int) -> None:
+            per_sec[sec_code[j]] += lo[j]
+            per_tier[tier_code[j]] += lo[j]
+            used[j] = True
+
+        for t in range(len(tier_names)):
+            deficit = tier_min[t] - tier_used[t]
+            if deficit <= TOL:
+                continue
+            own = take and tier_code[i] == t
+            grow = float((u - w)[(w > 0) & (tier_code == t)].sum()) + (u[i] if own else 0.0)
+            cover, lo_new = 0.0, 0.0
+            for j in by_size[free[by_size] & (tier_code[by_size] == t)]:
+                if cover >= deficit - grow - TOL:
+                    break
+                if fits(j):
+                    hold(j)
+                    cover += u[j]
+                    lo_new += lo[j]
+                    count += 1
+            if short is None and (cover < deficit - grow - TOL or count > slots):
+                short, short_of = str(tier_names[t]), "positions"
+            minima.append(str(tier_names[t]))
+            kept += lo_new if own else max(deficit, lo_new)  # i itself carries its own tier's deficit
+            need += max(deficit - lo[i], lo_new) if own else max(deficit, lo_new)
+        for j in by_min[free[by_min] & ~used[by_min]] if slots > count else ():
             if count >= slots:
                 break
-            sj, tj = sec_code[j], tier_code[j]
-            if sec_cap[sj] - sec_used[sj] - per_sec[sj] >= lo[j] - 1e-12 and tier_cap[tj] - tier_used[tj] - per_tier[tj] >= lo[j] - 1e-12:
-                per_sec[sj] += lo[j]
-                per_tier[tj] += lo[j]
-                total += lo[j]
+            if fits(j):
+                hold(j)
+                kept += lo[j]
+                need += lo[j]
                 count += 1
-        per_sec[sec_code[i]] -= lo[i]
-        per_tier[tier_code[i]] -= lo[i]
-        return total, count, per_sec, per_tier
+        if take:
+            per_sec[sec_code[i]] -= lo[i]
+            per_tier[tier_code[i]] -= lo[i]
+        if short is None and minima and need > target - state["total"] + TOL:
+            short, short_of = minima[0], "allocation"
+        return _Reserve(kept, count, per_sec, per_tier, tuple(minima), short, short_of)
 
     def refuse(i: int) -> str | None:
         total, sector, band = rooms(i)
@@ -559,7 +625,10 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
         sec_used[sec_code[i]] += amount
         tier_used[tier_code[i]] += amount
 
-    for i in range(n):  # the walk: full size while the caps allow, room kept for the target count
+    def kept_room(t: str) -> str:
+        return f"kept room for the {t}-cap minimum {_pct(share_min[t])} of the allocation"
+
+    for i in range(n):  # the walk: full size while the caps allow, room kept for the count and the tier minima
         if state["count"] >= k:
             why[i] = f"not needed: {k} positions already"
             continue
@@ -567,21 +636,32 @@ def _greedy(c: pd.DataFrame, params: Params) -> tuple[np.ndarray, dict[int, str]
         if no:
             why[i] = no
             continue
-        kept, later, per_sec, per_tier = reserve(i, k - state["count"] - 1)
+        slots = k - state["count"] - 1
+        r = reserve(i, slots)
+        if r.short is not None and reserve(i, slots + 1, take=False).short is None:
+            debt = f"{_pct(owed(int(np.flatnonzero(tier_names == r.short)[0])))} of equity still owed to {r.short} names"
+            if r.short_of == "positions":
+                left_txt = "the last position" if slots == 0 else f"the {slots + 1} positions left"
+                why[i] = f"{kept_room(r.short)}: {debt} needs {left_txt}"
+            else:
+                why[i] = (f"{kept_room(r.short)}: {debt} and the band minima of {slots} more positions leave too "
+                          f"little of the {_pct(target - state['total'])} left for this name's {_pct(lo[i])}")
+            continue
         total_room, sector_room, band_room = rooms(i)
-        left = min(total_room - kept, sector_room - per_sec[sec_code[i]], band_room - per_tier[tier_code[i]])
+        left = min(total_room - r.kept, sector_room - r.per_sec[sec_code[i]], band_room - r.per_tier[tier_code[i]])
         if left < lo[i] - 1e-12:
+            minima = "".join(f" and the {t}-cap minimum {_pct(share_min[t])}" for t in r.minima)
             why[i] = (
-                f"kept room for {k} positions: {_pct(kept)} reserved for {later} more at their band minima leaves "
-                f"{_pct(max(left, 0.0))}; a {c['tier'].iat[i]} name needs ≥{_pct(lo[i])}"
+                f"kept room for {k} positions: {_pct(r.kept)} reserved for {r.count} more at their band minima"
+                f"{minima} leaves {_pct(max(left, 0.0))}; a {c['tier'].iat[i]} name needs ≥{_pct(lo[i])}"
             )
             continue
         add(i, min(u[i], left))
-    for i in np.flatnonzero(w > 0):  # short of the allocation: top up to the band maxima
+    for i in sorted(np.flatnonzero(w > 0), key=lambda j: owed(tier_code[j]) <= TOL):  # top up, owed tiers first
         extra = min(u[i] - w[i], *rooms(i))
         if extra > 0:
             add(i, extra)
-    for i in range(n):  # still short: more names, up to max_positions
+    for i in sorted(range(n), key=lambda j: owed(tier_code[j]) <= TOL):  # still short: more names, owed tiers first
         if state["total"] >= target - TOL or state["count"] >= pp.max_positions:
             break
         if w[i] == 0 and refuse(i) is None:
