@@ -316,7 +316,6 @@ def test_brackets_are_attached(tmp_path):
 
 
 def test_maxdiff_order_opposite_an_open_order_is_skipped(tmp_path):
-    base = make_plan()
     sell = PlannedOrder(
         client_order_id=client_order_id("seed003", "pack", "NVDA", Layer.MAXDIFF), symbol="NVDA", side=Side.SELL,
         qty=5, type=OrderType.LIMIT, limit_price=520.0, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,

@@ -17,8 +17,9 @@ from wolfkit.config import Params, params_from_dict
 from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS
 from wolfkit.data.files import FileProvider
 from wolfkit.errors import BadInputError
+from wolfkit.opportunities import Strategy
 from wolfkit.scan import (
-    OPPORTUNITY_COLUMNS, Strategy, composite_scores, find_exclusions, levels, maxdiff_returns, percentile_rank,
+    OPPORTUNITY_COLUMNS, composite_scores, find_exclusions, levels, maxdiff_returns, percentile_rank,
     run_scan, trade_returns, window_panel, write_scan,
 )
 from wolfkit.signals import Panel

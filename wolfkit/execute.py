@@ -36,7 +36,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time as dtime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -52,6 +52,7 @@ from wolfkit.broker.base import (
     OrderRequest,
     Quote,
     RateLimited,
+    opg_allowed,
 )
 from wolfkit.calendar import NY
 from wolfkit.config import Params
@@ -63,8 +64,6 @@ if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
 
 T = TypeVar("T")
-OPG_CUTOFF = dtime(9, 28)
-OPG_REOPENS = dtime(19, 0)
 
 
 def attempt_client_id(base: str, attempt: int) -> str:
@@ -76,12 +75,6 @@ def attempt_client_id(base: str, attempt: int) -> str:
         return base
     suffix = f"-r{attempt}"
     return base[: 128 - len(suffix)] + suffix
-
-
-def opg_allowed(now: datetime) -> bool:
-    """Alpaca accepts OPG orders before 09:28 ET and from 19:00 ET (for the next open)."""
-    t = now.astimezone(NY).time() if now.tzinfo else now.time()
-    return t < OPG_CUTOFF or t >= OPG_REOPENS
 
 
 class RateGate:

@@ -62,7 +62,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Callable, Sequence
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,6 +80,7 @@ from wolfkit.broker.base import (
     Quote,
     UpdateEvent,
 )
+from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.ledger import EventKind, Ledger, load_engine_state, save_engine_state
 from wolfkit.orders import (
@@ -1012,7 +1012,7 @@ class IntradayEngine:
 
 def _et(now: datetime) -> datetime:
     """Wall-clock New York time (the time-of-day budget is defined in ET); naive times are taken as ET."""
-    return now.astimezone(ZoneInfo("America/New_York")) if now.tzinfo else now
+    return now.astimezone(NY) if now.tzinfo else now
 
 
 def _attempt_of(cid: str) -> int:
@@ -1094,7 +1094,7 @@ class StreamSession:
 
 def wall_clock() -> datetime:
     """Now in New York: the live engine's clock (the one place a live run reads the time)."""
-    return datetime.now(ZoneInfo("America/New_York"))
+    return datetime.now(NY)
 
 
 def market_from_quotes(symbols: Sequence[str], quotes: dict[str, Quote]) -> Market:

@@ -9,6 +9,7 @@ sets the row aside in `OpportunitySet.quarantined` with the problem text, for th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,33 @@ OPTIONAL = [
     "maxdiff_avg_return",
     "maxdiff_side",
 ]
-STRATEGIES = ("takeprofit", "highlow", "simple")
-MAXDIFF_SIDES = ("buy", "sell", "both")
+
+
+class Strategy(StrEnum):
+    """The directional strategy a candidate trades (seed 000)."""
+
+    TAKEPROFIT = "takeprofit"
+    HIGHLOW = "highlow"
+    SIMPLE = "simple"
+
+
+class MaxdiffSide(StrEnum):
+    """Which side of a maxdiff plan listens: buy at the predicted low, sell at the high, or both."""
+
+    BUY = "buy"
+    SELL = "sell"
+    BOTH = "both"
+
+
+class PriceSource(StrEnum):
+    """Where a row's price came from: the pre-market quote, or the last close before the session."""
+
+    QUOTE = "quote"
+    CLOSE = "close"
+
+
+STRATEGIES = tuple(s.value for s in Strategy)
+MAXDIFF_SIDES = tuple(s.value for s in MaxdiffSide)
 _NUMERIC = ["market_cap", "price", "score", "expected_return", "return_std", "take_profit", "stop_loss",
             "pred_high", "pred_low", "maxdiff_avg_return"]
 _POSITIVE_IF_GIVEN = ["return_std", "take_profit", "stop_loss", "pred_high", "pred_low"]

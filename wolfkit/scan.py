@@ -52,7 +52,6 @@ import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,28 +59,12 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.errors import BadInputError
+from wolfkit.opportunities import MaxdiffSide, PriceSource, Strategy
 from wolfkit.signals import Panel, Signal, get_signal
 
 if TYPE_CHECKING:
     from wolfkit.config import Params, ScanParams
     from wolfkit.data.base import DataProvider
-
-
-class Strategy(StrEnum):
-    TAKEPROFIT = "takeprofit"
-    HIGHLOW = "highlow"
-    SIMPLE = "simple"
-
-
-class MaxdiffSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-    BOTH = "both"
-
-
-class PriceSource(StrEnum):
-    QUOTE = "quote"
-    CLOSE = "close"
 
 
 MIN_TRADES = 20

@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from wolfkit.broker.base import Broker
+from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError
 from wolfkit.intraday import EngineState, LegState, exposure_of, maxdiff_budget
@@ -103,7 +103,7 @@ def status_from_state(state: EngineState, params: Params, marks: dict[str, float
             price = p.low_target if p.side in ("buy", "both") else p.high_target
             queued.append((p.symbol, p.side, price, p.rank, p.room_needed if p.room_needed > 0 else price))
     e = exposure_of(state)
-    now = (state.now or datetime.now(ZoneInfo("America/New_York"))).astimezone(ZoneInfo("America/New_York"))
+    now = (state.now or datetime.now(NY)).astimezone(NY)
     budget = maxdiff_budget(params, eq, e.directional, now.time())
     lev = Leverage(eq, e.directional, e.maxdiff, max(0.0, budget - e.maxdiff), params.leverage.maxdiff_share_at(now.time()))
     return StatusReport(state.run_id, state.now, directional, pd.DataFrame(listening, columns=LISTENING_COLUMNS),

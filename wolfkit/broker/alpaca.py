@@ -44,7 +44,6 @@ from alpaca.trading.requests import (
 
 from wolfkit.broker.base import (
     AccountInfo,
-    BrokerError,
     BrokerOrder,
     BrokerUnavailable,
     DuplicateClientOrderId,

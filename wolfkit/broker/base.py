@@ -9,11 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from datetime import time as dtime
 from enum import StrEnum
 from typing import Protocol, Sequence, runtime_checkable
 
+from wolfkit.calendar import NY
 from wolfkit.errors import BrokerError
 from wolfkit.orders import OrderType, Side, TimeInForce
+
+
+# Alpaca's error codes: one 403 code covers insufficient buying power, wash trades and more (so the
+# message must be matched too); 422 is an invalid order (tick, OPG window, duplicate client id).
+CODE_FORBIDDEN = 40310000
+CODE_UNPROCESSABLE = 42210000
+# Alpaca refuses OPG orders from 09:28 to 19:00 ET; before and after, they queue for the next open.
+OPG_REFUSED = (dtime(9, 28), dtime(19, 0))
+
+
+def opg_allowed(now: datetime) -> bool:
+    """True when Alpaca accepts an OPG order at `now` (naive times are read as New York)."""
+    t = now.astimezone(NY).time() if now.tzinfo else now.time()
+    return not OPG_REFUSED[0] <= t < OPG_REFUSED[1]
 
 
 class OrderStatus(StrEnum):

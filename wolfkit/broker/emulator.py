@@ -37,6 +37,8 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from wolfkit import calendar
 from wolfkit.broker.base import (
+    CODE_FORBIDDEN,
+    CODE_UNPROCESSABLE,
     BrokerError,
     BrokerOrder,
     DuplicateClientOrderId,
@@ -53,11 +55,9 @@ from wolfkit.data.base import DataProvider
 from wolfkit.orders import OrderType, Side, TimeInForce
 
 ACCOUNT_ID = "9d2f4c1e-0b3a-4e6f-8a7d-5c1b2e3f4a60"
-CODE_FORBIDDEN = 40310000
 CODE_INVALID = 40010001
 CODE_NOT_FOUND = 40410000
 CODE_UNAUTHORIZED = 40110000
-CODE_UNPROCESSABLE = 42210000
 CODE_RATE_LIMIT = 42910000
 DEFAULT_PAGE = 50
 MAX_PAGE = 500

@@ -48,11 +48,12 @@ from dataclasses import asdict, replace
 from datetime import datetime, time as dtime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from wolfkit.broker.base import (
+    CODE_FORBIDDEN,
+    CODE_UNPROCESSABLE,
     AccountInfo,
     BrokerOrder,
     DuplicateClientOrderId,
@@ -68,14 +69,12 @@ from wolfkit.broker.base import (
     RateLimited,
     UpdateEvent,
     WashTradeRejected,
+    opg_allowed,
 )
+from wolfkit.calendar import NY
 from wolfkit.orders import OrderType, Side, TimeInForce, round_to_tick
 
-NY = ZoneInfo("America/New_York")
 SNAPSHOT_SCHEMA = "wolfkit.simbroker/1"
-CODE_FORBIDDEN = 40310000  # Alpaca: insufficient buying power, wash trade, … (share one code)
-CODE_UNPROCESSABLE = 42210000  # Alpaca: invalid order fields
-OPG_CLOSED = (dtime(9, 28), dtime(19, 0))  # Alpaca refuses OPG orders in [09:28, 19:00) ET
 _ID_NAMESPACE = uuid.UUID("6f1d2c4e-8b0a-4c55-9a57-0b1f5c3e9d21")
 
 
@@ -423,8 +422,7 @@ class SimBroker:
                 raise OrderRejected(f"invalid {name} price {v} (must be positive and on the tick)",
                                     CODE_UNPROCESSABLE, 422)
         if r.time_in_force == TimeInForce.OPG:
-            t = (now.astimezone(NY) if now.tzinfo else now).time()
-            if OPG_CLOSED[0] <= t < OPG_CLOSED[1]:
+            if not opg_allowed(now):
                 raise OrderRejected(
                     "opg orders are not accepted between 9:28am and 7:00pm ET", CODE_UNPROCESSABLE, 422
                 )
