@@ -425,3 +425,22 @@ def test_cli_scan_writes_the_data_quality_file_beside_out(tmp_path: Path, capsys
                                                                       [23, "AAPL", "date", "bad_row"]]
     assert q["problem"].tolist() == ["empty", "duplicate of line 22"]
     assert len(pd.read_csv(out)) == 3  # the scan went on
+
+
+def test_premarket_report_says_how_many_rows_were_quarantined(tmp_path: Path, monkeypatch) -> None:
+    import IPython.display
+
+    from wolfkit import report
+    from wolfkit.scan import run_scan, write_scan
+
+    b, u, session = _history_csv(tmp_path)
+    params = params_from_dict({"scan": {"lookback_days": 120, "min_history": 60}})
+    result = run_scan(params, session, _quarantine(b, u))
+    shown: list = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    report.scan_summary(result)
+    text = " ".join(getattr(o, "data", "") if not isinstance(o, dict) else str(o) for o in shown)
+    assert "quarantined 2 bad row(s)" in text and "Bad rows left out of the data files" in text
+    assert {"name": "quarantined_rows", "value": 2} in [o.get(report.RECORD_MIMETYPE) for o in shown if isinstance(o, dict)]
+    names = [p.name for p in write_scan(result, tmp_path / "day" / "opportunities.csv")]  # what premarket exports
+    assert names == ["opportunities.csv", "opportunities.excluded.csv", "opportunities.data_quality.csv"]
