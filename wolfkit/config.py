@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import time
+from datetime import date, time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,8 +29,18 @@ class _Strict(BaseModel):
 Fraction = Field(ge=0.0, le=1.0)
 
 
+class BadRows(StrEnum):
+    """What reading a market-data file does with a bad row (empty or impossible prices, duplicates)."""
+
+    STOP = "stop"  # exit 2 naming the file, line and field
+    QUARANTINE = "quarantine"  # drop the row, count it on the console, list it in data_quality.csv
+
+
 class DataParams(_Strict):
-    """Where bars, quotes and universe metadata come from."""
+    """Where bars, quotes and universe metadata come from, and how much dirt in them is tolerated.
+
+    Relative paths resolve against the project root (the folder holding `parameters/`), wherever the
+    command or notebook runs from."""
 
     source: str = Field(
         "demo", description="demo | demo:N (N generated symbols) | csv | parquet | alpaca"
@@ -39,6 +50,23 @@ class DataParams(_Strict):
     symbols: list[str] | None = Field(None, description="restrict the universe to these symbols")
     seed: int = Field(7, description="demo market seed (same seed, same market)")
     cache_dir: str = Field(".cache/wolfkit", description="on-disk parquet cache for fetched bars")
+    bad_rows: BadRows = Field(
+        BadRows.QUARANTINE,
+        description="bad rows in a bars file (empty or unparseable price, open/close outside high-low, "
+        "non-positive price, duplicate symbol+date): quarantine drops them, says how many and lists each "
+        "(file, line, field, problem) in data_quality.csv, because one empty cell in 480,000 rows must not "
+        "stop the morning and such a row cannot be traded on anyway; stop exits 2 at the first problem",
+    )
+    jump_threshold: float = Field(
+        0.35, gt=0.0, le=5.0,
+        description="a one-day close-to-close move beyond this (absolute log return: 0.35 = -30% or +42%) with no "
+        "matching move in its sector is a spin-off or bad print, reported and left out of research",
+    )
+    universe_as_of: date | None = Field(
+        None,
+        description="the date the universe file describes (YYYY-MM-DD); a backtest starting before it is "
+        "survivorship-biased, and an unknown date is reported as possibly so",
+    )
 
     @field_validator("source")
     @classmethod

@@ -23,6 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from wolfkit.data.quality import quarantine_count
+
 if TYPE_CHECKING:
     from wolfkit.config import Params
     from wolfkit.notebooks import ExecutionRun, RunContext
@@ -324,6 +326,10 @@ def scan_summary(scan: ScanResult) -> None:
     record("excluded", len(excl))
     record("excluded_by_reason", reasons.to_dict())
     record("scan_elapsed_s", scan.elapsed_s)
+    if len(scan.quarantined):
+        markdown(f"**Data quality**: {scan.quarantine_note()}.")
+        table(scan.quarantined, caption="Bad rows left out of the data files")
+    record("quarantined_rows", quarantine_count(scan.quarantined))
 
 
 def top_opportunities(scan: ScanResult, n: int = 15) -> None:

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from wolfkit.data.quality import empty_quarantine, quarantine_count, quarantined_rows, write_data_quality
 from wolfkit.errors import BadInputError
 from wolfkit.opportunities import MaxdiffSide, PriceSource, Strategy
 from wolfkit.signals import Panel, Signal, get_signal
@@ -83,7 +84,8 @@ class ScanResult:
     `opportunities`: OPPORTUNITY_COLUMNS + one `score_<signal>` per signal, sorted by score (desc).
     `excluded`: symbol, reason. `unavailable`: columns that could not be computed for any symbol
     (e.g. the high/low-based fields on close-only data) and strategies not evaluated
-    (`strategy:<name>`). `data_through`: the last bar date used (< `session`).
+    (`strategy:<name>`). `data_through`: the last bar date used (< `session`). `quarantined`: bad
+    rows the provider left out of its files (`wolfkit.data.quality.QUARANTINE_COLUMNS`).
     """
 
     opportunities: pd.DataFrame
@@ -96,6 +98,7 @@ class ScanResult:
     elapsed_s: float
     signals: list[str] = field(default_factory=list)
     min_score: float | None = None
+    quarantined: pd.DataFrame = field(default_factory=empty_quarantine)
 
     def summary(self, top: int = 10) -> str:
         """A few lines for a terminal: what was scanned, the best rows, what is missing and why."""
@@ -116,11 +119,20 @@ class ScanResult:
             lines.append("excluded: " + ", ".join(f"{n} {r}" for r, n in reasons.items()))
         if self.unavailable:
             lines.append("unavailable on this data: " + ", ".join(self.unavailable))
+        if len(self.quarantined):
+            lines.append(self.quarantine_note())
         if self.synthetic:
             from wolfkit.data.demo import SYNTHETIC_NOTICE
 
             lines.append(SYNTHETIC_NOTICE)
         return "\n".join(lines)
+
+    def quarantine_note(self) -> str:
+        """One line: how many bad rows of the data files were left out, and where they are listed."""
+        q = self.quarantined
+        files = ", ".join(sorted(set(q["file"].astype(str))))
+        return (f"quarantined {quarantine_count(q)} bad row(s) of {files} ({len(q)} problem(s)); "
+                "listed in the data_quality.csv beside the opportunities")
 
 
 # ---------------------------------------------------------------- panel and exclusions (pure)
@@ -540,6 +552,7 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
         elapsed_s=time.perf_counter() - t0,
         signals=[s.name for s in signals],
         min_score=params.portfolio.min_score,
+        quarantined=quarantined_rows(provider),
     )
 
 
@@ -580,7 +593,8 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
 
 
 def write_scan(result: ScanResult, out: Path | str) -> list[Path]:
-    """Write the opportunities (.csv or .parquet by suffix) and `<stem>.excluded.csv` beside it.
+    """Write the opportunities (.csv or .parquet by suffix) and `<stem>.excluded.csv` beside it, and
+    `<stem>.data_quality.csv` when bad rows of the data files were quarantined.
 
     A table made from synthetic prices (the demo market) carries a `synthetic_prices` column set to
     true on every row, so the file says so wherever it travels.
@@ -596,4 +610,6 @@ def write_scan(result: ScanResult, out: Path | str) -> list[Path]:
         table.to_parquet(out, index=False)
     ex = out.with_name(f"{out.stem}.excluded.csv")
     result.excluded.to_csv(ex, index=False)
-    return [out, ex]
+    if not len(result.quarantined):
+        return [out, ex]
+    return [out, ex, write_data_quality(out.with_name(f"{out.stem}.data_quality.csv"), result.quarantined)]

@@ -2,11 +2,15 @@
 
 Why here: the source names in the parameters (`demo`, `demo:N`, `csv`, `parquet`, `alpaca`) map
 to provider classes in one place, so notebooks, the CLI and tests build providers the same way.
+Relative file paths in the parameters resolve against the project root (the folder holding
+`parameters/`, see `wolfkit.notebooks.project_root`), so `../shared/data/…` means the same file from
+the command line at the root and from a notebook opened in `notebooks/`.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -14,6 +18,7 @@ import pandas as pd
 from wolfkit.config import Params
 from wolfkit.data.base import DataProvider
 from wolfkit.errors import BadInputError
+from wolfkit.notebooks import resolve
 
 
 def provider_for(params: Params) -> DataProvider:
@@ -28,14 +33,21 @@ def provider_for(params: Params) -> DataProvider:
     elif base in ("csv", "parquet"):
         from wolfkit.data.files import FileProvider
 
-        provider = FileProvider(data.bars_path, data.universe_path, fmt=base)
+        provider = FileProvider(_path(data.bars_path), _path(data.universe_path), fmt=base, bad_rows=data.bad_rows)
     elif base == "alpaca":
         from wolfkit.data.alpaca import AlpacaProvider
 
-        provider = AlpacaProvider(universe_path=data.universe_path, cache_dir=data.cache_dir)
+        provider = AlpacaProvider(universe_path=data.universe_path and _path(data.universe_path),
+                                  cache_dir=_path(data.cache_dir))
     else:  # the config validator admits only the names above
         raise BadInputError(f"data.source {data.source!r}: use demo, demo:N, csv, parquet or alpaca")
     return Restricted(provider, data.symbols) if data.symbols else provider
+
+
+def _path(p: str) -> Path:
+    """A parameter's path, relative ones against the project root; normalised, so messages and
+    data_quality.csv name the file plainly."""
+    return resolve(p).resolve()
 
 
 class Restricted:
@@ -54,6 +66,7 @@ class Restricted:
         self.name = provider.name
         self.synthetic = provider.synthetic
         self.has_ohlc = provider.has_ohlc
+        self.quarantined = getattr(provider, "quarantined", None)  # rows a files provider left out
         self._universe = universe[universe["symbol"].isin(wanted)].reset_index(drop=True)
 
     def universe(self) -> pd.DataFrame:
