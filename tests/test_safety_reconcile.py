@@ -21,6 +21,7 @@ from wolfkit.broker.base import (
     BrokerUnavailable,
     OrderRejected,
     OrderRequest,
+    OrderStatus,
     RateLimited,
     WashTradeRejected,
 )
@@ -611,14 +612,14 @@ class FlakyReplace:
         return self.inner.get_by_client_id(cid)
 
 
-def _bars(price: float, minutes: int = 120) -> SessionBars:
+def _bars(prices: dict[str, float], minutes: int = 120) -> SessionBars:
     import numpy as np
     import pandas as pd
 
-    day = date(2025, 6, 2)
-    times = pd.date_range(pd.Timestamp(f"{day} 09:30", tz="America/New_York"), periods=minutes, freq="1min")
-    c = np.full((minutes, 1), price)
-    return SessionBars(["MSFT"], times, c.copy(), c * 1.0002, c * 0.9998, c)
+    times = pd.date_range(pd.Timestamp("2025-06-02 09:30", tz="America/New_York"), periods=minutes, freq="1min")
+    syms = sorted(prices)
+    c = np.tile(np.array([prices[x] for x in syms], dtype=float), (minutes, 1))
+    return SessionBars(syms, times, c.copy(), c * 1.0002, c * 0.9998, c)
 
 
 @pytest.mark.parametrize("poll", [True, False], ids=["polling", "streaming"])
@@ -640,7 +641,7 @@ def test_intraday_replace_with_unknown_outcome_tracks_the_live_order(lookups_429
     inner = SimBroker(100_000.0, 2.0)
     broker = FlakyReplace(inner, lookups_429)
     eng = IntradayEngine.start(p, plan, broker, equity=100_000.0, session=day)
-    b = _bars(102.0)
+    b = _bars({"MSFT": 102.0})
     failures = 0
     for t in range(0, 45):  # ramp replaces at minutes 10 (429), 11 (504 after accept), 20, 30, 40
         now = b.times[t].to_pydatetime()
@@ -658,6 +659,47 @@ def test_intraday_replace_with_unknown_outcome_tracks_the_live_order(lookups_429
     assert live.limit_price == ramp_price(p, Side.BUY, 100.0, 44)  # the ramp carried on after the failures
     ids = [o.client_order_id for o in inner.orders()]
     assert len(ids) == len(set(ids))
+
+
+def test_intraday_adopts_the_executors_resized_orders_never_their_base_ids():
+    """The executor resized a directional entry and a maxdiff opening order after 403s (`…-r1` live):
+    the engine adopts the directional `-r1` and cancels the maxdiff one no plan took over — it never
+    sends the base id next to them."""
+    p = params_from_dict({"leverage": {"directional_max": 1.3, "total_max": 1.5}})
+    day = date(2025, 6, 2)
+    aapl = PlannedOrder(
+        client_order_id=client_order_id("ex", "pack", "AAPL", Layer.DIRECTIONAL), symbol="AAPL", side=Side.BUY,
+        qty=100, type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy="simple",
+        sector="Tech", cap_tier="mega", score=90, weight=0.1, est_price=100.0, est_cost=10_000.0, priority=0)
+    msft = PlannedOrder(
+        client_order_id=client_order_id("ex", "pack", "MSFT", Layer.MAXDIFF), symbol="MSFT", side=Side.BUY, qty=10,
+        type=OrderType.LIMIT, limit_price=49.05, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
+        strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=49.05, est_cost=490.5,
+        priority=1)
+    plan = OrderPlan(
+        schema="wolfkit.orders/1", run_id="ex", as_of=day, created_at=datetime(2025, 6, 2, 8, 30),
+        account=Account(equity=100_000.0, buying_power=200_000.0, multiplier=2), params_digest="x",
+        orders=[aapl, msft], maxdiff_plans=[],
+        summary=Summary(positions=1, allocation=0.1, sector_weights={}, cap_weights={}, method="greedy", objective=0,
+                        leftover_cash=0))
+    b = _bars({"AAPL": 100.0, "MSFT": 50.0})
+    broker = SimBroker(100_000.0, 2.0)
+    broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+    for po, qty in ((aapl, 80), (msft, 8)):  # the executor's attempt 1, after a 403 on the base id
+        broker.submit(OrderRequest(po.symbol, qty, po.side, po.type, po.time_in_force,
+                                   attempt_client_id(po.client_order_id, 1), po.limit_price))
+    eng = IntradayEngine.start(p, plan, broker, equity=100_000.0, session=day)
+    for t in range(1, 6):
+        now = b.times[t].to_pydatetime()
+        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], now)
+        eng.step(now, Market(b.high[t], b.low[t], b.close[t]))
+    ids = [o.client_order_id for o in broker.orders()]
+    assert aapl.client_order_id not in ids and msft.client_order_id not in ids  # no base id was sent
+    entry = eng.state.directional[0].entry
+    r1 = broker.get_by_client_id(attempt_client_id(aapl.client_order_id, 1))
+    assert r1.id in entry.booked  # adopted: its fills count towards the planned 100 shares
+    assert sum(o.qty for o in broker.orders() if o.symbol == "AAPL") == entry.filled_qty == 100
+    assert broker.get_by_client_id(attempt_client_id(msft.client_order_id, 1)).status == OrderStatus.CANCELED
 
 
 # ---- item 12: no rate gate for the in-process simulator ------------------------------------------

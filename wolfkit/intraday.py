@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -84,6 +85,7 @@ from wolfkit.broker.base import (
 )
 from wolfkit.calendar import NY
 from wolfkit.config import Params
+from wolfkit.execute import plan_attempt
 from wolfkit.ledger import EventKind, Ledger, load_engine_state, save_engine_state
 from wolfkit.orders import (
     Layer,
@@ -98,6 +100,10 @@ from wolfkit.orders import (
 )
 
 log = logging.getLogger(__name__)
+
+# The executor may have sent a plan's orders up to a few days before its session (an OPG order on
+# Friday evening for Monday); the broker's order list is read from this long before the session.
+PLAN_LOOKBACK = timedelta(days=7)
 
 
 class Purpose(StrEnum):
@@ -347,6 +353,7 @@ class IntradayEngine:
         self.symbol_index = {s: i for i, s in enumerate(syms)}
         self._plan_by_rank = {p.rank: p for p in state.plans}
         self._market: Market | None = None
+        self._plan_ids: dict[str, str] | None = None  # plan id -> the client id the broker holds for it
         self._saved_status: dict[int, PlanStatus] = {}
         self._close_at: datetime | None = None
 
@@ -640,10 +647,27 @@ class IntradayEngine:
             self._cancel_unadopted()
         self._send()
 
+    def _planned_order(self, plan_id: str) -> BrokerOrder | None:
+        """The order the executor placed for a plan id, as the broker has it now: its highest attempt
+        (`-rN` after a 403 resize), found in one listing of the run's orders (read on first use, as the
+        executor reconciles), then read fresh by client id."""
+        if self._plan_ids is None:
+            bases = {leg.client_id for leg in self._legs() if leg.seq == 0 and leg.client_id}
+            bases |= set(self.state.planned_ids.values())
+            since = datetime.combine(self.state.session, time(0), tzinfo=NY) - PLAN_LOOKBACK
+            found: dict[str, tuple[int, str]] = {}
+            listed = self.broker.orders_by_prefix(os.path.commonprefix(sorted(bases)), since) if bases else []
+            for o in listed:
+                hit = plan_attempt(o.client_order_id, bases)
+                if hit is not None and hit[1] >= found.get(hit[0], (-1, ""))[0]:
+                    found[hit[0]] = (hit[1], o.client_order_id)
+            self._plan_ids = {b: cid for b, (_, cid) in found.items()}
+        return self.broker.get_by_client_id(self._plan_ids.get(plan_id, plan_id))
+
     def _cancel_unadopted(self) -> None:
         """Opening maxdiff orders of the plan that no slot took over are cancelled (never left unmanaged)."""
         for cid in self.state.planned_ids.values():
-            o = self.broker.get_by_client_id(cid)
+            o = self._planned_order(cid)
             if o is not None and o.status.is_open:
                 try:
                     self.broker.cancel(o.id)
@@ -925,7 +949,7 @@ class IntradayEngine:
     def _submit(self, leg: Leg) -> bool:
         qty = leg.target_qty - leg.filled_qty
         if leg.purpose == Purpose.ENTRY and leg.seq == 0 and leg.client_id:
-            existing = self.broker.get_by_client_id(leg.client_id)  # the executor may have sent it already
+            existing = self._planned_order(leg.client_id)  # the executor may have sent it (or a resize of it)
             if existing is not None:
                 leg.seq = 1  # the planned id is used: any later order of this leg gets a fresh one
                 self._adopt(leg, existing)
