@@ -184,13 +184,17 @@ def execute(
 
     Exit 2 (nothing submitted) on a bad, tampered or stale orders file, or when live trading lacks
     either switch. The execution log is written beside the orders file; the ledger is
-    `execution.ledger_path`. A re-run of the same file submits nothing twice. With `--notebook` the
+    `execution.ledger_path` (relative to the project, printed). A re-run of the same file submits nothing
+    twice: the broker's own list of the run's orders decides, whatever the ledger says. An order the broker
+    refused for good (wash trade, invalid price, …) is final and reported with its reason (exit 0); exit 1
+    when an outcome is still unknown (re-run to reconcile). With `--notebook` the
     same run happens inside notebooks/execute.ipynb and its audit report lands in outputs/<as_of>/.
     """
     from rich.table import Table
 
     from wolfkit.config import load_params
     from wolfkit.execute import execute_orders_file
+    from wolfkit.ledger import OrderState
 
     params_file = params or Path("parameters/default.yaml")
     p = load_params(params_file)
@@ -215,9 +219,13 @@ def execute(
         t.add_row(str(o.priority), o.symbol, str(o.side), str(o.state), f"{o.submitted_qty}/{o.planned_qty}",
                   str(o.filled_qty), str(o.attempts), o.reason)
     console.print(t)
+    for o in report.orders:
+        if o.state == OrderState.REJECTED:
+            console.print(f"rejected (final): {o.symbol} {o.side}: {o.reason}", highlight=False, soft_wrap=True)
     console.print(
         f"accepted {report.accepted}/{len(report.orders)}, deployed ${report.deployed:,.2f} "
-        f"({report.deployed_pct:.1%} of equity), unresolved {report.unresolved}; log: {log}")
+        f"({report.deployed_pct:.1%} of equity), rejected {report.rejected}, unresolved {report.unresolved}; "
+        f"log: {log}; ledger: {report.ledger_path}", highlight=False, soft_wrap=True)
     if report.unresolved:
         raise WolfkitError(f"{report.unresolved} order(s) unresolved (see {log}); re-run to reconcile")
 
@@ -253,7 +261,7 @@ def intraday(
     from wolfkit import calendar
     from wolfkit import intraday as engine_mod
     from wolfkit.broker.base import BrokerUnavailable, RateLimited
-    from wolfkit.config import load_params
+    from wolfkit.config import load_params, project_path
     from wolfkit.errors import BadInputError
     from wolfkit.execute import broker_kind_for, open_broker
     from wolfkit.ledger import Ledger, load_engine_state
@@ -290,7 +298,7 @@ def intraday(
 
         feed = get_provider(p)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
-    with Ledger(p.execution.ledger_path) as book:
+    with Ledger(project_path(p.execution.ledger_path)) as book:
         resumed = load_engine_state(book, plan.run_id) is not None
         if resumed:
             eng = engine_mod.IntradayEngine.resume(p, brk, book, plan.run_id)
@@ -357,14 +365,14 @@ def status(
     """Both layers and leverage usage, as in seed 000."""
     import os
 
-    from wolfkit.config import Params, load_params
+    from wolfkit.config import Params, load_params, project_path
     from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
     from wolfkit.status import collect_status, render_status
 
     default = Path("parameters/default.yaml")
     params = load_params(params_file) if params_file else (load_params(default) if default.is_file() else Params())
-    path = ledger or Path(params.execution.ledger_path)
+    path = ledger.resolve() if ledger else project_path(params.execution.ledger_path)
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file the engine or `wolfkit replay` wrote")
     broker = None
@@ -372,6 +380,7 @@ def status(
         from wolfkit.broker.alpaca import AlpacaBroker
 
         broker = AlpacaBroker(timeout=params.execution.request_timeout)
+    console.print(f"ledger: {path}", highlight=False, soft_wrap=True)
     with Ledger(path) as book:
         render_status(collect_status(book, params, broker), console)
 

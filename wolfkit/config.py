@@ -345,11 +345,15 @@ class ExecutionParams(_Strict):
     market_buffer: float = Field(0.03, ge=0, le=0.5, description="budget buffer on market buys")
     limit_offset: float = Field(0.002, ge=0, le=0.1, description="limit orders: above ask by this")
     max_concurrency: int = Field(4, ge=1, le=32)
-    rate_limit_per_minute: int = Field(180, ge=1, le=10000)
+    rate_limit_per_minute: int = Field(
+        180, ge=1, le=10000, description="requests in any 60 s to a broker that limits them (Alpaca: 200); "
+        "the in-process simulator has no limit unless it is given one, so it is not gated")
     request_timeout: float = Field(10.0, gt=0, le=120)
     max_attempts: int = Field(5, ge=1, le=20)
     max_plan_age_days: int = Field(3, ge=0, description="orders file older than this: refused")
-    ledger_path: str = Field("outputs/ledger.sqlite")
+    ledger_path: str = Field(
+        "outputs/ledger.sqlite", description="the SQLite ledger; a relative path is relative to the project "
+        "(the folder holding parameters/ or pyproject.toml), whatever the working directory")
 
 
 class MaxdiffParams(_Strict):
@@ -468,3 +472,26 @@ def load_params(path: str | Path) -> Params:
     """Load and validate a parameter file (following `extends:`)."""
     p = Path(path)
     return params_from_dict(_read_yaml(p.resolve()), str(path))
+
+
+# ---- the project: where relative paths in parameters and notebooks point ---------------------------
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: the working directory) holding `parameters/`
+    or `pyproject.toml`; `start` itself when there is none.
+
+    Relative paths (the ledger, notebook inputs) resolve against it, so a command or a notebook run
+    from `notebooks/` or any other subfolder reads and writes the same files as one run from the root.
+    """
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "parameters").is_dir() or (d / "pyproject.toml").is_file():
+            return d
+    return here
+
+
+def project_path(path: str | Path) -> Path:
+    """An absolute path: `path` as given when absolute (after `~`), else against `project_root()`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p

@@ -3,23 +3,30 @@
 The seed's first live run filled 5 of 12 orders because every order was sized from the same starting
 buying power and the open gapped up. `execute_plan` instead:
 
-1. **Reconciles first.** Every planned order is registered in the ledger; for each, the client ids it
-   may have used (from the ledger's intents) are looked up at the broker. What exists is adopted,
-   never resubmitted. Only then does it act — so a re-run after a crash at any point submits nothing
-   twice (an intent is committed before every request, so every order the broker could hold is
-   known to the ledger).
-2. **Sizes from fresh data** with a running buying-power budget in priority order: a market buy
+1. **Reconciles first, from the broker.** Before anything is sent, the broker lists every order of
+   the run (client ids with the plan's prefix, `Broker.orders_by_prefix`); each planned order whose
+   base id or any `-rN` attempt the broker holds adopts the highest attempt, *whatever the ledger
+   says* — so a lost, moved or stale ledger never causes a resubmission. Intents the ledger holds
+   that the list does not show are looked up by client id. Only then does it act.
+2. **Works layer by layer**: every directional order is settled (accepted, resized and accepted, or
+   final) before any maxdiff order spends buying power; maxdiff orders wait for a re-run when a
+   directional outcome is still unknown. Concurrency is only within a layer.
+3. **Sizes from fresh data** with a running buying-power budget in priority order: a market buy
    costs ask × (1 + `execution.market_buffer`), a limit buy its limit; a sell costs nothing unless it
    opens a short (then the bid). The tail is *shrunk* to what is left instead of being rejected;
    an order that cannot get one share is *skipped* with the reason.
-3. **Submits** on up to `execution.max_concurrency` threads inside a sliding-window rate limit
-   (`execution.rate_limit_per_minute` requests in any 60 s, every request counted).
-4. **Handles every answer**: insufficient buying power (403) → resize to the `buying_power` the
-   broker reported and resubmit under a NEW client id (attempt n+1), after looking the new id up;
+4. **Submits** the orders that fit as planned on up to `execution.max_concurrency` threads, then the
+   rest one by one in priority order against the broker's own buying power; against a broker that
+   limits requests, inside a sliding-window rate limit (`execution.rate_limit_per_minute` requests in
+   any 60 s, every request counted; the in-process simulator has no limit, so no gate).
+5. **Handles every answer**: insufficient buying power (403) → resize to the `buying_power` the
+   broker reported and resubmit under a NEW client id (attempt n+1), after looking the new id up (a
+   403 met while the head goes out concurrently waits for the sequential pass, so priority decides);
    duplicate client id (422) → the order exists: adopt it; unknown outcome (5xx, timeout, dropped
    connection) → look the id up, and retry with the SAME id only if absent; rate limited (429) →
-   wait `retry_after` and retry the same id; any other refusal → rejected, with the broker's reason.
-5. **Knows the rules**: OPG only before 09:28 ET (or from 19:00), else sent as `day` with the reason
+   wait `retry_after` and retry the same id; any other refusal (wash trade, sub-penny price, …) →
+   REJECTED with the broker's reason: a final state, never retried and not "unresolved".
+6. **Knows the rules**: OPG only before 09:28 ET (or from 19:00), else sent as `day` with the reason
    logged; bracket legs (take-profit/stop-loss) attached where the plan has them (brackets must be
    day/gtc, so an OPG bracket is sent as day); an order whose opposite side is open on the symbol
    (or planned earlier in this batch) is skipped — Alpaca would refuse it as a potential wash trade.
@@ -31,12 +38,14 @@ quantity submitted vs planned, the attempts and the reason.
 from __future__ import annotations
 
 import math
+import os
+import re
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -55,10 +64,10 @@ from wolfkit.broker.base import (
     opg_allowed,
 )
 from wolfkit.calendar import NY
-from wolfkit.config import Params
+from wolfkit.config import Params, project_path
 from wolfkit.errors import BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
-from wolfkit.orders import OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
+from wolfkit.orders import Layer, OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
@@ -77,14 +86,34 @@ def attempt_client_id(base: str, attempt: int) -> str:
     return base[: 128 - len(suffix)] + suffix
 
 
+# The broker's order list is read from this long before the plan was created: the clock of the
+# machine that built the plan and the broker's may disagree, and a day more costs one page at most.
+LIST_LOOKBACK = timedelta(days=1)
+_ATTEMPT = re.compile(r"(.+)-r([1-9][0-9]*)")
+
+
+def plan_attempt(client_id: str, bases: set[str]) -> tuple[str, int] | None:
+    """(planned client id, attempt) when `client_id` is attempt n of one of `bases` (see
+    `attempt_client_id`); None for any other id (a bracket leg, the intraday engine's own orders)."""
+    if client_id in bases:
+        return client_id, 0
+    m = _ATTEMPT.fullmatch(client_id)
+    if m is None:
+        return None
+    n = int(m.group(2))
+    candidates = [m.group(1)] if m.group(1) in bases else (bases if len(client_id) == 128 else ())
+    return next(((b, n) for b in candidates if attempt_client_id(b, n) == client_id), None)
+
+
 class RateGate:
-    """At most `per_minute` requests in any sliding 60-second window, shared by all threads.
+    """At most `per_minute` requests in any sliding 60-second window, shared by all threads
+    (`per_minute=None`: no gate, for a broker without a request limit).
 
     A sliding window (not a token bucket, which would allow a burst of capacity + rate in one
     minute) so the broker's own per-minute limit is never reached.
     """
 
-    def __init__(self, per_minute: int, sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, per_minute: int | None, sleep: Callable[[float], None] = time.sleep,
                  timer: Callable[[], float] = time.monotonic):
         self.per_minute = per_minute
         self.sleep = sleep
@@ -94,6 +123,8 @@ class RateGate:
         self.waited = 0.0
 
     def acquire(self) -> None:
+        if self.per_minute is None:
+            return
         while True:
             with self._lock:
                 t = self.timer()
@@ -144,6 +175,7 @@ class ExecutionReport:
     started_at: datetime
     finished_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
+    ledger_path: str = ""  # the ledger file this run was recorded in (absolute)
 
     @property
     def deployed(self) -> float:
@@ -159,9 +191,13 @@ class ExecutionReport:
 
     @property
     def unresolved(self) -> int:
-        """Orders left rejected or with an unknown/unsent outcome (a re-run will retry the latter)."""
-        return sum(o.state in (OrderState.REJECTED, OrderState.SUBMITTING, OrderState.PLANNED)
-                   for o in self.orders)
+        """Orders whose outcome is unknown or that were not sent yet: a re-run reconciles and sends them."""
+        return sum(o.state in (OrderState.SUBMITTING, OrderState.PLANNED) for o in self.orders)
+
+    @property
+    def rejected(self) -> int:
+        """Orders refused for good (by the broker, or no buying power for one share): final, with the reason."""
+        return sum(o.state == OrderState.REJECTED for o in self.orders)
 
     def table(self) -> pd.DataFrame:
         """One row per planned order (documented columns: those of `OrderResult`)."""
@@ -171,10 +207,12 @@ class ExecutionReport:
         return {
             "run_id": self.run_id, "broker": self.broker, "execution": self.execution, "equity": self.equity,
             "planned": len(self.orders), "accepted": self.accepted, "unresolved": self.unresolved,
+            "rejected": self.rejected,
             "deployed": round(self.deployed, 2), "deployed_pct": round(self.deployed_pct, 4),
             "insufficient_bp_rejections": self.insufficient_bp_rejections, "rate_limited": self.rate_limited,
             "unknown_outcomes": self.unknown_outcomes, "states": self.counts,
             "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
+            "ledger": self.ledger_path,
         }
 
 
@@ -189,6 +227,7 @@ class _Job:
     ref_price: float  # USD per share used for the budget (0 for a sell that closes a position)
     sizing: Sizing
     reason: str
+    refused: bool = False  # the broker refused an earlier attempt for buying power (403)
 
 
 class _Executor:
@@ -197,9 +236,12 @@ class _Executor:
         self.plan, self.broker, self.ledger = plan, broker, ledger
         self.ex = params.execution
         self.now, self.sleep = now, sleep
-        self.gate = RateGate(self.ex.rate_limit_per_minute, sleep, timer)
+        # gate only a broker that limits requests (Alpaca); the in-process simulator has no limit
+        limited = broker.rate_limit_per_minute is not None
+        self.gate = RateGate(self.ex.rate_limit_per_minute if limited else None, sleep, timer)
         self.run = plan.run_id
         self.by_client: dict[str, str] = {}  # every client id used -> plan client id
+        self.held_back: dict[str, str] = {}  # plan client id -> why it was not sent in this execution
         self._lock = threading.Lock()
         self.n_ibp = self.n_429 = self.n_unknown = 0
 
@@ -240,21 +282,47 @@ class _Executor:
 
     # ---- phase 1: reconcile -------------------------------------------------------------------
 
-    def reconcile(self, po: PlannedOrder, row: LedgerOrder) -> LedgerOrder | None:
-        """Bring the ledger row in line with the broker; None when the order still has to be sent."""
+    def broker_orders(self) -> dict[str, dict[int, BrokerOrder]]:
+        """The run's orders as the broker lists them (client ids with the plan's common prefix,
+        submitted since a day before the plan was made), by planned client id and attempt number."""
+        bases = {po.client_order_id for po in self.plan.orders}
+        prefix = os.path.commonprefix(sorted(bases))
+        made = self.plan.created_at
+        since = (made if made.tzinfo else made.replace(tzinfo=NY)) - LIST_LOOKBACK
+        held: dict[str, dict[int, BrokerOrder]] = {}
+        for o in self.call(self.broker.orders_by_prefix, prefix, since):
+            hit = plan_attempt(o.client_order_id, bases)
+            if hit is not None:
+                held.setdefault(hit[0], {})[hit[1]] = o
+        return held
+
+    def reconcile(self, po: PlannedOrder, row: LedgerOrder, held: dict[int, BrokerOrder]) -> LedgerOrder | None:
+        """Bring the ledger row in line with the broker; None when the order still has to be sent.
+
+        `held` is what the broker lists for this planned order (attempt -> order): its highest
+        attempt is adopted whatever the ledger says, so a lost, moved or stale ledger never causes a
+        resubmission, and the ledger's attempt becomes the broker's. Only when the broker lists
+        nothing are the ledger's own intents looked up one by one (a list is a window; a look-up by
+        client id is not), and only then may the order be sent.
+        """
         base = po.client_order_id
-        for a in range(row.attempt, -1, -1):
+        top = max(held, default=-1)
+        for a in range(max(row.attempt, top), -1, -1):
             self.by_client[attempt_client_id(base, a)] = base
+        if held:
+            found = held[top]
+            if (row.client_order_id, row.broker_order_id, row.state, row.filled_qty, row.attempt) != (
+                    found.client_order_id, found.id, OrderState.of(found.status), found.filled_qty, top):
+                self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED, attempt=top)
+            return self.ledger.order(self.run, base)
         if row.state in (OrderState.REJECTED, OrderState.SKIPPED):
             return row  # a deliberate final decision from an earlier execution
-        for a in range(row.attempt, -1, -1):
-            cid = attempt_client_id(base, a)
-            found = self.lookup(cid)
-            if found is not None:
-                if (row.broker_order_id, row.state, row.filled_qty) != (found.id, OrderState.of(found.status),
-                                                                       found.filled_qty):
-                    self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED)
-                return self.ledger.order(self.run, base)
+        if row.client_order_id is not None:  # an intent was written: the broker may hold any attempt
+            for a in range(row.attempt, -1, -1):
+                found = self.lookup(attempt_client_id(base, a))
+                if found is not None:
+                    self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED, attempt=a)
+                    return self.ledger.order(self.run, base)
         if row.state.at_broker:
             raise BrokerError(
                 f"{po.symbol}: the ledger says order {row.client_order_id} was accepted (broker id "
@@ -343,9 +411,47 @@ class _Executor:
         return OrderRequest(po.symbol, job.qty, po.side, po.type, job.tif, cid, po.limit_price,
                             take_profit=tick(po.take_profit), stop_loss=tick(po.stop_loss))
 
-    def place(self, job: _Job) -> None:
+    def run_layer(self, pending: list[tuple[PlannedOrder, LedgerOrder]]) -> list[BaseException]:
+        """Size and place one layer's orders: those that fit as planned concurrently, then — one by
+        one, in priority order, against the broker's own buying power — the ones the budget cut and
+        the ones the broker refused for buying power meanwhile. Returns the errors met."""
+        jobs = self.plan_jobs(pending)
+        cut = next((k for k, j in enumerate(jobs) if j.sizing != Sizing.AS_PLANNED), len(jobs))
+        errors: list[BaseException] = []
+        deferred: list[_Job] = []
+        with ThreadPoolExecutor(max_workers=self.ex.max_concurrency, thread_name_prefix="wk-exec") as pool:
+            for fut in [pool.submit(self.place, j, defer_resize=True) for j in jobs[:cut]]:
+                exc = fut.exception()
+                if exc is not None:
+                    errors.append(exc)
+                elif (later := fut.result()) is not None:
+                    deferred.append(later)
+        if errors:
+            return errors
+        try:
+            for j in deferred + jobs[cut:]:  # deferred ones come from the head: they rank first
+                self.place_tail(j)
+        except Exception as e:  # noqa: BLE001 — reported by execute_plan after the run is recorded
+            errors.append(e)
+        return errors
+
+    def unsettled(self, layer: Layer) -> list[str]:
+        """Symbols of `layer` whose outcome is still unknown (or that were never sent)."""
+        return [r.symbol for r in self.ledger.orders_for_run(self.run)
+                if r.layer == str(layer) and r.state in (OrderState.SUBMITTING, OrderState.PLANNED)]
+
+    def hold_back(self, pending: list[tuple[PlannedOrder, LedgerOrder]], reason: str) -> None:
+        for po, _ in pending:
+            self.held_back[po.client_order_id] = reason
+            self.ledger.record_event(self.run, EventKind.NOTE, po.client_order_id, None, reason=reason)
+
+    def place(self, job: _Job, *, defer_resize: bool = False) -> _Job | None:
         """Work one planned order to a final state (accepted, rejected with a reason) or leave it
-        SUBMITTING (outcome unknown after every try) for a re-run to reconcile."""
+        SUBMITTING (outcome unknown after every try) for a re-run to reconcile.
+
+        With `defer_resize` (the concurrent head), a 403 ends the work here and returns the job, its
+        next attempt reserved: it is resized in the sequential pass, where priority decides.
+        """
         base = job.po.client_order_id
         for _ in range(self.ex.max_attempts):
             cid = attempt_client_id(base, job.attempt)
@@ -356,15 +462,18 @@ class _Executor:
                                       reason=job.reason)
             try:
                 self._send(job, cid)
-                return
+                return None
             except InsufficientBuyingPower as e:
                 self._count("n_ibp")
+                if defer_resize:
+                    return job if self._defer(job, e) else None
                 if not self._resize(job, e):
-                    return
+                    return None
             except _Unresolved:
-                return
+                return None
         self.ledger.record_outcome(self.run, base, OrderState.REJECTED,
                                    f"still over budget after {self.ex.max_attempts} resized attempts")
+        return None
 
     def _send(self, job: _Job, cid: str) -> None:
         """Submit under `cid` until the outcome is known; InsufficientBuyingPower propagates."""
@@ -403,8 +512,9 @@ class _Executor:
         raise _Unresolved
 
     def place_tail(self, job: _Job) -> None:
-        """A tail order (one the budget had to cut): re-fit it to the broker's buying power now that
-        everything before it is in, then place it. Sequential, so priority decides who gets the rest."""
+        """A tail order (one the budget had to cut, or the broker refused for buying power in the
+        head): re-fit it to the broker's buying power now that everything before it is in, then place
+        it. Sequential, so priority decides who gets the rest."""
         if job.ref_price > 0:
             bp = self.call(self.broker.account).buying_power
             fit = min(job.po.qty, int(math.floor(max(0.0, bp) / job.ref_price + 1e-9)))
@@ -416,13 +526,14 @@ class _Executor:
             if fit < job.qty:
                 self.ledger.record_event(self.run, EventKind.SHRUNK, base, None, planned=job.po.qty, qty=fit,
                                          budget=bp, ref_price=job.ref_price)
-                job.reason = f"shrunk from {job.po.qty} to {fit} to fit the buying power left " \
-                             f"(${bp:,.2f} at ${job.ref_price:,.2f}/share)"
-                job.qty, job.sizing = fit, Sizing.SHRUNK
+                job.reason = "; ".join(filter(None, [
+                    job.reason if job.refused else "", f"shrunk from {job.po.qty} to {fit} to fit the buying power "
+                    f"left (${bp:,.2f} at ${job.ref_price:,.2f}/share)"]))
+                job.qty, job.sizing = fit, Sizing.RESIZED if job.refused else Sizing.SHRUNK
         self.place(job)
 
-    def _resize(self, job: _Job, e: InsufficientBuyingPower) -> bool:
-        """After a 403: the next attempt sized to the reported buying power; False when none fits."""
+    def _after_403(self, job: _Job, e: InsufficientBuyingPower) -> tuple[float, float]:
+        """Record the 403; (buying power the broker reports, USD per share it charges for this order)."""
         base = job.po.client_order_id
         bp = e.buying_power if e.buying_power is not None else self.call(self.broker.account).buying_power
         self.ledger.record_event(self.run, EventKind.INSUFFICIENT_BP, base, attempt_client_id(base, job.attempt),
@@ -430,16 +541,43 @@ class _Executor:
         ref = job.ref_price if job.ref_price > 0 else job.po.est_price
         if e.cost_basis and job.qty and ref < e.cost_basis / job.qty <= 10 * ref:
             ref = e.cost_basis / job.qty  # what the broker actually charges per share
+        return bp, ref
+
+    def _next_attempt(self, job: _Job) -> int | None:
+        """The next attempt number, after looking its client id up (never resubmit without looking
+        first); None when the broker already holds it (then adopted)."""
+        base = job.po.client_order_id
+        nxt = job.attempt + 1
+        found = self.lookup(attempt_client_id(base, nxt))
+        if found is not None:
+            self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED, attempt=nxt)
+            return None
+        return nxt
+
+    def _defer(self, job: _Job, e: InsufficientBuyingPower) -> bool:
+        """After a 403 in the concurrent head: reserve the next attempt for the sequential pass, priced
+        at what the broker charges; False when the broker already holds that attempt."""
+        bp, ref = self._after_403(job, e)
+        nxt = self._next_attempt(job)
+        if nxt is None:
+            return False
+        job.reason = (f"insufficient buying power (broker reported ${bp:,.2f}) while the orders before it went "
+                      f"out: sent after them as attempt {nxt}")
+        job.attempt, job.ref_price, job.refused = nxt, ref, True
+        return True
+
+    def _resize(self, job: _Job, e: InsufficientBuyingPower) -> bool:
+        """After a 403: the next attempt sized to the reported buying power; False when none fits."""
+        base = job.po.client_order_id
+        bp, ref = self._after_403(job, e)
         fit = min(job.qty - 1, int(math.floor(max(0.0, bp) / ref + 1e-9)))
         if fit < 1:
             self.ledger.record_outcome(
                 self.run, base, OrderState.REJECTED,
                 f"insufficient buying power: the broker reports ${bp:,.2f}, one share needs ${ref:,.2f}")
             return False
-        nxt = job.attempt + 1
-        found = self.lookup(attempt_client_id(base, nxt))  # never resubmit without looking first
-        if found is not None:
-            self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED)
+        nxt = self._next_attempt(job)
+        if nxt is None:
             return False
         job.reason = (f"insufficient buying power (broker reported ${bp:,.2f}): resized from {job.qty} to {fit}, "
                       f"attempt {nxt}")
@@ -472,7 +610,8 @@ class _Unresolved(Exception):
     """Internal: this order's work ends here (its state and reason are already in the ledger)."""
 
 
-def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder) -> OrderResult:
+def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder,
+            held_back: str = "") -> OrderResult:
     deployed = 0.0
     if row.state.at_broker and row.side == Side.BUY:
         deployed = row.filled_qty * (row.avg_price or 0.0)
@@ -487,7 +626,8 @@ def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder) -
         filled_qty=row.filled_qty, avg_price=row.avg_price,
         attempts=row.attempt + 1 if row.client_order_id else 0,
         client_order_id=row.client_order_id, broker_order_id=row.broker_order_id, sizing=row.sizing,
-        reason=row.reason, deployed=round(deployed, 2),
+        reason=held_back if row.state == OrderState.PLANNED and held_back else row.reason,
+        deployed=round(deployed, 2),
     )
 
 
@@ -513,31 +653,36 @@ def execute_plan(
     planned = [po for _, po in ordered]
     ledger.register_orders(plan.run_id, planned)
 
+    held = ex.broker_orders()  # before anything is sent: the broker's own list decides what exists
     pending: list[tuple[PlannedOrder, LedgerOrder]] = []
     for po in planned:
         row = ledger.order(plan.run_id, po.client_order_id)
-        if ex.reconcile(po, row) is None:
+        if ex.reconcile(po, row, held.get(po.client_order_id, {})) is None:
             pending.append((po, ledger.order(plan.run_id, po.client_order_id)))
 
-    jobs = ex.plan_jobs(pending) if pending else []
-    # the head (orders that fit as planned) goes concurrently; from the first cut order on, the tail
-    # goes one by one against the broker's own buying power, so priority decides who gets the rest
-    cut = next((k for k, j in enumerate(jobs) if j.sizing != Sizing.AS_PLANNED), len(jobs))
+    # layer by layer: every directional order is settled before a maxdiff order spends buying power
     errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=params.execution.max_concurrency, thread_name_prefix="wk-exec") as pool:
-        for fut in [pool.submit(ex.place, j) for j in jobs[:cut]]:
-            exc = fut.exception()
-            if exc is not None:
-                errors.append(exc)
-    if not errors:
-        for j in jobs[cut:]:
-            ex.place_tail(j)
+    for layer in (Layer.DIRECTIONAL, Layer.MAXDIFF):
+        todo = [(po, row) for po, row in pending if po.layer == layer]
+        if not todo:
+            continue
+        if errors:
+            ex.hold_back(todo, "not sent: the run stopped on an error before the maxdiff layer")
+            continue
+        waiting = ex.unsettled(Layer.DIRECTIONAL) if layer == Layer.MAXDIFF else []
+        if waiting:
+            ex.hold_back(todo, f"not sent: the directional order(s) {', '.join(sorted(set(waiting)))} have no "
+                               "known outcome yet, and maxdiff orders wait until every directional order is "
+                               "settled; re-run `wolfkit execute` to reconcile and send them")
+            continue
+        errors += ex.run_layer(todo)
     ex.settle()
 
     acct = ex.call(broker.account)
     quotes = ex.call(broker.quotes, sorted({po.symbol for po in planned}))
     rows = {r.plan_client_id: r for r in ledger.orders_for_run(plan.run_id)}
-    results = [_result(rows[po.client_order_id], quotes, po) for po in planned]
+    results = [_result(rows[po.client_order_id], quotes, po, ex.held_back.get(po.client_order_id, ""))
+               for po in planned]
     counts: dict[str, int] = {}
     for r in results:
         counts[str(r.state)] = counts.get(str(r.state), 0) + 1
@@ -545,6 +690,7 @@ def execute_plan(
         run_id=plan.run_id, broker=getattr(broker, "name", "?"), execution=execution, equity=acct.equity,
         orders=results, insufficient_bp_rejections=ex.n_ibp, rate_limited=ex.n_429,
         unknown_outcomes=ex.n_unknown, started_at=started, finished_at=clock(), counts=counts,
+        ledger_path=str(ledger.path),
     )
     ledger.finish_run(plan.run_id, "error" if errors else ("incomplete" if report.unresolved else "done"),
                       report.summary())
@@ -616,14 +762,15 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
                         ) -> tuple[ExecutionReport, Path]:
     """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
-    build the broker, execute, export `execution_log.json` beside the orders file."""
+    build the broker, execute, export `execution_log.json` beside the orders file. A relative
+    `execution.ledger_path` is the project's (`wolfkit.config.project_path`), whatever the working directory."""
     from wolfkit.calendar import today_ny
     from wolfkit.orders import read_orders
 
     kind = broker_kind_for(params, broker_kind, live)
     plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
     broker = open_broker(kind, plan, params, orders.parent)
-    with Ledger(params.execution.ledger_path) as ledger:
+    with Ledger(project_path(params.execution.ledger_path)) as ledger:
         report = execute_plan(plan, broker, ledger, params, orders_path=str(orders))
         log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
                                           extra={"report": report.summary()})

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -70,6 +71,7 @@ from wolfkit.broker.base import (
     Broker,
     BrokerError,
     BrokerOrder,
+    BrokerUnavailable,
     DuplicateClientOrderId,
     Fill,
     InsufficientBuyingPower,
@@ -78,10 +80,12 @@ from wolfkit.broker.base import (
     OrderStatus,
     OrderUpdate,
     Quote,
+    RateLimited,
     UpdateEvent,
 )
 from wolfkit.calendar import NY
 from wolfkit.config import Params
+from wolfkit.execute import plan_attempt
 from wolfkit.ledger import EventKind, Ledger, load_engine_state, save_engine_state
 from wolfkit.orders import (
     Layer,
@@ -96,6 +100,10 @@ from wolfkit.orders import (
 )
 
 log = logging.getLogger(__name__)
+
+# The executor may have sent a plan's orders up to a few days before its session (an OPG order on
+# Friday evening for Monday); the broker's order list is read from this long before the session.
+PLAN_LOOKBACK = timedelta(days=7)
 
 
 class Purpose(StrEnum):
@@ -345,6 +353,7 @@ class IntradayEngine:
         self.symbol_index = {s: i for i, s in enumerate(syms)}
         self._plan_by_rank = {p.rank: p for p in state.plans}
         self._market: Market | None = None
+        self._plan_ids: dict[str, str] | None = None  # plan id -> the client id the broker holds for it
         self._saved_status: dict[int, PlanStatus] = {}
         self._close_at: datetime | None = None
 
@@ -498,7 +507,8 @@ class IntradayEngine:
         leg = self._by_order.get(o.id) or self._by_cid.get(o.client_order_id)
         if leg is None:
             return
-        if o.client_order_id in leg.pending and leg.client_id != o.client_order_id:
+        ours = o.client_order_id in leg.pending or (o.replaces is not None and o.replaces == leg.order_id)
+        if ours and leg.client_id != o.client_order_id:  # sent without a known answer, or our replacement
             self._adopt(leg, o)
         self._book(leg, o)
 
@@ -518,13 +528,7 @@ class IntradayEngine:
         """REST reconciliation (after a restart or a stream reconnect): look up every order we know or
         may have sent, book what happened while we were not listening."""
         for leg in self._legs():
-            for cid in list(leg.pending):
-                o = self.broker.get_by_client_id(cid)
-                leg.pending.remove(cid)
-                if o is not None:
-                    self._retire_current(leg)
-                    self._adopt(leg, o)
-                    self._book(leg, o)
+            self._settle_pending(leg)
             if leg.client_id and leg.state == LegState.OPEN:
                 o = self.broker.get_by_client_id(leg.client_id)
                 if o is not None:
@@ -558,6 +562,20 @@ class IntradayEngine:
         theirs = {p.symbol: p.qty for p in self.broker.positions() if p.symbol in self.symbol_index}
         return {s: (mine.get(s, 0), theirs.get(s, 0)) for s in sorted(set(mine) | set(theirs))
                 if mine.get(s, 0) != theirs.get(s, 0)}
+
+    def _settle_pending(self, leg: Leg) -> None:
+        """Look up every id of `leg` sent without a known answer (a submit or a replace met a 5xx, a
+        timeout, a 504 after acceptance or a 429) and adopt what the broker holds, so the leg points
+        at the live order; an id the broker does not hold is dropped. A look-up that fails leaves its
+        id pending and raises: the next step (or `reconcile`) looks again — nothing is sent meanwhile."""
+        for cid in list(leg.pending):
+            o = self.broker.get_by_client_id(cid)
+            if o is None:
+                leg.pending.remove(cid)
+                continue
+            self._retire_current(leg)
+            self._adopt(leg, o)  # takes the id off `pending`
+            self._book(leg, o)
 
     def _retire_current(self, leg: Leg) -> None:
         """Book the final fills of a leg's current order before a newer one takes over."""
@@ -615,6 +633,9 @@ class IntradayEngine:
         return self.state.last_price.get(symbol, float("nan"))
 
     def _act(self, now: datetime, market: Market | None) -> None:
+        for leg in self._legs():  # ids sent without a known answer first: decide on the live orders
+            if leg.pending:
+                self._settle_pending(leg)
         if self._close_at is None:
             self._close_at = _session_close(self.state.session, now)
         close_at = self._close_at
@@ -626,10 +647,27 @@ class IntradayEngine:
             self._cancel_unadopted()
         self._send()
 
+    def _planned_order(self, plan_id: str) -> BrokerOrder | None:
+        """The order the executor placed for a plan id, as the broker has it now: its highest attempt
+        (`-rN` after a 403 resize), found in one listing of the run's orders (read on first use, as the
+        executor reconciles), then read fresh by client id."""
+        if self._plan_ids is None:
+            bases = {leg.client_id for leg in self._legs() if leg.seq == 0 and leg.client_id}
+            bases |= set(self.state.planned_ids.values())
+            since = datetime.combine(self.state.session, time(0), tzinfo=NY) - PLAN_LOOKBACK
+            found: dict[str, tuple[int, str]] = {}
+            listed = self.broker.orders_by_prefix(os.path.commonprefix(sorted(bases)), since) if bases else []
+            for o in listed:
+                hit = plan_attempt(o.client_order_id, bases)
+                if hit is not None and hit[1] >= found.get(hit[0], (-1, ""))[0]:
+                    found[hit[0]] = (hit[1], o.client_order_id)
+            self._plan_ids = {b: cid for b, (_, cid) in found.items()}
+        return self.broker.get_by_client_id(self._plan_ids.get(plan_id, plan_id))
+
     def _cancel_unadopted(self) -> None:
         """Opening maxdiff orders of the plan that no slot took over are cancelled (never left unmanaged)."""
         for cid in self.state.planned_ids.values():
-            o = self.broker.get_by_client_id(cid)
+            o = self._planned_order(cid)
             if o is not None and o.status.is_open:
                 try:
                     self.broker.cancel(o.id)
@@ -911,7 +949,7 @@ class IntradayEngine:
     def _submit(self, leg: Leg) -> bool:
         qty = leg.target_qty - leg.filled_qty
         if leg.purpose == Purpose.ENTRY and leg.seq == 0 and leg.client_id:
-            existing = self.broker.get_by_client_id(leg.client_id)  # the executor may have sent it already
+            existing = self._planned_order(leg.client_id)  # the executor may have sent it (or a resize of it)
             if existing is not None:
                 leg.seq = 1  # the planned id is used: any later order of this leg gets a fresh one
                 self._adopt(leg, existing)
@@ -968,8 +1006,11 @@ class IntradayEngine:
                                      symbol=leg.symbol, side=leg.side, at=self.state.now, **detail)
 
     def _replace(self, leg: Leg, qty: int) -> None:
+        """Replace the leg's order under a new client id — a submit like any other: after an unknown
+        outcome (5xx, timeout, a 504 after the broker replaced it) or a 429 the new id is looked up
+        and adopted when the broker holds it, so the leg always points at the live order."""
         assert leg.order_id is not None
-        cid = self._next_cid(leg)
+        cid = self._next_cid(leg)  # pending until the answer is known
         self._log(EventKind.INTENT, leg, cid, action="replace", replaces=leg.client_id, qty=qty,
                   limit_price=leg.limit_price)
         try:
@@ -980,7 +1021,14 @@ class IntradayEngine:
             order = self.broker.get_by_client_id(cid)
             if order is None:
                 return
-        except BrokerError as e:
+        except (BrokerUnavailable, RateLimited) as e:
+            self._log(EventKind.UNKNOWN_OUTCOME, leg, cid, action="replace", error=str(e))
+            log.info("replace of %s: no known answer (%s); looking %s up", leg.client_id, e, cid)
+            self._settle_pending(leg)  # adopts the replacement if it exists; raises if it cannot look
+            if leg.client_id != cid:
+                self._refresh(leg)  # not replaced: the old order stands (it may have filled meanwhile)
+            return
+        except BrokerError as e:  # refused (the order filled or ended, buying power, …): the old one stands
             leg.pending.remove(cid)
             self._log(EventKind.REJECTED, leg, cid, reason=str(e))
             log.info("replace of %s failed (%s); re-reading it", leg.client_id, e)

@@ -321,8 +321,9 @@ class Ledger:
                           reason=reason)
 
     def record_ack(self, run_id: str, plan_client_id: str, order: BrokerOrder, *,
-                   event: EventKind = EventKind.ACK, reason: str | None = None) -> None:
-        """The broker holds `order` for this planned order: store its id, status and fills so far."""
+                   event: EventKind = EventKind.ACK, reason: str | None = None, attempt: int | None = None) -> None:
+        """The broker holds `order` for this planned order: store its id, status and fills so far
+        (and its `attempt` number when it was found at the broker rather than sent from this ledger)."""
         fields: dict[str, Any] = dict(
             state=OrderState.of(order.status), broker_order_id=order.id, client_order_id=order.client_order_id,
             qty=order.qty, filled_qty=order.filled_qty, avg_price=order.filled_avg_price,
@@ -331,6 +332,8 @@ class Ledger:
         )
         if reason is not None:
             fields["reason"] = reason
+        if attempt is not None:
+            fields["attempt"] = attempt
         self._update(run_id, plan_client_id, **fields)
         self.record_event(run_id, event, plan_client_id, order.client_order_id, broker_order_id=order.id,
                           status=order.status, qty=order.qty, filled_qty=order.filled_qty,

@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wolfkit.config import project_path, project_root
 from wolfkit.errors import BadInputError, WolfkitError
 
 if TYPE_CHECKING:
@@ -122,25 +123,6 @@ def unique_path(path: str | Path) -> Path:
         if not q.exists():
             return q
         n += 1
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The nearest folder at or above `start` (default: the working directory) holding `parameters/`.
-
-    Relative paths in notebook parameters resolve against it, so a notebook opened from `notebooks/`
-    in JupyterLab finds `parameters/demo.yaml` just as the runner does from the repository root.
-    """
-    here = (start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "parameters").is_dir():
-            return d
-    return here
-
-
-def resolve(path: str | Path) -> Path:
-    """An absolute path: as given when absolute, else against `project_root()`."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project_root() / p
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,7 +338,7 @@ def start(
     from wolfkit import calendar, report
     from wolfkit.config import load_params
 
-    path = resolve(params_file)
+    path = project_path(params_file)
     params = load_params(path)
     session = calendar.resolve_date(run_date)
     if not calendar.is_trading_day(session) and not force:
@@ -371,7 +353,7 @@ def start(
         params=params,
         run_id=run_id or new_run_id(kind, session),
         suffix=run_suffix,
-        outputs_dir=resolve(outputs_dir),
+        outputs_dir=project_path(outputs_dir),
         forced=not calendar.is_trading_day(session),
         extra=dict(shown),
     )
@@ -447,7 +429,7 @@ def tuning_panel(
 
     panel = TuningPanel(
         ctx.params, scan_result.opportunities, equity, buying_power or 2.0 * equity, ctx.session,
-        base_path=ctx.params_path, save_dir=resolve(save_dir), synthetic=bool(scan_result.synthetic),
+        base_path=ctx.params_path, save_dir=project_path(save_dir), synthetic=bool(scan_result.synthetic),
     )
     report.record("tune_preview", panel.summary())
     report.record("tune_controls", sorted(panel.controls))
@@ -462,7 +444,7 @@ def replay(ctx: RunContext, equity: float, orders_file: str = "") -> ReplayResul
     if orders_file:
         from wolfkit.orders import read_orders
 
-        plan = read_orders(resolve(orders_file))
+        plan = read_orders(project_path(orders_file))
     return replay_session(ctx.params, ctx.session, equity, plan=plan)
 
 
@@ -482,9 +464,6 @@ def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool
     from wolfkit.execute import execute_orders_file
     from wolfkit.orders import read_orders
 
-    path = resolve(orders_file) if orders_file else ctx.day_dir / "orders.json"
-    # a relative ledger path means the project's, whatever the kernel's working directory
-    params = ctx.params.model_copy(deep=True)
-    params.execution.ledger_path = str(resolve(params.execution.ledger_path))
-    report, log = execute_orders_file(path, params, broker or None, live)
-    return ExecutionRun(read_orders(path), report, Path(params.execution.ledger_path), log)
+    path = project_path(orders_file) if orders_file else ctx.day_dir / "orders.json"
+    report, log = execute_orders_file(path, ctx.params, broker or None, live)
+    return ExecutionRun(read_orders(path), report, project_path(ctx.params.execution.ledger_path), log)

@@ -284,6 +284,8 @@ class AlpacaBroker:
     (defaults: `APCA_API_BASE_URL`, `APCA_API_DATA_URL`, then Alpaca's own).
     """
 
+    rate_limit_per_minute = 200  # Alpaca's per-account request limit
+
     def __init__(
         self, paper: bool = True, *, timeout: float = 10.0, base_url: str | None = None,
         data_url: str | None = None,
@@ -379,6 +381,12 @@ class AlpacaBroker:
 
     def open_orders(self) -> list[BrokerOrder]:
         return self._orders(QueryOrderStatus.OPEN)
+
+    def orders_by_prefix(self, prefix: str, since: datetime | None = None) -> list[BrokerOrder]:
+        """Every order (any status) whose client id starts with `prefix`, submitted after `since`,
+        oldest first: `GET /v2/orders?status=all` page by page (limit 500, `after` moving forward),
+        filtered here — Alpaca cannot filter by client id."""
+        return [o for o in self._orders(QueryOrderStatus.ALL, after=since) if o.client_order_id.startswith(prefix)]
 
     def positions(self) -> list[Position]:
         with _mapped_errors():

@@ -221,6 +221,9 @@ class Broker(Protocol):
     """What the executor and the intraday engine need from a broker."""
 
     name: str
+    # requests the broker allows in any 60 s; None: no limit (the in-process simulator, unless a test
+    # gives it one). The executor keeps under `execution.rate_limit_per_minute` only when there is one.
+    rate_limit_per_minute: int | None
 
     def account(self) -> AccountInfo: ...
 
@@ -242,6 +245,12 @@ class Broker(Protocol):
         ...
 
     def open_orders(self) -> list[BrokerOrder]: ...
+
+    def orders_by_prefix(self, prefix: str, since: datetime | None = None) -> list[BrokerOrder]:
+        """Every order, in any status, whose client id starts with `prefix` and that was submitted at
+        or after `since`, oldest first (legs inside their parents): what the broker itself holds for a
+        run, whatever a ledger says."""
+        ...
 
     def positions(self) -> list[Position]: ...
 

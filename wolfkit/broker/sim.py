@@ -194,6 +194,11 @@ def order_from_dict(d: dict[str, Any]) -> BrokerOrder:
     return BrokerOrder(**d)
 
 
+def _aware(t: datetime) -> datetime:
+    """`t` with a time zone (a naive time is read as New York, like the session test)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=NY)
+
+
 def _copy(o: BrokerOrder) -> BrokerOrder:
     """A detached copy, so callers cannot change the broker's state by mutating what it returned."""
     return replace(o, legs=[replace(leg) for leg in o.legs])
@@ -592,6 +597,16 @@ class SimBroker:
         """Every order the broker has accepted (parents; legs are inside them), in submission order."""
         with self._lock:
             return [_copy(o) for i, o in self._orders.items() if i not in self._parent]
+
+    def orders_by_prefix(self, prefix: str, since: datetime | None = None) -> list[BrokerOrder]:
+        """Every order (any status) whose client id starts with `prefix`, submitted at or after `since`,
+        in submission order (legs inside their parents). One request, like Alpaca's order list."""
+        self._call()
+        floor = _aware(since) if since is not None else None
+        with self._lock:
+            return [_copy(o) for i, o in self._orders.items()
+                    if i not in self._parent and o.client_order_id.startswith(prefix)
+                    and (floor is None or o.submitted_at is None or _aware(o.submitted_at) >= floor)]
 
     def fills(self) -> list[Fill]:
         with self._lock:
