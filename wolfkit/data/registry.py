@@ -3,7 +3,7 @@
 Why here: the source names in the parameters (`demo`, `demo:N`, `csv`, `parquet`, `alpaca`) map
 to provider classes in one place, so notebooks, the CLI and tests build providers the same way.
 Relative file paths in the parameters resolve against the project root (the folder holding
-`parameters/`, see `wolfkit.notebooks.project_root`), so `../shared/data/…` means the same file from
+`parameters/`, see `wolfkit.config.project_root`), so `../shared/data/…` means the same file from
 the command line at the root and from a notebook opened in `notebooks/`.
 """
 
@@ -15,10 +15,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from wolfkit.config import Params
+from wolfkit.config import Params, project_path
 from wolfkit.data.base import DataProvider
 from wolfkit.errors import BadInputError
-from wolfkit.notebooks import resolve
 
 
 def provider_for(params: Params) -> DataProvider:
@@ -47,7 +46,7 @@ def provider_for(params: Params) -> DataProvider:
 def _path(p: str) -> Path:
     """A parameter's path, relative ones against the project root; normalised, so messages and
     data_quality.csv name the file plainly."""
-    return resolve(p).resolve()
+    return project_path(p).resolve()
 
 
 class Restricted:
