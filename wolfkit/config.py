@@ -322,6 +322,15 @@ class ExecutionParams(_Strict):
     max_attempts: int = Field(5, ge=1, le=20)
     max_plan_age_days: int = Field(3, ge=0, description="orders file older than this: refused")
     ledger_path: str = Field("outputs/ledger.sqlite")
+    min_free_disk_mb: float = Field(
+        50.0, ge=0, allow_inf_nan=False,
+        description="refuse to execute (exit 2) when the ledger's disk has less free space than this, in MB"
+    )
+    lock_wait_seconds: float = Field(
+        10.0, ge=0, le=3600, allow_inf_nan=False,
+        description="a second executor for the same account and session waits this long for the run lock, "
+                    "then exits 2 naming the holder"
+    )
 
 
 class MaxdiffParams(_Strict):

@@ -24,13 +24,21 @@ buying power and the open gapped up. `execute_plan` instead:
    day/gtc, so an OPG bracket is sent as day); an order whose opposite side is open on the symbol
    (or planned earlier in this batch) is skipped — Alpaca would refuse it as a potential wash trade.
 
+Before any of that, under the run lock for the account and session (`wolfkit.runlock`: a second
+executor waits or exits 2), the ledger's disk must have room and no other plan for the session may
+be live on the account (`guard_session`): a second plan would double positions, so it exits 2
+unless it is a deliberate replacement (`replace=True`, `wolfkit execute --replace`).
+
 Everything goes to the ledger; `ExecutionReport` says, per planned order, its final state, the
-quantity submitted vs planned, the attempts and the reason.
+quantity submitted vs planned, the attempts and the reason; its fill counts come from the ledger,
+whose fills are keyed by the broker's identity, so re-runs never inflate them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -47,6 +55,7 @@ from wolfkit.broker.base import (
     BrokerOrder,
     BrokerUnavailable,
     DuplicateClientOrderId,
+    Fill,
     InsufficientBuyingPower,
     OrderRejected,
     OrderRequest,
@@ -56,9 +65,10 @@ from wolfkit.broker.base import (
 )
 from wolfkit.calendar import NY
 from wolfkit.config import Params
-from wolfkit.errors import BrokerError
+from wolfkit.errors import BadInputError, BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
 from wolfkit.orders import OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
+from wolfkit.runlock import RunLock
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
@@ -144,6 +154,9 @@ class ExecutionReport:
     started_at: datetime
     finished_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
+    fills: int = 0  # executions the ledger holds for this run (one per broker execution, never re-counted)
+    filled_shares: int = 0
+    notes: list[str] = field(default_factory=list)  # what the user must know: a replaced plan, a vanished ledger
 
     @property
     def deployed(self) -> float:
@@ -174,6 +187,7 @@ class ExecutionReport:
             "deployed": round(self.deployed, 2), "deployed_pct": round(self.deployed_pct, 4),
             "insufficient_bp_rejections": self.insufficient_bp_rejections, "rate_limited": self.rate_limited,
             "unknown_outcomes": self.unknown_outcomes, "states": self.counts,
+            "fills": self.fills, "filled_shares": self.filled_shares, "notes": self.notes,
             "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
         }
 
@@ -463,6 +477,14 @@ class _Executor:
             if row.client_order_id == order.client_order_id and (row.state, row.filled_qty) != (
                     OrderState.of(order.status), order.filled_qty):
                 self._ack_status(base, order)
+        # fills no update brought (made while another process ran, or before a crash): the broker's
+        # filled quantity per order is the truth, the ledger stores what it does not have yet
+        for row in self.ledger.orders_for_run(self.run):
+            if row.broker_order_id and row.avg_price and \
+                    row.filled_qty > self.ledger.recorded_fill_qty(row.broker_order_id):
+                self.ledger.record_fill(self.run, row.plan_client_id, Fill(
+                    row.broker_order_id, row.client_order_id or row.plan_client_id, row.symbol, Side(row.side),
+                    row.filled_qty, row.avg_price, self.now(), row.filled_qty))
 
     def _ack_status(self, base: str, order: BrokerOrder) -> None:
         self.ledger.record_ack(self.run, base, order, event=EventKind.STATUS)
@@ -491,21 +513,157 @@ def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder) -
     )
 
 
+# ---- one plan per session and account -----------------------------------------------------------
+
+
+def _run_prefix(run_id: str) -> str:
+    """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
+    return f"wk-{run_id[:40]}-"
+
+
+def _attempt_of(base: str, client_id: str) -> bool:
+    return client_id == base or re.fullmatch(re.escape(base[:120]) + r"-r\d+", client_id) is not None
+
+
+def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderPlan, list[str]]:
+    """One plan per session and account: refuse a second one while another is live, or replace it.
+
+    Another run of the session on this account is *live* when the broker holds open orders of it or
+    positions it filled; wolfkit orders of a run the ledger does not know (a lost or moved ledger)
+    count too. Without `replace`: exit 2 naming the live plan and the option. With it: cancel that
+    plan's open orders (bracket exits of filled entries stay: they protect what is held), mark it
+    replaced, and return this plan with what the replaced plans filled subtracted (same symbol and
+    side, in priority order); an order fully covered is skipped with the reason. Re-runs of the
+    replacing plan subtract the same amounts, so they size identically. Returns the plan to execute
+    and the notes for the report.
+    """
+    ledger, broker, run = ex.ledger, ex.broker, plan.run_id
+    account = getattr(broker, "name", "?")
+    others = [r for r in ledger.session_runs(plan.as_of, account) if r["run_id"] != run and not r["replaced_by"]]
+    known = [_run_prefix(r) for r in ledger.run_ids()]
+    open_orders = ex.call(broker.open_orders)
+    held = {p.symbol: p.qty for p in ex.call(broker.positions)}
+    live: list[tuple[dict, list[LedgerOrder], list[BrokerOrder], list[LedgerOrder]]] = []
+    for r in others:
+        rows = ledger.orders_for_run(r["run_id"])
+        working = [o for o in open_orders if o.client_order_id.startswith(_run_prefix(r["run_id"]))]
+        kept = [w for w in rows if w.filled_qty > 0 and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
+        if working or kept:
+            live.append((r, rows, working, kept))
+    strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
+                 and not any(o.client_order_id.startswith(k) for k in known)]
+    notes: list[str] = []
+    if (live or strangers) and not replace:
+        what = [f"plan {r['run_id']} ({r['orders_path'] or 'orders file unknown'}): {len(w)} open order(s), "
+                f"{len(k)} filled order(s) still held" for r, _, w, k in live]
+        if strangers:
+            what.append(f"{len(strangers)} open wolfkit order(s) of a plan this ledger does not know "
+                        f"({', '.join(o.client_order_id for o in strangers[:3])})")
+        raise BadInputError(
+            f"another plan for session {plan.as_of} is live on {account}: {'; '.join(what)}. Executing plan {run} "
+            "too would double positions; nothing was sent. To replace it deliberately, add --replace (its open "
+            "orders are cancelled and this plan is sized against what it filled); to continue it, execute its "
+            "own orders file")
+    for r, rows, working, _ in live:
+        cancelled = 0
+        exits = {f"{w.client_order_id[:120]}-{k}" for w in rows if w.client_order_id for k in ("tp", "sl")}
+        for o in working:
+            if o.client_order_id in exits:
+                continue  # a bracket exit of a filled entry: it protects shares this plan now counts as held
+            row = next((w for w in rows if _attempt_of(w.plan_client_id, o.client_order_id)), None)
+            final = _cancel(ex, o)
+            cancelled += 1
+            if row is not None:
+                ledger.record_ack(r["run_id"], row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
+                                  reason=f"cancelled: plan {run} replaces this plan")
+        ledger.mark_replaced(r["run_id"], run)
+        notes.append(f"replaced plan {r['run_id']}: cancelled {cancelled} open order(s)")
+    credit: dict[tuple[str, str], int] = {}
+    for o in strangers:
+        final = _cancel(ex, o)
+        credit[(final.symbol, str(final.side))] = credit.get((final.symbol, str(final.side)), 0) + final.filled_qty
+        notes.append(f"cancelled {o.client_order_id} of a plan this ledger does not know (filled {final.filled_qty})")
+    for rid in ledger.runs_replaced_by(run):
+        for w in ledger.orders_for_run(rid):
+            if w.filled_qty:
+                credit[(w.symbol, w.side)] = credit.get((w.symbol, w.side), 0) + w.filled_qty
+    if not credit:
+        return plan, notes
+    cut: dict[str, int] = {}
+    for po in sorted(plan.orders, key=lambda o: o.priority):
+        key = (po.symbol, str(po.side))
+        c = min(credit.get(key, 0), po.qty)
+        if c:
+            credit[key] -= c
+            cut[po.client_order_id] = c
+    orders = []
+    for po in plan.orders:
+        c = cut.get(po.client_order_id, 0)
+        if c == po.qty:
+            ledger.register_orders(run, [po])
+            if ledger.order(run, po.client_order_id).state == OrderState.PLANNED:
+                ledger.record_outcome(run, po.client_order_id, OrderState.SKIPPED,
+                                      f"already held: the replaced plan filled {c} {po.symbol} ({po.side})")
+            orders.append(po)
+        elif c:
+            ledger.record_event(run, EventKind.NOTE, po.client_order_id, None, planned=po.qty, credited=c,
+                                reason=f"{c} of {po.qty} already filled by the replaced plan")
+            orders.append(po.model_copy(update={"qty": po.qty - c, "est_cost": round((po.qty - c) * po.est_price, 2)}))
+        else:
+            orders.append(po)
+    notes.append("sized against the replaced plan's fills: " + ", ".join(
+        f"{po.symbol} -{c}" for po in plan.orders if (c := cut.get(po.client_order_id))))
+    return plan.model_copy(update={"orders": orders}), notes
+
+
+def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
+    """Cancel an open order and wait until the broker says it is final (fills may land meanwhile)."""
+    from wolfkit.broker.base import OrderNotFound
+
+    try:
+        ex.call(ex.broker.cancel, order.id)
+    except (OrderRejected, OrderNotFound):
+        pass  # finished meanwhile (filled or cancelled): the look-up below says which
+    for i in range(ex.ex.max_attempts * 2):
+        got = ex.call(ex.broker.get, order.id)
+        if got.status.is_final:
+            return got
+        ex.sleep(ex._backoff(i))
+    raise BrokerError(f"{order.client_order_id}: cancel requested but the broker still reports {got.status}; "
+                      "re-run the same command with --replace once it is final (nothing is sent before)")
+
+
 def execute_plan(
     plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, *,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     timer: Callable[[], float] = time.monotonic,
     orders_path: str | None = None,
+    replace: bool = False,
 ) -> ExecutionReport:
     """Execute `plan` on `broker`, recording everything in `ledger` (see the module docstring).
 
     `now` is the wall clock (OPG window), `sleep`/`timer` drive rate-limit waits and backoff; all are
-    injectable so tests run instantly. Safe to call again on the same plan after a crash.
+    injectable so tests run instantly. Safe to call again on the same plan after a crash. Holds the
+    run lock for the broker's account and the plan's session throughout; `replace` deliberately
+    replaces another live plan of the session (`guard_session`).
     """
     clock = now or (lambda: datetime.now(NY))
+    with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
+        ledger.check_room(params.execution.min_free_disk_mb)
+        guard = _Executor(plan, broker, ledger, params, clock, sleep, timer)
+        plan, notes = guard_session(plan, guard, replace)
+        if ledger.notice:
+            notes.insert(0, ledger.notice)
+        return _execute(plan, broker, ledger, params, clock, sleep, timer, orders_path, notes, guard.gate)
+
+
+def _execute(plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, clock: Callable[[], datetime],
+             sleep: Callable[[float], None], timer: Callable[[], float], orders_path: str | None,
+             notes: list[str], gate: RateGate) -> ExecutionReport:
     started = clock()
     ex = _Executor(plan, broker, ledger, params, clock, sleep, timer)
+    ex.gate = gate  # one request budget for the whole execution, the session guard's calls included
     execution = ledger.start_run(plan.run_id, as_of=plan.as_of, broker=getattr(broker, "name", "?"),
                                  params_digest=plan.params_digest, orders_path=orders_path,
                                  equity=plan.account.equity)
@@ -545,6 +703,7 @@ def execute_plan(
         run_id=plan.run_id, broker=getattr(broker, "name", "?"), execution=execution, equity=acct.equity,
         orders=results, insufficient_bp_rejections=ex.n_ibp, rate_limited=ex.n_429,
         unknown_outcomes=ex.n_unknown, started_at=started, finished_at=clock(), counts=counts,
+        fills=len(fills := ledger.fills_for_run(plan.run_id)), filled_shares=sum(f["qty"] for f in fills), notes=notes,
     )
     ledger.finish_run(plan.run_id, "error" if errors else ("incomplete" if report.unresolved else "done"),
                       report.summary())
@@ -613,18 +772,34 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
     return AlpacaBroker(paper=kind == "paper", timeout=params.execution.request_timeout)
 
 
+def account_name(kind: str) -> str:
+    """The account's name for a gated broker kind (what `broker.name` will be), known before connecting."""
+    if kind == "sim":
+        from wolfkit.broker.sim import SimBroker
+
+        return SimBroker.name
+    from wolfkit.broker.alpaca import broker_name
+
+    return broker_name(paper=kind == "paper")
+
+
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
-                        ) -> tuple[ExecutionReport, Path]:
+                        replace: bool = False) -> tuple[ExecutionReport, Path]:
     """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
-    build the broker, execute, export `execution_log.json` beside the orders file."""
+    open and check the ledger, take the run lock (before the simulated account's state is read, so a
+    second process sees the first one's orders), build the broker, execute, and export
+    `execution_log.json` beside the orders file — from the ledger, under the lock, so it holds every
+    process's work."""
     from wolfkit.calendar import today_ny
     from wolfkit.orders import read_orders
 
     kind = broker_kind_for(params, broker_kind, live)
     plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
-    broker = open_broker(kind, plan, params, orders.parent)
-    with Ledger(params.execution.ledger_path) as ledger:
-        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders))
+    with Ledger(params.execution.ledger_path) as ledger, \
+            RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
+        ledger.check_room(params.execution.min_free_disk_mb)
+        broker = open_broker(kind, plan, params, orders.parent)
+        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace)
         log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
                                           extra={"report": report.summary()})
     return report, log
