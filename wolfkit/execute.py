@@ -547,7 +547,10 @@ def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderP
     for r in others:
         rows = ledger.orders_for_run(r["run_id"])
         working = [o for o in open_orders if o.client_order_id.startswith(_run_prefix(r["run_id"]))]
-        kept = [w for w in rows if w.filled_qty > 0 and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
+        # an order that reached the broker (it may have filled since the ledger last looked) whose
+        # symbol is still held on its side: its plan's positions are live
+        kept = [w for w in rows if (w.filled_qty > 0 or w.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED))
+                and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
         if working or kept:
             live.append((r, rows, working, kept))
     strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
@@ -576,6 +579,10 @@ def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderP
             if row is not None:
                 ledger.record_ack(r["run_id"], row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
                                   reason=f"cancelled: plan {run} replaces this plan")
+        for w in ledger.orders_for_run(r["run_id"]):  # what it filled, as the broker says (it counts below)
+            found = ex.lookup(w.client_order_id) if w.client_order_id and w.state.at_broker else None
+            if found is not None and (found.filled_qty, OrderState.of(found.status)) != (w.filled_qty, w.state):
+                ledger.record_ack(r["run_id"], w.plan_client_id, found, event=EventKind.RECONCILED)
         ledger.mark_replaced(r["run_id"], run)
         notes.append(f"replaced plan {r['run_id']}: cancelled {cancelled} open order(s)")
     credit: dict[tuple[str, str], int] = {}
