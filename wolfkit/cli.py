@@ -228,7 +228,8 @@ def execute(
     console.print(t)
     console.print(
         f"accepted {report.accepted}/{len(report.orders)}, deployed ${report.deployed:,.2f} "
-        f"({report.deployed_pct:.1%} of equity), unresolved {report.unresolved}; log: {log}")
+        f"({report.deployed_pct:.1%} of equity), unresolved {report.unresolved}, fills {report.fills} "
+        f"({report.filled_shares} shares, from the ledger); log: {log}")
     if report.unresolved:
         raise WolfkitError(f"{report.unresolved} order(s) unresolved (see {log}); re-run to reconcile")
 
