@@ -195,6 +195,22 @@ def test_vanished_ledger_is_noticed_and_started_anew(tmp_path):
         assert lg.notice and "vanished" in lg.notice and lg.run("r") is None
 
 
+def test_rerun_after_the_ledger_vanished_sends_nothing_twice_and_says_so(tmp_path):
+    b = sim()
+    plan = small_plan("lost")
+    p = tmp_path / "l.sqlite"
+    with Ledger(p) as lg:
+        execute(plan, b, lg)
+    n = len(b.orders())
+    for f in tmp_path.glob("l.sqlite*"):
+        if f.is_file() and not f.name.endswith(".marker"):
+            f.unlink()
+    with Ledger(p) as lg:
+        report = execute(plan, b, lg)  # its own orders at the broker are not "another plan"
+    assert len(b.orders()) == n and report.unresolved == 0
+    assert any("vanished" in note for note in report.notes)
+
+
 def test_missing_database_with_its_wal_left_is_refused(tmp_path):
     p = tmp_path / "ledger.sqlite"
     p.with_name("ledger.sqlite-wal").write_bytes(b"x" * 64)
@@ -502,3 +518,26 @@ def test_two_executors_at_once_second_waits_then_sends_nothing_new(tmp_path):
     assert first_exec[0] == "1" and second_exec[0] == "2"  # the second ran after the first, in turn
     assert second_exec[1:] == first_exec[1:]  # same accepted, unresolved, fills, shares: nothing new
     check_broker_and_ledger(plan, folder, ledger)
+
+
+def test_credit_goes_to_the_same_symbol_and_side_highest_priority_first():
+    from wolfkit.execute import credit_orders
+
+    plan = small_plan("credit", n=3)
+    a, b, c = plan.orders
+    extra = a.model_copy(update={"client_order_id": "wk-credit-x", "priority": 9, "qty": 50})
+    plan = plan.model_copy(update={"orders": [extra, a, b, c]})
+    cut = credit_orders(plan, {(a.symbol, "buy"): a.qty + 7, (b.symbol, "sell"): 5})
+    assert cut == {a.client_order_id: a.qty, "wk-credit-x": 7}  # b's credit is for the other side
+
+
+def test_open_orders_of_a_plan_the_ledger_does_not_know_block_a_second_plan(tmp_path):
+    b = sim()
+    with Ledger(tmp_path / "first.sqlite") as lg:
+        execute(small_plan("planA", n=2), b, lg)
+    with Ledger(tmp_path / "second.sqlite") as lg:  # the first plan's ledger is elsewhere (or lost)
+        with pytest.raises(BadInputError, match="does not know"):
+            execute(small_plan("planB", n=2), b, lg)
+        report = execute(small_plan("planB", n=2), b, lg, replace=True)
+    assert all(o.status.value == "canceled" for o in b.orders() if o.client_order_id.startswith("wk-planA-"))
+    assert report.accepted == 2
