@@ -55,7 +55,7 @@ def test_intent_then_ack_then_fill(ledger):
     assert (o.state, o.broker_order_id, o.filled_qty, o.avg_price) == (
         OrderState.PARTIALLY_FILLED, "b-1", 3, 100.5)
     assert o.reason.startswith("403")  # the ack keeps the reason for the resize
-    f = Fill("b-1", "wk-1-r1", "AAPL", Side.BUY, 3, 100.5, datetime(2026, 1, 20, 14, 31, tzinfo=timezone.utc))
+    f = Fill("b-1", "wk-1-r1", "AAPL", Side.BUY, 3, 100.5, datetime(2026, 1, 20, 14, 31, tzinfo=timezone.utc), 3)
     assert ledger.record_fill("r1", "wk-1", f) is True
     assert ledger.record_fill("r1", "wk-1", f) is False  # the same execution seen twice
     assert len(ledger.fills_for_run("r1")) == 1

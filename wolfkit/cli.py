@@ -179,11 +179,16 @@ def execute(
         False, "--notebook", help="run notebooks/execute.ipynb via papermill: executed notebook + HTML audit report"
     ),
     outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders (with --notebook)"),
+    replace: bool = typer.Option(
+        False, "--replace", help="replace another live plan of the same session: cancel its open orders and size "
+        "this plan against what it filled"),
 ) -> None:
     """Submit the orders file in priority order with a running buying-power budget.
 
-    Exit 2 (nothing submitted) on a bad, tampered or stale orders file, or when live trading lacks
-    either switch. The execution log is written beside the orders file; the ledger is
+    Exit 2 (nothing submitted) on a bad, tampered or stale orders file, when live trading lacks
+    either switch, when the ledger is unusable (garbage, truncated, read-only, disk full), when
+    another executor holds the run lock, or when another plan of the session is live (unless
+    --replace). The execution log is written beside the orders file; the ledger is
     `execution.ledger_path` (relative to the project, printed). A re-run of the same file submits nothing
     twice: the broker's own list of the run's orders decides, whatever the ledger says. An order the broker
     refused for good (wash trade, invalid price, …) is final and reported with its reason (exit 0); exit 1
@@ -198,6 +203,10 @@ def execute(
 
     params_file = params or Path("parameters/default.yaml")
     p = load_params(params_file)
+    if notebook and replace:
+        from wolfkit.errors import BadInputError
+
+        raise BadInputError("--replace is not available with --notebook; run `wolfkit execute --replace` directly")
     if notebook:
         from wolfkit import notebooks
         from wolfkit.calendar import today_ny
@@ -211,7 +220,9 @@ def execute(
         console.print(f"notebook: {run.notebook}\nreport:   {run.html}")
         run.raise_for_status()
         return
-    report, log = execute_orders_file(orders, p, broker, live)
+    report, log = execute_orders_file(orders, p, broker, live, replace)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     t = Table(title=f"run {report.run_id} on {report.broker} (execution {report.execution})")
     for col in ("#", "symbol", "side", "state", "qty/planned", "filled", "attempts", "reason"):
         t.add_column(col)
@@ -224,8 +235,9 @@ def execute(
             console.print(f"rejected (final): {o.symbol} {o.side}: {o.reason}", highlight=False, soft_wrap=True)
     console.print(
         f"accepted {report.accepted}/{len(report.orders)}, deployed ${report.deployed:,.2f} "
-        f"({report.deployed_pct:.1%} of equity), rejected {report.rejected}, unresolved {report.unresolved}; "
-        f"log: {log}; ledger: {report.ledger_path}", highlight=False, soft_wrap=True)
+        f"({report.deployed_pct:.1%} of equity), rejected {report.rejected}, unresolved {report.unresolved}, "
+        f"fills {report.fills} ({report.filled_shares} shares, from the ledger); log: {log}; "
+        f"ledger: {report.ledger_path}", highlight=False, soft_wrap=True)
     if report.unresolved:
         raise WolfkitError(f"{report.unresolved} order(s) unresolved (see {log}); re-run to reconcile")
 

@@ -354,6 +354,15 @@ class ExecutionParams(_Strict):
     ledger_path: str = Field(
         "outputs/ledger.sqlite", description="the SQLite ledger; a relative path is relative to the project "
         "(the folder holding parameters/ or pyproject.toml), whatever the working directory")
+    min_free_disk_mb: float = Field(
+        50.0, ge=0, allow_inf_nan=False,
+        description="refuse to execute (exit 2) when the ledger's disk has less free space than this, in MB"
+    )
+    lock_wait_seconds: float = Field(
+        10.0, ge=0, le=3600, allow_inf_nan=False,
+        description="a second executor for the same account and session waits this long for the run lock, "
+                    "then exits 2 naming the holder"
+    )
 
 
 class MaxdiffParams(_Strict):

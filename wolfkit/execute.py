@@ -31,8 +31,14 @@ buying power and the open gapped up. `execute_plan` instead:
    day/gtc, so an OPG bracket is sent as day); an order whose opposite side is open on the symbol
    (or planned earlier in this batch) is skipped — Alpaca would refuse it as a potential wash trade.
 
+Before any of that, under the run lock for the account and session (`wolfkit.runlock`: a second
+executor waits or exits 2), the ledger's disk must have room and no other plan for the session may
+be live on the account (`guard_session`): a second plan would double positions, so it exits 2
+unless it is a deliberate replacement (`replace=True`, `wolfkit execute --replace`).
+
 Everything goes to the ledger; `ExecutionReport` says, per planned order, its final state, the
-quantity submitted vs planned, the attempts and the reason.
+quantity submitted vs planned, the attempts and the reason; its fill counts come from the ledger,
+whose fills are keyed by the broker's identity, so re-runs never inflate them.
 """
 
 from __future__ import annotations
@@ -56,7 +62,9 @@ from wolfkit.broker.base import (
     BrokerOrder,
     BrokerUnavailable,
     DuplicateClientOrderId,
+    Fill,
     InsufficientBuyingPower,
+    OrderNotFound,
     OrderRejected,
     OrderRequest,
     Quote,
@@ -65,9 +73,10 @@ from wolfkit.broker.base import (
 )
 from wolfkit.calendar import NY
 from wolfkit.config import Params, project_path
-from wolfkit.errors import BrokerError
+from wolfkit.errors import BadInputError, BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
 from wolfkit.orders import Layer, OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
+from wolfkit.runlock import RunLock
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
@@ -176,6 +185,9 @@ class ExecutionReport:
     finished_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
     ledger_path: str = ""  # the ledger file this run was recorded in (absolute)
+    fills: int = 0  # executions the ledger holds for this run (one per broker execution, never re-counted)
+    filled_shares: int = 0
+    notes: list[str] = field(default_factory=list)  # what the user must know: a replaced plan, a vanished ledger
 
     @property
     def deployed(self) -> float:
@@ -211,6 +223,7 @@ class ExecutionReport:
             "deployed": round(self.deployed, 2), "deployed_pct": round(self.deployed_pct, 4),
             "insufficient_bp_rejections": self.insufficient_bp_rejections, "rate_limited": self.rate_limited,
             "unknown_outcomes": self.unknown_outcomes, "states": self.counts,
+            "fills": self.fills, "filled_shares": self.filled_shares, "notes": self.notes,
             "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
             "ledger": self.ledger_path,
         }
@@ -601,6 +614,14 @@ class _Executor:
             if row.client_order_id == order.client_order_id and (row.state, row.filled_qty) != (
                     OrderState.of(order.status), order.filled_qty):
                 self._ack_status(base, order)
+        # fills no update brought (made while another process ran, or before a crash): the broker's
+        # filled quantity per order is the truth, the ledger stores what it does not have yet
+        for row in self.ledger.orders_for_run(self.run):
+            if row.broker_order_id and row.avg_price and \
+                    row.filled_qty > self.ledger.recorded_fill_qty(row.broker_order_id):
+                self.ledger.record_fill(self.run, row.plan_client_id, Fill(
+                    row.broker_order_id, row.client_order_id or row.plan_client_id, row.symbol, Side(row.side),
+                    row.filled_qty, row.avg_price, self.now(), row.filled_qty))
 
     def _ack_status(self, base: str, order: BrokerOrder) -> None:
         self.ledger.record_ack(self.run, base, order, event=EventKind.STATUS)
@@ -631,21 +652,193 @@ def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder,
     )
 
 
+# ---- one plan per session and account -----------------------------------------------------------
+
+
+def _run_prefix(run_id: str) -> str:
+    """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
+    return f"wk-{run_id[:40]}-"
+
+
+def _attempt_of(base: str, client_id: str) -> bool:
+    """True when `client_id` is one of the attempt ids of the planned order `base`."""
+    m = re.search(r"-r(\d+)$", client_id)
+    return client_id == base or (m is not None and attempt_client_id(base, int(m[1])) == client_id)
+
+
+@dataclass
+class _LivePlan:
+    """Another run of the session that still matters at the broker."""
+
+    run: dict[str, Any]  # its `runs` row (run_id, orders_path, …)
+    rows: list[LedgerOrder]
+    working: list[BrokerOrder]  # its open orders at the broker
+    held: list[LedgerOrder]  # its orders whose symbol is still held on their side
+
+
+def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderPlan, list[str]]:
+    """One plan per session and account: refuse a second one while another is live, or replace it.
+
+    Without `replace`, a live plan (`_live_plans`) means exit 2 naming it and the option — a second
+    plan would double positions. With it, `_replace` cancels the live plans' open orders and marks
+    them replaced; then this plan is sized against what every plan it replaced filled, the same way
+    on every re-run. Returns the plan to execute and notes for the report.
+    """
+    live, strangers = _live_plans(plan, ex)
+    if (live or strangers) and not replace:
+        what = [f"plan {lp.run['run_id']} ({lp.run['orders_path'] or 'orders file unknown'}): {len(lp.working)} "
+                f"open order(s), {len(lp.held)} filled order(s) still held" for lp in live]
+        if strangers:
+            what.append(f"{len(strangers)} open wolfkit order(s) of a plan this ledger does not know "
+                        f"({', '.join(o.client_order_id for o in strangers[:3])})")
+        account = getattr(ex.broker, "name", "?")
+        raise BadInputError(
+            f"another plan for session {plan.as_of} is live on {account}: {'; '.join(what)}. Executing plan "
+            f"{plan.run_id} too would double positions; nothing was sent. To replace it deliberately, add --replace "
+            "(its open orders are cancelled and this plan is sized against what it filled); to continue it, "
+            "execute its own orders file")
+    notes, credit = _replace(plan.run_id, ex, live, strangers) if (live or strangers) else ([], {})
+    for rid in ex.ledger.runs_replaced_by(plan.run_id):
+        for w in ex.ledger.orders_for_run(rid):
+            if w.filled_qty:
+                credit[(w.symbol, w.side)] = credit.get((w.symbol, w.side), 0) + w.filled_qty
+    cut = credit_orders(plan, credit)
+    if not cut:
+        return plan, notes
+    orders = []
+    for po in plan.orders:
+        c = cut.get(po.client_order_id, 0)
+        if c == po.qty:  # all of it already held: recorded as skipped, kept in the plan for the report
+            ex.ledger.register_orders(plan.run_id, [po])
+            if ex.ledger.order(plan.run_id, po.client_order_id).state == OrderState.PLANNED:
+                ex.ledger.record_outcome(plan.run_id, po.client_order_id, OrderState.SKIPPED,
+                                         f"already held: the replaced plan filled {c} {po.symbol} ({po.side})")
+        elif c:
+            ex.ledger.record_event(plan.run_id, EventKind.NOTE, po.client_order_id, None, planned=po.qty, credited=c,
+                                   reason=f"{c} of {po.qty} already filled by the replaced plan")
+            po = po.model_copy(update={"qty": po.qty - c, "est_cost": round((po.qty - c) * po.est_price, 2)})
+        orders.append(po)
+    notes.append("sized against the replaced plan's fills: " + ", ".join(
+        f"{po.symbol} -{c}" for po in plan.orders if (c := cut.get(po.client_order_id))))
+    return plan.model_copy(update={"orders": orders}), notes
+
+
+def credit_orders(plan: OrderPlan, credit: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Shares per planned order (client id) already held from a replaced plan: the filled shares of
+    each (symbol, side) go to this plan's orders of that symbol and side, highest priority first."""
+    left = dict(credit)
+    cut: dict[str, int] = {}
+    for po in sorted(plan.orders, key=lambda o: o.priority):
+        key = (po.symbol, str(po.side))
+        c = min(left.get(key, 0), po.qty)
+        if c:
+            left[key] -= c
+            cut[po.client_order_id] = c
+    return cut
+
+
+def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[BrokerOrder]]:
+    """Other runs of the session on this account with open orders at the broker or positions they
+    filled still held (an order that reached the broker may have filled since the ledger looked);
+    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger)."""
+    ledger = ex.ledger
+    others = [r for r in ledger.session_runs(plan.as_of, getattr(ex.broker, "name", "?"))
+              if r["run_id"] != plan.run_id and not r["replaced_by"]]
+    known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
+    open_orders = ex.call(ex.broker.open_orders)
+    held = {p.symbol: p.qty for p in ex.call(ex.broker.positions)}
+    live = []
+    for r in others:
+        rows = ledger.orders_for_run(r["run_id"])
+        working = [o for o in open_orders if o.client_order_id.startswith(_run_prefix(r["run_id"]))]
+        kept = [w for w in rows if (w.filled_qty > 0 or w.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED))
+                and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
+        if working or kept:
+            live.append(_LivePlan(r, rows, working, kept))
+    strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
+                 and not any(o.client_order_id.startswith(k) for k in known)]
+    return live, strangers
+
+
+def _replace(run: str, ex: _Executor, live: list[_LivePlan], strangers: list[BrokerOrder],
+             ) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Cancel the live plans' open orders (bracket exits of filled entries stay: they protect what is
+    held), bring their rows up to the broker's fills, mark them replaced by `run`; cancel strangers.
+    Returns notes and what the strangers filled (the known plans' fills are in the ledger now)."""
+    ledger, notes = ex.ledger, []
+    for lp in live:
+        rid, cancelled = lp.run["run_id"], 0
+        exits = {f"{w.client_order_id[:120]}-{k}" for w in lp.rows if w.client_order_id for k in ("tp", "sl")}
+        for o in lp.working:
+            if o.client_order_id in exits:
+                continue
+            final = _cancel(ex, o)
+            cancelled += 1
+            row = next((w for w in lp.rows if _attempt_of(w.plan_client_id, o.client_order_id)), None)
+            if row is not None:
+                ledger.record_ack(rid, row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
+                                  reason=f"cancelled: plan {run} replaces this plan")
+        for w in ledger.orders_for_run(rid):
+            found = ex.lookup(w.client_order_id) if w.client_order_id and w.state.at_broker else None
+            if found is not None and (found.filled_qty, OrderState.of(found.status)) != (w.filled_qty, w.state):
+                ledger.record_ack(rid, w.plan_client_id, found, event=EventKind.RECONCILED)
+        ledger.mark_replaced(rid, run)
+        notes.append(f"replaced plan {rid}: cancelled {cancelled} open order(s)")
+    credit: dict[tuple[str, str], int] = {}
+    for o in strangers:
+        final = _cancel(ex, o)
+        key = (final.symbol, str(final.side))
+        credit[key] = credit.get(key, 0) + final.filled_qty
+        notes.append(f"cancelled {o.client_order_id} of a plan this ledger does not know (filled {final.filled_qty})")
+    return notes, credit
+
+
+def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
+    """Cancel an open order and wait until the broker says it is final (fills may land meanwhile)."""
+    try:
+        ex.call(ex.broker.cancel, order.id)
+    except (OrderRejected, OrderNotFound):
+        pass  # finished meanwhile (filled or cancelled): the look-up below says which
+    for i in range(ex.ex.max_attempts * 2):
+        got = ex.call(ex.broker.get, order.id)
+        if got.status.is_final:
+            return got
+        ex.sleep(ex._backoff(i))
+    raise BrokerError(f"{order.client_order_id}: cancel requested but the broker still reports {got.status}; "
+                      "re-run the same command with --replace once it is final (nothing is sent before)")
+
+
 def execute_plan(
     plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, *,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     timer: Callable[[], float] = time.monotonic,
     orders_path: str | None = None,
+    replace: bool = False,
 ) -> ExecutionReport:
     """Execute `plan` on `broker`, recording everything in `ledger` (see the module docstring).
 
     `now` is the wall clock (OPG window), `sleep`/`timer` drive rate-limit waits and backoff; all are
-    injectable so tests run instantly. Safe to call again on the same plan after a crash.
+    injectable so tests run instantly. Safe to call again on the same plan after a crash. Holds the
+    run lock for the broker's account and the plan's session throughout; `replace` deliberately
+    replaces another live plan of the session (`guard_session`).
     """
     clock = now or (lambda: datetime.now(NY))
+    with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
+        ledger.check_room(params.execution.min_free_disk_mb)
+        guard = _Executor(plan, broker, ledger, params, clock, sleep, timer)
+        plan, notes = guard_session(plan, guard, replace)
+        if ledger.notice:
+            notes.insert(0, ledger.notice)
+        return _execute(plan, broker, ledger, params, clock, sleep, timer, orders_path, notes, guard.gate)
+
+
+def _execute(plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, clock: Callable[[], datetime],
+             sleep: Callable[[float], None], timer: Callable[[], float], orders_path: str | None,
+             notes: list[str], gate: RateGate) -> ExecutionReport:
     started = clock()
     ex = _Executor(plan, broker, ledger, params, clock, sleep, timer)
+    ex.gate = gate  # one request budget for the whole execution, the session guard's calls included
     execution = ledger.start_run(plan.run_id, as_of=plan.as_of, broker=getattr(broker, "name", "?"),
                                  params_digest=plan.params_digest, orders_path=orders_path,
                                  equity=plan.account.equity)
@@ -686,11 +879,13 @@ def execute_plan(
     counts: dict[str, int] = {}
     for r in results:
         counts[str(r.state)] = counts.get(str(r.state), 0) + 1
+    fills = ledger.fills_for_run(plan.run_id)
     report = ExecutionReport(
         run_id=plan.run_id, broker=getattr(broker, "name", "?"), execution=execution, equity=acct.equity,
         orders=results, insufficient_bp_rejections=ex.n_ibp, rate_limited=ex.n_429,
         unknown_outcomes=ex.n_unknown, started_at=started, finished_at=clock(), counts=counts,
         ledger_path=str(ledger.path),
+        fills=len(fills), filled_shares=sum(f["qty"] for f in fills), notes=notes,
     )
     ledger.finish_run(plan.run_id, "error" if errors else ("incomplete" if report.unresolved else "done"),
                       report.summary())
@@ -759,19 +954,35 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
     return AlpacaBroker(paper=kind == "paper", timeout=params.execution.request_timeout)
 
 
+def account_name(kind: str) -> str:
+    """The account's name for a gated broker kind (what `broker.name` will be), known before connecting."""
+    if kind == "sim":
+        from wolfkit.broker.sim import SimBroker
+
+        return SimBroker.name
+    from wolfkit.broker.alpaca import broker_name
+
+    return broker_name(paper=kind == "paper")
+
+
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
-                        ) -> tuple[ExecutionReport, Path]:
+                        replace: bool = False) -> tuple[ExecutionReport, Path]:
     """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
-    build the broker, execute, export `execution_log.json` beside the orders file. A relative
-    `execution.ledger_path` is the project's (`wolfkit.config.project_path`), whatever the working directory."""
+    open and check the ledger, take the run lock (before the simulated account's state is read, so a
+    second process sees the first one's orders), build the broker, execute, and export
+    `execution_log.json` beside the orders file — from the ledger, under the lock, so it holds every
+    process's work. A relative `execution.ledger_path` is the project's (`wolfkit.config.project_path`),
+    whatever the working directory."""
     from wolfkit.calendar import today_ny
     from wolfkit.orders import read_orders
 
     kind = broker_kind_for(params, broker_kind, live)
     plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
-    broker = open_broker(kind, plan, params, orders.parent)
-    with Ledger(project_path(params.execution.ledger_path)) as ledger:
-        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders))
+    with Ledger(project_path(params.execution.ledger_path)) as ledger, \
+            RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
+        ledger.check_room(params.execution.min_free_disk_mb)
+        broker = open_broker(kind, plan, params, orders.parent)
+        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace)
         log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
                                           extra={"report": report.summary()})
     return report, log

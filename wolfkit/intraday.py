@@ -483,7 +483,7 @@ class IntradayEngine:
             at = self.state.now or datetime.now().astimezone()
             self.ledger.record_fill(self.state.run_id, leg.key, Fill(
                 order.id, order.client_order_id, leg.symbol, leg.side, qty, round(price, 4),
-                at))
+                at, order.filled_qty))
         if leg.purpose != Purpose.ENTRY:
             self._realize(leg, qty, price)
 

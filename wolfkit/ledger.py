@@ -11,25 +11,50 @@ Tables
   the execution state: current attempt and client id, broker id, `state` (`OrderState`), submitted
   and filled quantity, average price, `sizing` (`Sizing`) and the reason for the last change.
 - ``events``: append-only (UPDATE and DELETE are refused by triggers) history of everything.
-- ``fills``: one row per execution (deduplicated).
+- ``fills``: one row per execution, keyed by the broker's identity (broker order id, cumulative filled
+  quantity), so the same execution seen by any number of processes is stored once.
 - ``maxdiff_plans``: the day's maxdiff plans per session, symbol, side and rank (the intraday engine's).
+
+Storage is checked when the ledger opens (`Ledger(path)`): the file must be a SQLite database with
+wolfkit's application id and schema, pass `PRAGMA quick_check` and take a write; otherwise
+`LedgerError` (exit 2) names the file and the fix, never a raw sqlite traceback. A sidecar marker
+(`<ledger>.marker`) records that a ledger was created here, so a ledger that *vanished* (a new one
+is started, and said so in `Ledger.notice`) is told apart from one that was *truncated* (an error).
+A full disk mid-run poisons the ledger: every later write raises `LedgerFull` at once, so no order
+is sent without its intent on disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import struct
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from wolfkit.broker.base import BrokerOrder, Fill, OrderStatus
+from wolfkit.errors import BadInputError
 from wolfkit.orders import MaxdiffPlan, PlannedOrder
 
 LOG_SCHEMA = "wolfkit.execution_log/1"
+APPLICATION_ID = 0x574B4C47  # "WKLG" in the SQLite header: this file is a wolfkit ledger
+SCHEMA_VERSION = 2  # PRAGMA user_version; 2: fills keyed by (broker order id, cumulative qty), runs.replaced_by
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class LedgerError(BadInputError):
+    """The ledger file cannot be used as it is (garbage, truncated, read-only, foreign, no room)."""
+
+
+class LedgerFull(LedgerError):
+    """The disk filled up while writing the ledger: nothing more is sent until space is freed."""
 
 
 class OrderState(StrEnum):
@@ -86,6 +111,7 @@ class EventKind(StrEnum):
     FILL = "fill"
     STATUS = "status"
     NOTE = "note"
+    REPLACED_BY_PLAN = "replaced_by_plan"  # a later plan for the session cancelled this order (`--replace`)
 
 
 @dataclass(frozen=True)
@@ -158,7 +184,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, as_of TEXT, broker TEXT, params_digest TEXT, orders_path TEXT,
     equity REAL, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, status TEXT,
-    executions INTEGER NOT NULL DEFAULT 0, summary TEXT
+    executions INTEGER NOT NULL DEFAULT 0, summary TEXT, replaced_by TEXT
 );
 CREATE TABLE IF NOT EXISTS orders (
     run_id TEXT NOT NULL, plan_client_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
@@ -183,8 +209,8 @@ CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 CREATE TABLE IF NOT EXISTS fills (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, plan_client_id TEXT,
     broker_order_id TEXT NOT NULL, client_order_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    qty INTEGER NOT NULL, price REAL NOT NULL, at TEXT NOT NULL,
-    UNIQUE (broker_order_id, at, qty, price)
+    qty INTEGER NOT NULL, price REAL NOT NULL, at TEXT NOT NULL, cum_qty INTEGER NOT NULL,
+    UNIQUE (broker_order_id, cum_qty)
 );
 CREATE TABLE IF NOT EXISTS maxdiff_plans (
     session TEXT NOT NULL, run_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
@@ -196,8 +222,82 @@ CREATE TABLE IF NOT EXISTS maxdiff_plans (
 """
 
 
+# the columns each table must have for the file to be ours (extra columns from newer code are allowed)
+_REQUIRED = {
+    "runs": {"run_id", "as_of", "broker", "status", "executions", "summary", "replaced_by"},
+    "orders": {"run_id", "plan_client_id", "symbol", "side", "state", "attempt", "client_order_id",
+               "broker_order_id", "qty", "filled_qty", "avg_price", "sizing", "reason"},
+    "events": {"id", "run_id", "at", "kind", "plan_client_id", "client_order_id", "detail"},
+    "fills": {"run_id", "broker_order_id", "client_order_id", "qty", "price", "at", "cum_qty"},
+    "maxdiff_plans": {"session", "run_id", "symbol", "side", "rank", "status"},
+}
+
+_FIX = "restore it from a backup, or move it aside to start a new ledger (a re-run then reconciles with the broker)"
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """The one place a connection is made (tests open read-only through here)."""
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+
+
+def marker_path(path: Path) -> Path:
+    """The sidecar that says a ledger was created at `path` (so a vanished one is noticed)."""
+    return path.with_name(path.name + ".marker")
+
+
+def _check_file(path: Path) -> str | None:
+    """Refuse a file that is not a whole SQLite database; a notice when a known ledger vanished."""
+    marker = marker_path(path)
+    wal = path.with_name(path.name + "-wal")
+    if not path.exists():
+        if wal.exists() and wal.stat().st_size > 0:
+            raise LedgerError(f"ledger {path}: the database file is missing but its write-ahead log {wal} is "
+                              f"there; restore {path.name} beside it, or move {wal.name} aside to start a new ledger")
+        if marker.exists():
+            return (f"the ledger {path} had vanished (created {marker.read_text().strip()[:40]}); a new one is "
+                    "started and the broker's orders are the record to reconcile against")
+        return None
+    if path.is_dir():
+        raise LedgerError(f"ledger {path} is a directory; set execution.ledger_path to a file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(100)
+    if size == 0 and not marker.exists() and not wal.exists():
+        return None  # a new empty file (e.g. made by `touch`): SQLite initialises it
+    if len(head) < 100:
+        raise LedgerError(f"ledger {path} is truncated ({size} bytes, a SQLite file has at least a 100-byte "
+                          f"header); {_FIX}")
+    if head[:16] != _SQLITE_MAGIC:
+        raise LedgerError(f"ledger {path} is not a SQLite database (its header is not SQLite's: garbage or another "
+                          f"kind of file); point execution.ledger_path at the ledger, or {_FIX}")
+    page_size = struct.unpack(">H", head[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    change, pages, valid_for = struct.unpack(">I", head[24:28])[0], struct.unpack(">I", head[28:32])[0], \
+        struct.unpack(">I", head[92:96])[0]
+    if change == valid_for and pages * page_size > size:
+        raise LedgerError(f"ledger {path} is truncated: its header says {pages * page_size} bytes, the file has "
+                          f"{size}; {_FIX}")
+    return None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _statements(script: str) -> list[str]:
+    """A script as single statements (executescript would commit the transaction it runs in)."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf.strip())
+            buf = ""
+    return out
+
+
+def _free_mb(path: Path) -> float:
+    return shutil.disk_usage(path.parent if str(path) != ":memory:" else ".").free / 1e6
 
 
 def _json_default(v: Any) -> Any:
@@ -217,14 +317,146 @@ class Ledger:
 
     def __init__(self, path: str | Path, *, durable: bool = True):
         self.path = Path(path)
-        if str(path) != ":memory:":
+        memory = str(path) == ":memory:"
+        self.notice: str | None = None  # something the user should know about the file (a vanished ledger)
+        if not memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.notice = _check_file(self.path)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.executescript(_SCHEMA)
+        self._full: str | None = None  # set once the disk filled up: every later write refuses at once
+        try:
+            self._db = _connect(str(path))
+        except sqlite3.Error as e:
+            raise LedgerError(f"ledger {self.path} cannot be opened ({e}); check the path and its directory") from None
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._open_schema()
+            bad = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall() if r[0] != "ok"]
+            if bad:
+                raise LedgerError(f"ledger {self.path} fails SQLite's integrity check ({'; '.join(bad[:3])}); {_FIX}")
+        except BaseException as e:
+            self._db.close()
+            if isinstance(e, sqlite3.Error):
+                raise self._storage_error(e, "opening") from None
+            raise
+        if not memory and not marker_path(self.path).exists():
+            try:
+                marker_path(self.path).write_text(_now() + "\n")
+            except OSError:
+                pass  # the marker only sharpens a later diagnosis; the ledger itself is fine
+
+    def _open_schema(self) -> None:
+        """Create, adopt (an older wolfkit ledger: migrate) or refuse the schema; then prove a write."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        app = self._db.execute("PRAGMA application_id").fetchone()[0]
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        ours = app == APPLICATION_ID or (app == 0 and {"runs", "orders", "events", "fills"} <= tables)
+        if not ours and (tables - {"sqlite_sequence"} or app != 0):
+            raise LedgerError(f"ledger {self.path} is a SQLite database but not a wolfkit ledger (application id "
+                              f"{app:#x}, tables {sorted(tables)[:6]}); point execution.ledger_path at the ledger "
+                              "or at a new file")
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"ledger {self.path} has schema version {version}, newer than this wolfkit's "
+                              f"{SCHEMA_VERSION}; upgrade wolfkit")
+        self._db.execute("BEGIN IMMEDIATE")  # also the write probe: a read-only file fails here
+        try:
+            if tables and version < 2:
+                self._migrate_v2(tables)
+            for stmt in _statements(_SCHEMA):
+                self._db.execute(stmt)
+            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        for table, need in _REQUIRED.items():
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if not need <= have:
+                raise LedgerError(f"ledger {self.path}: table {table} lacks column(s) {sorted(need - have)}, so "
+                                  f"its schema is not wolfkit's; {_FIX}")
+
+    def _migrate_v2(self, tables: set[str]) -> None:
+        """Older ledgers keyed fills by the clock: key them by (order id, cumulative qty) instead,
+        counting each order's fills in the order they were stored (duplicates by identity drop)."""
+        runs_cols = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
+        if "replaced_by" not in runs_cols:
+            self._db.execute("ALTER TABLE runs ADD COLUMN replaced_by TEXT")
+        fill_cols = {r[1] for r in self._db.execute("PRAGMA table_info(fills)")}
+        if "fills" in tables and "cum_qty" not in fill_cols:
+            self._db.execute("ALTER TABLE fills RENAME TO fills_v1")
+            for stmt in _statements(_SCHEMA):
+                self._db.execute(stmt)
+            self._db.execute(
+                "INSERT OR IGNORE INTO fills (run_id, plan_client_id, broker_order_id, client_order_id, symbol, side, "
+                "qty, price, at, cum_qty) SELECT run_id, plan_client_id, broker_order_id, client_order_id, symbol, "
+                "side, qty, price, at, SUM(qty) OVER (PARTITION BY broker_order_id ORDER BY id) FROM fills_v1")
+            self._db.execute("DROP TABLE fills_v1")
+
+    def _storage_error(self, e: sqlite3.Error, doing: str) -> LedgerError:
+        """A sqlite failure as the error that says what is wrong with the file and how to fix it."""
+        msg = str(e).lower()
+        if "full" in msg:
+            free = _free_mb(self.path)
+            return LedgerFull(f"ledger {self.path}: the disk is full ({free:.0f} MB free) while {doing}; nothing more "
+                              "is sent. Free space, then re-run the same command: it reconciles with the broker"
+                              f"{self._in_doubt()}")
+        if "readonly" in msg or "read-only" in msg:
+            return LedgerError(f"ledger {self.path} is read-only ({e}); make the file and its directory writable "
+                               "(the WAL journal needs <ledger>-wal and -shm beside it) or set execution.ledger_path "
+                               "to a writable place")
+        if type(e) is sqlite3.DatabaseError or "malformed" in msg or "not a database" in msg:
+            return LedgerError(f"ledger {self.path} is damaged ({e}); {_FIX}")
+        return LedgerError(f"ledger {self.path}: {e} while {doing}; check the file, its directory and the disk")
+
+    def _in_doubt(self) -> str:
+        """Orders whose outcome the ledger could not record (state `submitting`), for the message."""
+        try:
+            rows = self._db.execute("SELECT run_id, client_order_id FROM orders WHERE state=?",
+                                    (str(OrderState.SUBMITTING),)).fetchall()
+        except sqlite3.Error:
+            return ""
+        if not rows:
+            return "."
+        ids = ", ".join(r[1] or "?" for r in rows[:10])
+        return (f". {len(rows)} order(s) were sent or about to be sent without their answer recorded ({ids}"
+                f"{', …' if len(rows) > 10 else ''}); the re-run looks each up by client id and adopts it, "
+                "never sending it twice.")
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and turn sqlite failures into `LedgerError`; after a full disk, refuse at once."""
+        with self._lock:
+            if self._full is not None:
+                raise LedgerFull(self._full)
+            try:
+                yield self._db
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise  # a bug or a refused statement (append-only events), not the storage
+            except sqlite3.Error as e:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                err = self._storage_error(e, doing)
+                if isinstance(err, LedgerFull):
+                    self._full = str(err)
+                raise err from None
+
+    def check_room(self, min_free_mb: float) -> None:
+        """Before the first order: the disk under the ledger has at least `min_free_mb` MB free."""
+        if str(self.path) == ":memory:":
+            return
+        free = _free_mb(self.path)
+        if free < min_free_mb:
+            raise LedgerError(f"ledger {self.path}: only {free:.1f} MB free on its disk, below "
+                              f"execution.min_free_disk_mb ({min_free_mb:g} MB); free space (or move the ledger with "
+                              "execution.ledger_path) before executing — nothing was sent")
 
     def close(self) -> None:
         with self._lock:
@@ -237,12 +469,15 @@ class Ledger:
         self.close()
 
     def _write(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, tuple(args))
+        with self._guard("writing") as db:
+            return db.execute(sql, tuple(args))
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+            try:
+                return self._db.execute(sql, tuple(args)).fetchall()
+            except sqlite3.Error as e:
+                raise self._storage_error(e, "reading") from None
 
     @property
     def journal_mode(self) -> str:
@@ -255,7 +490,7 @@ class Ledger:
                   equity: float | None = None) -> int:
         """Open (or re-open) a run; returns which execution of this run this is (1 for the first)."""
         now = _now()
-        with self._lock:
+        with self._guard("starting the run"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -268,7 +503,8 @@ class Ledger:
                 n = self._db.execute("SELECT executions FROM runs WHERE run_id=?", (run_id,)).fetchone()[0]
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         self.record_event(run_id, EventKind.RUN_STARTED, execution=n, broker=broker)
         return n
@@ -286,12 +522,29 @@ class Ledger:
         d["summary"] = json.loads(d["summary"]) if d["summary"] else None
         return d
 
+    def session_runs(self, session: date | str, broker: str) -> list[dict[str, Any]]:
+        """The runs executed for `session` on `broker` (oldest first), replaced ones included."""
+        return [dict(r) for r in self._rows(
+            "SELECT run_id, orders_path, started_at, status, replaced_by FROM runs WHERE as_of=? AND broker=? "
+            "ORDER BY created_at, run_id", (str(session), broker))]
+
+    def run_ids(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT run_id FROM runs")]
+
+    def mark_replaced(self, run_id: str, by: str) -> None:
+        """`run_id` was replaced by the plan `by` (its open orders cancelled): no longer live."""
+        self._write("UPDATE runs SET replaced_by=?, status='replaced' WHERE run_id=?", (by, run_id))
+        self.record_event(run_id, EventKind.REPLACED_BY_PLAN, replaced_by=by)
+
+    def runs_replaced_by(self, run_id: str) -> list[str]:
+        return [r[0] for r in self._rows("SELECT run_id FROM runs WHERE replaced_by=? ORDER BY run_id", (run_id,))]
+
     # ---- orders ---------------------------------------------------------------------------------
 
     def register_orders(self, run_id: str, orders: Iterable[PlannedOrder]) -> None:
         """Insert each planned order once (state PLANNED); existing rows are left as they are."""
         now = _now()
-        with self._lock:
+        with self._guard("registering the plan"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for o in orders:
@@ -306,7 +559,8 @@ class Ledger:
                          str(OrderState.PLANNED), now))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
 
     def record_intent(self, run_id: str, plan_client_id: str, client_order_id: str, attempt: int, qty: int,
@@ -393,17 +647,44 @@ class Ledger:
                 for r in self._rows(sql + " ORDER BY id", args)]
 
     def record_fill(self, run_id: str, plan_client_id: str | None, fill: Fill) -> bool:
-        """Store a fill once (the same execution seen twice is ignored); True when it was new."""
-        cur = self._write(
-            "INSERT OR IGNORE INTO fills (run_id, plan_client_id, broker_order_id, client_order_id, symbol, side, "
-            "qty, price, at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (run_id, plan_client_id, fill.order_id, fill.client_order_id, fill.symbol, str(fill.side), fill.qty,
-             fill.price, fill.timestamp.isoformat()))
-        if cur.rowcount == 1:
+        """Store an execution once, by the broker's identity (order id, cumulative quantity); True when new.
+
+        What another process already stored for the order is not stored again: a fill that covers
+        executions already recorded (a fresh process sees a partly recorded order as one fill from
+        zero) is cut to the quantity beyond them, at the price that makes the order's total cost
+        come out right. So the ledger's shares per order equal the broker's filled quantity.
+        """
+        with self._guard("recording a fill") as db:
+            db.execute("BEGIN IMMEDIATE")
+            seen = db.execute("SELECT COALESCE(MAX(cum_qty), 0) FROM fills WHERE broker_order_id=?",
+                              (fill.order_id,)).fetchone()[0]
+            if fill.cum_qty <= seen:
+                db.execute("COMMIT")
+                return False
+            qty, price, start = fill.qty, fill.price, fill.cum_qty - fill.qty
+            if start < seen:  # overlaps recorded executions: keep only the part beyond them
+                covered = 0.0
+                for r in db.execute("SELECT qty, price, cum_qty FROM fills WHERE broker_order_id=? AND cum_qty>?",
+                                    (fill.order_id, start)):
+                    lo = max(start, r["cum_qty"] - r["qty"])
+                    covered += max(0, r["cum_qty"] - lo) * r["price"]
+                qty = fill.cum_qty - seen
+                rest = fill.qty * fill.price - covered
+                price = round(rest / qty, 6) if rest > 0 else fill.price
+            db.execute(
+                "INSERT INTO fills (run_id, plan_client_id, broker_order_id, client_order_id, symbol, side, qty, "
+                "price, at, cum_qty) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, plan_client_id, fill.order_id, fill.client_order_id, fill.symbol, str(fill.side), qty,
+                 price, fill.timestamp.isoformat(), fill.cum_qty))
             self.record_event(run_id, EventKind.FILL, plan_client_id, fill.client_order_id,
-                              qty=fill.qty, price=fill.price, at=fill.timestamp)
+                              qty=qty, price=price, cum_qty=fill.cum_qty, at=fill.timestamp)
+            db.execute("COMMIT")
             return True
-        return False
+
+    def recorded_fill_qty(self, broker_order_id: str) -> int:
+        """Shares of this broker order the fills table holds (its highest cumulative quantity)."""
+        return self._rows("SELECT COALESCE(MAX(cum_qty), 0) FROM fills WHERE broker_order_id=?",
+                          (broker_order_id,))[0][0]
 
     def fills_for_run(self, run_id: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self._rows("SELECT * FROM fills WHERE run_id=? ORDER BY id", (run_id,))]
@@ -422,10 +703,15 @@ class Ledger:
             **(extra or {}),
         }
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, default=_json_default))
-        tmp.replace(p)
+        tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(doc, indent=2, default=_json_default))
+            tmp.replace(p)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise LedgerError(f"cannot write {p} ({e.strerror or e}); the ledger {self.path} holds the run — free "
+                              "space or fix the folder, then re-run (nothing is sent twice)") from None
         return p
 
     # ---- maxdiff plans --------------------------------------------------------------------------

@@ -276,6 +276,12 @@ def to_alpaca_request(r: OrderRequest) -> MarketOrderRequest | LimitOrderRequest
 # ---- the broker ---------------------------------------------------------------------------------
 
 
+def broker_name(paper: bool) -> str:
+    """The broker's (and account's) name in the ledger and the run lock: known before connecting."""
+    return "alpaca-paper" if paper else "alpaca-live"
+
+
+
 class AlpacaBroker:
     """Alpaca's trading API as a wolfkit `Broker`: one request per call, a timeout on each.
 
@@ -294,7 +300,7 @@ class AlpacaBroker:
             raise BadInputError(f"AlpacaBroker timeout must be > 0 seconds, got {timeout}")
         key, secret = _credentials()
         self.paper = paper
-        self.name = "alpaca-paper" if paper else "alpaca-live"
+        self.name = broker_name(paper)
         self.trading = TradingClient(
             key, secret, paper=paper, url_override=_trading_url(base_url or os.environ.get(BASE_URL_ENV))
         )
@@ -398,7 +404,10 @@ class AlpacaBroker:
         Covers orders submitted from the first order this object placed — or, if it has placed
         none, from a minute before the first call (by the broker's clock, so a skewed local clock
         or the emulator's simulated time does not hide orders). Fills are derived from the change
-        in filled quantity and average price. (Streaming trade updates are the intraday engine's.)
+        in filled quantity and average price and carry the order's cumulative filled quantity: a
+        fresh process sees a filled order as one fill from zero, and the ledger, keyed on (order id,
+        cumulative quantity), records only what it has not seen — never the clock. (Streaming trade
+        updates are the intraday engine's.)
         """
         if self._watch_from is None:
             with _mapped_errors():
@@ -430,7 +439,8 @@ def _diff(before: BrokerOrder | None, after: BrokerOrder, now: datetime) -> list
     if after.filled_qty > prev_qty and after.filled_avg_price is not None:
         qty = after.filled_qty - prev_qty
         price = (after.filled_qty * after.filled_avg_price - prev_cost) / qty
-        fill = Fill(after.id, after.client_order_id, after.symbol, after.side, qty, round(price, 6), now)
+        fill = Fill(after.id, after.client_order_id, after.symbol, after.side, qty, round(price, 6), now,
+                    after.filled_qty)
         kind = UpdateEvent.FILL if after.status == OrderStatus.FILLED else UpdateEvent.PARTIAL_FILL
         events.append(OrderUpdate(kind, after, fill=fill, at=now))
     if after.status in _FINAL_EVENT and (before is None or before.status != after.status):

@@ -142,6 +142,10 @@ class Quote:
 
 @dataclass(frozen=True)
 class Fill:
+    """One execution. Its identity is the broker's: (`order_id`, `cum_qty`) — the order's filled
+    quantity after this execution only grows, so it names the execution in every process; the
+    timestamp is data, never identity."""
+
     order_id: str
     client_order_id: str
     symbol: str
@@ -149,6 +153,7 @@ class Fill:
     qty: int
     price: float
     timestamp: datetime
+    cum_qty: int  # the order's filled quantity including this execution
 
 
 class UpdateEvent(StrEnum):

@@ -643,7 +643,7 @@ class SimBroker:
         prev = o.filled_avg_price or 0.0
         o.filled_avg_price = round((prev * o.filled_qty + price * qty) / (o.filled_qty + qty), 4)
         o.filled_qty += qty
-        fill = Fill(o.id, o.client_order_id, o.symbol, o.side, qty, price, now)
+        fill = Fill(o.id, o.client_order_id, o.symbol, o.side, qty, price, now, o.filled_qty)
         self._fills.append(fill)
         done = o.filled_qty >= o.qty
         o.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
@@ -801,8 +801,11 @@ class SimBroker:
                 b._by_client[leg.client_order_id] = leg.id
                 b._parent[leg.id] = o.id
                 b._track_open(leg)
-        b._fills = [Fill(**{**f, "side": Side(f["side"]), "timestamp": datetime.fromisoformat(f["timestamp"])})
-                    for f in state["fills"]]
+        cum: dict[str, int] = {}  # snapshots written before fills carried cum_qty: the running sum per order
+        for f in state["fills"]:
+            cum[f["order_id"]] = f.get("cum_qty") or cum.get(f["order_id"], 0) + f["qty"]
+            b._fills.append(Fill(**{**f, "side": Side(f["side"]), "timestamp": datetime.fromisoformat(f["timestamp"]),
+                                    "cum_qty": cum[f["order_id"]]}))
         b._rng.bit_generator.state = state["rng"]
         return b
 
