@@ -12,16 +12,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
@@ -95,6 +104,17 @@ def client_order_id(run_id: str, plan: str, symbol: str, layer: Layer | str, att
     return base if attempt == 0 else f"{base}-r{attempt}"
 
 
+def _whole_shares(v: object) -> int:
+    """Only an integer is a share count: `"7"`, `true`, `7.0` or `1e20` in a hand-edited file is refused,
+    not coerced (numpy integers from the builder are integers)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"must be a whole number of shares written as an integer (e.g. 7), got {v!r}")
+    return int(v)
+
+
+Shares = Annotated[int, BeforeValidator(_whole_shares), Field(le=MAX_ORDER_QTY)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
@@ -115,7 +135,7 @@ class PlannedOrder(_Model):
     client_order_id: str = Field(min_length=1, max_length=128)
     symbol: Symbol
     side: Side
-    qty: int = Field(gt=0, le=MAX_ORDER_QTY, strict=True, description="whole shares: a JSON integer > 0")
+    qty: Shares = Field(gt=0, description="whole shares: a JSON integer > 0")
     type: OrderType
     limit_price: float | None = None
     time_in_force: TimeInForce
@@ -156,7 +176,7 @@ class MaxdiffPlan(_Model):
     avg_return: float
     status: PlanStatus
     rank: int = Field(ge=1)
-    qty: int = Field(0, ge=0, le=MAX_ORDER_QTY, strict=True, description="shares planned when listening (0 when queued)")
+    qty: Shares = Field(0, ge=0, description="shares planned when listening (0 when queued)")
     room_needed: float = Field(0.0, ge=0, description="USD of leverage room the plan needs")
 
     @model_validator(mode="after")
