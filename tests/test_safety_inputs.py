@@ -356,6 +356,9 @@ def test_orders_file_not_utf8(tmp_path):
     f.write_bytes(b'{"schema": "caf\xe9"}')
     with pytest.raises(BadInputError, match="not UTF-8"):
         read_orders(f)
+    f.write_text('{"orders": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(BadInputError, match="nested too deeply"):
+        read_orders(f)
 
 
 @pytest.fixture
