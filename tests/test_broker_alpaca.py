@@ -25,7 +25,7 @@ from wolfkit.broker.base import (
 from wolfkit.errors import BadInputError
 from wolfkit.orders import OrderType, Side, TimeInForce
 
-BASE = "http://alpaca.test"
+BASE = "http://127.0.0.1:9"  # loopback: the live gate refuses any other non-paper host
 DATA = "http://data.test"
 IBP_BODY = {"buying_power": "176531.28", "code": 40310000, "cost_basis": "48640000",
             "message": "insufficient buying power"}

@@ -96,3 +96,20 @@ def resolve_date(text: str | date | None, today: date | None = None) -> date:
 def last_session() -> date:
     """The last session the calendar knows (exchange_calendars covers about a year ahead)."""
     return _xnys().last_session.date()
+
+
+def check_session(d: date, what: str = "--date") -> date:
+    """`d` when it is an NYSE session the calendar covers; otherwise a `BadInputError` naming the
+    supported range, or the sessions either side of the weekend or holiday."""
+    from wolfkit.errors import BadInputError
+
+    first, last = _xnys().first_session.date(), last_session()
+    if not first <= d <= last:
+        raise BadInputError(
+            f"{what} {d}: outside the market calendar's range {first} … {last}; pass a session date in it")
+    if not is_trading_day(d):
+        why = f"a {d:%A}" if d.weekday() >= 5 else "an NYSE holiday"
+        raise BadInputError(
+            f"{what} {d} is {why}, not a trading session; the previous session is {previous_session(d)}, "
+            f"the next is {next_session(d)}")
+    return d

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from wolfkit.errors import WolfkitError
 
@@ -19,8 +20,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 params_app = typer.Typer(no_args_is_help=True, help="Validate or print a parameter file.")
 app.add_typer(params_app, name="params")
 # Piped output (papermill, cron logs) gets a readable width instead of rich's 80-column fallback.
-console = Console() if sys.stdout.isatty() else Console(width=140)
-err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=140)
+# No console markup: paths, symbols, sectors and messages are the user's text, and `[bold]` or `[/]`
+# in them must print as written (rich would strip the one and crash on the other); styles are explicit.
+_width = {} if sys.stdout.isatty() else {"width": 140}
+console = Console(markup=False, **_width)
+err_console = Console(stderr=True, markup=False, **({} if sys.stderr.isatty() else {"width": 140}))
+status_console = Console(**_width)  # the status screen styles its headings with markup
 
 ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
 DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
@@ -77,15 +82,16 @@ def build(
     """Build the day's pack and write the orders file."""
     from rich.table import Table
 
-    from wolfkit.calendar import resolve_date
+    from wolfkit.calendar import check_session, resolve_date
     from wolfkit.config import load_params
     from wolfkit.opportunities import load_opportunities
-    from wolfkit.orders import build_order_plan, write_orders
+    from wolfkit.orders import build_order_plan, check_output_path, write_orders
 
     p = load_params(params)
+    check_output_path(out)
+    day = check_session(resolve_date(date))
     result = build_order_plan(
-        load_opportunities(opportunities), p, equity, buying_power, resolve_date(date),
-        method=method, source=str(opportunities),
+        load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
     )
     write_orders(result.plan, out)
     plan = result.plan
@@ -114,7 +120,7 @@ def build(
     for note in s.notes:
         console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
     if len(result.quarantined):
-        console.print(f"[yellow]{len(result.quarantined)} bad row(s) quarantined:[/]")
+        console.print(f"{len(result.quarantined)} bad row(s) quarantined:", style="yellow")
         for _, r in result.quarantined.iterrows():
             console.print(f"  row {r['row']}: {r['problem']}", markup=False)
 
@@ -197,12 +203,14 @@ def execute(
     """
     from rich.table import Table
 
+    from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params
     from wolfkit.execute import execute_orders_file
     from wolfkit.ledger import OrderState
 
     params_file = params or Path("parameters/default.yaml")
     p = load_params(params_file)
+    broker_kind_for(p, broker, live)  # the live gate, before any other check
     if notebook and replace:
         from wolfkit.errors import BadInputError
 
@@ -275,15 +283,16 @@ def intraday(
     from wolfkit.broker.base import BrokerUnavailable, RateLimited
     from wolfkit.config import load_params, project_path
     from wolfkit.errors import BadInputError
-    from wolfkit.execute import broker_kind_for, open_broker
+    from wolfkit.broker.gate import broker_kind_for
+    from wolfkit.execute import open_broker
     from wolfkit.ledger import Ledger, load_engine_state
     from wolfkit.orders import PlanStatus, read_orders
     from wolfkit.status import collect_status, render_status
 
     p = load_params(params or Path("parameters/default.yaml"))
+    kind = broker_kind_for(p, broker, live)  # the live gate, before any other check
     if mode not in ("poll", "stream"):
         raise BadInputError(f"--mode {mode!r}: use poll or stream")
-    kind = broker_kind_for(p, broker, live)
     keys = (os.environ.get("APCA_API_KEY_ID", ""), os.environ.get("APCA_API_SECRET_KEY", ""))
     if mode == "stream" and (kind == "sim" or not all(keys)):
         raise BadInputError("--mode stream needs an Alpaca broker (--broker paper or live) and APCA_API_KEY_ID / "
@@ -364,7 +373,7 @@ def intraday(
         except KeyboardInterrupt:
             why = "Ctrl-C (state is saved; run the same command to resume)"
         console.print(f"stopped after {done} step(s): {why}", highlight=False, soft_wrap=True)
-        render_status(collect_status(book, p, brk, run_id=plan.run_id), console)
+        render_status(collect_status(book, p, brk, run_id=plan.run_id), status_console)
 
 
 @app.command()
@@ -373,10 +382,12 @@ def status(
     params_file: Optional[Path] = typer.Option(
         None, "--params", "-p", help="parameter file for the leverage buckets (default: parameters/default.yaml "
         "when it exists, else the built-in defaults)"),
+    live: bool = typer.Option(False, "--live", help="read the live account (with execution.broker: live)"),
 ) -> None:
     """Both layers and leverage usage, as in seed 000."""
     import os
 
+    from wolfkit.broker.gate import BrokerKind, broker_kind_for
     from wolfkit.config import Params, load_params, project_path
     from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
@@ -384,17 +395,19 @@ def status(
 
     default = Path("parameters/default.yaml")
     params = load_params(params_file) if params_file else (load_params(default) if default.is_file() else Params())
+    alpaca = bool(os.environ.get("APCA_API_KEY_ID"))  # marks and equity from the account the engine trades
+    kind = broker_kind_for(params, BrokerKind.LIVE if live else BrokerKind.PAPER, live) if alpaca else None
     path = ledger.resolve() if ledger else project_path(params.execution.ledger_path)
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file the engine or `wolfkit replay` wrote")
     broker = None
-    if os.environ.get("APCA_API_KEY_ID"):  # marks and equity from the account the engine trades
+    if kind is not None:
         from wolfkit.broker.alpaca import AlpacaBroker
 
-        broker = AlpacaBroker(timeout=params.execution.request_timeout)
+        broker = AlpacaBroker(paper=kind is BrokerKind.PAPER, timeout=params.execution.request_timeout)
     console.print(f"ledger: {path}", highlight=False, soft_wrap=True)
     with Ledger(path) as book:
-        render_status(collect_status(book, params, broker), console)
+        render_status(collect_status(book, params, broker), status_console)
 
 
 @app.command()
@@ -467,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except WolfkitError as e:
-        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         err_console.print("aborted")

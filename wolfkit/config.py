@@ -2,7 +2,9 @@
 
 Unknown keys are rejected (a typo must not silently fall back to a default) and impossible values
 fail with one message naming the file, the key path, what was given and what is allowed. A file may
-start with `extends: other.yaml` (resolved beside it) and override only what differs.
+start with `extends: other.yaml` (resolved beside it) and override only what differs. The YAML itself
+is read strictly: UTF-8 only, a key given twice in one mapping is an error (never "the last one
+wins"), nesting is bounded, and NaN or infinite numbers are refused everywhere.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wolfkit.errors import BadInputError
+from wolfkit.symbols import Symbol
 
 CAP_TIERS = ("mega", "large", "mid", "small", "micro")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 Fraction = Field(ge=0.0, le=1.0)
@@ -47,7 +50,7 @@ class DataParams(_Strict):
     )
     bars_path: str | None = Field(None, description="csv/parquet: long OHLCV or wide close table")
     universe_path: str | None = Field(None, description="csv/parquet: symbol, sector, market_cap")
-    symbols: list[str] | None = Field(None, description="restrict the universe to these symbols")
+    symbols: list[Symbol] | None = Field(None, description="restrict the universe to these symbols")
     seed: int = Field(7, description="demo market seed (same seed, same market)")
     cache_dir: str = Field(".cache/wolfkit", description="on-disk parquet cache for fetched bars")
     bad_rows: BadRows = Field(
@@ -433,13 +436,52 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_YAML_DEPTH = 32  # the deepest real parameter is 4 levels down; far deeper is a broken or hostile file
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping and nesting past MAX_YAML_DEPTH
+    (PyYAML would keep the last duplicate silently, and recurse until Python's stack runs out)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's own signature
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise BadInputError(f"{path}: 'extends' forms a loop through {[str(p) for p in seen]}")
     if not path.is_file():
         raise BadInputError(f"{path}: parameter file not found; pass an existing file such as parameters/demo.yaml")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"{path}: byte {e.start} is not UTF-8 text; save the parameter file as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader) or {}  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -449,6 +491,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
+    if not isinstance(parent, str) or not parent.strip():
+        raise BadInputError(
+            f"{path}: extends (given {parent!r}): must be the name of another parameter file, e.g. "
+            "`extends: default.yaml` (resolved beside this file)")
     return _merge(_read_yaml((path.parent / parent).resolve(), (*seen, path)), raw)
 
 

@@ -71,6 +71,7 @@ from wolfkit.broker.base import (
     RateLimited,
     opg_allowed,
 )
+from wolfkit.broker.gate import broker_kind_for
 from wolfkit.calendar import NY
 from wolfkit.config import Params, project_path
 from wolfkit.errors import BadInputError, BrokerError
@@ -920,25 +921,8 @@ def sim_broker_for(plan: OrderPlan, params: Params, now: datetime) -> SimBroker:
     return b
 
 
-def broker_kind_for(params: Params, broker_kind: str | None = None, live: bool = False) -> str:
-    """The broker to use (`--broker`, else `execution.broker`), gated: live trading needs BOTH the
-    `--live` flag and `execution.broker: live`, so one slip never trades real money (exit 2 otherwise)."""
-    from wolfkit.errors import BadInputError
-
-    kind = broker_kind or params.execution.broker
-    if kind not in ("sim", "paper", "live"):
-        raise BadInputError(f"--broker {kind!r}: use sim, paper or live")
-    if kind == "live" or live:
-        if not (live and kind == "live" and params.execution.broker == "live"):
-            raise BadInputError(
-                "live trading needs BOTH switches: the --live flag AND `execution.broker: live` in the parameters "
-                f"(got --live={'yes' if live else 'no'}, --broker {kind}, execution.broker: "
-                f"{params.execution.broker}); nothing was submitted")
-    return kind
-
-
 def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> Broker:
-    """The broker of a gated `kind` (see `broker_kind_for`): `sim` is the simulated account kept in
+    """The broker of a gated `kind` (see `wolfkit.broker.gate.broker_kind_for`): `sim` is the simulated account kept in
     `state_dir/sim_broker.json` (created like the plan's account on first use, saved after every
     change, so `execute` and `intraday` share it); `paper`/`live` are Alpaca with keys from the environment."""
     if kind == "sim":

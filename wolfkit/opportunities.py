@@ -1,6 +1,7 @@
 """The opportunities table (scan output, `wolfkit build` input): load it and check every row.
 
-A bad row is never dropped silently: it is reported by its row number as a spreadsheet shows it
+Symbols pass the one normaliser (`wolfkit.symbols`): `rgti` and `RGTI` are the same symbol, so the
+second is a duplicate row, and text that is not a ticker is a bad row. A bad row is never dropped silently: it is reported by its row number as a spreadsheet shows it
 (header = row 1, first data row = row 2) and by column, and the run either stops with a
 `BadInputError` listing every problem and the fix, or — when `portfolio.quarantine_bad_rows` is true —
 sets the row aside in `OpportunitySet.quarantined` with the problem text, for the report to show.
@@ -17,6 +18,7 @@ import pandas as pd
 
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError
+from wolfkit.symbols import normalize_symbols
 
 REQUIRED = ["symbol", "sector", "market_cap", "price", "score"]
 OPTIONAL = [
@@ -104,9 +106,17 @@ def _row_problems(df: pd.DataFrame) -> dict[int, list[str]]:
         conv = pd.to_numeric(raw, errors="coerce")
         flag(conv.isna() & raw.notna() & (raw.astype(str).str.strip() != ""), f"{col}: not a number")
         num[col] = conv.astype(float)
-    sym = df["symbol"].astype("string").str.strip()
+    sym, why = normalize_symbols(df["symbol"])
     flag(sym.isna() | (sym == ""), "symbol: missing")
-    flag(sym.notna() & (sym != "") & sym.duplicated(keep="first"), "symbol: duplicate (appears on an earlier row)")
+    first: dict[str, int] = {}
+    for pos, (s, w) in enumerate(zip(sym, why)):
+        if w is not None and s:
+            problems.setdefault(pos, []).append(f"symbol: {w}")
+        elif s and s in first:
+            problems.setdefault(pos, []).append(
+                f"symbol: duplicate of {s} on row {first[s] + 2} (symbols are compared in upper case)")
+        elif s:
+            first[s] = pos
     sec = df["sector"].astype("string").str.strip()
     flag(sec.isna() | (sec == ""), "sector: missing")
     price = num["price"]
@@ -165,7 +175,7 @@ def validate_opportunities(df: pd.DataFrame, params: Params, source: str) -> Opp
     quarantined.insert(0, "row", [pos + 2 for pos in bad])
     quarantined["problem"] = ["; ".join(problems[pos]) for pos in bad]
     valid = df.drop(index=bad).reset_index(drop=True)
-    valid["symbol"] = valid["symbol"].astype(str).str.strip()
+    valid["symbol"] = normalize_symbols(valid["symbol"])[0]
     valid["sector"] = valid["sector"].astype(str).str.strip()
     for col in _NUMERIC:
         if col in valid:

@@ -2,8 +2,9 @@
 
 This is the contract between `wolfkit build` and `wolfkit execute`; `build_order_plan` makes one
 from an opportunities table (diversify → pack → orders). Reading validates everything an
-executor relies on (schema id, positive integer quantities, finite prices, one order per symbol and
-side within a layer, a plan that is not stale) and says which order and field is wrong.
+executor relies on (schema id, valid symbols, whole-share quantities as JSON integers within a sane
+bound, finite prices, one order per symbol and side within a layer, client ids that cannot collide with
+a resubmission's, a plan that is not stale) and says which order and field is wrong.
 """
 
 from __future__ import annotations
@@ -11,23 +12,37 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wolfkit.config import Params
-from wolfkit.errors import BadInputError, WolfkitError
+from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
+from wolfkit.symbols import Symbol
 
 if TYPE_CHECKING:
     from wolfkit.diversify import Targets
     from wolfkit.packing import Packing
 
 SCHEMA_ID = "wolfkit.orders/1"
+MAX_ORDER_QTY = 10_000_000  # shares in one order: far above any real pack, far below a typo like 1e20
+_RESUBMISSION = re.compile(r"(.+)-r(\d+)")  # `client_order_id(..., attempt=n)`: the base id plus -r<n>
 
 
 class Side(StrEnum):
@@ -89,6 +104,17 @@ def client_order_id(run_id: str, plan: str, symbol: str, layer: Layer | str, att
     return base if attempt == 0 else f"{base}-r{attempt}"
 
 
+def _whole_shares(v: object) -> int:
+    """Only an integer is a share count: `"7"`, `true`, `7.0` or `1e20` in a hand-edited file is refused,
+    not coerced (numpy integers from the builder are integers)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"must be a whole number of shares written as an integer (e.g. 7), got {v!r}")
+    return int(v)
+
+
+Shares = Annotated[int, BeforeValidator(_whole_shares), Field(le=MAX_ORDER_QTY)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
@@ -107,9 +133,9 @@ class Account(_Model):
 
 class PlannedOrder(_Model):
     client_order_id: str = Field(min_length=1, max_length=128)
-    symbol: str = Field(min_length=1)
+    symbol: Symbol
     side: Side
-    qty: int = Field(gt=0, description="whole shares, > 0")
+    qty: Shares = Field(gt=0, description="whole shares: a JSON integer > 0")
     type: OrderType
     limit_price: float | None = None
     time_in_force: TimeInForce
@@ -143,14 +169,14 @@ class PlannedOrder(_Model):
 
 
 class MaxdiffPlan(_Model):
-    symbol: str
+    symbol: Symbol
     high_target: float = Field(gt=0)
     low_target: float = Field(gt=0)
     side: str = Field(pattern="^(buy|sell|both)$")
     avg_return: float
     status: PlanStatus
     rank: int = Field(ge=1)
-    qty: int = Field(0, ge=0, description="shares planned when listening (0 when queued)")
+    qty: Shares = Field(0, ge=0, description="shares planned when listening (0 when queued)")
     room_needed: float = Field(0.0, ge=0, description="USD of leverage room the plan needs")
 
     @model_validator(mode="after")
@@ -210,19 +236,41 @@ class OrderPlan(_Model):
             if o.client_order_id in ids:
                 raise ValueError(f"orders[{i}]: client_order_id repeats orders[{ids[o.client_order_id]}]")
             ids[o.client_order_id] = i
+        for i, o in enumerate(self.orders):  # a resubmission of one order must never be another order
+            m = _RESUBMISSION.fullmatch(o.client_order_id)
+            if m and m.group(1) in ids:
+                raise ValueError(
+                    f"orders[{i}]: client_order_id {o.client_order_id!r} is orders[{ids[m.group(1)]}]'s id plus "
+                    f"-r{m.group(2)}, the id a resubmission of that order uses; give each order its own id "
+                    "(rebuild the plan with `wolfkit build`)")
         return self
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
 
 
+def check_output_path(path: str | Path) -> Path:
+    """`path` when an orders file can be written there; a `BadInputError` naming the fix when it is a
+    folder or sits under a file (checked before the work of building a plan)."""
+    p = Path(path)
+    if p.is_dir():
+        raise BadInputError(f"--out {p}: is a folder; pass a file name, e.g. {p / 'orders.json'}")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise BadInputError(f"--out {p}: {parent} is a file, not a folder; pass a path in a folder")
+    return p
+
+
 def write_orders(plan: OrderPlan, path: str | Path) -> Path:
     """Write the orders file atomically (a crash never leaves half a file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    p = check_output_path(path)
     tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(plan.to_json())
-    tmp.replace(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(plan.to_json())
+        tmp.replace(p)
+    except OSError as e:
+        raise BadInputError(f"{p}: cannot write the orders file ({e.strerror}); pass a writable path") from None
     return p
 
 
@@ -232,9 +280,13 @@ def read_orders(path: str | Path, today: date | None = None, max_age_days: int |
     if not p.is_file():
         raise BadInputError(f"{p}: orders file not found; create one with `wolfkit build … --out {p}`")
     try:
-        raw = json.loads(p.read_text())
+        raw = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"{p}: byte {e.start} is not UTF-8 text; save the file as UTF-8 JSON") from None
     except json.JSONDecodeError as e:
         raise BadInputError(f"{p}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise BadInputError(f"{p}: nested too deeply to be an orders file; check the file") from None
     try:
         plan = OrderPlan.model_validate(raw)
     except ValidationError as e:
@@ -276,6 +328,27 @@ def _inputs_digest(opps: pd.DataFrame, equity: float, buying_power: float | None
 def _opt(row: pd.Series, col: str) -> float | None:
     v = row.get(col)
     return None if v is None or pd.isna(v) else float(v)
+
+
+def _check_position_count(directional: pd.DataFrame, params: Params, equity: float, source: str) -> None:
+    """Whole shares can leave fewer positions than `portfolio.min_positions` (a small account, dear
+    shares): that is infeasible, never a silently concentrated pack. The message names the binding rule
+    and about how much equity the cheapest required names need."""
+    pp = params.portfolio
+    held = int((directional["qty"] > 0).sum())
+    if held >= pp.min_positions:
+        return
+    missed = directional[directional["qty"] <= 0].sort_values("price", ascending=False)
+    worst = missed.iloc[0] if len(missed) else directional.sort_values("price", ascending=False).iloc[0]
+    prices = np.sort(directional["price"].to_numpy(float))[: pp.min_positions]
+    need = max(prices.sum() / (1 - pp.cash_reserve), prices[-1] / pp.position_max) if len(prices) else 0.0
+    raise InfeasibleError(
+        f"{source}: at equity ${equity:,.2f} only {held} of the {len(directional)} target positions can buy a whole "
+        f"share, fewer than portfolio.min_positions {pp.min_positions}. Binding rule: equity too small for the "
+        f"minimum position count at these share prices — e.g. {worst['symbol']} costs ${worst['price']:,.2f} a "
+        f"share against a target of ${worst['weight'] * equity:,.2f} ({worst['weight']:.1%} of equity); the "
+        f"{pp.min_positions} cheapest targets need about ${need:,.0f} of equity. Raise --equity or lower "
+        "portfolio.min_positions; no orders were written")
 
 
 def consolidate(orders: list[PlannedOrder]) -> list[PlannedOrder]:
@@ -329,6 +402,7 @@ def build_order_plan(
     valid = checked.valid
     targets = build_targets(valid, params, method)
     packing = pack_layers(targets, valid, params, equity, buying_power, method=targets.method)
+    _check_position_count(packing.directional, params, equity, source)
     if run_id is None:
         run_id = f"{as_of:%Y%m%d}-{params.digest()[:8]}-{_inputs_digest(valid, equity, buying_power, method)}"
     ex = params.execution

@@ -60,12 +60,12 @@ from wolfkit.broker.base import (
     UpdateEvent,
     WashTradeRejected,
 )
+from wolfkit.broker.gate import trading_url
 from wolfkit.errors import BadInputError
 from wolfkit.orders import OrderType, Side, TimeInForce
 
 KEY_ENV = "APCA_API_KEY_ID"
 SECRET_ENV = "APCA_API_SECRET_KEY"
-BASE_URL_ENV = "APCA_API_BASE_URL"
 DATA_URL_ENV = "APCA_API_DATA_URL"
 
 PAGE_LIMIT = 500  # Alpaca's maximum page size for GET /v2/orders
@@ -117,14 +117,6 @@ def _credentials() -> tuple[str, str]:
             "(paper keys from the Alpaca dashboard, or any non-empty values for `wolfkit emulator`)"
         )
     return key, secret
-
-
-def _trading_url(url: str | None) -> str | None:
-    """alpaca-py appends `/v2/...` itself; accept the URL with or without a trailing `/v2`."""
-    if not url:
-        return None
-    url = url.rstrip("/")
-    return url[: -len("/v2")] if url.endswith("/v2") else url
 
 
 # ---- error mapping ------------------------------------------------------------------------------
@@ -287,7 +279,8 @@ class AlpacaBroker:
 
     `paper=False` trades real money; the command line only passes it with `--live` and
     `broker: live` in the parameters. `base_url`/`data_url` override the trading and data URLs
-    (defaults: `APCA_API_BASE_URL`, `APCA_API_DATA_URL`, then Alpaca's own).
+    (defaults: `APCA_API_BASE_URL`, `APCA_API_DATA_URL`, then Alpaca's own); the trading URL passes
+    the live gate (`wolfkit.broker.gate.trading_url`) first: paper never reaches a live URL.
     """
 
     rate_limit_per_minute = 200  # Alpaca's per-account request limit
@@ -298,12 +291,11 @@ class AlpacaBroker:
     ):
         if not timeout > 0:
             raise BadInputError(f"AlpacaBroker timeout must be > 0 seconds, got {timeout}")
+        url = trading_url(live=not paper, url=base_url)  # the live gate: before keys, before any request
         key, secret = _credentials()
         self.paper = paper
         self.name = broker_name(paper)
-        self.trading = TradingClient(
-            key, secret, paper=paper, url_override=_trading_url(base_url or os.environ.get(BASE_URL_ENV))
-        )
+        self.trading = TradingClient(key, secret, paper=paper, url_override=url)
         data_override = (data_url or os.environ.get(DATA_URL_ENV) or "").rstrip("/") or None
         self.data = StockHistoricalDataClient(key, secret, url_override=data_override)
         for client in (self.trading, self.data):

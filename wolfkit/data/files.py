@@ -39,6 +39,8 @@ from wolfkit.config import BadRows
 from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS
 from wolfkit.data.quality import QUARANTINE_COLUMNS, empty_quarantine, quarantine_count
 from wolfkit.errors import BadInputError
+from wolfkit.symbols import RULE as SYMBOL_RULE
+from wolfkit.symbols import normalize_symbol, normalize_symbols
 
 Format = Literal["csv", "parquet"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
@@ -138,11 +140,15 @@ def _norm(header: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(header).strip().lower()).strip("_")
 
 
-def _symbols(raw: pd.Series) -> pd.Series:
-    """Tickers stripped and upper-cased (done once per distinct value: files repeat them)."""
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    clean = np.append(pd.Index(uniques).astype(str).str.strip().str.upper().to_numpy(dtype=object), None)
-    return pd.Series(clean[codes], index=raw.index, dtype=object)  # code -1 (missing) -> None
+def _symbols(path: Path, fmt: Format, raw: pd.Series, column: str) -> pd.Series:
+    """Tickers through the one normaliser (`wolfkit.symbols`); text that is not a ticker is refused by row."""
+    symbol, why = normalize_symbols(raw)
+    bad = np.flatnonzero(why.notna().to_numpy())
+    if len(bad):
+        raise BadInputError(
+            f"{path}: column '{column}' has value(s) that are not tickers at "
+            f"{_examples(path, fmt, bad, raw.iloc[bad])}; use {SYMBOL_RULE}")
+    return symbol
 
 
 def _where(path: Path, fmt: Format, index: int) -> str:
@@ -336,7 +342,7 @@ def _read_long(path: Path, fmt: Format, raw: pd.DataFrame, bad_rows: BadRows) ->
             f"{', '.join(BAR_COLUMNS)}, or use the wide close-only layout (date, SYM1, SYM2, …)"
         )
     checks = _Checks(path, fmt)
-    symbol = _symbols(raw["symbol"])
+    symbol = _symbols(path, fmt, raw["symbol"], "symbol")  # text that is not a ticker always stops
     checks.add(np.flatnonzero(symbol.isna() | (symbol == "")), "symbol", lambda i: "empty",
                "column 'symbol' is empty", "fill it or drop the row")
     dates = _parse_dates(raw["date"])
@@ -391,7 +397,12 @@ def _read_long(path: Path, fmt: Format, raw: pd.DataFrame, bad_rows: BadRows) ->
 
 
 def _read_wide(path: Path, fmt: Format, raw: pd.DataFrame, bad_rows: BadRows) -> tuple[pd.DataFrame, pd.DataFrame]:
-    symbols = [str(c).strip().upper() for c in raw.columns[1:]]
+    symbols = []
+    for c in raw.columns[1:]:
+        try:
+            symbols.append(normalize_symbol(str(c)))
+        except ValueError as e:
+            raise BadInputError(f"{path}: column header {str(c)!r}: {e}") from None
     dupes = sorted({s for s in symbols if symbols.count(s) > 1})
     if dupes:
         raise BadInputError(f"{path}: symbol column(s) {dupes} appear more than once; keep one column per symbol")
@@ -456,7 +467,7 @@ def read_universe(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             + "; ".join(fixes[m] for m in missing)
         )
     sym_col, sec_col, cap_col = found["symbol"], found["sector"], found["market_cap"]
-    symbol = _symbols(raw[sym_col])
+    symbol = _symbols(path, fmt, raw[sym_col], sym_col)
     empty = np.flatnonzero(symbol.isna() | (symbol == ""))
     if len(empty):
         raise BadInputError(f"{path}: column '{sym_col}' is empty at {_examples(path, fmt, empty)}; fill it or drop the row")
