@@ -218,7 +218,7 @@ def test_alpaca_lists_a_runs_orders_across_pages_by_client_id_prefix(monkeypatch
 
     from wolfkit.broker.alpaca import AlpacaBroker
 
-    base = "http://alpaca.test"
+    base = "http://127.0.0.1:9"
     for k, v in {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s", "APCA_API_BASE_URL": base,
                  "APCA_API_DATA_URL": base}.items():
         monkeypatch.setenv(k, v)
