@@ -108,6 +108,13 @@ def test_ic_is_one_when_the_score_is_a_monotone_function_of_the_return():
     assert perf.ic_stats(ic["ic"])["ic_mean"] == pytest.approx(1.0)
 
 
+def test_ic_equals_scipy_spearman_per_session_with_ties():
+    sc = _scores(15, 9, lambda k, r, rng: np.round(50 + 500 * r + rng.normal(0, 5, len(r)), -1))  # many ties
+    ic = perf.information_coefficient(sc)
+    expect = [stats.spearmanr(g["score"], g["open_to_close"]).statistic for _, g in sc.groupby("date")]
+    assert ic["ic"].tolist() == pytest.approx(expect) and sc["score"].duplicated().any()
+
+
 def test_ic_is_near_zero_when_the_score_is_shuffled():
     sc = _scores(200, 30, lambda k, r, rng: rng.permutation(50 + 1000 * r))
     s = perf.ic_stats(perf.information_coefficient(sc)["ic"])

@@ -158,15 +158,22 @@ def information_coefficient(scores: pd.DataFrame) -> pd.DataFrame:
     """Per-session Spearman rank correlation of score with the session's open→close return.
 
     Over the names scored that session with both values known; sessions with fewer than 5 such names,
-    or where either column is constant, are left out. Columns: date, ic, n.
+    or where either column is constant, are left out. Computed for all sessions at once as the Pearson
+    correlation of within-session average ranks (Spearman's definition, ties included). Columns: date,
+    ic, n.
     """
     s = scores.dropna(subset=["score", "open_to_close"])
-    rows = []
-    for d, g in s.groupby("date", sort=True):
-        if len(g) < IC_MIN_NAMES or g["score"].nunique() < 2 or g["open_to_close"].nunique() < 2:
-            continue
-        rows.append((d, float(stats.spearmanr(g["score"], g["open_to_close"]).statistic), len(g)))
-    return pd.DataFrame(rows, columns=["date", "ic", "n"])
+    by = s.groupby("date", sort=True)
+    rx, ry = by["score"].rank(), by["open_to_close"].rank()
+    sums = pd.DataFrame({"x": rx, "y": ry, "xy": rx * ry, "xx": rx * rx, "yy": ry * ry, "date": s["date"]}) \
+        .groupby("date", sort=True).agg(["sum", "count"])
+    n = sums[("x", "count")]
+    cov = sums[("xy", "sum")] - sums[("x", "sum")] * sums[("y", "sum")] / n
+    vx = sums[("xx", "sum")] - sums[("x", "sum")] ** 2 / n
+    vy = sums[("yy", "sum")] - sums[("y", "sum")] ** 2 / n
+    ok = (n >= IC_MIN_NAMES) & (vx > 1e-12) & (vy > 1e-12)
+    ic = (cov / np.sqrt(vx * vy))[ok].clip(-1.0, 1.0)
+    return pd.DataFrame({"date": ic.index, "ic": ic.to_numpy(), "n": n[ok].astype(int).to_numpy()})
 
 
 def ic_stats(ic: pd.Series) -> dict[str, Any]:
