@@ -207,7 +207,9 @@ def fig_tier_returns(bt: BacktestFolder) -> go.Figure:
         rows = pd.DataFrame(bt.summary["tier_returns"][subset])
         rows = rows[rows["n"] > 0]
         fig.add_bar(
-            x=rows["tier"], y=rows["mean"], name=name, text=[f"n={n}" for n in rows["n"]], textposition="outside",
+            x=rows["tier"], y=rows["mean"], name=name, customdata=rows[["n", "ci_low", "ci_high"]].to_numpy(),
+            hovertemplate="%{x}: mean %{y:.3%}, 95% CI [%{customdata[1]:.3%}, %{customdata[2]:.3%}], "
+                          "n=%{customdata[0]}<extra></extra>",
             error_y={"type": "data", "symmetric": False, "array": (rows["ci_high"] - rows["mean"]).tolist(),
                      "arrayminus": (rows["mean"] - rows["ci_low"]).tolist()},
         )
@@ -333,7 +335,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 .banner { background: #fff3cd; border: 2px solid #d39e00; padding: .6em 1em; margin: 1em 0; }
 .banner li { font-weight: bold; }
 table { border-collapse: collapse; max-width: 100%; font-size: .9em; margin: .5em 0; }
-th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: right; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: left; }
 caption { text-align: left; font-weight: bold; padding: .3em 0; }
 .meta { color: #555; }
 """
@@ -374,6 +376,7 @@ def write_report(out_dir: str | Path, compare: Sequence[str | Path] = ()) -> Pat
         _table(trading_table(s)),
     ]
     for key, fig in figs.items():
+        fig.update_layout(title=None, margin={"t": 20})  # the section heading names it
         parts += [f"<h2 id='{key}'>{html.escape(FIGURE_TITLES[key])}</h2>", report.figure_html(fig)]
         if key == "tier_returns":
             parts.append(_table(tier_table(s)))
