@@ -188,3 +188,13 @@ def test_summarize_names_the_missing_column():
     t = tables(sessions=5, names=15)
     with pytest.raises(BadInputError, match=r"scores.parquet: missing column\(s\) \['open_to_close'\]"):
         perf.summarize(t["equity"], t["fills"], t["scores"].drop(columns="open_to_close"), Params())
+
+
+def test_summarize_a_run_without_trades_or_scores_gives_none_not_errors():
+    t = tables(sessions=3, names=15)
+    s = perf.summarize(t["equity"].head(1), t["fills"].head(0), t["scores"].head(0), Params())
+    json.dumps(s, allow_nan=False)
+    assert s["sharpe"] is None and s["cagr"] is None and s["turnover"] is None and s["hit_rate"] is None
+    assert s["round_trips"] == 0 and s["ic_mean"] is None and s["ic"] == [] and s["fees_pct"] is None
+    assert [h["ic_sessions"] for h in s["ic_by_half"]] == [0, 0]
+    assert all(r["n"] == 0 and r["mean"] is None for r in s["tier_returns"]["all"])
