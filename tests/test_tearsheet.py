@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -130,3 +131,31 @@ def test_contract_breaks_are_bad_input_naming_the_file(tmp_path):
         tearsheet.write_report(f)
     with pytest.raises(BadInputError, match="not a backtest folder"):
         tearsheet.figures(tmp_path / "nowhere")
+
+
+@pytest.mark.ui
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (apt-get install -y chromium)")
+def test_report_renders_every_figure_in_a_browser_with_the_network_blocked(page):
+    """`make test-ui`: the page draws all its charts offline (every request that is not the file is refused)."""
+    from playwright.sync_api import sync_playwright
+
+    path, _ = page
+    refused = []
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                               args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            tab = b.new_page(viewport={"width": 1200, "height": 900})
+            tab.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
+                      else (refused.append(r.request.url), r.abort()))
+            errors = []
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.goto(path.as_uri())
+            tab.wait_for_function(f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= "
+                                  f"{len(tearsheet.FIGURE_TITLES)}", timeout=30_000)
+            drawn = tab.evaluate("[...document.querySelectorAll('.plotly-graph-div')].filter(d => d._fullLayout).length")
+            width = tab.evaluate("document.documentElement.scrollWidth")
+        finally:
+            b.close()
+    assert drawn == len(tearsheet.FIGURE_TITLES) and not errors and not refused
+    assert width <= 1200, "nothing is wider than the page"
