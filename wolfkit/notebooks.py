@@ -28,6 +28,7 @@ from wolfkit.config import project_path, project_root
 from wolfkit.errors import BadInputError, WolfkitError
 
 if TYPE_CHECKING:
+    from wolfkit.backtest import BacktestResult
     from wolfkit.config import Params
     from wolfkit.execute import ExecutionReport
     from wolfkit.orders import BuildResult, OrderPlan
@@ -446,6 +447,49 @@ def replay(ctx: RunContext, equity: float, orders_file: str = "") -> ReplayResul
 
         plan = read_orders(project_path(orders_file))
     return replay_session(ctx.params, ctx.session, equity, plan=plan)
+
+
+BACKTEST_DEFAULT_SESSIONS = 42  # about two months: the notebook's window when no start is given
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """A backtest run from the notebook: the engine's result, its tear sheet, the runs it is compared with."""
+
+    result: BacktestResult
+    report: Path
+    compare: list[Path]
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.result.out_dir)
+
+
+def backtest(
+    ctx: RunContext, start: str = "", end: str = "", method: str = "", layers: str = "both", equity: float = 0.0,
+    out: str = "", compare: str = "",
+) -> BacktestRun:
+    """Run the backtest (`wolfkit.backtest.run_backtest`) and write its tear sheet (`report.html`).
+
+    Empty `end`: the last session before the run date; empty `start`: the 42 sessions (about two months)
+    ending at `end`. Empty `out`: `<outputs_dir>/backtests/<run id>/`. `compare`: another backtest folder
+    overlaid in the tear sheet (e.g. the same window with `layers="directional"`).
+    """
+    from wolfkit import calendar, report, tearsheet
+    from wolfkit.backtest import run_backtest
+
+    last = calendar.resolve_date(end) if end else calendar.previous_session(ctx.session)
+    first = calendar.resolve_date(start) if start else calendar.sessions_ending(last, BACKTEST_DEFAULT_SESSIONS)[0]
+    if first > last:
+        raise BadInputError(f"backtest window: start {first} is after end {last}; pass start <= end (YYYY-MM-DD)")
+    out_dir = resolve(out) if out else ctx.outputs_dir / "backtests" / ctx.run_id
+    others = [resolve(compare)] if compare else []
+    result = run_backtest(ctx.params, first, last, out_dir, method=method or None, layers=layers,
+                          equity=equity or None, progress=True)
+    page = tearsheet.write_report(result.out_dir, compare=others)
+    report.record("backtest_window_asked", {"start": first, "end": last})
+    report.record("backtest_report", page)
+    return BacktestRun(result, page, others)
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,12 @@ class _Renderer(pio.base_renderers.MimetypeRenderer):
     """Plotly mimetype for JupyterLab plus a `text/html` div that needs only a global `Plotly`."""
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
-        html = pio.to_html(
-            fig_dict, include_plotlyjs=False, full_html=False, config={"displaylogo": False}, validate=False
-        )
-        return {PLOTLY_MIMETYPE: _jsonable(fig_dict), "text/html": html}
+        return {PLOTLY_MIMETYPE: _jsonable(fig_dict), "text/html": figure_html(fig_dict)}
+
+
+def figure_html(fig: go.Figure | dict) -> str:
+    """A figure as an HTML `<div>` + script that needs only a global `Plotly` (see `plotlyjs_bundle`)."""
+    return pio.to_html(fig, include_plotlyjs=False, full_html=False, config={"displaylogo": False}, validate=False)
 
 
 def plotlyjs_bundle() -> str:
@@ -89,15 +91,20 @@ def markdown(text: str) -> None:
     display(Markdown(text.replace("$", r"\$")))
 
 
-def table(df: pd.DataFrame, caption: str | None = None, formats: Mapping[str, str] | None = None) -> None:
-    """Display a table (HTML, no index) with optional per-column format strings."""
+def table_html(df: pd.DataFrame, caption: str | None = None, formats: Mapping[str, str] | None = None) -> str:
+    """A table as HTML (no index, text left-aligned) with optional per-column format strings."""
     styler = df.style.hide(axis="index").set_properties(
         subset=[c for c in df.columns if df[c].dtype == object], **{"text-align": "left"})
     if formats:
         styler = styler.format({k: v for k, v in formats.items() if k in df.columns}, na_rep="")
     if caption:
         styler = styler.set_caption(caption)
-    _display({"text/html": styler.to_html(), "text/plain": df.to_string(index=False)})
+    return styler.to_html()
+
+
+def table(df: pd.DataFrame, caption: str | None = None, formats: Mapping[str, str] | None = None) -> None:
+    """Display a table (HTML, no index) with optional per-column format strings."""
+    _display({"text/html": table_html(df, caption, formats), "text/plain": df.to_string(index=False)})
 
 
 # --------------------------------------------------------------------------------------------------
