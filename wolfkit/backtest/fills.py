@@ -4,7 +4,8 @@ Daily bars cannot say in which order the day's prices came, so every rule here i
 conservative reading (docs/backtest.md explains each one):
 
 - market orders (entries at the open, exits at the close, a stop that triggers) fill at the bar's
-  price moved against us by `backtest.slippage_bps`; limit orders fill at their limit, never better;
+  price moved against us by `backtest.slippage_bps`; limit orders fill at their limit when the
+  range reaches it, or at the open when the session opens beyond it (the only price there was);
 - a directional position with a take-profit T and a stop S: on a daily bar the stop is taken when
   the low reaches S (at S, or at the open when the open is already below it), else T when the high
   reaches it, else the position is held to the close — when both lie inside the day's range, the
@@ -66,7 +67,7 @@ def bracket_exit(bar: Bar, take_profit: float | None, stop: float | None) -> tup
     """The exit of a long position bought at the open: (price before slippage for a stop, reason), or None.
 
     A stop fills at its level, or at the (minute's) open when the price gapped through it; a
-    take-profit (a limit) fills at its level, even when the price opened beyond it.
+    take-profit (a limit) fills at its level, or at the open when the price opened beyond it.
     """
     tp = take_profit if take_profit is not None and math.isfinite(take_profit) else math.inf
     sl = stop if stop is not None and math.isfinite(stop) else -math.inf
@@ -75,7 +76,7 @@ def bracket_exit(bar: Bar, take_profit: float | None, stop: float | None) -> tup
         if lo <= sl:
             return min(sl, o), Reason.STOP
         if h >= tp:
-            return tp, Reason.TAKE_PROFIT
+            return max(tp, o), Reason.TAKE_PROFIT
     return None
 
 
@@ -92,15 +93,17 @@ def maxdiff_trade(bar: Bar, buy: bool, limit: float, target: float) -> tuple[flo
         if not touched.any():
             return None
         k = int(np.argmax(touched))
+        entry = min(limit, m[k, 0]) if buy else max(limit, m[k, 0])
         later = m[k + 1:]
         hit = later[:, 1] >= target if buy else later[:, 2] <= target
         if hit.any():
-            return limit, target, Reason.MAXDIFF_EXIT
-        return limit, bar.close, Reason.CLOSE
+            return entry, target, Reason.MAXDIFF_EXIT
+        return entry, bar.close, Reason.CLOSE
     if (buy and bar.low > limit) or (not buy and bar.high < limit):
         return None
     entry_first = bar.open <= limit if buy else bar.open >= limit
+    entry = (min(limit, bar.open) if buy else max(limit, bar.open)) if entry_first else limit
     reached = bar.high >= target if buy else bar.low <= target
     if entry_first and reached:
-        return limit, target, Reason.MAXDIFF_EXIT
-    return limit, bar.close, Reason.CLOSE
+        return entry, target, Reason.MAXDIFF_EXIT
+    return entry, bar.close, Reason.CLOSE
