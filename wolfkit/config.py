@@ -376,9 +376,6 @@ class BacktestParams(_Strict):
     fee_per_share: float = Field(0.0, ge=0, description="USD per share on every fill")
     fee_bps: float = Field(0.0, ge=0, le=500, description="bp of the notional on every fill")
     min_fee: float = Field(0.0, ge=0, description="USD: the least a fill costs when it costs anything")
-    jump_threshold: float = Field(
-        0.30, gt=0, le=5, description="a one-day move beyond this (fraction) with no matching sector move is quarantined"
-    )
     minute_bars: bool = Field(
         True, description="resolve the order of touches from minute bars when the data source has them"
     )

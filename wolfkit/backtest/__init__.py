@@ -91,19 +91,22 @@ def _quarantine_mask(market: Market, jumps: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def _warnings(provider: DataProvider, start: date, jumps: pd.DataFrame, bad_rows: pd.DataFrame) -> list[str]:
-    from wolfkit.data.quality import survivorship_warning
+def _warnings(params: Params, provider: DataProvider, start: date, jumps: pd.DataFrame,
+              bad_rows: pd.DataFrame) -> list[str]:
+    from wolfkit.data.quality import quarantine_count, survivorship_warning
 
     out = []
-    surv = survivorship_warning(getattr(provider, "universe_as_of", None), start)
-    if surv:
-        out.append(surv)
     if provider.synthetic:
         from wolfkit.data.demo import SYNTHETIC_NOTICE
 
         out.append(SYNTHETIC_NOTICE)
+    else:
+        surv = survivorship_warning(params.data.universe_as_of, start)
+        if surv:
+            out.append(surv)
     if len(bad_rows):
-        out.append(f"{len(bad_rows)} bad data row(s) quarantined (dropped); see data_quality.csv")
+        out.append(f"{quarantine_count(bad_rows)} bad row(s) of the data files quarantined (left out); "
+                   "listed in data_quality.csv")
     if len(jumps):
         shown = ", ".join(f"{s} {pd.Timestamp(d).date()}" for s, d in zip(jumps["symbol"], jumps["date"]))
         out.append(f"{len(jumps)} one-day jump(s) quarantined, not booked and not used as signals: {shown}")
@@ -115,7 +118,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
                  provider: DataProvider | None = None, progress: bool = True) -> BacktestResult:
     """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`)."""
     from wolfkit import performance, tearsheet
-    from wolfkit.data.quality import find_jumps, write_data_quality
+    from wolfkit.data.quality import find_jumps, quarantine_count, quarantined_rows, write_data_quality
     from wolfkit.notebooks import new_run_id, resolve
 
     t0 = time.perf_counter()
@@ -141,7 +144,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     tick = time.perf_counter()
     market = load_market(provider, params, start, end)
     sectors = market.universe["sector"]
-    jumps = find_jumps(market.bars, sectors, params.backtest.jump_threshold)
+    jumps = find_jumps(market.bars, sectors, params.data.jump_threshold)
     quarantine = _quarantine_mask(market, jumps)
     timings["load"] = time.perf_counter() - tick
     n = len(market.sessions)
@@ -159,10 +162,8 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     fills = fills_frame(w)
     scores = scores_frame(market, scans, w, quarantine, params)
     write_tables(folder, eq, fills, scores)
-    bad_rows = getattr(provider, "quarantined", None)
-    bad_rows = bad_rows if isinstance(bad_rows, pd.DataFrame) else pd.DataFrame(
-        columns=["file", "line", "symbol", "date", "field", "problem"])
-    write_data_quality(bad_rows, jumps, folder / "data_quality.csv")
+    bad_rows = quarantined_rows(provider)
+    write_data_quality(folder / "data_quality.csv", bad_rows, jumps)
     dates = market.dates()
     summary = {
         "schema": SCHEMA_ID,
@@ -175,8 +176,8 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
         "elapsed_s": None,
         "fill_rules": w.fill_rules,
         "data": {"source": params.data.source, "provider": str(provider.name), "synthetic": bool(provider.synthetic),
-                 "quarantined_rows": len(bad_rows), "quarantined_jumps": len(jumps)},
-        "warnings": _warnings(provider, start, jumps, bad_rows) + w.warnings,
+                 "quarantined_rows": quarantine_count(bad_rows), "quarantined_jumps": len(jumps)},
+        "warnings": _warnings(params, provider, start, jumps, bad_rows) + w.warnings,
     }
     summary.update(performance.summarize(eq, fills, scores, params))
     timings["stats"] = time.perf_counter() - tick

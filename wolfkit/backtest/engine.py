@@ -7,8 +7,9 @@ precomputed from `panel.scan_sessions`. Each session:
    or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
    costs a round trip of fees: the backtest does not net yesterday's holdings against today's pack);
 2. symbols with a quarantined date in their lookback window are not candidates; the rest go through
-   `wolfkit.orders.build_order_plan` (validation, diversify, sizing, packing) at the previous close's
-   equity; an `InfeasibleError` makes the session flat with the reason in the warnings;
+   the live builder's steps (`build_day`: diversify, sizing, packing, then the order rules of
+   `wolfkit.orders.build_order_plan`) at the previous close's equity; an `InfeasibleError` makes
+   the session flat with the reason in the warnings;
 3. directional buys fill at the open (+ slippage), shrunk from the tail when the open's prices would
    exceed the allocation (1 − cash_reserve) or the directional bucket; take-profit and stop from the
    plan, per `fills.bracket_exit`; at the close they are sold or carried per the exit rule;
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Callable
 
 import numpy as np
@@ -33,10 +34,10 @@ import pandas as pd
 from wolfkit.backtest.fills import Bar, Reason, bracket_exit, fee, market_price, maxdiff_trade
 from wolfkit.backtest.panel import Market
 from wolfkit.config import Params
-from wolfkit.diversify import tier_labels
+from wolfkit.diversify import Targets, build_targets, tier_labels
 from wolfkit.errors import InfeasibleError, WolfkitError
-from wolfkit.orders import Layer, OrderPlan, Side, build_order_plan
-from wolfkit.packing import buckets
+from wolfkit.orders import Layer, PlanStatus, Side
+from wolfkit.packing import Packing, buckets, pack_layers
 
 FILL_COLUMNS = ["date", "symbol", "side", "qty", "price", "layer", "reason", "fee"]
 EQUITY_COLUMNS = ["date", "equity", "cash", "gross_directional", "gross_maxdiff", "pnl_directional",
@@ -65,7 +66,51 @@ def tier_of(scores: np.ndarray, params: Params) -> np.ndarray:
     return out
 
 
-def check_limits(plan: OrderPlan, sector_weights: dict[str, float], params: Params, equity: float,
+@dataclass(frozen=True)
+class DayOrder:
+    """One order of the morning's plan, in priority order: what `build_order_plan` would write."""
+
+    symbol: str
+    layer: Layer
+    buy: bool
+    qty: int
+    weight: float
+    take_profit: float | None = None
+    stop_loss: float | None = None
+    limit: float | None = None
+    target: float | None = None
+
+
+def _num(v) -> float | None:  # noqa: ANN001
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def build_day(opps: pd.DataFrame, params: Params, equity: float, buying_power: float,
+              method: str | None) -> tuple[list[DayOrder], Targets, Packing]:
+    """The morning's orders from the live builder's own steps (`diversify.build_targets`,
+    `packing.pack_layers`), ordered and filtered by the rules of `orders.build_order_plan`: directional
+    buys by weight, score, symbol; then listening maxdiff plans by rank, a sell plan on a symbol with a
+    directional buy left out (wash-trade rule). The scan's table needs no re-validation."""
+    targets = build_targets(opps, params, method)
+    packing = pack_layers(targets, opps, params, equity, buying_power, method=targets.method)
+    rows = opps.set_index("symbol")
+    d = packing.directional.sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+    orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(rows.at[s, "take_profit"]),
+                       _num(rows.at[s, "stop_loss"]))
+              for s, q, w in zip(d["symbol"], d["qty"], d["weight"]) if q > 0]
+    held = {o.symbol for o in orders}
+    m = packing.maxdiff
+    for s, side, q, lim, hi, lo, status in zip(m["symbol"], m["side"], m["qty"], m["limit_price"],
+                                                m["high_target"], m["low_target"], m["status"]):
+        if status != PlanStatus.LISTENING or (side == "sell" and s in held):
+            continue
+        buy = side != "sell"
+        orders.append(DayOrder(s, Layer.MAXDIFF, buy, int(q), float(q * lim) / equity, limit=float(lim),
+                               target=float(hi if buy else lo)))
+    return orders, targets, packing
+
+
+def check_limits(orders: list[DayOrder], sector_weights: dict[str, float], params: Params, equity: float,
                  buying_power: float, dir_cost: float, md_cost: float, md_capacity: float) -> list[str]:
     """Breaches of the day's rules (empty when all hold): buckets, reserve, sectors, per-symbol count.
 
@@ -85,7 +130,7 @@ def check_limits(plan: OrderPlan, sector_weights: dict[str, float], params: Para
         if w > pp.cap_for(sector) + TOL:
             out.append(f"sector {sector} {w:.4f} > cap {pp.cap_for(sector)}")
     per_symbol: dict[str, int] = {}
-    for o in plan.orders:
+    for o in orders:
         per_symbol[o.symbol] = per_symbol.get(o.symbol, 0) + 1
     out += [f"{s}: {n} positions > {lev.max_positions_per_symbol}" for s, n in per_symbol.items()
             if n > lev.max_positions_per_symbol]
@@ -117,7 +162,6 @@ def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: flo
     prev_close = np.vstack([np.full((1, P.shape[1]), np.nan), P.close[:-1]])
     out = Walk()
     use_minutes = bt.minute_bars and provider is not None
-    created = datetime(2000, 1, 1, tzinfo=timezone.utc)
     equity, cash = equity0, equity0
     carried: dict[str, float] = {}
     mark = np.full(P.shape[1], np.nan)  # the last clean close of each symbol
@@ -158,26 +202,22 @@ def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: flo
         if dirty.any():
             opps = opps[~opps["symbol"].map(col).map(lambda j: bool(dirty[j])).to_numpy(bool)]
         buying_power = equity * bt.buying_power_multiple
-        plan = result = None
+        orders = None
         try:
-            result = build_order_plan(opps, params, equity, buying_power, d, method=method,
-                                      run_id=f"bt{d:%Y%m%d}", created_at=created, source=f"scan of {d}")
-            plan = result.plan
+            orders, targets, packing = build_day(opps, params, equity, buying_power, method)
         except InfeasibleError as e:
             out.warnings.append(f"{d}: flat, no pack could be built (infeasible: {e})")
 
         dir_cost = md_cost = 0.0
         picks: dict[str, float] = {}
-        if plan is not None:
-            orders = sorted(plan.orders, key=lambda o: o.priority)
+        if orders is not None:
             traded = sorted({o.symbol for o in orders if not q[col[o.symbol]]})
             minutes = _minute_paths(provider, traded, d) if use_minutes else None
             if use_minutes and minutes is None:
                 use_minutes = False  # the source has no minute bars: daily rules from here on
             out.fill_rules = "minute" if use_minutes else "daily"
             _, dir_bucket, _ = buckets(params, equity, buying_power)
-            room = min(dir_bucket, result.targets.allocation * equity)
-            targets = {p.symbol: p for p in plan.maxdiff_plans}
+            room = min(dir_bucket, targets.allocation * equity)
 
             def bar(j: int, sym: str) -> Bar:
                 mins = None if q[j] or minutes is None else minutes.get(sym)
@@ -207,10 +247,8 @@ def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: flo
                     else:
                         carried[o.symbol] = carried.get(o.symbol, 0) + qty
                 else:
-                    p = targets[o.symbol]
-                    buy = o.side == Side.BUY
-                    trade = maxdiff_trade(bar(j, o.symbol), buy, float(o.limit_price),
-                                          p.high_target if buy else p.low_target)
+                    buy = o.buy
+                    trade = maxdiff_trade(bar(j, o.symbol), buy, o.limit, o.target)
                     if trade is None:
                         continue
                     entry, exit_, why = trade
@@ -218,8 +256,8 @@ def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: flo
                     book(o.symbol, buy, o.qty, entry, Layer.MAXDIFF, Reason.MAXDIFF_ENTRY)
                     book(o.symbol, not buy, o.qty, exit_ if why is Reason.MAXDIFF_EXIT else market_price(exit_, not buy, bt),
                          Layer.MAXDIFF, why)
-            breaches = check_limits(plan, result.targets.sector_weights, params, equity, buying_power, dir_cost, md_cost,
-                                    result.packing.maxdiff_capacity)
+            breaches = check_limits(orders, targets.sector_weights, params, equity, buying_power, dir_cost, md_cost,
+                                    packing.maxdiff_capacity)
             if breaches:
                 raise WolfkitError(f"internal: {d}: the backtest broke a rule ({'; '.join(breaches)}); please report it")
         out.picks[d] = picks
