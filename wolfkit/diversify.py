@@ -78,8 +78,7 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%".replace(".0%", "%")
 
 
-def tier_labels(params: Params) -> list[str]:
-    """The score-tier labels, best first ("90+", "75–89", …): the band a score falls in."""
+def _tier_labels(params: Params) -> list[str]:
     tiers = params.portfolio.tiers
     out = []
     for i, t in enumerate(tiers):
@@ -103,7 +102,7 @@ def _candidates(opps: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.Da
     c = opps.loc[~low].copy()
     if "cap_tier" not in c:
         c["cap_tier"] = [pp.market_cap.tier_of(m) for m in c["market_cap"]]
-    labels = tier_labels(params)
+    labels = _tier_labels(params)
     idx = [next(i for i, t in enumerate(pp.tiers) if s >= t.min_score) for s in c["score"]]
     c["tier"] = [labels[i] for i in idx]
     c["lo"] = [pp.tiers[i].weight_min for i in idx]
