@@ -141,6 +141,24 @@ def test_scan_of_a_session_is_the_live_scan(market_files) -> None:  # noqa: ANN0
         pd.testing.assert_frame_equal(scans[k], live)
 
 
+def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN001
+    from wolfkit.backtest.engine import build_day
+    from wolfkit.orders import build_order_plan
+
+    bars, uni, _ = market_files
+    p = _params(bars, uni)
+    start, _, _ = _window()
+    market = load_market(FileProvider(bars, uni), p, start, start)
+    opps = scan_sessions(market, p)[0]
+    orders, _, _ = build_day(opps, p, 100_000.0, 200_000.0, None)
+    plan = build_order_plan(opps, p, 100_000.0, 200_000.0, start).plan
+    ours = [(o.symbol, str(o.layer), "buy" if o.buy else "sell", o.qty, o.limit, o.take_profit, o.stop_loss)
+            for o in orders]
+    theirs = [(o.symbol, str(o.layer), str(o.side), o.qty, o.limit_price, o.take_profit, o.stop_loss)
+              for o in sorted(plan.orders, key=lambda o: o.priority)]
+    assert ours == theirs and any(o[1] == "maxdiff" for o in ours)
+
+
 def test_no_look_ahead_when_the_data_ends_after_the_cut(market_files, tmp_path) -> None:  # noqa: ANN001
     bars_path, uni, bars = market_files
     start, end, cut = _window()
@@ -180,6 +198,7 @@ def test_a_quarantined_jump_is_neither_a_signal_nor_profit(market_files, tmp_pat
     assert ((dq["symbol"] == sym) & (pd.to_datetime(dq["date"]) == jump)).any()
 
 
+@pytest.mark.slow  # vectorbt's numba compile on a cold cache
 def test_equity_matches_vectorbt_on_the_simple_configuration(market_files) -> None:  # noqa: ANN001
     pytest.importorskip("vectorbt", reason="the cross-check needs vectorbt (pip install -e '.[dev]')")
     from wolfkit.backtest import crosscheck
@@ -212,6 +231,7 @@ def test_an_existing_folder_is_never_overwritten(market_files, tmp_path) -> None
         run_backtest(_params(bars, uni), start, start, tmp_path / "out", progress=False)
 
 
+@pytest.mark.slow  # three fresh processes
 def test_demo_market_end_to_end_through_the_cli(tmp_path) -> None:
     yaml = tmp_path / "demo.yaml"
     yaml.write_text(f"extends: {ROOT / 'parameters' / 'default.yaml'}\ndata:\n  source: demo:60\n"
