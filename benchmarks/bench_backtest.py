@@ -20,7 +20,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workers", type=int, default=2, help="processes for the scan stage (scan.workers)")
+    ap.add_argument("--workers", type=int, default=1, help="scan processes beside the trading loop (scan.workers); 1 uses both cores")
     ap.add_argument("--start", default="2014-01-02")
     ap.add_argument("--end", default="2016-12-30")
     a = ap.parse_args()
@@ -31,7 +31,7 @@ def main() -> int:
     from wolfkit.backtest import crosscheck, run_backtest
     from wolfkit.backtest.panel import load_market, scan_sessions
     from wolfkit.config import params_from_dict
-    from wolfkit.data.files import FileProvider
+    from wolfkit.data import get_provider
 
     raw = {"data": {"source": "csv", "bars_path": str(bars), "universe_path": str(uni)},
            "scan": {"workers": a.workers}}
@@ -47,9 +47,9 @@ def main() -> int:
     print(f"final equity {r.equity['equity'].iloc[-1]:,.0f}; buy-and-hold {r.equity['bench_buy_hold'].iloc[-1]:,.0f}; "
           f"open->close {r.equity['bench_open_close'].iloc[-1]:,.0f}; folder {out}")
 
-    provider = FileProvider(bars, uni)
+    provider = get_provider(p)  # data.bad_rows as configured
     market = load_market(provider, p, start, end)
-    scans = scan_sessions(market, p)
+    scans = list(scan_sessions(market, p))
     cc = crosscheck.run(market, scans, p, p.backtest.equity, n=10)
     print(f"cross-check (top 10 equal weight, open->close, no costs): engine {cc.engine.iloc[-1]:,.2f} in "
           f"{cc.engine_s:.1f} s, vectorbt {cc.vectorbt.iloc[-1]:,.2f} in {cc.vectorbt_s:.1f} s, "

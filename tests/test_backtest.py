@@ -135,10 +135,14 @@ def test_scan_of_a_session_is_the_live_scan(market_files) -> None:  # noqa: ANN0
     provider = FileProvider(bars, uni)
     start, _, cut = _window()
     market = load_market(provider, p, start, cut)
-    scans = scan_sessions(market, p)
+    scans = list(scan_sessions(market, p))
     for k in (0, len(scans) - 1):
         live = run_scan(p, market.dates()[k], provider=provider).opportunities
         pd.testing.assert_frame_equal(scans[k], live)
+    pooled = list(scan_sessions(market, _params(bars, uni, scan={"workers": 1})))  # blocks in a worker process
+    assert len(pooled) == len(scans)
+    for a, b in zip(scans, pooled):
+        pd.testing.assert_frame_equal(a, b)
 
 
 def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN001
@@ -149,7 +153,7 @@ def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN
     p = _params(bars, uni)
     start, _, _ = _window()
     market = load_market(FileProvider(bars, uni), p, start, start)
-    opps = scan_sessions(market, p)[0]
+    opps = next(scan_sessions(market, p))
     orders, _, _ = build_day(opps, p, 100_000.0, 200_000.0, None)
     plan = build_order_plan(opps, p, 100_000.0, 200_000.0, start).plan
     ours = [(o.symbol, str(o.layer), "buy" if o.buy else "sell", o.qty, o.limit, o.take_profit, o.stop_loss)

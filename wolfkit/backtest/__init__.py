@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pandas as pd
@@ -78,6 +78,23 @@ class _Stages:
     def __exit__(self, *exc) -> None:  # noqa: ANN002
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+class _Timed:
+    """An iterator that adds up the time spent waiting for its items."""
+
+    def __init__(self, it: Iterator) -> None:
+        self.it, self.seconds = it, 0.0
+
+    def __iter__(self) -> _Timed:
+        return self
+
+    def __next__(self):  # noqa: ANN204
+        t = time.perf_counter()
+        try:
+            return next(self.it)
+        finally:
+            self.seconds += time.perf_counter() - t
 
 
 def _quarantine_mask(market: Market, jumps: pd.DataFrame) -> np.ndarray:
@@ -150,17 +167,16 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     n = len(market.sessions)
     with _Stages(progress) as stages:
         tick = time.perf_counter()
-        scans = scan_sessions(market, params, stages.stage("scanning sessions", n))
-        timings["scan"] = time.perf_counter() - tick
-        tick = time.perf_counter()
+        scans = _Timed(scan_sessions(market, params, stages.stage("scanning sessions", n)))
         w = walk(market, scans, params, equity0, quarantine, method=method, provider=provider,
                  advance=stages.stage("trading sessions", n))
-        timings["trade"] = time.perf_counter() - tick
+        timings["scan"] = scans.seconds  # waiting for scans (all of the scanning when scan.workers is 0)
+        timings["trade"] = time.perf_counter() - tick - scans.seconds
 
     tick = time.perf_counter()
     eq = equity_frame(w, benchmarks(market, quarantine, equity0))
     fills = fills_frame(w)
-    scores = scores_frame(market, scans, w, quarantine, params)
+    scores = scores_frame(market, w.scans, w, quarantine, params)
     write_tables(folder, eq, fills, scores)
     bad_rows = quarantined_rows(provider)
     write_data_quality(folder / "data_quality.csv", bad_rows, jumps)

@@ -70,7 +70,7 @@ def run(market: Market, scans: list[pd.DataFrame], params: Params, equity0: floa
     import vectorbt as vbt
 
     p = simple_params(params, n)
-    simple = open_to_close_scans(scans)
+    simple = open_to_close_scans(list(scans))
     t0 = time.perf_counter()
     w = walk(market, simple, p, equity0, np.zeros(market.panel.shape, bool), method="greedy")
     engine_s = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """The session loop: build each morning's pack with the live builder, fill it from the session's bars.
 
-Only what must be sequential happens here (equity feeds the next day's sizing): the scans come
-precomputed from `panel.scan_sessions`. Each session:
+Only what must be sequential happens here (equity feeds the next day's sizing): the scans stream
+in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0). Each session:
 
 1. positions carried overnight (`intraday.close_directional_eod: false`) are sold at the open —
    or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,7 @@ class Walk:
     equity: list[dict] = field(default_factory=list)
     fills: list[tuple] = field(default_factory=list)
     picks: dict[date, dict[str, float]] = field(default_factory=dict)
+    scans: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     fill_rules: str = "daily"
 
@@ -149,10 +150,11 @@ def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.n
     return {str(s): g[["open", "high", "low", "close"]].to_numpy(float) for s, g in m.groupby("symbol", sort=False)}
 
 
-def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: float, quarantine: np.ndarray,
+def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0: float, quarantine: np.ndarray,
          *, method: str | None, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:  # noqa: ANN001
     """Trade every session of `market` in order (see the module docstring).
 
+    `scans`: each session's opportunities table, in order (consumed as they come; kept in `Walk.scans`).
     `quarantine`: a dates x symbols boolean mask over `market.panel` of the quarantined bars.
     """
     bt, pp = params.backtest, params.portfolio
@@ -166,8 +168,9 @@ def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: flo
     carried: dict[str, float] = {}
     mark = np.full(P.shape[1], np.nan)  # the last clean close of each symbol
 
-    for row in market.sessions:
+    for row, scan in zip(market.sessions, scans):
         d = P.dates[row].date()
+        out.scans.append(scan)
         q = quarantine[row]
         O = np.where(np.isnan(P.open[row]), prev_close[row], P.open[row])
         C = np.where(q, O, P.close[row])
@@ -197,7 +200,7 @@ def walk(market: Market, scans: list[pd.DataFrame], params: Params, equity0: flo
                 book(s, False, qty, market_price(float(O[j]), False, bt), Layer.DIRECTIONAL, Reason.OPEN)
         carried = {}
 
-        opps = scans[len(out.equity)]
+        opps = scan
         dirty = quarantine[max(0, row - lookback):row].any(axis=0)
         if dirty.any():
             opps = opps[~opps["symbol"].map(col).map(lambda j: bool(dirty[j])).to_numpy(bool)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -71,11 +71,12 @@ def load_market(provider: DataProvider, params: Params, start: date, end: date) 
     return Market(panel, uni, rows, bars)
 
 
+BLOCK = 16  # sessions per task sent to a worker process
+
+
 def window(panel: Panel, row: int, lookback: int) -> Panel:
     """The scan panel for the session at `row`: the `lookback` bar dates strictly before it."""
-    lo = max(0, row - lookback)
-    return Panel(panel.dates[lo:row], panel.symbols, has_ohlc=panel.has_ohlc,
-                 **{f: getattr(panel, f)[lo:row] for f in PANEL_FIELDS})
+    return _rows(panel, max(0, row - lookback), row)
 
 
 def _scan_rows(panel: Panel, universe: pd.DataFrame, rows: list[int], params: Params) -> list[pd.DataFrame]:
@@ -85,24 +86,38 @@ def _scan_rows(panel: Panel, universe: pd.DataFrame, rows: list[int], params: Pa
             for r in rows]
 
 
-def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None) -> list[pd.DataFrame]:
-    """The opportunities table of every session, in order (`scan.workers` > 0: sessions in parallel)."""
+def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None) -> Iterator[pd.DataFrame]:
+    """The opportunities table of every session, in order, as they are ready.
+
+    With `scan.workers` > 0 blocks of consecutive sessions are scanned in worker processes (each gets
+    only the panel rows its block reads) while the caller consumes earlier ones: the scans overlap
+    with the trading loop instead of preceding it.
+    """
     rows = [int(r) for r in market.sessions]
     workers = params.scan.workers
-    if workers <= 0 or len(rows) < 2 * workers:
-        out = []
+    if workers <= 0:
         for r in rows:
-            out.extend(_scan_rows(market.panel, market.universe, [r], params))
+            yield _scan_rows(market.panel, market.universe, [r], params)[0]
             advance(1)
-        return out
-    blocks = [rows[i::workers] for i in range(workers)]  # interleaved: equal work per process
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_scan_rows, market.panel, market.universe, b, params) for b in blocks]
-        results = []
+        return
+    lookback = params.scan.lookback_days
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        futures = []
+        for k in range(0, len(rows), BLOCK):
+            block = rows[k:k + BLOCK]
+            lo = max(0, block[0] - lookback)
+            futures.append(pool.submit(_scan_rows, _rows(market.panel, lo, block[-1]), market.universe,
+                                       [r - lo for r in block], params))
         for f in futures:
-            results.append(f.result())
-            advance(len(results[-1]))
-    by_row: dict[int, pd.DataFrame] = {}
-    for b, res in zip(blocks, results):
-        by_row.update(zip(b, res))
-    return [by_row[r] for r in rows]
+            for table in f.result():
+                yield table
+                advance(1)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _rows(panel: Panel, lo: int, hi: int) -> Panel:
+    """Rows lo..hi-1 of the panel (all symbols): what a block of sessions ending before `hi` reads."""
+    return Panel(panel.dates[lo:hi], panel.symbols, has_ohlc=panel.has_ohlc,
+                 **{f: getattr(panel, f)[lo:hi] for f in PANEL_FIELDS})
