@@ -53,7 +53,8 @@ def main() -> int:
     cc = crosscheck.run(market, scans, p, p.backtest.equity, n=10)
     print(f"cross-check (top 10 equal weight, open->close, no costs): engine {cc.engine.iloc[-1]:,.2f} in "
           f"{cc.engine_s:.1f} s, vectorbt {cc.vectorbt.iloc[-1]:,.2f} in {cc.vectorbt_s:.1f} s, "
-          f"max abs difference {cc.max_abs_diff:.2e}, picks = top 10 by score: {cc.top_n}")
+          f"max abs difference {cc.max_abs_diff:.2e}; sessions whose picks are not the top 10 by score: "
+          f"{len(cc.not_top_n)} {cc.not_top_n[:3]}")
     return 0
 
 

@@ -5,7 +5,7 @@ to the same result. The simple configuration — the top N by score at equal wei
 open, sold at the close, no maxdiff, no fees or slippage — is run through `engine.walk`; vectorbt
 (`Portfolio.from_orders`, one order per open and per close on a two-rows-per-session price path)
 replays its share counts, and the two curves must agree to rounding. Which names the engine picks is
-checked separately against the top N by score (`picks_are_top_n`).
+checked separately against the top N by score (`not_top_n`).
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ def open_to_close_scans(scans: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return [s.assign(strategy=Strategy.SIMPLE.value, take_profit=np.nan, stop_loss=np.nan) for s in scans]
 
 
-def picks_are_top_n(scans: list[pd.DataFrame], picks: dict, n: int) -> bool:
-    """Every session's picks are the n best scores (ties: higher expected_return, then symbol, as the builder)."""
+def not_top_n(scans: list[pd.DataFrame], picks: dict, n: int) -> list[str]:
+    """Sessions whose picks are not the n best scores (ties: higher expected_return, then symbol, as the
+    builder), each as "date: missing … extra …"; empty when every session picked the top n."""
+    out = []
     for s, (d, p) in zip(scans, picks.items()):
-        top = s.sort_values(["score", "expected_return", "symbol"], ascending=[False, False, True])["symbol"].head(n)
-        if set(top) != set(p):
-            return False
-    return True
+        top = set(s.sort_values(["score", "expected_return", "symbol"], ascending=[False, False, True])["symbol"].head(n))
+        if top != set(p):
+            out.append(f"{d}: missing {sorted(top - set(p))}, extra {sorted(set(p) - top)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class CrossCheck:
     vectorbt: pd.Series
     engine_s: float
     vectorbt_s: float
-    top_n: bool
+    not_top_n: list[str]
 
     @property
     def max_abs_diff(self) -> float:
@@ -96,4 +98,4 @@ def run(market: Market, scans: list[pd.DataFrame], params: Params, equity0: floa
     pf = vbt.Portfolio.from_orders(price, size, size_type="amount", init_cash=equity0, cash_sharing=True,
                                    group_by=True, fees=0.0, slippage=0.0, freq="1D")
     theirs = pd.Series(pf.value().to_numpy()[1::2], index=dates)
-    return CrossCheck(ours, theirs, engine_s, time.perf_counter() - t0, picks_are_top_n(simple, w.picks, n))
+    return CrossCheck(ours, theirs, engine_s, time.perf_counter() - t0, not_top_n(simple, w.picks, n))

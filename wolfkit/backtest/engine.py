@@ -274,7 +274,7 @@ def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0:
             raise WolfkitError(f"internal: {d}: equity does not add up; please report it")
         out.equity.append({
             "date": d, "equity": new_equity, "cash": cash,
-            "gross_directional": dir_cost / equity, "gross_maxdiff": md_cost / equity,
+            "gross_directional": dir_cost, "gross_maxdiff": md_cost,
             "pnl_directional": pnl_d, "pnl_maxdiff": flows_m, "fees": fees,
         })
         equity = new_equity
