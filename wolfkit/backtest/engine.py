@@ -47,11 +47,13 @@ TOL = 1e-6
 
 @dataclass
 class Walk:
-    """What the loop produced: rows of equity.csv and fills.csv, each session's picks, warnings."""
+    """What the loop produced: rows of equity.csv and fills.csv, each session's picks (names bought,
+    with their target weight) and planned names, the scans, warnings."""
 
     equity: list[dict] = field(default_factory=list)
     fills: list[tuple] = field(default_factory=list)
     picks: dict[date, dict[str, float]] = field(default_factory=dict)
+    planned: dict[date, list[str]] = field(default_factory=dict)  # the pack's names, filled or not
     scans: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     fill_rules: str = "daily"
@@ -214,6 +216,7 @@ def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0:
         dir_cost = md_cost = 0.0
         picks: dict[str, float] = {}
         if orders is not None:
+            out.planned[d] = [o.symbol for o in orders if o.layer is Layer.DIRECTIONAL]
             traded = sorted({o.symbol for o in orders if not q[col[o.symbol]]})
             minutes = _minute_paths(provider, traded, d) if use_minutes else None
             if use_minutes and minutes is None:
