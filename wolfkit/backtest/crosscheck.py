@@ -43,11 +43,12 @@ def open_to_close_scans(scans: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return [s.assign(strategy=Strategy.SIMPLE.value, take_profit=np.nan, stop_loss=np.nan) for s in scans]
 
 
-def not_top_n(scans: list[pd.DataFrame], picks: dict, n: int) -> list[str]:
+def not_top_n(scans: dict, planned: dict, n: int) -> list[str]:
     """Sessions whose planned picks are not the n best scores (ties: higher expected_return, then symbol, as the
     builder), each as "date: missing … extra …"; empty when every session picked the top n."""
     out = []
-    for s, (d, p) in zip(scans, picks.items()):
+    for d, p in planned.items():
+        s = scans[d]
         top = set(s.sort_values(["score", "expected_return", "symbol"], ascending=[False, False, True])["symbol"].head(n))
         if top != set(p):
             out.append(f"{d}: missing {sorted(top - set(p))}, extra {sorted(set(p) - top)}")
@@ -98,4 +99,4 @@ def run(market: Market, scans: list[pd.DataFrame], params: Params, equity0: floa
     pf = vbt.Portfolio.from_orders(price, size, size_type="amount", init_cash=equity0, cash_sharing=True,
                                    group_by=True, fees=0.0, slippage=0.0, freq="1D")
     theirs = pd.Series(pf.value().to_numpy()[1::2], index=dates)
-    return CrossCheck(ours, theirs, engine_s, time.perf_counter() - t0, not_top_n(simple, w.planned, n))
+    return CrossCheck(ours, theirs, engine_s, time.perf_counter() - t0, not_top_n(dict(zip(market.dates(), simple)), w.planned, n))
