@@ -136,7 +136,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`)."""
     from wolfkit import performance, tearsheet
     from wolfkit.data.quality import find_jumps, quarantine_count, quarantined_rows, write_data_quality
-    from wolfkit.notebooks import new_run_id, resolve
+    from wolfkit.notebooks import new_run_id, project_root
 
     t0 = time.perf_counter()
     try:
@@ -151,7 +151,8 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     if not (np.isfinite(equity0) and equity0 > 0):
         raise BadInputError(f"--equity {equity}: use a positive amount in USD")
     run_id = new_run_id("backtest", start)
-    folder = claim(resolve(out_dir) if out_dir is not None else resolve(Path("outputs") / "backtests" / run_id))
+    folder = Path(out_dir).expanduser() if out_dir is not None else Path("outputs") / "backtests" / run_id
+    folder = claim(folder if folder.is_absolute() else project_root() / folder)
     if provider is None:
         from wolfkit.data import get_provider
 
