@@ -9,13 +9,11 @@ import re
 
 import pytest
 
-from wolfkit import calendar, tearsheet
+from wolfkit import backtest, calendar, tearsheet
 from wolfkit import notebooks as nbr
 from wolfkit.config import load_params
 from wolfkit.report import read_records
 
-# Temporary guard while wolfkit.backtest lives on another branch: remove once it is merged.
-backtest = pytest.importorskip("wolfkit.backtest", reason="wolfkit.backtest (the engine) is not in this tree yet")
 
 pytestmark = pytest.mark.slow
 

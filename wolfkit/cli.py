@@ -470,6 +470,60 @@ def emulator(port: int = typer.Option(8765, "--port", help="port on 127.0.0.1"))
         raise BadInputError(f"--port {port}: cannot listen on 127.0.0.1:{port} ({e.strerror}); pick another port") from None
 
 
+@app.command()
+def backtest(
+    params: Path = ParamsOpt,
+    start: str = typer.Option(..., "--start", help="first session, YYYY-MM-DD"),
+    end: str = typer.Option(..., "--end", help="last session, YYYY-MM-DD"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/backtests/<run-id>/)"),
+    method: Optional[str] = typer.Option(None, "--method", help="optimal | greedy (default: parameters)"),
+    layers: str = typer.Option("both", "--layers", help="both | directional"),
+    equity: Optional[float] = typer.Option(None, "--equity", help="starting equity in USD (default: backtest.equity)"),
+) -> None:
+    """Walk the daily loop over history: scan, build, fill, exit, session by session; write the folder."""
+    from datetime import date as _date
+
+    from rich.table import Table
+
+    from wolfkit.backtest import run_backtest
+    from wolfkit.config import load_params
+    from wolfkit.errors import BadInputError
+
+    def day(flag: str, text: str) -> _date:
+        try:
+            return _date.fromisoformat(text)
+        except ValueError:
+            raise BadInputError(f"{flag} {text!r}: write the date as YYYY-MM-DD") from None
+
+    result = run_backtest(load_params(params), day("--start", start), day("--end", end), out, method=method,
+                          layers=layers, equity=equity, progress=True)
+    s, eq = result.summary, result.equity
+    table = Table(title=f"backtest {s['window']['start']} … {s['window']['end']} ({s['window']['sessions']} sessions)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+
+    def fmt(key: str, spec: str) -> str:
+        v = s.get(key)
+        return format(v, spec) if isinstance(v, (int, float)) else "n/a"
+
+    rows = [
+        ("final equity", f"${eq['equity'].iloc[-1]:,.0f} (from ${s['equity_start']:,.0f})"),
+        ("buy-and-hold / open→close benchmark", f"${eq['bench_buy_hold'].iloc[-1]:,.0f} / ${eq['bench_open_close'].iloc[-1]:,.0f}"),
+        ("CAGR", fmt("cagr", ".2%")), ("Sharpe", fmt("sharpe", ".2f")), ("max drawdown", fmt("max_drawdown", ".2%")),
+        ("IC mean (t)", f"{fmt('ic_mean', '.4f')} ({fmt('ic_t', '.2f')})"),
+        ("fees", f"${eq['fees'].sum():,.2f}"), ("fills", f"{len(result.fills):,}"),
+        ("time", f"{result.elapsed_s:.1f} s"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    for w in s["warnings"][:10]:
+        console.print(f"warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    if len(s["warnings"]) > 10:
+        console.print(f"… {len(s['warnings']) - 10} more warnings in summary.json", style="yellow")
+    console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning WolfkitError into its exit code and a one-screen message.
 

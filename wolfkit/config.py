@@ -407,6 +407,24 @@ class IntradayParams(_Strict):
     )
 
 
+class BacktestParams(_Strict):
+    """The research backtester: account, trading costs and the honesty checks (`wolfkit backtest`)."""
+
+    equity: float = Field(100_000.0, gt=0, description="starting equity in USD (--equity overrides it)")
+    buying_power_multiple: float = Field(
+        2.0, ge=1, le=4, description="buying power = this x equity each session; 1 is a cash account (no margin)"
+    )
+    slippage_bps: float = Field(
+        2.0, ge=0, le=500, description="market fills (open, close, stops) are this many bp worse than the bar price"
+    )
+    fee_per_share: float = Field(0.0, ge=0, description="USD per share on every fill")
+    fee_bps: float = Field(0.0, ge=0, le=500, description="bp of the notional on every fill")
+    min_fee: float = Field(0.0, ge=0, description="USD: the least a fill costs when it costs anything")
+    minute_bars: bool = Field(
+        True, description="resolve the order of touches from minute bars when the data source has them"
+    )
+
+
 class Params(_Strict):
     """Every knob of a wolfkit run."""
 
@@ -419,6 +437,7 @@ class Params(_Strict):
     execution: ExecutionParams = Field(default_factory=ExecutionParams)
     maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
     intraday: IntradayParams = Field(default_factory=IntradayParams)
+    backtest: BacktestParams = Field(default_factory=BacktestParams)
 
     def digest(self) -> str:
         """A short stable hash of the resolved parameters (recorded in orders and reports)."""

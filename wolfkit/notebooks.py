@@ -482,8 +482,8 @@ def backtest(
     first = calendar.resolve_date(start) if start else calendar.sessions_ending(last, BACKTEST_DEFAULT_SESSIONS)[0]
     if first > last:
         raise BadInputError(f"backtest window: start {first} is after end {last}; pass start <= end (YYYY-MM-DD)")
-    out_dir = resolve(out) if out else ctx.outputs_dir / "backtests" / ctx.run_id
-    others = [resolve(compare)] if compare else []
+    out_dir = project_path(out) if out else ctx.outputs_dir / "backtests" / ctx.run_id
+    others = [project_path(compare)] if compare else []
     result = run_backtest(ctx.params, first, last, out_dir, method=method or None, layers=layers,
                           equity=equity or None, progress=True)
     page = tearsheet.write_report(result.out_dir, compare=others)

@@ -403,7 +403,8 @@ def composite_scores(raw: pd.DataFrame, weights: dict[str, float]) -> pd.DataFra
 # ---------------------------------------------------------------- the scan (I/O through the provider)
 
 
-def _resolve_signals(scan: ScanParams) -> tuple[list[Signal], dict[str, float]]:
+def resolve_signals(scan: ScanParams) -> tuple[list[Signal], dict[str, float]]:
+    """The configured signals and their weights by signal name."""
     sigs, weights = [], {}
     for key, w in scan.signals.items():
         s = get_signal(key)
@@ -500,14 +501,13 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
         from wolfkit.data import get_provider
 
         provider = get_provider(params)
-    signals, weights = _resolve_signals(scan)
+    signals, weights = resolve_signals(scan)
 
     uni = provider.universe().copy()
     uni["symbol"] = uni["symbol"].astype(str)
     if params.data.symbols:
         uni = uni[uni["symbol"].isin(params.data.symbols)]
     uni = uni.drop_duplicates("symbol").set_index("symbol")
-    no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
     symbols = list(uni.index)
 
     start = session - timedelta(days=int(scan.lookback_days * 1.5) + 30)
@@ -523,27 +523,13 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
             "or pass an earlier --date"
         )
 
-    excluded = find_exclusions(panel, symbols, scan)
-    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
-    excluded = (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
-                .agg("; ".join).reset_index())
-    keep = np.flatnonzero(~panel.symbols.isin(excluded["symbol"]))
-    per_symbol = _run_chunks(panel.take(keep), signals, params, executor, progress)
-
-    raw = per_symbol[[f"raw_{s.name}" for s in signals]].rename(columns=lambda c: c[4:])
-    scores = composite_scores(raw, weights)
-    unscored = scores.index[scores["score"].isna()]
-    if len(unscored):
-        excluded = pd.concat([excluded, pd.DataFrame({"symbol": unscored, "reason": "no signal: none computable from its bars"})],
-                             ignore_index=True)
-    table = _assemble(per_symbol.join(scores).drop(index=unscored), uni, _quote_prices(provider, list(per_symbol.index), session), params)
-    comp_cols = [f"score_{s.name}" for s in signals]
-    unavailable = [c for c in OPPORTUNITY_COLUMNS + comp_cols if len(table) and table[c].isna().all()]
+    table, excluded, unavailable = scan_window(
+        panel, uni, signals, weights, params, _quote_prices(provider, symbols, session), executor, progress)
     if not provider.has_ohlc:
         unavailable += [f"strategy:{Strategy.TAKEPROFIT}", f"strategy:{Strategy.HIGHLOW}"]
     return ScanResult(
-        opportunities=table[OPPORTUNITY_COLUMNS + comp_cols],
-        excluded=excluded.sort_values("symbol", ignore_index=True),
+        opportunities=table,
+        excluded=excluded,
         session=session,
         data_through=data_through,
         synthetic=bool(provider.synthetic),
@@ -554,6 +540,39 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
         min_score=params.portfolio.min_score,
         quarantined=quarantined_rows(provider),
     )
+
+
+def scan_window(panel: Panel, uni: pd.DataFrame, signals: list[Signal], weights: dict[str, float], params: Params,
+                quotes: pd.Series | None = None, executor: Executor | None = None,
+                progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The opportunities table for the session right after `panel`'s last row (pure).
+
+    `panel`: the `scan.lookback_days` bar dates before the session (`window_panel`, or a row slice
+    of a longer panel: the backtest scans every session this way, so the two cannot differ);
+    columns may include symbols without bars (they are excluded). `uni`: the universe indexed by
+    symbol. `quotes`: pre-market mids by symbol (None or empty: the last close is the price).
+    Returns (opportunities, excluded, unavailable columns).
+    """
+    symbols = list(uni.index)
+    no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
+    excluded = find_exclusions(panel, symbols, params.scan)
+    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
+    excluded = (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
+                .agg("; ".join).reset_index())
+    keep = np.flatnonzero(~panel.symbols.isin(excluded["symbol"]) & panel.symbols.isin(uni.index))
+    per_symbol = _run_chunks(panel.take(keep), signals, params, executor, progress)
+
+    raw = per_symbol[[f"raw_{s.name}" for s in signals]].rename(columns=lambda c: c[4:])
+    scores = composite_scores(raw, weights)
+    unscored = scores.index[scores["score"].isna()]
+    if len(unscored):
+        excluded = pd.concat([excluded, pd.DataFrame({"symbol": unscored, "reason": "no signal: none computable from its bars"})],
+                             ignore_index=True)
+    prices = quotes if quotes is not None else pd.Series(dtype=float)
+    table = _assemble(per_symbol.join(scores).drop(index=unscored), uni, prices, params)
+    comp_cols = [f"score_{s.name}" for s in signals]
+    unavailable = [c for c in OPPORTUNITY_COLUMNS + comp_cols if len(table) and table[c].isna().all()]
+    return table[OPPORTUNITY_COLUMNS + comp_cols], excluded.sort_values("symbol", ignore_index=True), unavailable
 
 
 def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Params) -> pd.DataFrame:

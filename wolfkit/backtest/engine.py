@@ -1,0 +1,287 @@
+"""The session loop: build each morning's pack with the live builder, fill it from the session's bars.
+
+Only what must be sequential happens here (equity feeds the next day's sizing): the scans stream
+in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0). Each session:
+
+1. positions carried overnight (`intraday.close_directional_eod: false`) are sold at the open —
+   or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
+   costs a round trip of fees: the backtest does not net yesterday's holdings against today's pack);
+2. symbols with a quarantined date in their lookback window are not candidates; the rest go through
+   the live builder's steps (`build_day`: diversify, sizing, packing, then the order rules of
+   `wolfkit.orders.build_order_plan`) at the previous close's equity; an `InfeasibleError` makes
+   the session flat with the reason in the warnings;
+3. directional buys fill at the open (+ slippage), shrunk from the tail when the open's prices would
+   exceed the allocation (1 − cash_reserve) or the directional bucket; take-profit and stop from the
+   plan, per `fills.bracket_exit`; at the close they are sold or carried per the exit rule;
+4. maxdiff orders (the plans listening at the open: the opening time-of-day share of the budget;
+   daily bars cannot show when later room frees) fill per `fills.maxdiff_trade` and are flat at
+   the close;
+5. every day the limits are checked (`check_limits`); a breach is a bug and stops the run.
+
+A quarantined (symbol, date) trades as a flat bar at its open: nothing is booked from the jump.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from wolfkit.backtest.fills import Bar, Reason, bracket_exit, fee, market_price, maxdiff_trade
+from wolfkit.backtest.panel import Market
+from wolfkit.config import Params
+from wolfkit.diversify import Targets, _tier_labels, build_targets
+from wolfkit.errors import InfeasibleError, WolfkitError
+from wolfkit.orders import Layer, PlanStatus, Side
+from wolfkit.packing import Packing, buckets, pack_layers
+
+FILL_COLUMNS = ["date", "symbol", "side", "qty", "price", "layer", "reason", "fee"]
+EQUITY_COLUMNS = ["date", "equity", "cash", "gross_directional", "gross_maxdiff", "pnl_directional",
+                  "pnl_maxdiff", "fees"]
+TOL = 1e-6
+
+
+@dataclass
+class Walk:
+    """What the loop produced: rows of equity.csv and fills.csv, each session's picks (names bought,
+    with their target weight) and planned names, the scans, warnings."""
+
+    equity: list[dict] = field(default_factory=list)
+    fills: list[tuple] = field(default_factory=list)
+    picks: dict[date, dict[str, float]] = field(default_factory=dict)
+    planned: dict[date, list[str]] = field(default_factory=dict)  # the pack's names, filled or not
+    scans: list[pd.DataFrame] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    fill_rules: str = "daily"
+
+
+def tier_of(scores: np.ndarray, params: Params) -> np.ndarray:
+    """The score-tier label of each score, "below" under `portfolio.min_score`."""
+    labels = _tier_labels(params)
+    pp = params.portfolio
+    conds = [scores >= t.min_score for t in pp.tiers]
+    out = np.select(conds, labels, "below").astype(object)
+    out[~(scores >= pp.min_score)] = "below"
+    return out
+
+
+@dataclass(frozen=True)
+class DayOrder:
+    """One order of the morning's plan, in priority order: what `build_order_plan` would write."""
+
+    symbol: str
+    layer: Layer
+    buy: bool
+    qty: int
+    weight: float
+    take_profit: float | None = None
+    stop_loss: float | None = None
+    limit: float | None = None
+    target: float | None = None
+
+
+def _num(v) -> float | None:  # noqa: ANN001
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def build_day(opps: pd.DataFrame, params: Params, equity: float, buying_power: float,
+              method: str | None) -> tuple[list[DayOrder], Targets, Packing]:
+    """The morning's orders from the live builder's own steps (`diversify.build_targets`,
+    `packing.pack_layers`), ordered and filtered by the rules of `orders.build_order_plan`: directional
+    buys by weight, score, symbol; then listening maxdiff plans by rank, a sell plan on a symbol with a
+    directional buy left out (wash-trade rule). The scan's table needs no re-validation."""
+    targets = build_targets(opps, params, method)
+    packing = pack_layers(targets, opps, params, equity, buying_power, method=targets.method)
+    rows = opps.set_index("symbol")
+    d = packing.directional.sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+    orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(rows.at[s, "take_profit"]),
+                       _num(rows.at[s, "stop_loss"]))
+              for s, q, w in zip(d["symbol"], d["qty"], d["weight"]) if q > 0]
+    held = {o.symbol for o in orders}
+    m = packing.maxdiff
+    for s, side, q, lim, hi, lo, status in zip(m["symbol"], m["side"], m["qty"], m["limit_price"],
+                                                m["high_target"], m["low_target"], m["status"]):
+        if status != PlanStatus.LISTENING or (side == "sell" and s in held):
+            continue
+        buy = side != "sell"
+        orders.append(DayOrder(s, Layer.MAXDIFF, buy, int(q), float(q * lim) / equity, limit=float(lim),
+                               target=float(hi if buy else lo)))
+    return orders, targets, packing
+
+
+def check_limits(orders: list[DayOrder], sector_weights: dict[str, float], params: Params, equity: float,
+                 buying_power: float, dir_cost: float, md_cost: float, md_capacity: float) -> list[str]:
+    """Breaches of the day's rules (empty when all hold): buckets, reserve, sectors, per-symbol count.
+
+    `sector_weights`: the pack's target weights by sector (whole shares may round a hair above);
+    `dir_cost` and `md_cost`: what the open's fills spent on each layer (USD).
+    """
+    pp, lev = params.portfolio, params.leverage
+    margin, dir_bucket, total_bucket = buckets(params, equity, buying_power)
+    out = []
+    if dir_cost > min(dir_bucket, (1 - pp.cash_reserve) * equity) * (1 + TOL):
+        out.append(f"directional {dir_cost:,.2f} > allocation/bucket {min(dir_bucket, (1 - pp.cash_reserve) * equity):,.2f}")
+    if md_cost > md_capacity * (1 + TOL) + 0.01:
+        out.append(f"maxdiff {md_cost:,.2f} > time-of-day capacity {md_capacity:,.2f}")
+    if dir_cost + md_cost > total_bucket * (1 + TOL):
+        out.append(f"gross {dir_cost + md_cost:,.2f} > total bucket {total_bucket:,.2f}")
+    for sector, w in sector_weights.items():
+        if w > pp.cap_for(sector) + TOL:
+            out.append(f"sector {sector} {w:.4f} > cap {pp.cap_for(sector)}")
+    per_symbol: dict[str, int] = {}
+    for o in orders:
+        per_symbol[o.symbol] = per_symbol.get(o.symbol, 0) + 1
+    out += [f"{s}: {n} positions > {lev.max_positions_per_symbol}" for s, n in per_symbol.items()
+            if n > lev.max_positions_per_symbol]
+    return out
+
+
+def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.ndarray] | None:  # noqa: ANN001
+    if not symbols:
+        return {}
+    try:
+        m = provider.minute_bars(symbols, session)
+    except (NotImplementedError, WolfkitError):
+        return None
+    if m is None or len(m) == 0:
+        return None
+    return {str(s): g[["open", "high", "low", "close"]].to_numpy(float) for s, g in m.groupby("symbol", sort=False)}
+
+
+def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0: float, quarantine: np.ndarray,
+         *, method: str | None, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:  # noqa: ANN001
+    """Trade every session of `market` in order (see the module docstring).
+
+    `scans`: each session's opportunities table, in order (consumed as they come; kept in `Walk.scans`).
+    `quarantine`: a dates x symbols boolean mask over `market.panel` of the quarantined bars.
+    """
+    bt, pp = params.backtest, params.portfolio
+    P = market.panel
+    col = {s: j for j, s in enumerate(P.symbols)}
+    lookback = params.scan.lookback_days
+    prev_close = np.vstack([np.full((1, P.shape[1]), np.nan), P.close[:-1]])
+    out = Walk()
+    use_minutes = bt.minute_bars and provider is not None
+    equity, cash = equity0, equity0
+    carried: dict[str, float] = {}
+    mark = np.full(P.shape[1], np.nan)  # the last clean close of each symbol
+
+    for row, scan in zip(market.sessions, scans):
+        d = P.dates[row].date()
+        out.scans.append(scan)
+        q = quarantine[row]
+        O = np.where(np.isnan(P.open[row]), prev_close[row], P.open[row])
+        C = np.where(q, O, P.close[row])
+        H = np.where(q, O, P.high[row])
+        L = np.where(q, O, P.low[row])
+        fees = flows_d = flows_m = 0.0
+        fills = out.fills
+
+        def book(sym: str, buy: bool, qty: float, price: float, layer: Layer, reason: Reason) -> None:
+            nonlocal cash, fees, flows_d, flows_m
+            f = fee(qty, price, bt)
+            signed = -qty * price if buy else qty * price
+            cash += signed - f
+            fees += f
+            if layer is Layer.DIRECTIONAL:
+                flows_d += signed
+            else:
+                flows_m += signed
+            fills.append((d, sym, str(Side.BUY if buy else Side.SELL), qty, price, str(layer), str(reason), f))
+
+        mv_start = sum(qty * mark[col[s]] for s, qty in carried.items())
+        for s, qty in carried.items():  # overnight holdings: out at the open, or at the last clean close
+            j = col[s]
+            if q[j] or np.isnan(P.open[row, j]):
+                book(s, False, qty, float(mark[j]), Layer.DIRECTIONAL, Reason.CLOSE)
+            else:
+                book(s, False, qty, market_price(float(O[j]), False, bt), Layer.DIRECTIONAL, Reason.OPEN)
+        carried = {}
+
+        opps = scan
+        dirty = quarantine[max(0, row - lookback):row].any(axis=0)
+        if dirty.any():
+            opps = opps[~opps["symbol"].map(col).map(lambda j: bool(dirty[j])).to_numpy(bool)]
+        buying_power = equity * bt.buying_power_multiple
+        orders = None
+        try:
+            orders, targets, packing = build_day(opps, params, equity, buying_power, method)
+        except InfeasibleError as e:
+            out.warnings.append(f"{d}: flat, no pack could be built (infeasible: {e})")
+
+        dir_cost = md_cost = 0.0
+        picks: dict[str, float] = {}
+        if orders is not None:
+            out.planned[d] = [o.symbol for o in orders if o.layer is Layer.DIRECTIONAL]
+            traded = sorted({o.symbol for o in orders if not q[col[o.symbol]]})
+            minutes = _minute_paths(provider, traded, d) if use_minutes else None
+            if use_minutes and minutes is None:
+                use_minutes = False  # the source has no minute bars: daily rules from here on
+            out.fill_rules = "minute" if use_minutes else "daily"
+            _, dir_bucket, _ = buckets(params, equity, buying_power)
+            room = min(dir_bucket, targets.allocation * equity)
+
+            def bar(j: int, sym: str) -> Bar:
+                mins = None if q[j] or minutes is None else minutes.get(sym)
+                return Bar(float(O[j]), float(H[j]), float(L[j]), float(C[j]), mins)
+
+            for o in orders:
+                j = col[o.symbol]
+                if np.isnan(P.open[row, j]) and not q[j]:
+                    out.warnings.append(f"{d}: {o.symbol} has no bar; its {o.layer} order is not filled")
+                    continue
+                if o.layer == Layer.DIRECTIONAL:
+                    px = market_price(float(O[j]), True, bt)
+                    qty = min(o.qty, math.floor((room - dir_cost) / px + 1e-9))
+                    if qty < 1:
+                        continue
+                    dir_cost += qty * px
+                    picks[o.symbol] = o.weight
+                    book(o.symbol, True, qty, px, Layer.DIRECTIONAL, Reason.OPEN)
+                    b = bar(j, o.symbol)
+                    hit = bracket_exit(b, o.take_profit, o.stop_loss)
+                    if hit is not None:
+                        price, why = hit
+                        book(o.symbol, False, qty, market_price(price, False, bt) if why is Reason.STOP else price,
+                             Layer.DIRECTIONAL, why)
+                    elif params.intraday.close_directional_eod or q[j]:
+                        book(o.symbol, False, qty, market_price(b.close, False, bt), Layer.DIRECTIONAL, Reason.CLOSE)
+                    else:
+                        carried[o.symbol] = carried.get(o.symbol, 0) + qty
+                else:
+                    buy = o.buy
+                    trade = maxdiff_trade(bar(j, o.symbol), buy, o.limit, o.target)
+                    if trade is None:
+                        continue
+                    entry, exit_, why = trade
+                    md_cost += o.qty * entry
+                    book(o.symbol, buy, o.qty, entry, Layer.MAXDIFF, Reason.MAXDIFF_ENTRY)
+                    book(o.symbol, not buy, o.qty, exit_ if why is Reason.MAXDIFF_EXIT else market_price(exit_, not buy, bt),
+                         Layer.MAXDIFF, why)
+            breaches = check_limits(orders, targets.sector_weights, params, equity, buying_power, dir_cost, md_cost,
+                                    packing.maxdiff_capacity)
+            if breaches:
+                raise WolfkitError(f"internal: {d}: the backtest broke a rule ({'; '.join(breaches)}); please report it")
+        out.picks[d] = picks
+
+        clean = ~np.isnan(P.close[row])
+        mark = np.where(clean, C, mark)
+        mv_end = sum(qty * mark[col[s]] for s, qty in carried.items())
+        pnl_d = flows_d + mv_end - mv_start
+        new_equity = cash + mv_end
+        if not math.isclose(new_equity, equity + pnl_d + flows_m - fees, rel_tol=1e-9, abs_tol=1e-6):
+            raise WolfkitError(f"internal: {d}: equity does not add up; please report it")
+        out.equity.append({
+            "date": d, "equity": new_equity, "cash": cash,
+            "gross_directional": dir_cost, "gross_maxdiff": md_cost,
+            "pnl_directional": pnl_d, "pnl_maxdiff": flows_m, "fees": fees,
+        })
+        equity = new_equity
+        if equity <= 0:
+            raise InfeasibleError(f"{d}: the account's equity fell to {equity:,.2f}; the backtest cannot go on")
+        advance(1)
+    return out

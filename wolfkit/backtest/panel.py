@@ -1,0 +1,123 @@
+"""The market a backtest walks: every bar loaded once as a panel, and every session's scan from it.
+
+Why: a backtest must scan each session exactly as `wolfkit scan` would on that morning, without
+re-reading files or re-fetching bars per day. The bars for the whole window (plus the lookback
+before it) become one `Panel`; session t is scanned from the row slice of the `scan.lookback_days`
+bar dates before it through `wolfkit.scan.scan_window`, the same function `run_scan` calls, so the
+two cannot disagree. The backtest has no pre-market quotes: the scan price is the last close.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from wolfkit.errors import BadInputError
+from wolfkit.scan import resolve_signals, scan_window
+from wolfkit.signals import PANEL_FIELDS, Panel
+
+if TYPE_CHECKING:
+    from wolfkit.config import Params
+    from wolfkit.data.base import DataProvider
+
+
+@dataclass(frozen=True)
+class Market:
+    """Bars of the window and its lookback as one panel, the universe, and the sessions to trade.
+
+    `sessions`: row positions in `panel` of the bar dates inside [start, end] that have at least
+    `scan.min_history` rows before them. `bars`: the long frame the panel was built from.
+    """
+
+    panel: Panel
+    universe: pd.DataFrame
+    sessions: np.ndarray
+    bars: pd.DataFrame
+
+    def dates(self) -> list[date]:
+        return [d.date() for d in self.panel.dates[self.sessions]]
+
+
+def load_market(provider: DataProvider, params: Params, start: date, end: date) -> Market:
+    """Read the universe and the bars once: from `scan.lookback_days` sessions before `start` to `end`."""
+    if end < start:
+        raise BadInputError(f"--start {start} is after --end {end}; pick a window with start <= end")
+    uni = provider.universe().copy()
+    uni["symbol"] = uni["symbol"].astype(str)
+    if params.data.symbols:
+        uni = uni[uni["symbol"].isin(params.data.symbols)]
+    uni = uni.drop_duplicates("symbol").set_index("symbol")
+    symbols = list(uni.index)
+    first = start - timedelta(days=int(params.scan.lookback_days * 1.5) + 30)
+    bars = provider.daily_bars(symbols, first, end)
+    bars = bars[bars["symbol"].astype(str).isin(symbols)].reset_index(drop=True)
+    bars["symbol"] = bars["symbol"].astype(str)
+    if bars.empty:
+        raise BadInputError(f"{provider.name}: no daily bars between {first} and {end}; check data.source and the window")
+    panel = Panel.from_bars(bars, has_ohlc=provider.has_ohlc)
+    in_window = (panel.dates >= pd.Timestamp(start)) & (panel.dates <= pd.Timestamp(end))
+    rows = np.flatnonzero(in_window & (np.arange(len(panel.dates)) >= params.scan.min_history))
+    if len(rows) == 0:
+        have = f"{panel.dates[0].date()} … {panel.dates[-1].date()}"
+        raise BadInputError(
+            f"{provider.name}: no session in {start} … {end} has {params.scan.min_history} bar dates before it "
+            f"(scan.min_history); the data covers {have}: pick a later --start or a longer data file"
+        )
+    return Market(panel, uni, rows, bars)
+
+
+BLOCK = 16  # sessions per task sent to a worker process
+
+
+def window(panel: Panel, row: int, lookback: int) -> Panel:
+    """The scan panel for the session at `row`: the `lookback` bar dates strictly before it."""
+    return _rows(panel, max(0, row - lookback), row)
+
+
+def _scan_rows(panel: Panel, universe: pd.DataFrame, rows: list[int], params: Params) -> list[pd.DataFrame]:
+    signals, weights = resolve_signals(params.scan)
+    solo = params.model_copy(update={"scan": params.scan.model_copy(update={"workers": 0})})
+    return [scan_window(window(panel, r, params.scan.lookback_days), universe, signals, weights, solo)[0]
+            for r in rows]
+
+
+def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None) -> Iterator[pd.DataFrame]:
+    """The opportunities table of every session, in order, as they are ready.
+
+    With `scan.workers` > 0 blocks of consecutive sessions are scanned in worker processes (each gets
+    only the panel rows its block reads) while the caller consumes earlier ones: the scans overlap
+    with the trading loop instead of preceding it.
+    """
+    rows = [int(r) for r in market.sessions]
+    workers = params.scan.workers
+    if workers <= 0:
+        for r in rows:
+            yield _scan_rows(market.panel, market.universe, [r], params)[0]
+            advance(1)
+        return
+    lookback = params.scan.lookback_days
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        futures = []
+        for k in range(0, len(rows), BLOCK):
+            block = rows[k:k + BLOCK]
+            lo = max(0, block[0] - lookback)
+            futures.append(pool.submit(_scan_rows, _rows(market.panel, lo, block[-1]), market.universe,
+                                       [r - lo for r in block], params))
+        for f in futures:
+            for table in f.result():
+                yield table
+                advance(1)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _rows(panel: Panel, lo: int, hi: int) -> Panel:
+    """Rows lo..hi-1 of the panel (all symbols): what a block of sessions ending before `hi` reads."""
+    return Panel(panel.dates[lo:hi], panel.symbols, has_ohlc=panel.has_ohlc,
+                 **{f: getattr(panel, f)[lo:hi] for f in PANEL_FIELDS})
