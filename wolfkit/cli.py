@@ -384,7 +384,7 @@ def status(
         "when it exists, else the built-in defaults)"),
     live: bool = typer.Option(False, "--live", help="read the live account (with execution.broker: live)"),
 ) -> None:
-    """Both layers and leverage usage, as in seed 000."""
+    """Both layers at a glance: leverage used per bucket, positions, open orders and maxdiff plans."""
     import os
 
     from wolfkit.broker.gate import BrokerKind, broker_kind_for

@@ -334,7 +334,7 @@ class SizingParams(_Strict):
     )
     kelly_fraction: float = Field(0.5, gt=0, le=1, description="fractional Kelly cap")
     maxdiff_rule: Literal["dynamic", "kelly"] = Field(
-        "dynamic", description="dynamic: room / active plans (seed 000); kelly: edge / variance"
+        "dynamic", description="dynamic: room / active plans; kelly: edge / variance"
     )
     maxdiff_max_active: int = Field(15, ge=1, description="plans listening at once; the rest queue")
 

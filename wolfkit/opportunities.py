@@ -35,7 +35,7 @@ OPTIONAL = [
 
 
 class Strategy(StrEnum):
-    """The directional strategy a candidate trades (seed 000)."""
+    """The directional strategy a candidate trades: take-profit bracket, high/low bracket, or simple open-to-close."""
 
     TAKEPROFIT = "takeprofit"
     HIGHLOW = "highlow"

@@ -10,12 +10,12 @@ allocation·E (95 % by default) in whole shares (`sizing.allocate_shares`), it i
 1.3x bucket. The rest of the directional bucket is room for the intraday engine's directional adds.
 
 Maxdiff layer: its budget is the room up to the total bucket left by the directional pack's cost
-(seed 000: room = E × total_max − current exposure); at time `at` it may use
+(room = E × total_max − current exposure); at time `at` it may use
 `leverage.maxdiff_share_at(at)` of that budget (20 % at the open by default — which keeps the
 directional bucket's room free early in the day). Eligible plans (all of pred_high, pred_low,
 maxdiff_avg_return > 0 and >= `maxdiff.min_avg_return`, maxdiff_side; at most
 `max_positions_per_symbol` positions per symbol across the layers, a directional holding counting
-one) are ranked by avg_return. Each plan's size is the seed's dynamic rule, capacity / active plans
+one) are ranked by avg_return. Each plan's size is the dynamic rule, capacity / active plans
 (active = min(`maxdiff_max_active`, eligible)), or leverage-aware Kelly; its limit price is the start
 of its ramp (buy and both: pred_low × buy_ramp[0]; sell: pred_high × sell_ramp[0]).
 

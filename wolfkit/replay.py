@@ -1,6 +1,6 @@
 """Replay a whole session through the simulated broker, to show what the maxdiff layer adds.
 
-Seed 000 claims that leverage freed by directional exits sits idle for hours. A replay makes that
+Leverage freed by directional exits can sit idle for hours. A replay makes that
 measurable: the same day (minute bars from the demo market or a file), the same pack, run twice
 through the SAME engine as live — directional only, and both layers — reporting gross leverage over
 time by layer, idle leverage-hours, fills and fill rate, and P/L by layer side by side.
@@ -234,7 +234,7 @@ def metrics(run: SessionRun, total_max: float) -> dict[str, float]:
 
     - mean leverage: the time average of committed gross leverage (x equity) over the session;
     - idle leverage-hours: Σ over minutes of (total_max − committed leverage) / 60 — room in the
-      total bucket left unused, in leverage x hours (seed 000's "sits idle for hours");
+      total bucket left unused, in leverage x hours;
     - maxdiff fill rate: plans whose entry filled / plans that listened (filled + expired);
     - P/L: realised by layer plus unrealised on positions kept past the close (at the last close).
     """

@@ -275,7 +275,8 @@ def fig_leverage(buckets: pd.DataFrame, params: Params) -> go.Figure:
 
 
 def fig_orders_budget(orders: pd.DataFrame, buying_power: float) -> go.Figure:
-    """Cumulative estimated cost in priority order against the buying power (seed 003's failure, visible)."""
+    """Cumulative estimated cost in priority order against the buying power: where a batch sized from one
+    starting buying power would run out."""
     fig = go.Figure()
     fig.add_scatter(x=orders["priority"], y=orders["est_cost"].cumsum(), mode="lines+markers",
                     text=orders["symbol"], name="cumulative est. cost")

@@ -1,6 +1,6 @@
 """Sizing: leverage-aware Kelly fractions, and whole shares from target values with minimal leftover.
 
-`kelly_fraction` follows seed 000: the Kelly bet edge / variance, capped at the fractional-Kelly cap
+`kelly_fraction` is the Kelly bet edge / variance, capped at the fractional-Kelly cap
 from the parameters, applied to the leverage still available (so it shrinks as the account fills).
 
 `allocate_shares` is the exact integer step: target value_i = weight_i × budget (weights are fractions
