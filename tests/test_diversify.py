@@ -9,16 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wolfkit.config import Params, params_from_dict
-from wolfkit.diversify import (
-    _candidates,
-    _check,
-    _counts_by_preference,
-    _exact,
-    _milp,
-    _relaxed,
-    build_targets,
-    prune_dominated,
-)
+from wolfkit.diversify import build_targets
+from wolfkit.diversify.candidates import candidate_table, prune_dominated, violations
+from wolfkit.diversify.exact import counts_by_preference, solve_exact, solve_milp, solve_relaxed
 from wolfkit.errors import InfeasibleError
 from wolfkit.opportunities import validate_opportunities
 
@@ -92,15 +85,15 @@ def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sector
         return
     assert_rules(opt, opps, p)
     k = p.portfolio.target_positions
-    c, _, _ = _candidates(opps, p)
+    c, _, _ = candidate_table(opps, p)
     coef = c["c"].to_numpy()
     n_opt = len(opt.weights)
-    if _milp(c, p, (k, k)) is not None:  # independent: the unpruned MILP at exactly the target count
+    if solve_milp(c, p, (k, k)) is not None:  # independent: the unpruned MILP at exactly the target count
         assert n_opt == k and opt.notes == ()
     else:  # widened to the nearest feasible count (ties: larger), with a note naming why
-        preferred = _counts_by_preference(p)
+        preferred = counts_by_preference(p)
         assert n_opt in preferred
-        assert all(_milp(c, p, (m, m)) is None for m in preferred[: preferred.index(n_opt)])
+        assert all(solve_milp(c, p, (m, m)) is None for m in preferred[: preferred.index(n_opt)])
         assert len(opt.notes) == 1 and f"{n_opt} positions instead of the target {k}" in opt.notes[0]
     try:
         gr = build_targets(opps, p, "greedy")
@@ -111,7 +104,7 @@ def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sector
     n_gr = len(gr.weights)
     if n_gr == n_opt:
         assert opt.objective >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
-    best_at_greedy_count = _milp(c, p, (n_gr, n_gr))  # the guarantee at greedy's own count, whatever it is
+    best_at_greedy_count = solve_milp(c, p, (n_gr, n_gr))  # the guarantee at greedy's own count, whatever it is
     assert best_at_greedy_count @ coef >= gr.objective - 1e-9 * max(1.0, abs(gr.objective))
     assert (gr.notes == ()) == (n_gr == k)
 
@@ -121,14 +114,14 @@ def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sector
 def test_pruning_and_the_relaxation_never_change_the_optimum(n, sectors, seed, k):
     p = Params()
     opps = validate_opportunities(table(n, sectors, seed, lo=70), p, "t").valid
-    c, _, _ = _candidates(opps, p)
+    c, _, _ = candidate_table(opps, p)
     coef = c["c"].to_numpy()
     for count in ((k, k), (10, 15)):
-        full = _milp(c, p, count)
-        fast = _exact(c, p, count, prune=True)
+        full = solve_milp(c, p, count)
+        fast = solve_exact(c, p, count, prune=True)
         assert (full is None) == (fast is None)
         if full is not None:
-            assert not _check(c, fast, p)
+            assert not violations(c, fast, p)
             assert count[0] <= (fast > 0).sum() <= count[1]
             assert fast @ coef == pytest.approx(full @ coef, abs=1e-7)
 
@@ -136,16 +129,16 @@ def test_pruning_and_the_relaxation_never_change_the_optimum(n, sectors, seed, k
 def test_relaxation_is_exact_when_no_cap_binds():
     p = params_from_dict({"portfolio": {"sector_cap": 1.0, "market_cap": {"bands": {t: [0.0, 1.0] for t in ("mega", "large", "mid", "small", "micro")}}}})
     opps = validate_opportunities(table(80, 5, 11, lo=70), p, "t").valid
-    c, _, _ = _candidates(opps, p)
-    w = _relaxed(c, p, 12)
-    assert w is not None and not _check(c, w, p) and (w > 0).sum() == 12
-    assert w @ c["c"].to_numpy() == pytest.approx(_milp(c, p, (12, 12)) @ c["c"].to_numpy(), abs=1e-9)
+    c, _, _ = candidate_table(opps, p)
+    w = solve_relaxed(c, p, 12)
+    assert w is not None and not violations(c, w, p) and (w > 0).sum() == 12
+    assert w @ c["c"].to_numpy() == pytest.approx(solve_milp(c, p, (12, 12)) @ c["c"].to_numpy(), abs=1e-9)
 
 
 def test_prune_drops_names_with_enough_dominators():
     p = Params()
     opps = validate_opportunities(table(200, 1, 5, lo=70), p, "t").valid
-    c, _, _ = _candidates(opps, p)
+    c, _, _ = candidate_table(opps, p)
     keep = prune_dominated(c, p, p.portfolio.max_positions)
     assert 0 < keep.sum() < len(c)
     for (sec, tier, lo), g in c.assign(keep=keep).groupby(["sector", "cap_tier", "lo"]):
@@ -159,14 +152,14 @@ def test_optimal_holds_the_target_count_even_when_fewer_bigger_positions_score_h
     df = table(30, 5, 1, lo=70)
     df["score"] = [95.0] * 6 + [80.0] * 2 + [71.0] * 22
     opps = validate_opportunities(df, p, "t").valid
-    c, _, _ = _candidates(opps, p)
+    c, _, _ = candidate_table(opps, p)
     coef = c["c"].to_numpy()
-    best_any = _milp(c, p, (10, 15))
+    best_any = solve_milp(c, p, (10, 15))
     assert (best_any > 0).sum() < 12  # the data really needs the count rule
     t = build_targets(opps, p, "optimal")
     assert len(t.weights) == 12 and t.notes == ()
     assert t.objective < best_any @ coef - 1e-6
-    assert t.objective == pytest.approx(_milp(c, p, (12, 12)) @ coef, abs=1e-9)
+    assert t.objective == pytest.approx(solve_milp(c, p, (12, 12)) @ coef, abs=1e-9)
     gr = build_targets(opps, p, "greedy")
     assert len(gr.weights) == 12 and gr.notes == ()
     assert t.objective >= gr.objective - 1e-9

@@ -1,0 +1,140 @@
+"""Diversification: candidates to target weights under every rule of the directional pack.
+
+Rules (all from `params.portfolio`): a candidate has score >= `min_score`; its score tier gives its
+weight band (90+ → 10–12 %, …); weights are fractions of account EQUITY and sum exactly to the target
+allocation T = 1 − `cash_reserve`; each sector holds at most its cap (fractions of equity, with
+per-sector overrides); each market-cap tier holds between min×T and max×T of its band (the bands are
+shares of the directional ALLOCATION, so `cap_weights / allocation` is what the bands bound); the pack
+has `min_positions`..`max_positions` names, aiming at `target_positions`.
+
+Two methods report the same objective, Σ weight × coefficient, where the coefficient is
+`expected_return` when every candidate has one, else `score`:
+
+- ``optimal``: the exact optimum with exactly `target_positions` names (the count is a rule); only
+  when no such pack exists does the count widen to the nearest feasible one in
+  `min_positions`..`max_positions` (ties: the larger), said in `Targets.notes` with the binding rule.
+  Solved by an exact enumeration without the sector / market-cap rows (accepted when it happens to
+  meet them) or else an exact MILP (scipy's HiGHS): selection binaries z, weights lo·z <= w <= hi·z.
+- ``greedy``: the score-order fill, count-aware: by score, take each name at its full size (band max)
+  while the caps allow, keeping room for the band minima of the names still needed to reach
+  `target_positions` and for every market-cap tier's band minimum, so the tail shrinks instead of the
+  count. Its result satisfies every other rule or it raises `InfeasibleError`; a count short of the
+  target is said in `Targets.notes`.
+
+Guarantee: at equal counts optimal >= greedy (optimal is the exact optimum at its count).
+
+`weight_rule` bounds a name inside its band: ``score`` (the whole band) or ``kelly`` (leverage-aware
+Kelly from `sizing` caps the name's weight for both methods). Infeasible rules give an
+`InfeasibleError` naming the binding rule and the best achievable allocation, never a bare solver
+status.
+
+One module per responsibility, imported one way (candidates → exact → explain; candidates → greedy):
+
+- `candidates`: eligibility, score tiers and bands, market-cap band rows, the rule check, pruning;
+- `exact`: the MILP, the exact relaxation and the count search;
+- `greedy`: `GreedyFill`, the score-order fill in named phases;
+- `explain`: reasons in and out, count notes, the infeasibility diagnosis.
+
+Internal entry points (documented, for tests and benchmarks; the pipeline calls only `build_targets`):
+`candidates.candidate_table(opps, params)` → (table, excluded, basis); `candidates.violations(c, w,
+params)`; `candidates.prune_dominated(c, params, k)`; `exact.solve_milp(c, params, count)` (the
+reference MILP, no pruning); `exact.solve_relaxed(c, params, count)`; `exact.solve_exact(c, params,
+count, prune)`; `exact.counts_by_preference(params)`; `exact.solve_count(c, params)`;
+`greedy.GreedyFill(c, params).run()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from wolfkit.config import CAP_TIERS, Params
+from wolfkit.diversify import explain
+from wolfkit.diversify.candidates import candidate_table, tier_labels, violations
+from wolfkit.diversify.exact import solve_count
+from wolfkit.diversify.greedy import GreedyFill
+from wolfkit.errors import BadInputError
+
+__all__ = ["Method", "Targets", "build_targets", "tier_labels"]
+
+_tier_labels = tier_labels  # the name `performance` and the backtester import today; prefer `tier_labels`
+
+
+class Method(StrEnum):
+    OPTIMAL = "optimal"
+    GREEDY = "greedy"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The directional pack's target weights (fractions of equity) and why each name is in or out.
+
+    `weights`: symbol, sector, cap_tier, score, expected_return, tier, weight, reason (by weight desc).
+    `excluded`: symbol, reason. `objective` = Σ weight × coefficient (`basis` says which).
+    `notes`: why the pack does not hold exactly `target_positions` names, naming the binding rule
+    (empty when it does).
+    """
+
+    weights: pd.DataFrame
+    excluded: pd.DataFrame
+    method: str
+    objective: float
+    allocation: float
+    sector_weights: dict[str, float]
+    cap_weights: dict[str, float]
+    basis: str
+    notes: tuple[str, ...] = ()
+
+
+def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None) -> Targets:
+    """Target weights (fractions of equity) for the directional pack, by `method` (default: parameters).
+
+    `opps` is a validated opportunities table (`validate_opportunities(...).valid`).
+    Raises `InfeasibleError` (exit 3) naming the binding rule and the best achievable allocation.
+    """
+    try:
+        m = Method(method or params.portfolio.method)
+    except ValueError:
+        raise BadInputError(f"method {method!r}: use optimal or greedy") from None
+    c, excluded, basis = candidate_table(opps, params)
+    explain.diagnose(c, params, len(opps))
+    if m is Method.OPTIMAL:
+        found = solve_count(c, params)
+        if found is None:
+            raise explain.infeasible(c, params)
+        w, count = found
+        notes = explain.optimal_notes(c, params, count)
+        why = explain.reasons_out(c, w, params, basis)
+    else:
+        w, why = GreedyFill(c, params).run()
+        problems = violations(c, w, params)
+        if problems:
+            raise explain.greedy_failure(c, params, problems)
+        notes = explain.greedy_notes(c, params, int((w > 0).sum()))
+    sel = w > 0
+    picked = c.loc[sel].copy()
+    picked["weight"] = w[sel]
+    picked["reason"] = explain.reasons_in(picked)
+    weights = (
+        picked[["symbol", "sector", "cap_tier", "score", "expected_return", "tier", "weight", "reason"]]
+        .sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+        .reset_index(drop=True)
+    )
+    out = pd.DataFrame({"symbol": c.loc[~sel, "symbol"].to_numpy(), "reason": [why[i] for i in np.flatnonzero(~sel).tolist()]})
+    excluded = pd.concat([out, excluded], ignore_index=True)
+    sector_w = weights.groupby("sector")["weight"].sum().sort_values(ascending=False)
+    cap_w = weights.groupby("cap_tier")["weight"].sum()
+    return Targets(
+        weights=weights,
+        excluded=excluded,
+        method=str(m),
+        objective=float((w * c["c"].to_numpy()).sum()),
+        allocation=float(w.sum()),
+        sector_weights={str(k): float(v) for k, v in sector_w.items()},
+        cap_weights={t: float(cap_w.get(t, 0.0)) for t in CAP_TIERS if t in cap_w},
+        basis=basis,
+        notes=notes,
+    )

@@ -1,0 +1,187 @@
+"""Explanations of the directional pack: why each name is in or out, why the pack holds another count
+than `target_positions`, and which rule makes the rules infeasible, with the best achievable allocation.
+
+Pure. The diagnosis before any solver runs (`diagnose`) names the simple binding rules cheaply; after
+the solver found no pack, `infeasible` re-solves with one rule family left out at a time
+(`exact.solve_milp(drop=...)`) to name the one that binds. Messages say the rule and the parameter
+to change, never a bare solver status.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from wolfkit.config import CAP_TIERS, Params
+from wolfkit.diversify.candidates import TOL, band_rows, pct, top_sum
+from wolfkit.diversify.exact import solve_exact, solve_milp
+from wolfkit.errors import InfeasibleError
+
+
+def _rule_names(params: Params) -> dict[str, str]:
+    """Each rule family (`exact.RULE_FAMILIES`) as the messages name it, with its parameter."""
+    pp = params.portfolio
+    return {
+        "sector": "sector caps (portfolio.sector_cap / sector_caps)",
+        "cap": "market-cap bands (portfolio.market_cap.bands)",
+        "count": f"position count {pp.min_positions}–{pp.max_positions}",
+        "minimum": "tier-band minimum weights (portfolio.tiers)",
+    }
+
+
+def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
+    """Name the binding rule before the solver runs, with the best allocation it allows.
+
+    Raises `InfeasibleError` when a simple bound already rules every pack out; `n_rows` is the size
+    of the opportunities table the candidates came from.
+    """
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    k = pp.max_positions
+    n = len(c)
+    if n == 0:
+        raise InfeasibleError(
+            f"no candidates: none of the {n_rows} opportunities has score >= min_score {pp.min_score:g}; "
+            f"the best achievable allocation is 0%, the target is {pct(target)}"
+        )
+    if n < pp.min_positions:
+        best = min(target, top_sum(c["u"].to_numpy(), n))
+        raise InfeasibleError(
+            f"too few candidates: only {n} with score >= {pp.min_score:g}, at least {pp.min_positions} "
+            f"positions are required (portfolio.min_positions); {n} names allow at most {pct(best)} allocated, "
+            f"the target is {pct(target)}"
+        )
+    sec_room = {
+        s: min(pp.cap_for(s), top_sum(g["u"].to_numpy(), k)) for s, g in c.groupby("sector", sort=True)
+    }
+    sec_best = sum(sec_room.values())
+    if sec_best < target - TOL:
+        caps = sorted({pp.cap_for(s) for s in sec_room})
+        cap_txt = f"a {pct(caps[0])} sector cap" if len(caps) == 1 else "the sector caps"
+        raise InfeasibleError(
+            f"sector cap: only {len(sec_room)} sectors among {n} candidates: {cap_txt} allows at most "
+            f"{pct(sec_best)} allocated, the target is {pct(target)}"
+        )
+    top = top_sum(c["u"].to_numpy(), k)
+    if top < target - TOL:
+        raise InfeasibleError(
+            f"tier bands: the {min(k, n)} largest band maxima among {n} candidates sum to {pct(top)} "
+            f"(max_positions {k}); the best achievable allocation is {pct(top)}, the target is {pct(target)}"
+        )
+    bands = band_rows(params, target)
+    tier_room = {t: min(bands[t][1], top_sum(c.loc[c["cap_tier"] == t, "u"].to_numpy(), k)) for t in CAP_TIERS}
+    if sum(tier_room.values()) < target - TOL:
+        raise InfeasibleError(
+            "market-cap bands: the tier maxima (portfolio.market_cap.bands) and the candidates in each tier "
+            f"allow at most {pct(sum(tier_room.values()))} allocated, the target is {pct(target)}"
+        )
+    for t in CAP_TIERS:
+        if bands[t][0] > tier_room[t] + TOL:
+            raise InfeasibleError(
+                f"market-cap band {t}: needs at least {pct(bands[t][0])} but its "
+                f"{int((c['cap_tier'] == t).sum())} candidates can take at most {pct(tier_room[t])}; "
+                f"lower portfolio.market_cap.bands.{t} or add {t} candidates"
+            )
+    floor = float(np.sort(c["lo"].to_numpy())[: pp.min_positions].sum())
+    if floor > target + TOL:
+        raise InfeasibleError(
+            f"tier minimums: the {pp.min_positions} required positions (portfolio.min_positions) need at least "
+            f"{pct(floor)} at their band minima, above the target {pct(target)}; lower the band minima "
+            "or min_positions, or raise the allocation"
+        )
+
+
+def infeasible(c: pd.DataFrame, params: Params) -> InfeasibleError:
+    """After the solver found no pack: which rule family binds, and the best achievable allocation."""
+    pp = params.portfolio
+    target = 1 - pp.cash_reserve
+    count = (pp.min_positions, pp.max_positions)
+    names = _rule_names(params)
+    binding = [k for k in names if solve_milp(c, params, count, drop=frozenset({k})) is not None]
+    best = solve_milp(c, params, count, maximize_allocation=True)
+    best_txt = f"{pct(float(best.sum()))}" if best is not None else "none (no pack meets the minimums)"
+    rule = " or ".join(names[k] for k in binding) if binding else "several rules together"
+    return InfeasibleError(
+        f"infeasible: {rule} cannot hold with the other rules on these {len(c)} candidates; "
+        f"the best achievable allocation is {best_txt}, the target is {pct(target)}"
+    )
+
+
+def why_not_count(c: pd.DataFrame, params: Params, k: int) -> str:
+    """The rule that rules out every pack of exactly `k` names (for the notes)."""
+    target = 1 - params.portfolio.cash_reserve
+    lo, u = c["lo"].to_numpy(float), c["u"].to_numpy(float)
+    if len(c) < k:
+        return f"only {len(c)} candidates"
+    if top_sum(u, k) < target - TOL:
+        return f"tier bands: the {k} largest band maxima sum to {pct(top_sum(u, k))}, below the target {pct(target)}"
+    if np.sort(lo)[:k].sum() > target + TOL:
+        return f"tier bands: the {k} smallest band minima sum to {pct(np.sort(lo)[:k].sum())}, above the target {pct(target)}"
+    names = {f: v for f, v in _rule_names(params).items() if f != "count"}
+    binding = [v for f, v in names.items() if solve_milp(c, params, (k, k), drop=frozenset({f})) is not None]
+    return (" or ".join(binding) if binding else "several rules together") + f" cannot hold with {k} names"
+
+
+def optimal_notes(c: pd.DataFrame, params: Params, count: int) -> tuple[str, ...]:
+    """Why the exact pack holds `count` names instead of `target_positions` (empty when it does not)."""
+    k = params.portfolio.target_positions
+    if count == k:
+        return ()
+    return (
+        f"{count} positions instead of the target {k} (portfolio.target_positions): no {k}-position pack "
+        f"meets every rule ({why_not_count(c, params, k)}); {count} is the nearest count that does",
+    )
+
+
+def greedy_notes(c: pd.DataFrame, params: Params, count: int) -> tuple[str, ...]:
+    """Why greedy holds another count than `target_positions`: the fill's limit or the rules'."""
+    k = params.portfolio.target_positions
+    if count == k:
+        return ()
+    if solve_exact(c, params, (k, k)) is not None:
+        return (
+            f"greedy holds {count} positions, not the target {k} (portfolio.target_positions): the score-order "
+            f"fill could not reach {k} although a {k}-position pack meeting every rule exists "
+            "(--method optimal finds it)",
+        )
+    return (
+        f"{count} positions instead of the target {k} (portfolio.target_positions): no {k}-position pack meets "
+        f"every rule ({why_not_count(c, params, k)})",
+    )
+
+
+def greedy_failure(c: pd.DataFrame, params: Params, problems: list[str]) -> InfeasibleError:
+    """Greedy's pack breaks `problems`: either no pack meets the rules (say which binds) or greedy's limit."""
+    pp = params.portfolio
+    if solve_exact(c, params, (pp.min_positions, pp.max_positions)) is None:
+        return infeasible(c, params)
+    return InfeasibleError(
+        f"greedy: the score-order fill ends infeasible here ({'; '.join(problems)}) although a "
+        f"pack meeting every rule exists; use --method optimal"
+    )
+
+
+def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> dict[int, str]:
+    """Why each unpicked candidate of the exact pack is out (the rule it would break, else the objective)."""
+    pp = params.portfolio
+    sec = c["sector"].to_numpy()
+    sec_w = pd.Series(w).groupby(sec).sum().to_dict()
+    lo = c["lo"].to_numpy(float)
+    count = int((w > 0).sum())
+    why: dict[int, str] = {}
+    for i in np.flatnonzero(w == 0).tolist():
+        s = sec[i]
+        if sec_w[s] + lo[i] > pp.cap_for(s) + TOL:
+            why[i] = (f"sector cap: {s} already at {pct(sec_w[s])}; its band minimum {pct(lo[i])} "
+                      f"would pass the {pct(pp.cap_for(s))} cap")
+        else:
+            why[i] = f"not selected: the {count} picks carry a higher {basis} within the rules"
+    return why
+
+
+def reasons_in(picked: pd.DataFrame) -> list[str]:
+    """Why each picked name holds its weight: its score tier, weight and band."""
+    return [
+        f"tier {t}: {pct(x)} (band {pct(lo)}–{pct(u)})"
+        for t, x, lo, u in zip(picked["tier"], picked["weight"], picked["lo"], picked["u"])
+    ]
