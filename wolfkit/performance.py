@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from wolfkit.diversify import _tier_labels
+from wolfkit.diversify import tier_labels
 from wolfkit.report import _jsonable
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def tier_returns(scores: pd.DataFrame, params: Params) -> dict[str, list[dict[st
     Tiers in the parameters' order (highest first), then `below`; a tier with no names has n = 0.
     Each row: tier, n, sessions, mean, ci_low, ci_high (95%, clustered by session — see `mean_ci`).
     """
-    order = [*_tier_labels(params), BELOW]
+    order = [*tier_labels(params), BELOW]
     s = scores.dropna(subset=["open_to_close"])
     extra = [t for t in s["tier"].astype(str).unique() if t not in order]
     out = {}

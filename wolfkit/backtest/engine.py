@@ -34,7 +34,7 @@ import pandas as pd
 from wolfkit.backtest.fills import Bar, Reason, bracket_exit, fee, market_price, maxdiff_trade
 from wolfkit.backtest.panel import Market
 from wolfkit.config import Params
-from wolfkit.diversify import Targets, _tier_labels, build_targets
+from wolfkit.diversify import Targets, tier_labels, build_targets
 from wolfkit.errors import InfeasibleError, WolfkitError
 from wolfkit.orders import Layer, PlanStatus, Side
 from wolfkit.packing import Packing, buckets, pack_layers
@@ -61,7 +61,7 @@ class Walk:
 
 def tier_of(scores: np.ndarray, params: Params) -> np.ndarray:
     """The score-tier label of each score, "below" under `portfolio.min_score`."""
-    labels = _tier_labels(params)
+    labels = tier_labels(params)
     pp = params.portfolio
     conds = [scores >= t.min_score for t in pp.tiers]
     out = np.select(conds, labels, "below").astype(object)

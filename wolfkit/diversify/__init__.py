@@ -60,7 +60,6 @@ from wolfkit.errors import BadInputError
 
 __all__ = ["Method", "Targets", "build_targets", "tier_labels"]
 
-_tier_labels = tier_labels  # the name `performance` and the backtester import today; prefer `tier_labels`
 
 
 class Method(StrEnum):
