@@ -45,10 +45,8 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -61,7 +59,6 @@ from wolfkit.broker.base import (
     Broker,
     BrokerOrder,
     BrokerUnavailable,
-    DuplicateClientOrderId,
     Fill,
     InsufficientBuyingPower,
     OrderNotFound,
@@ -72,7 +69,17 @@ from wolfkit.broker.base import (
     opg_allowed,
 )
 from wolfkit.broker.gate import broker_kind_for
+from wolfkit.broker.submission import (
+    Outcome,
+    SlidingWindowLimiter,
+    backoff,
+    charged_per_share,
+    resize_after_403,
+    retry_after,
+    submit,
+)
 from wolfkit.calendar import NY
+from wolfkit.clientid import attempt_client_id, is_attempt_of, plan_attempt
 from wolfkit.config import Params, project_path
 from wolfkit.errors import BadInputError, BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
@@ -85,67 +92,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def attempt_client_id(base: str, attempt: int) -> str:
-    """The client id of attempt `attempt` of the planned order whose id is `base` (attempt 0 is `base`).
-
-    Matches `wolfkit.orders.client_order_id(..., attempt=n)` (base + "-r<n>") and keeps ≤ 128 chars.
-    """
-    if attempt == 0:
-        return base
-    suffix = f"-r{attempt}"
-    return base[: 128 - len(suffix)] + suffix
-
-
 # The broker's order list is read from this long before the plan was created: the clock of the
 # machine that built the plan and the broker's may disagree, and a day more costs one page at most.
 LIST_LOOKBACK = timedelta(days=1)
-_ATTEMPT = re.compile(r"(.+)-r([1-9][0-9]*)")
-
-
-def plan_attempt(client_id: str, bases: set[str]) -> tuple[str, int] | None:
-    """(planned client id, attempt) when `client_id` is attempt n of one of `bases` (see
-    `attempt_client_id`); None for any other id (a bracket leg, the intraday engine's own orders)."""
-    if client_id in bases:
-        return client_id, 0
-    m = _ATTEMPT.fullmatch(client_id)
-    if m is None:
-        return None
-    n = int(m.group(2))
-    candidates = [m.group(1)] if m.group(1) in bases else (bases if len(client_id) == 128 else ())
-    return next(((b, n) for b in candidates if attempt_client_id(b, n) == client_id), None)
-
-
-class RateGate:
-    """At most `per_minute` requests in any sliding 60-second window, shared by all threads
-    (`per_minute=None`: no gate, for a broker without a request limit).
-
-    A sliding window (not a token bucket, which would allow a burst of capacity + rate in one
-    minute) so the broker's own per-minute limit is never reached.
-    """
-
-    def __init__(self, per_minute: int | None, sleep: Callable[[float], None] = time.sleep,
-                 timer: Callable[[], float] = time.monotonic):
-        self.per_minute = per_minute
-        self.sleep = sleep
-        self.timer = timer
-        self._calls: deque[float] = deque()
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def acquire(self) -> None:
-        if self.per_minute is None:
-            return
-        while True:
-            with self._lock:
-                t = self.timer()
-                while self._calls and self._calls[0] <= t - 60.0:
-                    self._calls.popleft()
-                if len(self._calls) < self.per_minute:
-                    self._calls.append(t)
-                    return
-                wait = self._calls[0] + 60.0 - t
-            self.waited += wait
-            self.sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -252,7 +201,7 @@ class _Executor:
         self.now, self.sleep = now, sleep
         # gate only a broker that limits requests (Alpaca); the in-process simulator has no limit
         limited = broker.rate_limit_per_minute is not None
-        self.gate = RateGate(self.ex.rate_limit_per_minute if limited else None, sleep, timer)
+        self.gate = SlidingWindowLimiter(self.ex.rate_limit_per_minute if limited else None, timer)
         self.run = plan.run_id
         self.by_client: dict[str, str] = {}  # every client id used -> plan client id
         self.held_back: dict[str, str] = {}  # plan client id -> why it was not sent in this execution
@@ -265,16 +214,16 @@ class _Executor:
         """A read-only or idempotent broker call: rate-limited, retried on 429 and on unavailability."""
         last: Exception | None = None
         for i in range(self.ex.max_attempts):
-            self.gate.acquire()
+            self.gate.acquire(self.sleep)
             try:
                 return fn(*args)
             except RateLimited as e:
                 self._count("n_429")
                 self.ledger.record_event(self.run, EventKind.RATE_LIMITED, call=fn.__name__, retry_after=e.retry_after)
-                self.sleep(self._retry_after(e))
+                self.sleep(retry_after(e))
                 last = e
             except BrokerUnavailable as e:
-                self.sleep(self._backoff(i))
+                self.sleep(backoff(i))
                 last = e
         raise BrokerError(f"{getattr(fn, '__name__', fn)}: broker unavailable after {self.ex.max_attempts} tries "
                           f"({last}); re-run `wolfkit execute` to continue (nothing is submitted twice)")
@@ -282,14 +231,6 @@ class _Executor:
     def _count(self, name: str) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
-
-    @staticmethod
-    def _retry_after(e: RateLimited) -> float:
-        return max(0.05, e.retry_after) if e.retry_after is not None else 1.0
-
-    @staticmethod
-    def _backoff(i: int) -> float:
-        return min(5.0, 0.1 * 2**i)
 
     def lookup(self, client_id: str) -> BrokerOrder | None:
         return self.call(self.broker.get_by_client_id, client_id)
@@ -359,7 +300,7 @@ class _Executor:
         jobs = []
         for po, row in pending:
             base = po.client_order_id
-            other = Side.SELL if po.side == Side.BUY else Side.BUY
+            other = po.side.opposite()
             if other in open_sides.get(po.symbol, set()):
                 self._skip(base, f"{po.symbol}: an opposite-side ({other}) order is open on the symbol; "
                                  "Alpaca would refuse this as a potential wash trade")
@@ -490,37 +431,37 @@ class _Executor:
         return None
 
     def _send(self, job: _Job, cid: str) -> None:
-        """Submit under `cid` until the outcome is known; InsufficientBuyingPower propagates."""
+        """Submit under `cid` through the one submission path until the outcome is known and record
+        it; InsufficientBuyingPower propagates (the caller resizes)."""
         base = job.po.client_order_id
-        for i in range(self.ex.max_attempts):
-            self.gate.acquire()
-            try:
-                order = self.broker.submit(self.request(job, cid))
-                self.ledger.record_ack(self.run, base, order)
-                return
-            except DuplicateClientOrderId:
-                found = self.lookup(cid)
-                if found is None:
-                    raise BrokerError(f"{cid}: the broker says this client id exists but cannot find it") from None
-                self.ledger.record_ack(self.run, base, found, event=EventKind.DUPLICATE_ADOPTED,
-                                       reason=job.reason or "adopted the existing order with this client id")
-                return
-            except RateLimited as e:
-                self._count("n_429")
-                self.ledger.record_event(self.run, EventKind.RATE_LIMITED, base, cid, retry_after=e.retry_after)
-                self.sleep(self._retry_after(e))
-            except BrokerUnavailable as e:
-                self._count("n_unknown")
-                self.ledger.record_event(self.run, EventKind.UNKNOWN_OUTCOME, base, cid, error=str(e))
-                found = self.lookup(cid)
-                if found is not None:
-                    self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED,
-                                           reason=job.reason or None)
-                    return
-                self.sleep(self._backoff(i))
-            except OrderRejected as e:  # includes WashTradeRejected
-                self.ledger.record_outcome(self.run, base, OrderState.REJECTED, f"refused by the broker: {e}")
-                raise _Unresolved from None
+
+        def rate_limited(e: RateLimited) -> None:
+            self._count("n_429")
+            self.ledger.record_event(self.run, EventKind.RATE_LIMITED, base, cid, retry_after=e.retry_after)
+
+        def unknown(e: BrokerUnavailable) -> None:
+            self._count("n_unknown")
+            self.ledger.record_event(self.run, EventKind.UNKNOWN_OUTCOME, base, cid, error=str(e))
+
+        got = submit(self.broker, self.request(job, cid), lookup=self.lookup, max_attempts=self.ex.max_attempts,
+                     limiter=self.gate, sleep=self.sleep, on_rate_limited=rate_limited, on_unknown=unknown)
+        if got.outcome == Outcome.ACCEPTED:
+            self.ledger.record_ack(self.run, base, got.order)
+            return
+        if got.outcome == Outcome.ADOPTED:
+            self.ledger.record_ack(self.run, base, got.order, event=EventKind.DUPLICATE_ADOPTED,
+                                   reason=job.reason or "adopted the existing order with this client id")
+            return
+        if got.outcome == Outcome.RECONCILED:
+            self.ledger.record_ack(self.run, base, got.order, event=EventKind.RECONCILED, reason=job.reason or None)
+            return
+        if got.outcome == Outcome.DUPLICATE_MISSING:
+            raise BrokerError(f"{cid}: the broker says this client id exists but cannot find it")
+        if got.outcome == Outcome.INSUFFICIENT_BP:
+            raise got.error  # type: ignore[misc]
+        if got.outcome == Outcome.REJECTED:
+            self.ledger.record_outcome(self.run, base, OrderState.REJECTED, f"refused by the broker: {got.error}")
+            raise _Unresolved
         self.ledger.record_event(self.run, EventKind.NOTE, base, cid,
                                  reason=f"outcome unknown after {self.ex.max_attempts} tries; a re-run reconciles")
         raise _Unresolved
@@ -546,16 +487,17 @@ class _Executor:
                 job.qty, job.sizing = fit, Sizing.RESIZED if job.refused else Sizing.SHRUNK
         self.place(job)
 
-    def _after_403(self, job: _Job, e: InsufficientBuyingPower) -> tuple[float, float]:
-        """Record the 403; (buying power the broker reports, USD per share it charges for this order)."""
+    def _account_bp(self) -> float:
+        return self.call(self.broker.account).buying_power
+
+    def _record_403(self, job: _Job, e: InsufficientBuyingPower, bp: float) -> None:
         base = job.po.client_order_id
-        bp = e.buying_power if e.buying_power is not None else self.call(self.broker.account).buying_power
         self.ledger.record_event(self.run, EventKind.INSUFFICIENT_BP, base, attempt_client_id(base, job.attempt),
                                  buying_power=bp, cost_basis=e.cost_basis, qty=job.qty)
-        ref = job.ref_price if job.ref_price > 0 else job.po.est_price
-        if e.cost_basis and job.qty and ref < e.cost_basis / job.qty <= 10 * ref:
-            ref = e.cost_basis / job.qty  # what the broker actually charges per share
-        return bp, ref
+
+    def _job_ref(self, job: _Job) -> float:
+        """USD per share of this order as we priced it (the plan's estimate for a sell that closes)."""
+        return job.ref_price if job.ref_price > 0 else job.po.est_price
 
     def _next_attempt(self, job: _Job) -> int | None:
         """The next attempt number, after looking its client id up (never resubmit without looking
@@ -571,7 +513,9 @@ class _Executor:
     def _defer(self, job: _Job, e: InsufficientBuyingPower) -> bool:
         """After a 403 in the concurrent head: reserve the next attempt for the sequential pass, priced
         at what the broker charges; False when the broker already holds that attempt."""
-        bp, ref = self._after_403(job, e)
+        bp = e.buying_power if e.buying_power is not None else self._account_bp()
+        self._record_403(job, e, bp)
+        ref = charged_per_share(e, job.qty, self._job_ref(job))
         nxt = self._next_attempt(job)
         if nxt is None:
             return False
@@ -583,8 +527,9 @@ class _Executor:
     def _resize(self, job: _Job, e: InsufficientBuyingPower) -> bool:
         """After a 403: the next attempt sized to the reported buying power; False when none fits."""
         base = job.po.client_order_id
-        bp, ref = self._after_403(job, e)
-        fit = min(job.qty - 1, int(math.floor(max(0.0, bp) / ref + 1e-9)))
+        r = resize_after_403(e, job.qty, self._job_ref(job), self._account_bp)
+        self._record_403(job, e, r.buying_power)
+        bp, ref, fit = r.buying_power, r.per_share, r.qty
         if fit < 1:
             self.ledger.record_outcome(
                 self.run, base, OrderState.REJECTED,
@@ -659,12 +604,6 @@ def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder,
 def _run_prefix(run_id: str) -> str:
     """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
     return f"wk-{run_id[:40]}-"
-
-
-def _attempt_of(base: str, client_id: str) -> bool:
-    """True when `client_id` is one of the attempt ids of the planned order `base`."""
-    m = re.search(r"-r(\d+)$", client_id)
-    return client_id == base or (m is not None and attempt_client_id(base, int(m[1])) == client_id)
 
 
 @dataclass
@@ -775,7 +714,7 @@ def _replace(run: str, ex: _Executor, live: list[_LivePlan], strangers: list[Bro
                 continue
             final = _cancel(ex, o)
             cancelled += 1
-            row = next((w for w in lp.rows if _attempt_of(w.plan_client_id, o.client_order_id)), None)
+            row = next((w for w in lp.rows if is_attempt_of(w.plan_client_id, o.client_order_id)), None)
             if row is not None:
                 ledger.record_ack(rid, row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
                                   reason=f"cancelled: plan {run} replaces this plan")
@@ -804,7 +743,7 @@ def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
         got = ex.call(ex.broker.get, order.id)
         if got.status.is_final:
             return got
-        ex.sleep(ex._backoff(i))
+        ex.sleep(backoff(i))
     raise BrokerError(f"{order.client_order_id}: cancel requested but the broker still reports {got.status}; "
                       "re-run the same command with --replace once it is final (nothing is sent before)")
 
@@ -836,7 +775,7 @@ def execute_plan(
 
 def _execute(plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, clock: Callable[[], datetime],
              sleep: Callable[[float], None], timer: Callable[[], float], orders_path: str | None,
-             notes: list[str], gate: RateGate) -> ExecutionReport:
+             notes: list[str], gate: SlidingWindowLimiter) -> ExecutionReport:
     started = clock()
     ex = _Executor(plan, broker, ledger, params, clock, sleep, timer)
     ex.gate = gate  # one request budget for the whole execution, the session guard's calls included

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from wolfkit.clientid import attempt_client_id
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.symbols import Symbol
@@ -48,6 +49,10 @@ _RESUBMISSION = re.compile(r"(.+)-r(\d+)")  # `client_order_id(..., attempt=n)`:
 class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
+
+    def opposite(self) -> Side:
+        """The other side (the side that exits a position, or would wash-trade against an order)."""
+        return Side.SELL if self is Side.BUY else Side.BUY
 
 
 class OrderType(StrEnum):
@@ -101,7 +106,7 @@ def client_order_id(run_id: str, plan: str, symbol: str, layer: Layer | str, att
     """
     digest = hashlib.sha1(f"{run_id}|{plan}|{symbol}|{layer}".encode()).hexdigest()[:10]
     base = f"wk-{run_id[:40]}-{plan[:16]}-{symbol[:12]}-{str(layer)[:3]}-{digest}"
-    return base if attempt == 0 else f"{base}-r{attempt}"
+    return attempt_client_id(base, attempt)
 
 
 def _whole_shares(v: object) -> int:
