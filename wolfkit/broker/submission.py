@@ -23,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Callable
+from typing import Any, Callable
 
 from wolfkit.broker.base import (
     Broker,
@@ -120,9 +120,14 @@ def backoff(i: int) -> float:
     return min(5.0, 0.1 * 2**i)
 
 
-def submit(
-    broker: Broker,
-    request: OrderRequest,
+def submit(broker: Broker, request: OrderRequest, **kw: Any) -> Submitted:
+    """Submit `request` under its client id until the outcome is known (`deliver`'s rules)."""
+    return deliver(lambda: broker.submit(request), request.client_order_id, **kw)
+
+
+def deliver(
+    send: Callable[[], BrokerOrder],
+    client_id: str,
     *,
     lookup: Callable[[str], BrokerOrder | None],
     max_attempts: int,
@@ -130,21 +135,24 @@ def submit(
     sleep: Callable[[float], None] | None = None,
     on_rate_limited: Callable[[RateLimited], None] | None = None,
     on_unknown: Callable[[BrokerUnavailable], None] | None = None,
+    final: tuple[type[Exception], ...] = (OrderRejected,),
 ) -> Submitted:
-    """Submit `request` under its client id until the outcome is known (see the module docstring).
+    """Run `send` (a submit or a replace that creates the order `client_id`) until its outcome is
+    known (see the module docstring).
 
-    `lookup` reads an order by client id (the caller decides how a failing look-up is retried or
-    raised); `on_rate_limited`/`on_unknown` let the caller record each 429 and unknown outcome.
+    `lookup` reads an order by client id (a failing look-up raises to the caller: nothing is resent
+    before the broker has been asked); `on_rate_limited`/`on_unknown` let the caller record each 429
+    and unknown outcome; `final` are the refusals that end it (REJECTED; a replace also counts any
+    other broker error: the old order then stands).
     """
     pause = sleep or (lambda s: time.sleep(s))  # looked up at call time (tests patch time.sleep)
-    cid = request.client_order_id
     for i in range(max_attempts):
         if limiter is not None:
             limiter.acquire(pause)
         try:
-            return Submitted(Outcome.ACCEPTED, broker.submit(request))
+            return Submitted(Outcome.ACCEPTED, send())
         except DuplicateClientOrderId as e:
-            found = lookup(cid)
+            found = lookup(client_id)
             return Submitted(Outcome.ADOPTED, found) if found is not None else Submitted(Outcome.DUPLICATE_MISSING,
                                                                                           error=e)
         except RateLimited as e:
@@ -154,13 +162,13 @@ def submit(
         except BrokerUnavailable as e:
             if on_unknown is not None:
                 on_unknown(e)
-            found = lookup(cid)
+            found = lookup(client_id)
             if found is not None:
                 return Submitted(Outcome.RECONCILED, found)
             pause(backoff(i))
         except InsufficientBuyingPower as e:
             return Submitted(Outcome.INSUFFICIENT_BP, error=e)
-        except OrderRejected as e:  # includes WashTradeRejected
+        except final as e:  # OrderRejected includes WashTradeRejected
             return Submitted(Outcome.REJECTED, error=e)
     return Submitted(Outcome.UNKNOWN)
 
