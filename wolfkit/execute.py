@@ -33,7 +33,7 @@ buying power and the open gapped up. `execute_plan` instead:
 
 Before any of that, under the run lock for the account and session (`wolfkit.runlock`: a second
 executor waits or exits 2), the ledger's disk must have room and no other plan for the session may
-be live on the account (`guard_session`): a second plan would double positions, so it exits 2
+be live on the account (`wolfkit.session_guard`): a second plan would double positions, so it exits 2
 unless it is a deliberate replacement (`replace=True`, `wolfkit execute --replace`).
 
 Everything goes to the ledger; `ExecutionReport` says, per planned order, its final state, the
@@ -48,7 +48,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -61,8 +61,6 @@ from wolfkit.broker.base import (
     BrokerUnavailable,
     Fill,
     InsufficientBuyingPower,
-    OrderNotFound,
-    OrderRejected,
     OrderRequest,
     Quote,
     RateLimited,
@@ -79,12 +77,14 @@ from wolfkit.broker.submission import (
     submit,
 )
 from wolfkit.calendar import NY
-from wolfkit.clientid import attempt_client_id, is_attempt_of, plan_attempt
+from wolfkit.clientid import attempt_client_id, plan_attempt
 from wolfkit.config import Params, project_path
-from wolfkit.errors import BadInputError, BrokerError
+from wolfkit.errors import BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
 from wolfkit.orders import Layer, OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
+from wolfkit.execution_report import ExecutionReport, order_result
 from wolfkit.runlock import RunLock
+from wolfkit.session_guard import guard_session
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
@@ -95,88 +95,6 @@ T = TypeVar("T")
 # The broker's order list is read from this long before the plan was created: the clock of the
 # machine that built the plan and the broker's may disagree, and a day more costs one page at most.
 LIST_LOOKBACK = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class OrderResult:
-    """One planned order after execution."""
-
-    plan_client_id: str
-    symbol: str
-    side: Side
-    layer: str
-    priority: int
-    state: OrderState
-    planned_qty: int
-    submitted_qty: int
-    filled_qty: int
-    avg_price: float | None
-    attempts: int  # client ids used (1 = the planned id only)
-    client_order_id: str | None
-    broker_order_id: str | None
-    sizing: Sizing
-    reason: str
-    deployed: float  # USD: filled value + open remainder at the reference price (buys)
-
-
-@dataclass(frozen=True)
-class ExecutionReport:
-    """What a run did, per planned order and in total."""
-
-    run_id: str
-    broker: str
-    execution: int  # 1 for the first execution of this plan, 2 for a re-run, …
-    equity: float
-    orders: list[OrderResult]
-    insufficient_bp_rejections: int  # 403s met (each then resized or resolved with a reason)
-    rate_limited: int
-    unknown_outcomes: int
-    started_at: datetime
-    finished_at: datetime
-    counts: dict[str, int] = field(default_factory=dict)
-    ledger_path: str = ""  # the ledger file this run was recorded in (absolute)
-    fills: int = 0  # executions the ledger holds for this run (one per broker execution, never re-counted)
-    filled_shares: int = 0
-    notes: list[str] = field(default_factory=list)  # what the user must know: a replaced plan, a vanished ledger
-
-    @property
-    def deployed(self) -> float:
-        return sum(o.deployed for o in self.orders)
-
-    @property
-    def deployed_pct(self) -> float:
-        return self.deployed / self.equity if self.equity > 0 else 0.0
-
-    @property
-    def accepted(self) -> int:
-        return sum(o.state.at_broker for o in self.orders)
-
-    @property
-    def unresolved(self) -> int:
-        """Orders whose outcome is unknown or that were not sent yet: a re-run reconciles and sends them."""
-        return sum(o.state in (OrderState.SUBMITTING, OrderState.PLANNED) for o in self.orders)
-
-    @property
-    def rejected(self) -> int:
-        """Orders refused for good (by the broker, or no buying power for one share): final, with the reason."""
-        return sum(o.state == OrderState.REJECTED for o in self.orders)
-
-    def table(self) -> pd.DataFrame:
-        """One row per planned order (documented columns: those of `OrderResult`)."""
-        return pd.DataFrame([asdict(o) for o in self.orders], columns=list(OrderResult.__dataclass_fields__))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "broker": self.broker, "execution": self.execution, "equity": self.equity,
-            "planned": len(self.orders), "accepted": self.accepted, "unresolved": self.unresolved,
-            "rejected": self.rejected,
-            "deployed": round(self.deployed, 2), "deployed_pct": round(self.deployed_pct, 4),
-            "insufficient_bp_rejections": self.insufficient_bp_rejections, "rate_limited": self.rate_limited,
-            "unknown_outcomes": self.unknown_outcomes, "states": self.counts,
-            "fills": self.fills, "filled_shares": self.filled_shares, "notes": self.notes,
-            "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
-            "ledger": self.ledger_path,
-        }
 
 
 @dataclass
@@ -577,177 +495,6 @@ class _Unresolved(Exception):
     """Internal: this order's work ends here (its state and reason are already in the ledger)."""
 
 
-def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder,
-            held_back: str = "") -> OrderResult:
-    deployed = 0.0
-    if row.state.at_broker and row.side == Side.BUY:
-        deployed = row.filled_qty * (row.avg_price or 0.0)
-        if row.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
-            q = quotes.get(row.symbol)
-            px = row.submitted_limit if row.submitted_type == "limit" else (q.ask if q else planned.est_price)
-            deployed += (row.qty - row.filled_qty) * px
-    return OrderResult(
-        plan_client_id=row.plan_client_id, symbol=row.symbol, side=Side(row.side), layer=row.layer,
-        priority=row.priority, state=row.state, planned_qty=row.planned_qty,
-        submitted_qty=row.qty if row.state not in (OrderState.SKIPPED, OrderState.PLANNED) else 0,
-        filled_qty=row.filled_qty, avg_price=row.avg_price,
-        attempts=row.attempt + 1 if row.client_order_id else 0,
-        client_order_id=row.client_order_id, broker_order_id=row.broker_order_id, sizing=row.sizing,
-        reason=held_back if row.state == OrderState.PLANNED and held_back else row.reason,
-        deployed=round(deployed, 2),
-    )
-
-
-# ---- one plan per session and account -----------------------------------------------------------
-
-
-def _run_prefix(run_id: str) -> str:
-    """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
-    return f"wk-{run_id[:40]}-"
-
-
-@dataclass
-class _LivePlan:
-    """Another run of the session that still matters at the broker."""
-
-    run: dict[str, Any]  # its `runs` row (run_id, orders_path, …)
-    rows: list[LedgerOrder]
-    working: list[BrokerOrder]  # its open orders at the broker
-    held: list[LedgerOrder]  # its orders whose symbol is still held on their side
-
-
-def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderPlan, list[str]]:
-    """One plan per session and account: refuse a second one while another is live, or replace it.
-
-    Without `replace`, a live plan (`_live_plans`) means exit 2 naming it and the option — a second
-    plan would double positions. With it, `_replace` cancels the live plans' open orders and marks
-    them replaced; then this plan is sized against what every plan it replaced filled, the same way
-    on every re-run. Returns the plan to execute and notes for the report.
-    """
-    live, strangers = _live_plans(plan, ex)
-    if (live or strangers) and not replace:
-        what = [f"plan {lp.run['run_id']} ({lp.run['orders_path'] or 'orders file unknown'}): {len(lp.working)} "
-                f"open order(s), {len(lp.held)} filled order(s) still held" for lp in live]
-        if strangers:
-            what.append(f"{len(strangers)} open wolfkit order(s) of a plan this ledger does not know "
-                        f"({', '.join(o.client_order_id for o in strangers[:3])})")
-        account = getattr(ex.broker, "name", "?")
-        raise BadInputError(
-            f"another plan for session {plan.as_of} is live on {account}: {'; '.join(what)}. Executing plan "
-            f"{plan.run_id} too would double positions; nothing was sent. To replace it deliberately, add --replace "
-            "(its open orders are cancelled and this plan is sized against what it filled); to continue it, "
-            "execute its own orders file")
-    notes, credit = _replace(plan.run_id, ex, live, strangers) if (live or strangers) else ([], {})
-    for rid in ex.ledger.runs_replaced_by(plan.run_id):
-        for w in ex.ledger.orders_for_run(rid):
-            if w.filled_qty:
-                credit[(w.symbol, w.side)] = credit.get((w.symbol, w.side), 0) + w.filled_qty
-    cut = credit_orders(plan, credit)
-    if not cut:
-        return plan, notes
-    orders = []
-    for po in plan.orders:
-        c = cut.get(po.client_order_id, 0)
-        if c == po.qty:  # all of it already held: recorded as skipped, kept in the plan for the report
-            ex.ledger.register_orders(plan.run_id, [po])
-            if ex.ledger.order(plan.run_id, po.client_order_id).state == OrderState.PLANNED:
-                ex.ledger.record_outcome(plan.run_id, po.client_order_id, OrderState.SKIPPED,
-                                         f"already held: the replaced plan filled {c} {po.symbol} ({po.side})")
-        elif c:
-            ex.ledger.record_event(plan.run_id, EventKind.NOTE, po.client_order_id, None, planned=po.qty, credited=c,
-                                   reason=f"{c} of {po.qty} already filled by the replaced plan")
-            po = po.model_copy(update={"qty": po.qty - c, "est_cost": round((po.qty - c) * po.est_price, 2)})
-        orders.append(po)
-    notes.append("sized against the replaced plan's fills: " + ", ".join(
-        f"{po.symbol} -{c}" for po in plan.orders if (c := cut.get(po.client_order_id))))
-    return plan.model_copy(update={"orders": orders}), notes
-
-
-def credit_orders(plan: OrderPlan, credit: dict[tuple[str, str], int]) -> dict[str, int]:
-    """Shares per planned order (client id) already held from a replaced plan: the filled shares of
-    each (symbol, side) go to this plan's orders of that symbol and side, highest priority first."""
-    left = dict(credit)
-    cut: dict[str, int] = {}
-    for po in sorted(plan.orders, key=lambda o: o.priority):
-        key = (po.symbol, str(po.side))
-        c = min(left.get(key, 0), po.qty)
-        if c:
-            left[key] -= c
-            cut[po.client_order_id] = c
-    return cut
-
-
-def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[BrokerOrder]]:
-    """Other runs of the session on this account with open orders at the broker or positions they
-    filled still held (an order that reached the broker may have filled since the ledger looked);
-    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger)."""
-    ledger = ex.ledger
-    others = [r for r in ledger.session_runs(plan.as_of, getattr(ex.broker, "name", "?"))
-              if r["run_id"] != plan.run_id and not r["replaced_by"]]
-    known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
-    open_orders = ex.call(ex.broker.open_orders)
-    held = {p.symbol: p.qty for p in ex.call(ex.broker.positions)}
-    live = []
-    for r in others:
-        rows = ledger.orders_for_run(r["run_id"])
-        working = [o for o in open_orders if o.client_order_id.startswith(_run_prefix(r["run_id"]))]
-        kept = [w for w in rows if (w.filled_qty > 0 or w.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED))
-                and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
-        if working or kept:
-            live.append(_LivePlan(r, rows, working, kept))
-    strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
-                 and not any(o.client_order_id.startswith(k) for k in known)]
-    return live, strangers
-
-
-def _replace(run: str, ex: _Executor, live: list[_LivePlan], strangers: list[BrokerOrder],
-             ) -> tuple[list[str], dict[tuple[str, str], int]]:
-    """Cancel the live plans' open orders (bracket exits of filled entries stay: they protect what is
-    held), bring their rows up to the broker's fills, mark them replaced by `run`; cancel strangers.
-    Returns notes and what the strangers filled (the known plans' fills are in the ledger now)."""
-    ledger, notes = ex.ledger, []
-    for lp in live:
-        rid, cancelled = lp.run["run_id"], 0
-        exits = {f"{w.client_order_id[:120]}-{k}" for w in lp.rows if w.client_order_id for k in ("tp", "sl")}
-        for o in lp.working:
-            if o.client_order_id in exits:
-                continue
-            final = _cancel(ex, o)
-            cancelled += 1
-            row = next((w for w in lp.rows if is_attempt_of(w.plan_client_id, o.client_order_id)), None)
-            if row is not None:
-                ledger.record_ack(rid, row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
-                                  reason=f"cancelled: plan {run} replaces this plan")
-        for w in ledger.orders_for_run(rid):
-            found = ex.lookup(w.client_order_id) if w.client_order_id and w.state.at_broker else None
-            if found is not None and (found.filled_qty, OrderState.of(found.status)) != (w.filled_qty, w.state):
-                ledger.record_ack(rid, w.plan_client_id, found, event=EventKind.RECONCILED)
-        ledger.mark_replaced(rid, run)
-        notes.append(f"replaced plan {rid}: cancelled {cancelled} open order(s)")
-    credit: dict[tuple[str, str], int] = {}
-    for o in strangers:
-        final = _cancel(ex, o)
-        key = (final.symbol, str(final.side))
-        credit[key] = credit.get(key, 0) + final.filled_qty
-        notes.append(f"cancelled {o.client_order_id} of a plan this ledger does not know (filled {final.filled_qty})")
-    return notes, credit
-
-
-def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
-    """Cancel an open order and wait until the broker says it is final (fills may land meanwhile)."""
-    try:
-        ex.call(ex.broker.cancel, order.id)
-    except (OrderRejected, OrderNotFound):
-        pass  # finished meanwhile (filled or cancelled): the look-up below says which
-    for i in range(ex.ex.max_attempts * 2):
-        got = ex.call(ex.broker.get, order.id)
-        if got.status.is_final:
-            return got
-        ex.sleep(backoff(i))
-    raise BrokerError(f"{order.client_order_id}: cancel requested but the broker still reports {got.status}; "
-                      "re-run the same command with --replace once it is final (nothing is sent before)")
-
-
 def execute_plan(
     plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, *,
     now: Callable[[], datetime] | None = None,
@@ -814,7 +561,7 @@ def _execute(plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, cl
     acct = ex.call(broker.account)
     quotes = ex.call(broker.quotes, sorted({po.symbol for po in planned}))
     rows = {r.plan_client_id: r for r in ledger.orders_for_run(plan.run_id)}
-    results = [_result(rows[po.client_order_id], quotes, po, ex.held_back.get(po.client_order_id, ""))
+    results = [order_result(rows[po.client_order_id], quotes, po, ex.held_back.get(po.client_order_id, ""))
                for po in planned]
     counts: dict[str, int] = {}
     for r in results:
