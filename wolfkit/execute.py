@@ -1,7 +1,7 @@
 """The batch executor: gets the whole pack into the broker, in priority order, exactly once.
 
-The seed's first live run filled 5 of 12 orders because every order was sized from the same starting
-buying power and the open gapped up. `execute_plan` instead:
+Sizing every order from the same starting buying power fails when the open gaps up: the tail of
+the pack is refused. `execute_plan` instead:
 
 1. **Reconciles first, from the broker.** Before anything is sent, the broker lists every order of
    the run (client ids with the plan's prefix, `Broker.orders_by_prefix`); each planned order whose
@@ -19,9 +19,11 @@ buying power and the open gapped up. `execute_plan` instead:
    rest one by one in priority order against the broker's own buying power; against a broker that
    limits requests, inside a sliding-window rate limit (`execution.rate_limit_per_minute` requests in
    any 60 s, every request counted; the in-process simulator has no limit, so no gate).
-5. **Handles every answer**: insufficient buying power (403) → resize to the `buying_power` the
-   broker reported and resubmit under a NEW client id (attempt n+1), after looking the new id up (a
-   403 met while the head goes out concurrently waits for the sequential pass, so priority decides);
+5. **Handles every answer** through the one submission path (`wolfkit.broker.submission`):
+   insufficient buying power (403) → resize to the `buying_power` the broker reported, at what it
+   charges per share (`resize_after_403`), and resubmit under a NEW client id (attempt n+1), after
+   looking the new id up (a 403 met while the head goes out concurrently waits for the sequential
+   pass, so priority decides);
    duplicate client id (422) → the order exists: adopt it; unknown outcome (5xx, timeout, dropped
    connection) → look the id up, and retry with the SAME id only if absent; rate limited (429) →
    wait `retry_after` and retry the same id; any other refusal (wash trade, sub-penny price, …) →
