@@ -124,3 +124,47 @@ def test_a_replayed_session_moves_legs_and_plans_only_through_the_tables(monkeyp
             (LegState.OPEN, LegEvent.COMPLETED)} <= seen_legs
     assert {(PlanStatus.QUEUED, PlanStatus.LISTENING), (PlanStatus.LISTENING, PlanStatus.FILLED),
             (PlanStatus.LISTENING, PlanStatus.EXPIRED)} <= seen_plans
+
+
+def test_cancels_refusals_and_the_close_take_the_other_legal_transitions(monkeypatch):
+    """A working entry cancelled at the broker goes back to IDLE and out again; an entry refused for
+    good is DONE from IDLE; a maxdiff exit cancelled at the close while shares are held is re-opened
+    (the named DONE -> IDLE) as a market exit."""
+    from wolfkit.broker.base import OrderRejected
+    from wolfkit.broker.sim import SimBroker
+
+    seen: set[tuple[LegState, LegEvent]] = set()
+    leg_move = Leg.move
+
+    def rec_leg(self, event):  # noqa: ANN001, ANN202
+        seen.add((self.state, event))
+        return leg_move(self, event)
+
+    class RefusesBad(SimBroker):
+        def submit(self, request):  # noqa: ANN001, ANN202
+            if request.symbol == "BAD":
+                raise OrderRejected("symbol is not tradable")
+            return super().submit(request)
+
+    monkeypatch.setattr(Leg, "move", rec_leg)
+    p = params(leverage=FLAT, maxdiff={"ramp_minutes": 1, "ramp_step_minutes": 1, "expire_minutes": 390})
+    op = plan([order("BAD", 10, 20.0)], [mplan("AAPL", 1, low=100.0, high=102.0), mplan("NVDA", 2, low=50.0,
+                                                                                         high=60.0)])
+    b = bars({"AAPL": 101.0, "BAD": 20.0, "NVDA": 55.0}, touch={"AAPL": {5: 99.5}})
+    eng, broker = setup(p, op, b)
+    broker.__class__ = RefusesBad
+    idx = np.array([b.symbols.index(s) for s in eng.symbols])
+    cancelled = False
+    for t in range(len(b.times)):
+        now = b.times[t].to_pydatetime()
+        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], now)
+        nvda = next((s for s in eng.state.slots if s.symbol == "NVDA"), None)
+        if t == 30 and nvda is not None and nvda.entry.order_id:
+            broker.cancel(nvda.entry.order_id)  # cancelled at the broker, not by the engine
+            cancelled = True
+        eng.step(now, Market(b.high[t][idx], b.low[t][idx], b.close[t][idx]))
+    assert cancelled
+    assert {(LegState.OPEN, LegEvent.ENDED), (LegState.IDLE, LegEvent.WORKING), (LegState.IDLE, LegEvent.COMPLETED),
+            (LegState.DONE, LegEvent.REOPENED)} <= seen <= set(LEG_TRANSITIONS)
+    aapl = next(s for s in eng.state.slots if s.symbol == "AAPL")
+    assert aapl.exit is not None and aapl.exit.type == OrderType.MARKET and aapl.qty == 0  # flattened at the close
