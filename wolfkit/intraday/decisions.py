@@ -174,10 +174,11 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
 
 
 def decide_maxdiff(state: EngineState, params: Params, now: datetime, flatten: bool, price: Callable[[str], float],
-                   desk: Desk) -> None:
-    """Expiries, exits, who listens, and each open slot's size and ramped limit (module docstring)."""
+                   desk: Desk, plans: dict[int, MaxdiffPlanState] | None = None) -> None:
+    """Expiries, exits, who listens, and each open slot's size and ramped limit (module docstring).
+    `plans` is `state.plans` by rank (the engine keeps it: hundreds of plans, every step)."""
     md = params.maxdiff
-    plans = {p.rank: p for p in state.plans}
+    plans = plans if plans is not None else {p.rank: p for p in state.plans}
     slots = {s.id: s for s in state.slots}
     # 1. finished entries: fills and expiries move plans out of the listening set
     for s in state.slots:

@@ -52,6 +52,7 @@ class IntradayEngine:
         syms = sorted({d.symbol for d in state.directional} | {p.symbol for p in state.plans})
         self.symbols: list[str] = syms
         self.symbol_index = {s: i for i, s in enumerate(syms)}
+        self._plan_by_rank = {p.rank: p for p in state.plans}
         self._market: Market | None = None
         self._saved_status: dict[int, PlanStatus] = {}
         self._close_at: datetime | None = None
@@ -181,7 +182,7 @@ class IntradayEngine:
         flatten = now >= self._close_at - timedelta(minutes=self.params.intraday.flatten_minutes)
         decide_directional(self.state, self.params, market, self.symbol_index, flatten, self._price, self.orders)
         if self.state.maxdiff_enabled:
-            decide_maxdiff(self.state, self.params, now, flatten, self._price, self.orders)
+            decide_maxdiff(self.state, self.params, now, flatten, self._price, self.orders, self._plan_by_rank)
         if not self.state.planned_checked:
             self.orders.cancel_unadopted()
         self.orders.send()
