@@ -18,7 +18,8 @@ from wolfkit.broker.sim import NY, SimBroker
 from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
-from wolfkit.execute import attempt_client_id, execute_plan, opg_allowed
+from wolfkit.clientid import attempt_client_id
+from wolfkit.execute import execute_plan, opg_allowed
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
 from wolfkit.orders import (
     SCHEMA_ID,

@@ -521,7 +521,7 @@ def test_two_executors_at_once_second_waits_then_sends_nothing_new(tmp_path):
 
 
 def test_credit_goes_to_the_same_symbol_and_side_highest_priority_first():
-    from wolfkit.execute import credit_orders
+    from wolfkit.session_guard import credit_orders
 
     plan = small_plan("credit", n=3)
     a, b, c = plan.orders

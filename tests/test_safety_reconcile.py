@@ -29,7 +29,8 @@ from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY, today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params, params_from_dict, project_path, project_root
-from wolfkit.execute import attempt_client_id, execute_plan, plan_attempt
+from wolfkit.clientid import attempt_client_id, plan_attempt
+from wolfkit.execute import execute_plan
 from wolfkit.intraday import IntradayEngine, Market, ramp_price
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
 from wolfkit.orders import (

@@ -280,10 +280,9 @@ def intraday(
 
     from wolfkit import calendar
     from wolfkit import intraday as engine_mod
-    from wolfkit.broker.base import BrokerUnavailable, RateLimited
+    from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params, project_path
     from wolfkit.errors import BadInputError
-    from wolfkit.broker.gate import broker_kind_for
     from wolfkit.execute import open_broker
     from wolfkit.ledger import Ledger, load_engine_state
     from wolfkit.orders import PlanStatus, read_orders
@@ -297,7 +296,8 @@ def intraday(
     if mode == "stream" and (kind == "sim" or not all(keys)):
         raise BadInputError("--mode stream needs an Alpaca broker (--broker paper or live) and APCA_API_KEY_ID / "
                             "APCA_API_SECRET_KEY in the environment; use --mode poll otherwise")
-    now = engine_mod.wall_clock()
+    clock = engine_mod.wall_clock
+    now = clock()
     plan = read_orders(orders, today=now.date(), max_age_days=p.execution.max_plan_age_days)
     session = plan.as_of
     if now.date() != session or not calendar.is_trading_day(session):
@@ -313,11 +313,6 @@ def intraday(
     if now >= stop_at:
         raise BadInputError(f"--until {stop_at:%H:%M} ET has passed (now {now:%H:%M} ET); nothing was sent")
     brk = open_broker(kind, plan, p, orders.parent)
-    feed = None
-    if kind == "sim":  # the simulated market moves with the data provider's quotes, and fills on them
-        from wolfkit.data import get_provider
-
-        feed = get_provider(p)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
     with Ledger(project_path(p.execution.ledger_path)) as book:
         resumed = load_engine_state(book, plan.run_id) is not None
@@ -329,17 +324,15 @@ def intraday(
             f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
             f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "
             f"stepping every {every:g} s until {stop_at:%H:%M} ET; ledger {book.path}", highlight=False, soft_wrap=True)
-        done = 0
+        tick = None
+        if kind == "sim":  # the simulated market moves with the data provider's quotes, and fills on them
+            from wolfkit.data import get_provider
 
-        def progress(_n: int) -> None:
-            nonlocal done
-            done += 1
-            n = done
-            if feed is not None:
-                q = feed.latest_quotes(eng.symbols, engine_mod.wall_clock())
-                if len(q):
-                    brk.market.update(list(q["symbol"]), q["bid"].to_numpy(), q["ask"].to_numpy())
-                brk.step()
+            tick = engine_mod.sim_market_feed(brk, get_provider(p), eng.symbols, clock)  # type: ignore[arg-type]
+
+        def progress(n: int) -> None:
+            if tick is not None:
+                tick()
             if n % status_every == 0 or n == max_steps:
                 e = eng.exposure()
                 by = [pl.status for pl in eng.state.plans]
@@ -350,29 +343,10 @@ def intraday(
                     f"{len(eng.fills)} fills; realized ${sum(eng.state.realized.values()):+,.2f}",
                     highlight=False, soft_wrap=True)
 
-        try:
-            stale = False  # after a transient broker error: re-read every order before the next step
-            while max_steps is None or done < max_steps:
-                loop = dict(now=engine_mod.wall_clock, sleep=_time.sleep, until=stop_at, poll_seconds=every,
-                            max_steps=None if max_steps is None else max_steps - done, on_step=progress)
-                try:
-                    if stale:
-                        eng.reconcile()  # looks up the ids a failed step may have sent: nothing is sent twice
-                        stale = False
-                    if mode == "stream":
-                        engine_mod.run_streaming(eng, *keys, paper=kind == "paper", **loop)
-                    else:
-                        engine_mod.run_polling(eng, **loop)
-                    break
-                except (RateLimited, BrokerUnavailable) as e:  # transient: wait, re-read every order, go on
-                    wait = max(every, getattr(e, "retry_after", None) or 1.0)
-                    console.print(f"broker: {e}; reconciling and continuing in {wait:g} s", highlight=False)
-                    _time.sleep(wait)
-                    stale = True
-            why = f"reached {stop_at:%H:%M} ET" if max_steps is None or done < max_steps else f"--max-steps {max_steps}"
-        except KeyboardInterrupt:
-            why = "Ctrl-C (state is saved; run the same command to resume)"
-        console.print(f"stopped after {done} step(s): {why}", highlight=False, soft_wrap=True)
+        ran = engine_mod.run_live(eng, mode=mode, until=stop_at, poll_seconds=every, clock=clock, sleep=_time.sleep,
+                                  keys=keys, paper=kind == "paper", max_steps=max_steps, on_step=progress,
+                                  say=lambda m: console.print(m, highlight=False))
+        console.print(f"stopped after {ran.steps} step(s): {ran.why}", highlight=False, soft_wrap=True)
         render_status(collect_status(book, p, brk, run_id=plan.run_id), status_console)
 
 

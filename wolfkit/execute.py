@@ -1,7 +1,7 @@
 """The batch executor: gets the whole pack into the broker, in priority order, exactly once.
 
-The seed's first live run filled 5 of 12 orders because every order was sized from the same starting
-buying power and the open gapped up. `execute_plan` instead:
+Sizing every order from the same starting buying power fails when the open gaps up: the tail of
+the pack is refused. `execute_plan` instead:
 
 1. **Reconciles first, from the broker.** Before anything is sent, the broker lists every order of
    the run (client ids with the plan's prefix, `Broker.orders_by_prefix`); each planned order whose
@@ -19,9 +19,11 @@ buying power and the open gapped up. `execute_plan` instead:
    rest one by one in priority order against the broker's own buying power; against a broker that
    limits requests, inside a sliding-window rate limit (`execution.rate_limit_per_minute` requests in
    any 60 s, every request counted; the in-process simulator has no limit, so no gate).
-5. **Handles every answer**: insufficient buying power (403) → resize to the `buying_power` the
-   broker reported and resubmit under a NEW client id (attempt n+1), after looking the new id up (a
-   403 met while the head goes out concurrently waits for the sequential pass, so priority decides);
+5. **Handles every answer** through the one submission path (`wolfkit.broker.submission`):
+   insufficient buying power (403) → resize to the `buying_power` the broker reported, at what it
+   charges per share (`resize_after_403`), and resubmit under a NEW client id (attempt n+1), after
+   looking the new id up (a 403 met while the head goes out concurrently waits for the sequential
+   pass, so priority decides);
    duplicate client id (422) → the order exists: adopt it; unknown outcome (5xx, timeout, dropped
    connection) → look the id up, and retry with the SAME id only if absent; rate limited (429) →
    wait `retry_after` and retry the same id; any other refusal (wash trade, sub-penny price, …) →
@@ -33,7 +35,7 @@ buying power and the open gapped up. `execute_plan` instead:
 
 Before any of that, under the run lock for the account and session (`wolfkit.runlock`: a second
 executor waits or exits 2), the ledger's disk must have room and no other plan for the session may
-be live on the account (`guard_session`): a second plan would double positions, so it exits 2
+be live on the account (`wolfkit.session_guard`): a second plan would double positions, so it exits 2
 unless it is a deliberate replacement (`replace=True`, `wolfkit execute --replace`).
 
 Everything goes to the ledger; `ExecutionReport` says, per planned order, its final state, the
@@ -45,12 +47,10 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -61,23 +61,32 @@ from wolfkit.broker.base import (
     Broker,
     BrokerOrder,
     BrokerUnavailable,
-    DuplicateClientOrderId,
     Fill,
     InsufficientBuyingPower,
-    OrderNotFound,
-    OrderRejected,
     OrderRequest,
     Quote,
     RateLimited,
     opg_allowed,
 )
 from wolfkit.broker.gate import broker_kind_for
+from wolfkit.broker.submission import (
+    Outcome,
+    SlidingWindowLimiter,
+    backoff,
+    charged_per_share,
+    resize_after_403,
+    retry_after,
+    submit,
+)
 from wolfkit.calendar import NY
+from wolfkit.clientid import attempt_client_id, plan_attempt
 from wolfkit.config import Params, project_path
-from wolfkit.errors import BadInputError, BrokerError
+from wolfkit.errors import BrokerError
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
 from wolfkit.orders import Layer, OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
+from wolfkit.execution_report import ExecutionReport, order_result
 from wolfkit.runlock import RunLock
+from wolfkit.session_guard import guard_session
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
@@ -85,149 +94,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def attempt_client_id(base: str, attempt: int) -> str:
-    """The client id of attempt `attempt` of the planned order whose id is `base` (attempt 0 is `base`).
-
-    Matches `wolfkit.orders.client_order_id(..., attempt=n)` (base + "-r<n>") and keeps ≤ 128 chars.
-    """
-    if attempt == 0:
-        return base
-    suffix = f"-r{attempt}"
-    return base[: 128 - len(suffix)] + suffix
-
-
 # The broker's order list is read from this long before the plan was created: the clock of the
 # machine that built the plan and the broker's may disagree, and a day more costs one page at most.
 LIST_LOOKBACK = timedelta(days=1)
-_ATTEMPT = re.compile(r"(.+)-r([1-9][0-9]*)")
-
-
-def plan_attempt(client_id: str, bases: set[str]) -> tuple[str, int] | None:
-    """(planned client id, attempt) when `client_id` is attempt n of one of `bases` (see
-    `attempt_client_id`); None for any other id (a bracket leg, the intraday engine's own orders)."""
-    if client_id in bases:
-        return client_id, 0
-    m = _ATTEMPT.fullmatch(client_id)
-    if m is None:
-        return None
-    n = int(m.group(2))
-    candidates = [m.group(1)] if m.group(1) in bases else (bases if len(client_id) == 128 else ())
-    return next(((b, n) for b in candidates if attempt_client_id(b, n) == client_id), None)
-
-
-class RateGate:
-    """At most `per_minute` requests in any sliding 60-second window, shared by all threads
-    (`per_minute=None`: no gate, for a broker without a request limit).
-
-    A sliding window (not a token bucket, which would allow a burst of capacity + rate in one
-    minute) so the broker's own per-minute limit is never reached.
-    """
-
-    def __init__(self, per_minute: int | None, sleep: Callable[[float], None] = time.sleep,
-                 timer: Callable[[], float] = time.monotonic):
-        self.per_minute = per_minute
-        self.sleep = sleep
-        self.timer = timer
-        self._calls: deque[float] = deque()
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def acquire(self) -> None:
-        if self.per_minute is None:
-            return
-        while True:
-            with self._lock:
-                t = self.timer()
-                while self._calls and self._calls[0] <= t - 60.0:
-                    self._calls.popleft()
-                if len(self._calls) < self.per_minute:
-                    self._calls.append(t)
-                    return
-                wait = self._calls[0] + 60.0 - t
-            self.waited += wait
-            self.sleep(wait)
-
-
-@dataclass(frozen=True)
-class OrderResult:
-    """One planned order after execution."""
-
-    plan_client_id: str
-    symbol: str
-    side: Side
-    layer: str
-    priority: int
-    state: OrderState
-    planned_qty: int
-    submitted_qty: int
-    filled_qty: int
-    avg_price: float | None
-    attempts: int  # client ids used (1 = the planned id only)
-    client_order_id: str | None
-    broker_order_id: str | None
-    sizing: Sizing
-    reason: str
-    deployed: float  # USD: filled value + open remainder at the reference price (buys)
-
-
-@dataclass(frozen=True)
-class ExecutionReport:
-    """What a run did, per planned order and in total."""
-
-    run_id: str
-    broker: str
-    execution: int  # 1 for the first execution of this plan, 2 for a re-run, …
-    equity: float
-    orders: list[OrderResult]
-    insufficient_bp_rejections: int  # 403s met (each then resized or resolved with a reason)
-    rate_limited: int
-    unknown_outcomes: int
-    started_at: datetime
-    finished_at: datetime
-    counts: dict[str, int] = field(default_factory=dict)
-    ledger_path: str = ""  # the ledger file this run was recorded in (absolute)
-    fills: int = 0  # executions the ledger holds for this run (one per broker execution, never re-counted)
-    filled_shares: int = 0
-    notes: list[str] = field(default_factory=list)  # what the user must know: a replaced plan, a vanished ledger
-
-    @property
-    def deployed(self) -> float:
-        return sum(o.deployed for o in self.orders)
-
-    @property
-    def deployed_pct(self) -> float:
-        return self.deployed / self.equity if self.equity > 0 else 0.0
-
-    @property
-    def accepted(self) -> int:
-        return sum(o.state.at_broker for o in self.orders)
-
-    @property
-    def unresolved(self) -> int:
-        """Orders whose outcome is unknown or that were not sent yet: a re-run reconciles and sends them."""
-        return sum(o.state in (OrderState.SUBMITTING, OrderState.PLANNED) for o in self.orders)
-
-    @property
-    def rejected(self) -> int:
-        """Orders refused for good (by the broker, or no buying power for one share): final, with the reason."""
-        return sum(o.state == OrderState.REJECTED for o in self.orders)
-
-    def table(self) -> pd.DataFrame:
-        """One row per planned order (documented columns: those of `OrderResult`)."""
-        return pd.DataFrame([asdict(o) for o in self.orders], columns=list(OrderResult.__dataclass_fields__))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "broker": self.broker, "execution": self.execution, "equity": self.equity,
-            "planned": len(self.orders), "accepted": self.accepted, "unresolved": self.unresolved,
-            "rejected": self.rejected,
-            "deployed": round(self.deployed, 2), "deployed_pct": round(self.deployed_pct, 4),
-            "insufficient_bp_rejections": self.insufficient_bp_rejections, "rate_limited": self.rate_limited,
-            "unknown_outcomes": self.unknown_outcomes, "states": self.counts,
-            "fills": self.fills, "filled_shares": self.filled_shares, "notes": self.notes,
-            "started_at": self.started_at.isoformat(), "finished_at": self.finished_at.isoformat(),
-            "ledger": self.ledger_path,
-        }
 
 
 @dataclass
@@ -252,7 +121,7 @@ class _Executor:
         self.now, self.sleep = now, sleep
         # gate only a broker that limits requests (Alpaca); the in-process simulator has no limit
         limited = broker.rate_limit_per_minute is not None
-        self.gate = RateGate(self.ex.rate_limit_per_minute if limited else None, sleep, timer)
+        self.gate = SlidingWindowLimiter(self.ex.rate_limit_per_minute if limited else None, timer)
         self.run = plan.run_id
         self.by_client: dict[str, str] = {}  # every client id used -> plan client id
         self.held_back: dict[str, str] = {}  # plan client id -> why it was not sent in this execution
@@ -265,16 +134,16 @@ class _Executor:
         """A read-only or idempotent broker call: rate-limited, retried on 429 and on unavailability."""
         last: Exception | None = None
         for i in range(self.ex.max_attempts):
-            self.gate.acquire()
+            self.gate.acquire(self.sleep)
             try:
                 return fn(*args)
             except RateLimited as e:
                 self._count("n_429")
                 self.ledger.record_event(self.run, EventKind.RATE_LIMITED, call=fn.__name__, retry_after=e.retry_after)
-                self.sleep(self._retry_after(e))
+                self.sleep(retry_after(e))
                 last = e
             except BrokerUnavailable as e:
-                self.sleep(self._backoff(i))
+                self.sleep(backoff(i))
                 last = e
         raise BrokerError(f"{getattr(fn, '__name__', fn)}: broker unavailable after {self.ex.max_attempts} tries "
                           f"({last}); re-run `wolfkit execute` to continue (nothing is submitted twice)")
@@ -282,14 +151,6 @@ class _Executor:
     def _count(self, name: str) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
-
-    @staticmethod
-    def _retry_after(e: RateLimited) -> float:
-        return max(0.05, e.retry_after) if e.retry_after is not None else 1.0
-
-    @staticmethod
-    def _backoff(i: int) -> float:
-        return min(5.0, 0.1 * 2**i)
 
     def lookup(self, client_id: str) -> BrokerOrder | None:
         return self.call(self.broker.get_by_client_id, client_id)
@@ -359,7 +220,7 @@ class _Executor:
         jobs = []
         for po, row in pending:
             base = po.client_order_id
-            other = Side.SELL if po.side == Side.BUY else Side.BUY
+            other = po.side.opposite()
             if other in open_sides.get(po.symbol, set()):
                 self._skip(base, f"{po.symbol}: an opposite-side ({other}) order is open on the symbol; "
                                  "Alpaca would refuse this as a potential wash trade")
@@ -490,37 +351,37 @@ class _Executor:
         return None
 
     def _send(self, job: _Job, cid: str) -> None:
-        """Submit under `cid` until the outcome is known; InsufficientBuyingPower propagates."""
+        """Submit under `cid` through the one submission path until the outcome is known and record
+        it; InsufficientBuyingPower propagates (the caller resizes)."""
         base = job.po.client_order_id
-        for i in range(self.ex.max_attempts):
-            self.gate.acquire()
-            try:
-                order = self.broker.submit(self.request(job, cid))
-                self.ledger.record_ack(self.run, base, order)
-                return
-            except DuplicateClientOrderId:
-                found = self.lookup(cid)
-                if found is None:
-                    raise BrokerError(f"{cid}: the broker says this client id exists but cannot find it") from None
-                self.ledger.record_ack(self.run, base, found, event=EventKind.DUPLICATE_ADOPTED,
-                                       reason=job.reason or "adopted the existing order with this client id")
-                return
-            except RateLimited as e:
-                self._count("n_429")
-                self.ledger.record_event(self.run, EventKind.RATE_LIMITED, base, cid, retry_after=e.retry_after)
-                self.sleep(self._retry_after(e))
-            except BrokerUnavailable as e:
-                self._count("n_unknown")
-                self.ledger.record_event(self.run, EventKind.UNKNOWN_OUTCOME, base, cid, error=str(e))
-                found = self.lookup(cid)
-                if found is not None:
-                    self.ledger.record_ack(self.run, base, found, event=EventKind.RECONCILED,
-                                           reason=job.reason or None)
-                    return
-                self.sleep(self._backoff(i))
-            except OrderRejected as e:  # includes WashTradeRejected
-                self.ledger.record_outcome(self.run, base, OrderState.REJECTED, f"refused by the broker: {e}")
-                raise _Unresolved from None
+
+        def rate_limited(e: RateLimited) -> None:
+            self._count("n_429")
+            self.ledger.record_event(self.run, EventKind.RATE_LIMITED, base, cid, retry_after=e.retry_after)
+
+        def unknown(e: BrokerUnavailable) -> None:
+            self._count("n_unknown")
+            self.ledger.record_event(self.run, EventKind.UNKNOWN_OUTCOME, base, cid, error=str(e))
+
+        got = submit(self.broker, self.request(job, cid), lookup=self.lookup, max_attempts=self.ex.max_attempts,
+                     limiter=self.gate, sleep=self.sleep, on_rate_limited=rate_limited, on_unknown=unknown)
+        if got.outcome == Outcome.ACCEPTED:
+            self.ledger.record_ack(self.run, base, got.order)
+            return
+        if got.outcome == Outcome.ADOPTED:
+            self.ledger.record_ack(self.run, base, got.order, event=EventKind.DUPLICATE_ADOPTED,
+                                   reason=job.reason or "adopted the existing order with this client id")
+            return
+        if got.outcome == Outcome.RECONCILED:
+            self.ledger.record_ack(self.run, base, got.order, event=EventKind.RECONCILED, reason=job.reason or None)
+            return
+        if got.outcome == Outcome.DUPLICATE_MISSING:
+            raise BrokerError(f"{cid}: the broker says this client id exists but cannot find it")
+        if got.outcome == Outcome.INSUFFICIENT_BP:
+            raise got.error  # type: ignore[misc]
+        if got.outcome == Outcome.REJECTED:
+            self.ledger.record_outcome(self.run, base, OrderState.REJECTED, f"refused by the broker: {got.error}")
+            raise _Unresolved
         self.ledger.record_event(self.run, EventKind.NOTE, base, cid,
                                  reason=f"outcome unknown after {self.ex.max_attempts} tries; a re-run reconciles")
         raise _Unresolved
@@ -546,16 +407,17 @@ class _Executor:
                 job.qty, job.sizing = fit, Sizing.RESIZED if job.refused else Sizing.SHRUNK
         self.place(job)
 
-    def _after_403(self, job: _Job, e: InsufficientBuyingPower) -> tuple[float, float]:
-        """Record the 403; (buying power the broker reports, USD per share it charges for this order)."""
+    def _account_bp(self) -> float:
+        return self.call(self.broker.account).buying_power
+
+    def _record_403(self, job: _Job, e: InsufficientBuyingPower, bp: float) -> None:
         base = job.po.client_order_id
-        bp = e.buying_power if e.buying_power is not None else self.call(self.broker.account).buying_power
         self.ledger.record_event(self.run, EventKind.INSUFFICIENT_BP, base, attempt_client_id(base, job.attempt),
                                  buying_power=bp, cost_basis=e.cost_basis, qty=job.qty)
-        ref = job.ref_price if job.ref_price > 0 else job.po.est_price
-        if e.cost_basis and job.qty and ref < e.cost_basis / job.qty <= 10 * ref:
-            ref = e.cost_basis / job.qty  # what the broker actually charges per share
-        return bp, ref
+
+    def _job_ref(self, job: _Job) -> float:
+        """USD per share of this order as we priced it (the plan's estimate for a sell that closes)."""
+        return job.ref_price if job.ref_price > 0 else job.po.est_price
 
     def _next_attempt(self, job: _Job) -> int | None:
         """The next attempt number, after looking its client id up (never resubmit without looking
@@ -571,7 +433,9 @@ class _Executor:
     def _defer(self, job: _Job, e: InsufficientBuyingPower) -> bool:
         """After a 403 in the concurrent head: reserve the next attempt for the sequential pass, priced
         at what the broker charges; False when the broker already holds that attempt."""
-        bp, ref = self._after_403(job, e)
+        bp = e.buying_power if e.buying_power is not None else self._account_bp()
+        self._record_403(job, e, bp)
+        ref = charged_per_share(e, job.qty, self._job_ref(job))
         nxt = self._next_attempt(job)
         if nxt is None:
             return False
@@ -583,8 +447,9 @@ class _Executor:
     def _resize(self, job: _Job, e: InsufficientBuyingPower) -> bool:
         """After a 403: the next attempt sized to the reported buying power; False when none fits."""
         base = job.po.client_order_id
-        bp, ref = self._after_403(job, e)
-        fit = min(job.qty - 1, int(math.floor(max(0.0, bp) / ref + 1e-9)))
+        r = resize_after_403(e, job.qty, self._job_ref(job), self._account_bp)
+        self._record_403(job, e, r.buying_power)
+        bp, ref, fit = r.buying_power, r.per_share, r.qty
         if fit < 1:
             self.ledger.record_outcome(
                 self.run, base, OrderState.REJECTED,
@@ -632,183 +497,6 @@ class _Unresolved(Exception):
     """Internal: this order's work ends here (its state and reason are already in the ledger)."""
 
 
-def _result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrder,
-            held_back: str = "") -> OrderResult:
-    deployed = 0.0
-    if row.state.at_broker and row.side == Side.BUY:
-        deployed = row.filled_qty * (row.avg_price or 0.0)
-        if row.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
-            q = quotes.get(row.symbol)
-            px = row.submitted_limit if row.submitted_type == "limit" else (q.ask if q else planned.est_price)
-            deployed += (row.qty - row.filled_qty) * px
-    return OrderResult(
-        plan_client_id=row.plan_client_id, symbol=row.symbol, side=Side(row.side), layer=row.layer,
-        priority=row.priority, state=row.state, planned_qty=row.planned_qty,
-        submitted_qty=row.qty if row.state not in (OrderState.SKIPPED, OrderState.PLANNED) else 0,
-        filled_qty=row.filled_qty, avg_price=row.avg_price,
-        attempts=row.attempt + 1 if row.client_order_id else 0,
-        client_order_id=row.client_order_id, broker_order_id=row.broker_order_id, sizing=row.sizing,
-        reason=held_back if row.state == OrderState.PLANNED and held_back else row.reason,
-        deployed=round(deployed, 2),
-    )
-
-
-# ---- one plan per session and account -----------------------------------------------------------
-
-
-def _run_prefix(run_id: str) -> str:
-    """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
-    return f"wk-{run_id[:40]}-"
-
-
-def _attempt_of(base: str, client_id: str) -> bool:
-    """True when `client_id` is one of the attempt ids of the planned order `base`."""
-    m = re.search(r"-r(\d+)$", client_id)
-    return client_id == base or (m is not None and attempt_client_id(base, int(m[1])) == client_id)
-
-
-@dataclass
-class _LivePlan:
-    """Another run of the session that still matters at the broker."""
-
-    run: dict[str, Any]  # its `runs` row (run_id, orders_path, …)
-    rows: list[LedgerOrder]
-    working: list[BrokerOrder]  # its open orders at the broker
-    held: list[LedgerOrder]  # its orders whose symbol is still held on their side
-
-
-def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderPlan, list[str]]:
-    """One plan per session and account: refuse a second one while another is live, or replace it.
-
-    Without `replace`, a live plan (`_live_plans`) means exit 2 naming it and the option — a second
-    plan would double positions. With it, `_replace` cancels the live plans' open orders and marks
-    them replaced; then this plan is sized against what every plan it replaced filled, the same way
-    on every re-run. Returns the plan to execute and notes for the report.
-    """
-    live, strangers = _live_plans(plan, ex)
-    if (live or strangers) and not replace:
-        what = [f"plan {lp.run['run_id']} ({lp.run['orders_path'] or 'orders file unknown'}): {len(lp.working)} "
-                f"open order(s), {len(lp.held)} filled order(s) still held" for lp in live]
-        if strangers:
-            what.append(f"{len(strangers)} open wolfkit order(s) of a plan this ledger does not know "
-                        f"({', '.join(o.client_order_id for o in strangers[:3])})")
-        account = getattr(ex.broker, "name", "?")
-        raise BadInputError(
-            f"another plan for session {plan.as_of} is live on {account}: {'; '.join(what)}. Executing plan "
-            f"{plan.run_id} too would double positions; nothing was sent. To replace it deliberately, add --replace "
-            "(its open orders are cancelled and this plan is sized against what it filled); to continue it, "
-            "execute its own orders file")
-    notes, credit = _replace(plan.run_id, ex, live, strangers) if (live or strangers) else ([], {})
-    for rid in ex.ledger.runs_replaced_by(plan.run_id):
-        for w in ex.ledger.orders_for_run(rid):
-            if w.filled_qty:
-                credit[(w.symbol, w.side)] = credit.get((w.symbol, w.side), 0) + w.filled_qty
-    cut = credit_orders(plan, credit)
-    if not cut:
-        return plan, notes
-    orders = []
-    for po in plan.orders:
-        c = cut.get(po.client_order_id, 0)
-        if c == po.qty:  # all of it already held: recorded as skipped, kept in the plan for the report
-            ex.ledger.register_orders(plan.run_id, [po])
-            if ex.ledger.order(plan.run_id, po.client_order_id).state == OrderState.PLANNED:
-                ex.ledger.record_outcome(plan.run_id, po.client_order_id, OrderState.SKIPPED,
-                                         f"already held: the replaced plan filled {c} {po.symbol} ({po.side})")
-        elif c:
-            ex.ledger.record_event(plan.run_id, EventKind.NOTE, po.client_order_id, None, planned=po.qty, credited=c,
-                                   reason=f"{c} of {po.qty} already filled by the replaced plan")
-            po = po.model_copy(update={"qty": po.qty - c, "est_cost": round((po.qty - c) * po.est_price, 2)})
-        orders.append(po)
-    notes.append("sized against the replaced plan's fills: " + ", ".join(
-        f"{po.symbol} -{c}" for po in plan.orders if (c := cut.get(po.client_order_id))))
-    return plan.model_copy(update={"orders": orders}), notes
-
-
-def credit_orders(plan: OrderPlan, credit: dict[tuple[str, str], int]) -> dict[str, int]:
-    """Shares per planned order (client id) already held from a replaced plan: the filled shares of
-    each (symbol, side) go to this plan's orders of that symbol and side, highest priority first."""
-    left = dict(credit)
-    cut: dict[str, int] = {}
-    for po in sorted(plan.orders, key=lambda o: o.priority):
-        key = (po.symbol, str(po.side))
-        c = min(left.get(key, 0), po.qty)
-        if c:
-            left[key] -= c
-            cut[po.client_order_id] = c
-    return cut
-
-
-def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[BrokerOrder]]:
-    """Other runs of the session on this account with open orders at the broker or positions they
-    filled still held (an order that reached the broker may have filled since the ledger looked);
-    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger)."""
-    ledger = ex.ledger
-    others = [r for r in ledger.session_runs(plan.as_of, getattr(ex.broker, "name", "?"))
-              if r["run_id"] != plan.run_id and not r["replaced_by"]]
-    known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
-    open_orders = ex.call(ex.broker.open_orders)
-    held = {p.symbol: p.qty for p in ex.call(ex.broker.positions)}
-    live = []
-    for r in others:
-        rows = ledger.orders_for_run(r["run_id"])
-        working = [o for o in open_orders if o.client_order_id.startswith(_run_prefix(r["run_id"]))]
-        kept = [w for w in rows if (w.filled_qty > 0 or w.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED))
-                and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
-        if working or kept:
-            live.append(_LivePlan(r, rows, working, kept))
-    strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
-                 and not any(o.client_order_id.startswith(k) for k in known)]
-    return live, strangers
-
-
-def _replace(run: str, ex: _Executor, live: list[_LivePlan], strangers: list[BrokerOrder],
-             ) -> tuple[list[str], dict[tuple[str, str], int]]:
-    """Cancel the live plans' open orders (bracket exits of filled entries stay: they protect what is
-    held), bring their rows up to the broker's fills, mark them replaced by `run`; cancel strangers.
-    Returns notes and what the strangers filled (the known plans' fills are in the ledger now)."""
-    ledger, notes = ex.ledger, []
-    for lp in live:
-        rid, cancelled = lp.run["run_id"], 0
-        exits = {f"{w.client_order_id[:120]}-{k}" for w in lp.rows if w.client_order_id for k in ("tp", "sl")}
-        for o in lp.working:
-            if o.client_order_id in exits:
-                continue
-            final = _cancel(ex, o)
-            cancelled += 1
-            row = next((w for w in lp.rows if _attempt_of(w.plan_client_id, o.client_order_id)), None)
-            if row is not None:
-                ledger.record_ack(rid, row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
-                                  reason=f"cancelled: plan {run} replaces this plan")
-        for w in ledger.orders_for_run(rid):
-            found = ex.lookup(w.client_order_id) if w.client_order_id and w.state.at_broker else None
-            if found is not None and (found.filled_qty, OrderState.of(found.status)) != (w.filled_qty, w.state):
-                ledger.record_ack(rid, w.plan_client_id, found, event=EventKind.RECONCILED)
-        ledger.mark_replaced(rid, run)
-        notes.append(f"replaced plan {rid}: cancelled {cancelled} open order(s)")
-    credit: dict[tuple[str, str], int] = {}
-    for o in strangers:
-        final = _cancel(ex, o)
-        key = (final.symbol, str(final.side))
-        credit[key] = credit.get(key, 0) + final.filled_qty
-        notes.append(f"cancelled {o.client_order_id} of a plan this ledger does not know (filled {final.filled_qty})")
-    return notes, credit
-
-
-def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
-    """Cancel an open order and wait until the broker says it is final (fills may land meanwhile)."""
-    try:
-        ex.call(ex.broker.cancel, order.id)
-    except (OrderRejected, OrderNotFound):
-        pass  # finished meanwhile (filled or cancelled): the look-up below says which
-    for i in range(ex.ex.max_attempts * 2):
-        got = ex.call(ex.broker.get, order.id)
-        if got.status.is_final:
-            return got
-        ex.sleep(ex._backoff(i))
-    raise BrokerError(f"{order.client_order_id}: cancel requested but the broker still reports {got.status}; "
-                      "re-run the same command with --replace once it is final (nothing is sent before)")
-
-
 def execute_plan(
     plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, *,
     now: Callable[[], datetime] | None = None,
@@ -836,7 +524,7 @@ def execute_plan(
 
 def _execute(plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, clock: Callable[[], datetime],
              sleep: Callable[[float], None], timer: Callable[[], float], orders_path: str | None,
-             notes: list[str], gate: RateGate) -> ExecutionReport:
+             notes: list[str], gate: SlidingWindowLimiter) -> ExecutionReport:
     started = clock()
     ex = _Executor(plan, broker, ledger, params, clock, sleep, timer)
     ex.gate = gate  # one request budget for the whole execution, the session guard's calls included
@@ -875,7 +563,7 @@ def _execute(plan: OrderPlan, broker: Broker, ledger: Ledger, params: Params, cl
     acct = ex.call(broker.account)
     quotes = ex.call(broker.quotes, sorted({po.symbol for po in planned}))
     rows = {r.plan_client_id: r for r in ledger.orders_for_run(plan.run_id)}
-    results = [_result(rows[po.client_order_id], quotes, po, ex.held_back.get(po.client_order_id, ""))
+    results = [order_result(rows[po.client_order_id], quotes, po, ex.held_back.get(po.client_order_id, ""))
                for po in planned]
     counts: dict[str, int] = {}
     for r in results:

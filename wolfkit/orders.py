@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import numbers
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
@@ -32,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from wolfkit.clientid import attempt_client_id, plan_attempt
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.symbols import Symbol
@@ -42,12 +42,15 @@ if TYPE_CHECKING:
 
 SCHEMA_ID = "wolfkit.orders/1"
 MAX_ORDER_QTY = 10_000_000  # shares in one order: far above any real pack, far below a typo like 1e20
-_RESUBMISSION = re.compile(r"(.+)-r(\d+)")  # `client_order_id(..., attempt=n)`: the base id plus -r<n>
 
 
 class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
+
+    def opposite(self) -> Side:
+        """The other side (the side that exits a position, or would wash-trade against an order)."""
+        return Side.SELL if self is Side.BUY else Side.BUY
 
 
 class OrderType(StrEnum):
@@ -101,7 +104,7 @@ def client_order_id(run_id: str, plan: str, symbol: str, layer: Layer | str, att
     """
     digest = hashlib.sha1(f"{run_id}|{plan}|{symbol}|{layer}".encode()).hexdigest()[:10]
     base = f"wk-{run_id[:40]}-{plan[:16]}-{symbol[:12]}-{str(layer)[:3]}-{digest}"
-    return base if attempt == 0 else f"{base}-r{attempt}"
+    return attempt_client_id(base, attempt)
 
 
 def _whole_shares(v: object) -> int:
@@ -237,11 +240,11 @@ class OrderPlan(_Model):
                 raise ValueError(f"orders[{i}]: client_order_id repeats orders[{ids[o.client_order_id]}]")
             ids[o.client_order_id] = i
         for i, o in enumerate(self.orders):  # a resubmission of one order must never be another order
-            m = _RESUBMISSION.fullmatch(o.client_order_id)
-            if m and m.group(1) in ids:
+            hit = plan_attempt(o.client_order_id, set(ids) - {o.client_order_id})
+            if hit is not None:
                 raise ValueError(
-                    f"orders[{i}]: client_order_id {o.client_order_id!r} is orders[{ids[m.group(1)]}]'s id plus "
-                    f"-r{m.group(2)}, the id a resubmission of that order uses; give each order its own id "
+                    f"orders[{i}]: client_order_id {o.client_order_id!r} is orders[{ids[hit[0]]}]'s id plus "
+                    f"-r{hit[1]}, the id a resubmission of that order uses; give each order its own id "
                     "(rebuild the plan with `wolfkit build`)")
         return self
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -33,6 +33,7 @@ from alpaca.trading.enums import TimeInForce as AlpacaTIF
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position as AlpacaPosition
 from alpaca.trading.models import TradeAccount
+from alpaca.trading.stream import TradingStream
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
@@ -438,3 +439,45 @@ def _diff(before: BrokerOrder | None, after: BrokerOrder, now: datetime) -> list
     if after.status in _FINAL_EVENT and (before is None or before.status != after.status):
         events.append(OrderUpdate(_FINAL_EVENT[after.status], after, at=now))
     return events
+
+
+# ---- the trade-update stream --------------------------------------------------------------------
+
+_STREAM_EVENTS = {e.value: e for e in UpdateEvent}
+
+
+def update_from_stream(data: object) -> OrderUpdate | None:
+    """alpaca-py's `TradeUpdate` as an `OrderUpdate` (None for events the engine does not need,
+    e.g. pending_new or restated: the order itself is re-read by the next reconcile)."""
+    event = str(getattr(data.event, "value", data.event))  # type: ignore[attr-defined]
+    kind = _STREAM_EVENTS.get(event)
+    if kind is None:
+        return None
+    return OrderUpdate(kind, to_broker_order(data.order), at=getattr(data, "timestamp", None))  # type: ignore[attr-defined]
+
+
+def trade_update_stream(key: str, secret: str, on_update: Callable[[OrderUpdate], None],
+                        on_connect: Callable[[], None], *, paper: bool = True,
+                        url_override: str | None = None) -> TradingStream:
+    """alpaca-py's `TradingStream`, subscribed to trade updates (as `OrderUpdate`s to `on_update`),
+    calling `on_connect` after every (re)connect and authentication; call `.run()` in a thread.
+
+    alpaca-py has no public hook for "connected": `TradingStream.run` reconnects by itself inside
+    `_run_forever`, which calls `_start_ws` on every (re)connect. Updates sent while the socket was
+    down are lost, so the caller must reconcile after each reconnect — this subclass's one override
+    of `_start_ws` is the only way to know when, and it is kept here, in one place.
+    """
+
+    async def handler(data: object) -> None:
+        update = update_from_stream(data)
+        if update is not None:
+            on_update(update)
+
+    class _ReconnectAware(TradingStream):
+        async def _start_ws(self) -> None:  # alpaca-py's private per-(re)connect step; see above
+            await super()._start_ws()
+            on_connect()
+
+    stream = _ReconnectAware(key, secret, paper=paper, url_override=url_override)
+    stream.subscribe_trade_updates(handler)
+    return stream

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta, timezone
@@ -50,6 +50,7 @@ from wolfkit.broker.base import (
     RateLimited,
     WashTradeRejected,
 )
+from wolfkit.broker.submission import SlidingWindowLimiter
 from wolfkit.broker.sim import SimBroker
 from wolfkit.data.base import DataProvider
 from wolfkit.orders import OrderType, Side, TimeInForce
@@ -107,7 +108,7 @@ class Emulator:
         self.timer = timer
         self.stats: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._calls: deque[float] = deque()
+        self.limiter = SlidingWindowLimiter(rate_limit_per_minute, timer)
         self.set_faults(faults)
 
     def use(self, broker: SimBroker, faults: Faults | None = None) -> None:
@@ -145,22 +146,10 @@ class Emulator:
 
     def admit(self) -> float | None:
         """Count a request against the sliding-minute limit; seconds until reset when over it."""
-        if self.rate_limit_per_minute is None:
-            return None
-        with self._lock:
-            t = self.timer()
-            while self._calls and self._calls[0] <= t - 60.0:
-                self._calls.popleft()
-            if len(self._calls) >= self.rate_limit_per_minute:
-                return self._calls[0] + 60.0 - t
-            self._calls.append(t)
-            return None
+        return self.limiter.admit()
 
     def remaining(self) -> int | None:
-        if self.rate_limit_per_minute is None:
-            return None
-        with self._lock:
-            return max(0, self.rate_limit_per_minute - len(self._calls))
+        return self.limiter.remaining()
 
     def count(self, key: str) -> None:
         with self._lock:

@@ -43,7 +43,6 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import asdict, replace
 from datetime import datetime, time as dtime, timezone
 from pathlib import Path
@@ -71,6 +70,7 @@ from wolfkit.broker.base import (
     WashTradeRejected,
     opg_allowed,
 )
+from wolfkit.broker.submission import SlidingWindowLimiter
 from wolfkit.calendar import NY
 from wolfkit.orders import OrderType, Side, TimeInForce, round_to_tick
 
@@ -267,7 +267,7 @@ class SimBroker:
         self.timer = timer
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
-        self._calls: deque[float] = deque()
+        self._limiter = SlidingWindowLimiter(rate_limit_per_minute, timer)
         self.cash = float(equity)
         self._pos: dict[str, list[float]] = {}  # symbol -> [signed qty, avg entry]
         self._last_px: dict[str, float] = {}
@@ -297,15 +297,9 @@ class SimBroker:
             time.sleep(self.latency_s)
         with self._lock:
             self.request_count += 1
-            if self.rate_limit_per_minute is None:
-                return
-            t = self.timer()
-            while self._calls and self._calls[0] <= t - 60.0:
-                self._calls.popleft()
-            if len(self._calls) >= self.rate_limit_per_minute:
-                retry = max(0.0, self._calls[0] + 60.0 - t)
+            retry = self._limiter.admit()
+            if retry is not None:
                 raise RateLimited("rate limit exceeded", retry_after=retry)
-            self._calls.append(t)
 
     def _new_id(self) -> str:
         self._counter += 1
@@ -461,7 +455,7 @@ class SimBroker:
                 limit_price=r.limit_price, submitted_at=now,
             )
             self._register(o, px)
-            exit_side = Side.SELL if r.side == Side.BUY else Side.BUY
+            exit_side = r.side.opposite()
             if r.take_profit is not None:
                 self._add_leg(o, exit_side, OrderType.LIMIT, limit=r.take_profit, stop=None)
             if r.stop_loss is not None:

@@ -1,0 +1,171 @@
+"""One plan per session and account: a second plan for a session would double positions.
+
+Before the executor sends anything, `guard_session` looks for other runs of the session on the
+account that are still live at the broker (open orders, or filled positions still held) and for open
+wolfkit orders of runs the ledger does not know (a lost or moved ledger). Without a deliberate
+replacement that is exit 2; with one (`wolfkit execute --replace`) their open orders are cancelled,
+they are marked replaced, and this plan is sized against what they filled (`credit_orders`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from wolfkit.broker.base import BrokerOrder, OrderNotFound, OrderRejected
+from wolfkit.broker.submission import backoff
+from wolfkit.clientid import is_attempt_of
+from wolfkit.errors import BadInputError, BrokerError
+from wolfkit.ledger import EventKind, LedgerOrder, OrderState
+from wolfkit.orders import OrderPlan, Side
+
+if TYPE_CHECKING:
+    from wolfkit.execute import _Executor
+
+
+
+def _run_prefix(run_id: str) -> str:
+    """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
+    return f"wk-{run_id[:40]}-"
+
+
+@dataclass
+class _LivePlan:
+    """Another run of the session that still matters at the broker."""
+
+    run: dict[str, Any]  # its `runs` row (run_id, orders_path, …)
+    rows: list[LedgerOrder]
+    working: list[BrokerOrder]  # its open orders at the broker
+    held: list[LedgerOrder]  # its orders whose symbol is still held on their side
+
+
+def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderPlan, list[str]]:
+    """One plan per session and account: refuse a second one while another is live, or replace it.
+
+    Without `replace`, a live plan (`_live_plans`) means exit 2 naming it and the option — a second
+    plan would double positions. With it, `_replace` cancels the live plans' open orders and marks
+    them replaced; then this plan is sized against what every plan it replaced filled, the same way
+    on every re-run. Returns the plan to execute and notes for the report.
+    """
+    live, strangers = _live_plans(plan, ex)
+    if (live or strangers) and not replace:
+        what = [f"plan {lp.run['run_id']} ({lp.run['orders_path'] or 'orders file unknown'}): {len(lp.working)} "
+                f"open order(s), {len(lp.held)} filled order(s) still held" for lp in live]
+        if strangers:
+            what.append(f"{len(strangers)} open wolfkit order(s) of a plan this ledger does not know "
+                        f"({', '.join(o.client_order_id for o in strangers[:3])})")
+        account = getattr(ex.broker, "name", "?")
+        raise BadInputError(
+            f"another plan for session {plan.as_of} is live on {account}: {'; '.join(what)}. Executing plan "
+            f"{plan.run_id} too would double positions; nothing was sent. To replace it deliberately, add --replace "
+            "(its open orders are cancelled and this plan is sized against what it filled); to continue it, "
+            "execute its own orders file")
+    notes, credit = _replace(plan.run_id, ex, live, strangers) if (live or strangers) else ([], {})
+    for rid in ex.ledger.runs_replaced_by(plan.run_id):
+        for w in ex.ledger.orders_for_run(rid):
+            if w.filled_qty:
+                credit[(w.symbol, w.side)] = credit.get((w.symbol, w.side), 0) + w.filled_qty
+    cut = credit_orders(plan, credit)
+    if not cut:
+        return plan, notes
+    orders = []
+    for po in plan.orders:
+        c = cut.get(po.client_order_id, 0)
+        if c == po.qty:  # all of it already held: recorded as skipped, kept in the plan for the report
+            ex.ledger.register_orders(plan.run_id, [po])
+            if ex.ledger.order(plan.run_id, po.client_order_id).state == OrderState.PLANNED:
+                ex.ledger.record_outcome(plan.run_id, po.client_order_id, OrderState.SKIPPED,
+                                         f"already held: the replaced plan filled {c} {po.symbol} ({po.side})")
+        elif c:
+            ex.ledger.record_event(plan.run_id, EventKind.NOTE, po.client_order_id, None, planned=po.qty, credited=c,
+                                   reason=f"{c} of {po.qty} already filled by the replaced plan")
+            po = po.model_copy(update={"qty": po.qty - c, "est_cost": round((po.qty - c) * po.est_price, 2)})
+        orders.append(po)
+    notes.append("sized against the replaced plan's fills: " + ", ".join(
+        f"{po.symbol} -{c}" for po in plan.orders if (c := cut.get(po.client_order_id))))
+    return plan.model_copy(update={"orders": orders}), notes
+
+
+def credit_orders(plan: OrderPlan, credit: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Shares per planned order (client id) already held from a replaced plan: the filled shares of
+    each (symbol, side) go to this plan's orders of that symbol and side, highest priority first."""
+    left = dict(credit)
+    cut: dict[str, int] = {}
+    for po in sorted(plan.orders, key=lambda o: o.priority):
+        key = (po.symbol, str(po.side))
+        c = min(left.get(key, 0), po.qty)
+        if c:
+            left[key] -= c
+            cut[po.client_order_id] = c
+    return cut
+
+
+def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[BrokerOrder]]:
+    """Other runs of the session on this account with open orders at the broker or positions they
+    filled still held (an order that reached the broker may have filled since the ledger looked);
+    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger)."""
+    ledger = ex.ledger
+    others = [r for r in ledger.session_runs(plan.as_of, getattr(ex.broker, "name", "?"))
+              if r["run_id"] != plan.run_id and not r["replaced_by"]]
+    known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
+    open_orders = ex.call(ex.broker.open_orders)
+    held = {p.symbol: p.qty for p in ex.call(ex.broker.positions)}
+    live = []
+    for r in others:
+        rows = ledger.orders_for_run(r["run_id"])
+        working = [o for o in open_orders if o.client_order_id.startswith(_run_prefix(r["run_id"]))]
+        kept = [w for w in rows if (w.filled_qty > 0 or w.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED))
+                and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
+        if working or kept:
+            live.append(_LivePlan(r, rows, working, kept))
+    strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
+                 and not any(o.client_order_id.startswith(k) for k in known)]
+    return live, strangers
+
+
+def _replace(run: str, ex: _Executor, live: list[_LivePlan], strangers: list[BrokerOrder],
+             ) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Cancel the live plans' open orders (bracket exits of filled entries stay: they protect what is
+    held), bring their rows up to the broker's fills, mark them replaced by `run`; cancel strangers.
+    Returns notes and what the strangers filled (the known plans' fills are in the ledger now)."""
+    ledger, notes = ex.ledger, []
+    for lp in live:
+        rid, cancelled = lp.run["run_id"], 0
+        exits = {f"{w.client_order_id[:120]}-{k}" for w in lp.rows if w.client_order_id for k in ("tp", "sl")}
+        for o in lp.working:
+            if o.client_order_id in exits:
+                continue
+            final = _cancel(ex, o)
+            cancelled += 1
+            row = next((w for w in lp.rows if is_attempt_of(w.plan_client_id, o.client_order_id)), None)
+            if row is not None:
+                ledger.record_ack(rid, row.plan_client_id, final, event=EventKind.REPLACED_BY_PLAN,
+                                  reason=f"cancelled: plan {run} replaces this plan")
+        for w in ledger.orders_for_run(rid):
+            found = ex.lookup(w.client_order_id) if w.client_order_id and w.state.at_broker else None
+            if found is not None and (found.filled_qty, OrderState.of(found.status)) != (w.filled_qty, w.state):
+                ledger.record_ack(rid, w.plan_client_id, found, event=EventKind.RECONCILED)
+        ledger.mark_replaced(rid, run)
+        notes.append(f"replaced plan {rid}: cancelled {cancelled} open order(s)")
+    credit: dict[tuple[str, str], int] = {}
+    for o in strangers:
+        final = _cancel(ex, o)
+        key = (final.symbol, str(final.side))
+        credit[key] = credit.get(key, 0) + final.filled_qty
+        notes.append(f"cancelled {o.client_order_id} of a plan this ledger does not know (filled {final.filled_qty})")
+    return notes, credit
+
+
+def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
+    """Cancel an open order and wait until the broker says it is final (fills may land meanwhile)."""
+    try:
+        ex.call(ex.broker.cancel, order.id)
+    except (OrderRejected, OrderNotFound):
+        pass  # finished meanwhile (filled or cancelled): the look-up below says which
+    for i in range(ex.ex.max_attempts * 2):
+        got = ex.call(ex.broker.get, order.id)
+        if got.status.is_final:
+            return got
+        ex.sleep(backoff(i))
+    raise BrokerError(f"{order.client_order_id}: cancel requested but the broker still reports {got.status}; "
+                      "re-run the same command with --replace once it is final (nothing is sent before)")
