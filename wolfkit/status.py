@@ -1,4 +1,4 @@
-"""The status screen of seed 000: both layers and leverage usage, from the ledger and the broker.
+"""The status screen: both layers and leverage usage, from the ledger and the broker.
 
 What it answers at a glance during the session: which directional positions are open and how they
 stand, which maxdiff plans are listening (k of the maximum active) and which wait in the queue (rank,
