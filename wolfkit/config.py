@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import date, time
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +27,11 @@ CAP_TIERS = ("mega", "large", "mid", "small", "micro")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+    """Every parameter model: unknown keys refused, NaN/inf refused, and frozen once validated — a loaded
+    set is never changed in place (a command, a widget or a test that wants other values makes a new,
+    re-validated set with `Params.with_changes`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Fraction = Field(ge=0.0, le=1.0)
@@ -438,6 +443,12 @@ class Params(_Strict):
     maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
     intraday: IntradayParams = Field(default_factory=IntradayParams)
     backtest: BacktestParams = Field(default_factory=BacktestParams)
+
+    def with_changes(self, changes: Mapping[str, Any], source: str = "parameter changes") -> Params:
+        """A new parameter set: `changes`, nested as in the YAML (``{"portfolio": {"sector_cap": 0.25}}``),
+        merged over this one and validated again like a loaded file (a bare `model_copy(update=...)` would
+        skip validation). This set is frozen and stays as it was."""
+        return params_from_dict(_merge(self.model_dump(), dict(changes)), source)
 
     def digest(self) -> str:
         """A short stable hash of the resolved parameters (recorded in orders and reports)."""
