@@ -78,7 +78,8 @@ def test_with_changes_validates_like_a_file(changes, message):
 
 
 def test_a_moved_key_names_its_new_home():
-    with pytest.raises(BadInputError, match=r"backtest\.buying_power_multiple: moved to leverage\.buying_power_multiple"):
+    moved = r"old\.yaml: invalid parameters:\n  backtest\.buying_power_multiple: moved to leverage\.buying_power_multiple"
+    with pytest.raises(BadInputError, match=moved):
         params_from_dict({"backtest": {"buying_power_multiple": 1.0}}, "old.yaml")
 
 
