@@ -97,10 +97,7 @@ def gapped_broker(now=OPEN, gaps=GAPS, **kw) -> SimBroker:
 
 
 def params(**execution) -> Params:
-    p = Params()
-    for k, v in execution.items():
-        setattr(p.execution, k, v)
-    return p
+    return Params().with_changes({"execution": execution})
 
 
 def run(plan, broker, tmp_path, ft=None, now=OPEN, **execution):
@@ -407,8 +404,7 @@ from wolfkit.orders import read_orders
 orders, state, ledger, latency = sys.argv[1:5]
 b = SimBroker.load(state, latency_s=float(latency))
 b.persist(state)
-p = Params()
-p.execution.max_concurrency = 2
+p = Params().with_changes({"execution": {"max_concurrency": 2}})
 with Ledger(ledger) as lg:
     rep = execute_plan(read_orders(orders), b, lg, p)
 print(rep.accepted, rep.unresolved)

@@ -107,7 +107,7 @@ def test_limit_orders_from_params_are_on_the_tick():
 
 
 def test_cash_account_plan():
-    plan = build(bp=None).plan
+    plan = build(Params().with_changes({"leverage": {"buying_power_multiple": 1}}), bp=None).plan
     assert plan.account.buying_power == plan.account.equity and plan.account.multiplier == 1
     assert all(o.side == Side.BUY for o in plan.orders)
 

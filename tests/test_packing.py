@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from wolfkit.config import Params, params_from_dict
 from wolfkit.diversify import build_targets
 from wolfkit.opportunities import validate_opportunities
-from wolfkit.packing import buckets, pack_layers
+from wolfkit.packing import pack_layers
 
 
 def opps_table(n: int = 60, seed: int = 0, sides=("buy", "sell", "both")) -> pd.DataFrame:
@@ -40,15 +40,17 @@ def build(p: Params, n=60, seed=0, method="optimal", equity=100_000.0, bp=200_00
 
 def test_buckets_cash_and_margin():
     p = Params()
-    assert buckets(p, 100_000, None) == (False, pytest.approx(95_000), pytest.approx(95_000))
-    assert buckets(p, 100_000, 100_000) == (False, pytest.approx(95_000), pytest.approx(95_000))
-    assert buckets(p, 100_000, 200_000) == (True, pytest.approx(130_000), pytest.approx(150_000))
-    assert buckets(p, 100_000, 140_000) == (True, pytest.approx(130_000), pytest.approx(140_000))
+    limits = {bp: p.account(100_000, bp) for bp in (100_000, 200_000, 140_000)}
+    assert [(a.margin, a.directional_bucket, a.total_bucket) for a in limits.values()] == [
+        (False, pytest.approx(95_000), pytest.approx(95_000)),
+        (True, pytest.approx(130_000), pytest.approx(150_000)),
+        (True, pytest.approx(130_000), pytest.approx(140_000)),
+    ]
 
 
 def test_directional_weights_stay_fractions_of_equity_on_margin():
     p = Params()
-    _, t, cash = build(p, bp=None)
+    _, t, cash = build(p, bp=100_000)
     _, _, margin = build(p, bp=200_000)
     # same pack on both accounts: allocation x equity, not scaled to the 1.3x bucket
     assert cash.directional["qty"].tolist() == margin.directional["qty"].tolist()
@@ -92,7 +94,7 @@ def test_time_of_day_share_grows_the_room():
 
 def test_cash_account_has_no_shorts_and_little_room():
     p = Params()
-    _, t, pk = build(p, bp=None)
+    _, t, pk = build(p, bp=100_000)
     assert not pk.margin
     assert pk.maxdiff_budget == pytest.approx(pk.leftover_cash)  # only the directional rounding leftover
     assert "sell" not in set(pk.maxdiff["side"])

@@ -160,8 +160,7 @@ def test_alpaca_broker_is_gated_at_construction(keys, monkeypatch, requests_mock
 
 
 def test_broker_kind_for_gates_switches_and_url(monkeypatch):
-    paper, live = Params(), Params()
-    paper.execution.broker, live.execution.broker = "paper", "live"
+    paper, live = (Params().with_changes({"execution": {"broker": b}}) for b in ("paper", "live"))
     monkeypatch.setenv("APCA_API_BASE_URL", LIVE_URL)
     with pytest.raises(BadInputError, match="api.alpaca.markets"):
         broker_kind_for(paper)
@@ -231,8 +230,7 @@ def test_case_variant_duplicate_in_opportunities_is_reported_by_row():
     with pytest.raises(BadInputError) as e:
         validate_opportunities(df, Params(), "opp.csv")
     assert "row 9: symbol: duplicate of RGTI on row 5" in str(e.value)
-    p = Params()
-    p.portfolio.quarantine_bad_rows = True
+    p = Params().with_changes({"portfolio": {"quarantine_bad_rows": True}})
     ok = validate_opportunities(df, p, "opp.csv")
     assert list(ok.valid["symbol"]).count("RGTI") == 1 and "rgti" not in set(ok.valid["symbol"])
     assert list(ok.quarantined["row"]) == [9]

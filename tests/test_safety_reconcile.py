@@ -129,9 +129,7 @@ class Wrapper:
 def execute(plan: OrderPlan, broker, ledger_path: Path | str, ft: FakeTime | None = None,  # noqa: ANN001, ANN201
             **execution):  # noqa: ANN003
     ft = ft or FakeTime()
-    p = Params()
-    for k, v in execution.items():
-        setattr(p.execution, k, v)
+    p = Params().with_changes({"execution": execution})
     with Ledger(ledger_path, durable=False) as lg:
         rep = execute_plan(plan, broker, lg, p, now=lambda: OPEN, sleep=ft.sleep, timer=ft.monotonic)
         rows = {r.plan_client_id: r for r in lg.orders_for_run(plan.run_id)}

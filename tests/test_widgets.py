@@ -136,8 +136,8 @@ def test_save_elsewhere_writes_the_full_set(panel, tmp_path):
 
 
 def test_diff_helpers():
-    a, b = load_params(ROOT / "parameters/demo.yaml"), load_params(ROOT / "parameters/demo.yaml")
-    b.portfolio.sector_cap = 0.2
+    a = load_params(ROOT / "parameters/demo.yaml")
+    b = a.with_changes({"portfolio": {"sector_cap": 0.2}})
     d = params_diff(a, b)
     assert d.to_dict("records") == [{"key": "portfolio.sector_cap", "current": 0.3, "proposed": 0.2}]
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "t": [{"x": 1}]}) == {"a.b": 1, "a.c": [1, 2], "t.0.x": 1}

@@ -29,6 +29,10 @@ status_console = Console(**_width)  # the status screen styles its headings with
 
 ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
 DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
+BUYING_POWER_HELP = (
+    "USD; above equity is a margin account (both leverage buckets apply), at or below equity a cash account "
+    "(default: leverage.buying_power_multiple x equity from the parameters, 2x — margin — unless changed)"
+)
 
 
 @params_app.command("check")
@@ -73,7 +77,7 @@ def build(
     params: Path = ParamsOpt,
     equity: float = typer.Option(..., "--equity", help="account equity in USD"),
     buying_power: Optional[float] = typer.Option(
-        None, "--buying-power", help="USD; above equity means a margin account (both buckets apply)"
+        None, "--buying-power", help=BUYING_POWER_HELP
     ),
     method: Optional[str] = typer.Option(None, "--method", help="optimal | greedy (default: parameters)"),
     date: str = DateOpt,
@@ -133,7 +137,7 @@ def premarket(
     equity: float = typer.Option(100_000.0, "--equity", help="account equity in USD (sim/demo)"),
     outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
     buying_power: Optional[float] = typer.Option(
-        None, "--buying-power", help="USD (default: 2x equity on a margin account, equity on a cash account)"
+        None, "--buying-power", help=BUYING_POWER_HELP
     ),
     cell_timeout: float = typer.Option(600.0, "--cell-timeout", help="seconds one notebook cell may run"),
 ) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, time
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +29,11 @@ CAP_TIERS = ("mega", "large", "mid", "small", "micro")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+    """Every parameter model: unknown keys refused, NaN/inf refused, and frozen once validated — a loaded
+    set is never changed in place (a command, a widget or a test that wants other values makes a new,
+    re-validated set with `Params.with_changes`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Fraction = Field(ge=0.0, le=1.0)
@@ -207,7 +214,10 @@ class PortfolioParams(_Strict):
     max_positions: int = Field(15, ge=1)
     position_min: float = Field(0.05, ge=0, le=1)
     position_max: float = Field(0.12, gt=0, le=1)
-    cash_reserve: float = Field(0.05, ge=0, lt=1)
+    cash_reserve: float = Field(
+        0.05, ge=0, lt=1,
+        description="share of equity the directional pack leaves in cash; the pack targets the rest, the target "
+        "allocation 1 - cash_reserve (95% by default)")
     sector_cap: float = Field(0.30, gt=0, le=1)
     sector_caps: dict[str, float] = Field(default_factory=dict, description="per-sector overrides")
     tiers: list[TierBand] = Field(
@@ -240,7 +250,7 @@ class PortfolioParams(_Strict):
             )
         if self.position_min > self.position_max:
             raise ValueError(f"position_min {self.position_min} > position_max {self.position_max}")
-        target = 1 - self.cash_reserve
+        target = self.target_allocation
         if self.max_positions * self.position_max < target - 1e-9:
             raise ValueError(
                 f"max_positions x position_max = {self.max_positions * self.position_max:.2f} cannot "
@@ -267,6 +277,12 @@ class PortfolioParams(_Strict):
                 )
         return self
 
+    @property
+    def target_allocation(self) -> float:
+        """The share of equity the directional pack aims to hold, 1 - `cash_reserve`: the one definition
+        every step (candidates, exact, greedy, explanations, packing, orders, backtest) uses."""
+        return 1 - self.cash_reserve
+
     def band_for(self, score: float) -> TierBand | None:
         """The tier band for a score, or None below the lowest tier."""
         for t in self.tiers:
@@ -288,8 +304,19 @@ class TimeShare(_Strict):
 class LeverageParams(_Strict):
     """Leverage buckets as multiples of equity, and the maxdiff layer's time-of-day shares."""
 
-    directional_max: float = Field(1.3, gt=0, le=4)
-    total_max: float = Field(1.5, gt=0, le=4)
+    directional_max: float = Field(
+        1.3, gt=0, le=4, description="directional bucket on a margin account, x equity (a cash account: the "
+        "target allocation)")
+    total_max: float = Field(
+        1.5, gt=0, le=4, description="total bucket (directional + maxdiff) on a margin account, x equity (a cash "
+        "account: the target allocation)")
+    buying_power_multiple: float = Field(
+        2.0, ge=1, le=4,
+        description="the account's buying power as a multiple of equity when none is given (build, premarket and "
+        "tune without a buying power, replay, every backtest session): 2 is a Reg-T margin account, the account "
+        "the buckets above assume; 1 is a cash account (no margin, no short sales, both buckets the target "
+        "allocation). A buying power that is given always wins: above equity is margin, at or below equity cash",
+    )
     max_positions_per_symbol: int = Field(2, ge=1, le=10)
     maxdiff_time_shares: list[TimeShare] = Field(
         default_factory=lambda: [
@@ -408,12 +435,11 @@ class IntradayParams(_Strict):
 
 
 class BacktestParams(_Strict):
-    """The research backtester: account, trading costs and the honesty checks (`wolfkit backtest`)."""
+    """The research backtester: account, trading costs and the honesty checks (`wolfkit backtest`).
+
+    Each session's buying power is `leverage.buying_power_multiple` x equity, as in every other command."""
 
     equity: float = Field(100_000.0, gt=0, description="starting equity in USD (--equity overrides it)")
-    buying_power_multiple: float = Field(
-        2.0, ge=1, le=4, description="buying power = this x equity each session; 1 is a cash account (no margin)"
-    )
     slippage_bps: float = Field(
         2.0, ge=0, le=500, description="market fills (open, close, stops) are this many bp worse than the bar price"
     )
@@ -423,6 +449,34 @@ class BacktestParams(_Strict):
     minute_bars: bool = Field(
         True, description="resolve the order of touches from minute bars when the data source has them"
     )
+
+
+class AccountKind(StrEnum):
+    """Margin or cash: read from buying power against equity, never from a separate switch."""
+
+    MARGIN = "margin"  # buying power above equity: both leverage buckets apply, sell-only maxdiff plans allowed
+    CASH = "cash"  # buying power at or below equity: both buckets are the target allocation, no short sales
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    """The account a plan is sized for and the two leverage buckets it allows (USD); made only by
+    `Params.account`, so every command reads "no buying power given" the same way."""
+
+    equity: float
+    buying_power: float
+    kind: AccountKind
+    directional_bucket: float
+    total_bucket: float
+
+    @property
+    def margin(self) -> bool:
+        return self.kind is AccountKind.MARGIN
+
+    @property
+    def multiplier(self) -> float:
+        """Buying power as a multiple of equity (at least 1), as the orders file records it."""
+        return max(1.0, round(self.buying_power / self.equity, 4))
 
 
 class Params(_Strict):
@@ -438,6 +492,30 @@ class Params(_Strict):
     maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
     intraday: IntradayParams = Field(default_factory=IntradayParams)
     backtest: BacktestParams = Field(default_factory=BacktestParams)
+
+    def account(self, equity: float, buying_power: float | None = None) -> AccountLimits:
+        """The account for `equity` and an optional `buying_power` (USD), by the one rule every command
+        follows: no buying power given means `leverage.buying_power_multiple` x equity; buying power above
+        equity is a margin account (buckets `directional_max` and `total_max` x equity, each capped at the
+        buying power), at or below equity a cash account (both buckets the target allocation x equity,
+        capped at the buying power)."""
+        if not (math.isfinite(equity) and equity > 0):
+            raise BadInputError(f"equity must be a positive number of USD, got {equity}")
+        if buying_power is not None and not (math.isfinite(buying_power) and buying_power > 0):
+            raise BadInputError(f"buying power must be a positive number of USD, got {buying_power}")
+        lev = self.leverage
+        bp = lev.buying_power_multiple * equity if buying_power is None else float(buying_power)
+        if bp > equity:
+            return AccountLimits(equity, bp, AccountKind.MARGIN, min(lev.directional_max * equity, bp),
+                                 min(lev.total_max * equity, bp))
+        cash = min(self.portfolio.target_allocation * equity, bp)
+        return AccountLimits(equity, bp, AccountKind.CASH, cash, cash)
+
+    def with_changes(self, changes: Mapping[str, Any], source: str = "parameter changes") -> Params:
+        """A new parameter set: `changes`, nested as in the YAML (``{"portfolio": {"sector_cap": 0.25}}``),
+        merged over this one and validated again like a loaded file (a bare `model_copy(update=...)` would
+        skip validation). This set is frozen and stays as it was."""
+        return params_from_dict(_merge(self.model_dump(), dict(changes)), source)
 
     def digest(self) -> str:
         """A short stable hash of the resolved parameters (recorded in orders and reports)."""
@@ -517,9 +595,16 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(_read_yaml((path.parent / parent).resolve(), (*seen, path)), raw)
 
 
+MOVED_KEYS = {  # old key path -> where it lives now, so an older file fails with the fix, not "a typo?"
+    "backtest.buying_power_multiple": "leverage.buying_power_multiple (it now sets the account of every command)",
+}
+
+
 def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
+        if loc in MOVED_KEYS:
+            return f"{loc}: moved to {MOVED_KEYS[loc]}; rename the key"
         return f"{loc}: unknown key (a typo?); remove it or use one of the documented keys"
     given: Any = raw
     for p in err["loc"]:

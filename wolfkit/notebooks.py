@@ -395,13 +395,14 @@ def scan(ctx: RunContext) -> ScanResult:
 def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power: float = 0.0) -> BuildResult:
     """Build the day's pack and order plan (`wolfkit.orders.build_order_plan`) under this run's id.
 
-    `buying_power` 0 means 2× equity, a Reg-T margin account (both leverage buckets apply); pass the
-    equity itself for a cash account.
+    `buying_power` 0 means none given: the parameters' account (`leverage.buying_power_multiple` x
+    equity, as `wolfkit build` without --buying-power); above equity is a margin account, at or below
+    equity a cash account.
     """
     from wolfkit.orders import build_order_plan
 
     return build_order_plan(
-        scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or 2.0 * equity,
+        scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or None,
         as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic),
     )
 
@@ -424,12 +425,12 @@ def tuning_panel(
     ctx: RunContext, scan_result: ScanResult, equity: float, buying_power: float = 0.0, save_dir: str = "parameters"
 ) -> TuningPanel:
     """The tuning panel over the day's opportunities (`wolfkit.widgets.TuningPanel`), its first preview
-    recorded."""
+    recorded; `buying_power` 0 means none given, as in `build`."""
     from wolfkit import report
     from wolfkit.widgets import TuningPanel
 
     panel = TuningPanel(
-        ctx.params, scan_result.opportunities, equity, buying_power or 2.0 * equity, ctx.session,
+        ctx.params, scan_result.opportunities, equity, buying_power or None, ctx.session,
         base_path=ctx.params_path, save_dir=project_path(save_dir), synthetic=bool(scan_result.synthetic),
     )
     report.record("tune_preview", panel.summary())

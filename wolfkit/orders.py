@@ -344,7 +344,7 @@ def _check_position_count(directional: pd.DataFrame, params: Params, equity: flo
     missed = directional[directional["qty"] <= 0].sort_values("price", ascending=False)
     worst = missed.iloc[0] if len(missed) else directional.sort_values("price", ascending=False).iloc[0]
     prices = np.sort(directional["price"].to_numpy(float))[: pp.min_positions]
-    need = max(prices.sum() / (1 - pp.cash_reserve), prices[-1] / pp.position_max) if len(prices) else 0.0
+    need = max(prices.sum() / pp.target_allocation, prices[-1] / pp.position_max) if len(prices) else 0.0
     raise InfeasibleError(
         f"{source}: at equity ${equity:,.2f} only {held} of the {len(directional)} target positions can buy a whole "
         f"share, fewer than portfolio.min_positions {pp.min_positions}. Binding rule: equity too small for the "
@@ -396,18 +396,21 @@ def build_order_plan(
     the open; its sell waits until the buy is done (an opposite-side order on a symbol with an open
     order is a wash-trade risk). A sell plan on a symbol with a directional buy waits for the same reason.
     The plan says `synthetic_prices` when asked to or when the opportunities carry that flag (demo scans).
+    `buying_power` None means the parameters' account (`Params.account`: `leverage.buying_power_multiple`
+    x equity), the same in every command; the plan records the buying power it was built for.
     """
     from wolfkit.diversify import build_targets  # here: packing imports this module's models
     from wolfkit.opportunities import validate_opportunities
     from wolfkit.packing import pack_layers
 
+    account = params.account(equity, buying_power)
     checked = validate_opportunities(opps, params, source)
     valid = checked.valid
     targets = build_targets(valid, params, method)
-    packing = pack_layers(targets, valid, params, equity, buying_power, method=targets.method)
+    packing = pack_layers(targets, valid, params, equity, account.buying_power, method=targets.method)
     _check_position_count(packing.directional, params, equity, source)
     if run_id is None:
-        run_id = f"{as_of:%Y%m%d}-{params.digest()[:8]}-{_inputs_digest(valid, equity, buying_power, method)}"
+        run_id = f"{as_of:%Y%m%d}-{params.digest()[:8]}-{_inputs_digest(valid, equity, account.buying_power, method)}"
     ex = params.execution
     rows = valid.set_index("symbol")
     orders: list[PlannedOrder] = []
@@ -456,11 +459,7 @@ def build_order_plan(
         "run_id": run_id,
         "as_of": as_of,
         "created_at": created_at or datetime.now(timezone.utc),
-        "account": {
-            "equity": equity,
-            "buying_power": buying_power if buying_power is not None else equity,
-            "multiplier": max(1.0, round((buying_power or equity) / equity, 4)),
-        },
+        "account": {"equity": equity, "buying_power": account.buying_power, "multiplier": account.multiplier},
         "params_digest": params.digest(),
         "synthetic_prices": synthetic
         or bool("synthetic_prices" in opps.columns and opps["synthetic_prices"].fillna(False).astype(bool).any()),

@@ -1,9 +1,11 @@
 """Two-layer packing: the directional pack takes its bucket first, maxdiff plans fill the room after.
 
-Buckets (multiples of equity E). A MARGIN account (buying power > equity): directional bucket
-min(`directional_max`·E, buying power), total bucket min(`total_max`·E, buying power). A CASH account
-(no buying power given, or buying power <= equity): both buckets are (1 − `cash_reserve`)·E — no
-margin, the reserve stays cash, and there is no shorting (sell-only maxdiff plans are not eligible).
+Buckets (multiples of equity E) come from `Params.account`, the one rule for every command. No buying
+power given means `leverage.buying_power_multiple`·E (2, a margin account, by default). A MARGIN account
+(buying power > equity): directional bucket min(`directional_max`·E, buying power), total bucket
+min(`total_max`·E, buying power). A CASH account (buying power <= equity): both buckets are the target
+allocation (1 − `cash_reserve`)·E, capped at the buying power — no margin, the reserve stays cash, and
+there is no shorting (sell-only maxdiff plans are not eligible).
 
 Directional layer: target weights stay fractions of EQUITY on both account types — the pack buys
 allocation·E (95 % by default) in whole shares (`sizing.allocate_shares`), it is not scaled up to the
@@ -66,21 +68,6 @@ class Packing:
     maxdiff_capacity: float
     maxdiff_objective: float
     leftover_cash: float
-
-
-def buckets(params: Params, equity: float, buying_power: float | None) -> tuple[bool, float, float]:
-    """(margin?, directional bucket USD, total bucket USD) for an account."""
-    if not (math.isfinite(equity) and equity > 0):
-        raise BadInputError(f"equity must be a positive number of USD, got {equity}")
-    if buying_power is not None and not (math.isfinite(buying_power) and buying_power > 0):
-        raise BadInputError(f"buying power must be a positive number of USD, got {buying_power}")
-    lev = params.leverage
-    if buying_power is not None and buying_power > equity:
-        return True, min(lev.directional_max * equity, buying_power), min(lev.total_max * equity, buying_power)
-    cash = (1 - params.portfolio.cash_reserve) * equity
-    if buying_power is not None:
-        cash = min(cash, buying_power)
-    return False, cash, cash
 
 
 def _directional(targets: Targets, opps: pd.DataFrame, equity: float, bucket: float) -> tuple[pd.DataFrame, float]:
@@ -181,13 +168,15 @@ def pack_layers(
     opps: pd.DataFrame,
     params: Params,
     equity: float,
-    buying_power: float,
+    buying_power: float | None,
     at: time = time(9, 30),
     method: str | None = None,
 ) -> Packing:
-    """Size the directional pack in shares and pack maxdiff plans into the room left at time `at`."""
+    """Size the directional pack in shares and pack maxdiff plans into the room left at time `at`
+    (`buying_power` None: the parameters' account, see `Params.account`)."""
     m = Method(method or targets.method)
-    margin, dir_bucket, total_bucket = buckets(params, equity, buying_power)
+    account = params.account(equity, buying_power)
+    margin, dir_bucket, total_bucket = account.margin, account.directional_bucket, account.total_bucket
     directional, leftover = _directional(targets, opps, equity, dir_bucket)
     dir_cost = float(directional["cost"].sum())
     budget = max(total_bucket - dir_cost, 0.0)

@@ -151,9 +151,8 @@ def drive(
 
 
 def new_broker(equity: float, params: Params) -> SimBroker:
-    """The simulated account for a replay: margin (multiplier 2) when the buckets exceed 1x."""
-    mult = 2.0 if params.leverage.total_max > 1 else 1.0
-    return SimBroker(equity, mult, market_buffer=params.execution.market_buffer)
+    """The simulated account for a replay: the parameters' account (`Params.account`), as the plan's."""
+    return SimBroker(equity, params.account(equity).multiplier, market_buffer=params.execution.market_buffer)
 
 
 def run_session(
@@ -315,8 +314,7 @@ def replay_session(
     if plan is None:
         assert provider is not None
         scan = run_scan(params, session, provider)
-        mult = 2.0 if params.leverage.total_max > 1 else 1.0
-        plan = build_order_plan(scan.opportunities, params, equity, equity * mult, session,
+        plan = build_order_plan(scan.opportunities, params, equity, None, session,
                                 synthetic=synthetic, created_at=datetime.combine(session, datetime.min.time())).plan
     runs: dict[str, SessionRun] = {}
     elapsed: dict[str, float] = {}

@@ -305,7 +305,7 @@ class TuningPanel:
         path = self.save_dir / f"{name}.yaml"
         if path.exists():
             raise WolfkitError(f"{path} exists; choose another name (saved sets are never overwritten)")
-        proposed = self.params.model_copy(update={"name": name})
+        proposed = self.params.with_changes({"name": name}, "tuning panel")
         new = proposed.model_dump(mode="json")
         head = f"# Saved from the wolfkit tuning panel on {date.today()}, starting from {self.base.name!r}.\n"
         bodies = [new]

@@ -146,7 +146,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     if method is not None and method not in ("optimal", "greedy"):
         raise BadInputError(f"--method {method!r}: use optimal or greedy")
     if mode is Layers.DIRECTIONAL:
-        params = params.model_copy(update={"maxdiff": params.maxdiff.model_copy(update={"enabled": False})})
+        params = params.with_changes({"maxdiff": {"enabled": False}})
     equity0 = float(params.backtest.equity if equity is None else equity)
     if not (np.isfinite(equity0) and equity0 > 0):
         raise BadInputError(f"--equity {equity}: use a positive amount in USD")

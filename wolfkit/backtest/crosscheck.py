@@ -34,7 +34,8 @@ def simple_params(params: Params, n: int) -> Params:
     raw["portfolio"]["market_cap"]["bands"] = {t: [0.0, 1.0] for t in raw["portfolio"]["market_cap"]["bands"]}
     raw["maxdiff"]["enabled"] = False
     raw["intraday"]["close_directional_eod"] = True
-    raw["backtest"].update(slippage_bps=0.0, fee_per_share=0.0, fee_bps=0.0, min_fee=0.0, buying_power_multiple=1.0)
+    raw["backtest"].update(slippage_bps=0.0, fee_per_share=0.0, fee_bps=0.0, min_fee=0.0)
+    raw["leverage"]["buying_power_multiple"] = 1.0
     return Params.model_validate(raw)
 
 

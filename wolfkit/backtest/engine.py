@@ -37,7 +37,7 @@ from wolfkit.config import Params
 from wolfkit.diversify import Targets, tier_labels, build_targets
 from wolfkit.errors import InfeasibleError, WolfkitError
 from wolfkit.orders import Layer, PlanStatus, Side
-from wolfkit.packing import Packing, buckets, pack_layers
+from wolfkit.packing import Packing, pack_layers
 
 FILL_COLUMNS = ["date", "symbol", "side", "qty", "price", "layer", "reason", "fee"]
 EQUITY_COLUMNS = ["date", "equity", "cash", "gross_directional", "gross_maxdiff", "pnl_directional",
@@ -121,10 +121,11 @@ def check_limits(orders: list[DayOrder], sector_weights: dict[str, float], param
     `dir_cost` and `md_cost`: what the open's fills spent on each layer (USD).
     """
     pp, lev = params.portfolio, params.leverage
-    margin, dir_bucket, total_bucket = buckets(params, equity, buying_power)
+    account = params.account(equity, buying_power)
+    dir_bucket, total_bucket = account.directional_bucket, account.total_bucket
     out = []
-    if dir_cost > min(dir_bucket, (1 - pp.cash_reserve) * equity) * (1 + TOL):
-        out.append(f"directional {dir_cost:,.2f} > allocation/bucket {min(dir_bucket, (1 - pp.cash_reserve) * equity):,.2f}")
+    if dir_cost > min(dir_bucket, pp.target_allocation * equity) * (1 + TOL):
+        out.append(f"directional {dir_cost:,.2f} > allocation/bucket {min(dir_bucket, pp.target_allocation * equity):,.2f}")
     if md_cost > md_capacity * (1 + TOL) + 0.01:
         out.append(f"maxdiff {md_cost:,.2f} > time-of-day capacity {md_capacity:,.2f}")
     if dir_cost + md_cost > total_bucket * (1 + TOL):
@@ -206,7 +207,7 @@ def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0:
         dirty = quarantine[max(0, row - lookback):row].any(axis=0)
         if dirty.any():
             opps = opps[~opps["symbol"].map(col).map(lambda j: bool(dirty[j])).to_numpy(bool)]
-        buying_power = equity * bt.buying_power_multiple
+        buying_power = params.account(equity).buying_power
         orders = None
         try:
             orders, targets, packing = build_day(opps, params, equity, buying_power, method)
@@ -222,7 +223,7 @@ def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0:
             if use_minutes and minutes is None:
                 use_minutes = False  # the source has no minute bars: daily rules from here on
             out.fill_rules = "minute" if use_minutes else "daily"
-            _, dir_bucket, _ = buckets(params, equity, buying_power)
+            dir_bucket = params.account(equity, buying_power).directional_bucket
             room = min(dir_bucket, targets.allocation * equity)
 
             def bar(j: int, sym: str) -> Bar:

@@ -81,7 +81,7 @@ def window(panel: Panel, row: int, lookback: int) -> Panel:
 
 def _scan_rows(panel: Panel, universe: pd.DataFrame, rows: list[int], params: Params) -> list[pd.DataFrame]:
     signals, weights = resolve_signals(params.scan)
-    solo = params.model_copy(update={"scan": params.scan.model_copy(update={"workers": 0})})
+    solo = params.with_changes({"scan": {"workers": 0}})
     return [scan_window(window(panel, r, params.scan.lookback_days), universe, signals, weights, solo)[0]
             for r in rows]
 

@@ -2,10 +2,10 @@
 
 Rules (all from `params.portfolio`): a candidate has score >= `min_score`; its score tier gives its
 weight band (90+ → 10–12 %, …); weights are fractions of account EQUITY and sum exactly to the target
-allocation T = 1 − `cash_reserve`; each sector holds at most its cap (fractions of equity, with
-per-sector overrides); each market-cap tier holds between min×T and max×T of its band (the bands are
-shares of the directional ALLOCATION, so `cap_weights / allocation` is what the bands bound); the pack
-has `min_positions`..`max_positions` names, aiming at `target_positions`.
+allocation T = `portfolio.target_allocation` (1 − `cash_reserve`); each sector holds at most its cap
+(fractions of equity, with per-sector overrides); each market-cap tier holds between min×T and max×T
+of its band (the bands are shares of the directional ALLOCATION, so `cap_weights / allocation` is what
+the bands bound); the pack has `min_positions`..`max_positions` names, aiming at `target_positions`.
 
 Two methods report the same objective, Σ weight × coefficient, where the coefficient is
 `expected_return` when every candidate has one, else `score`:

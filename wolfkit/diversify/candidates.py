@@ -72,7 +72,7 @@ def candidate_table(opps: pd.DataFrame, params: Params) -> Candidates:
     c["hi"] = [pp.tiers[i].weight_max for i in idx]
     if "expected_return" not in c:
         c["expected_return"] = np.nan
-    target = 1 - pp.cash_reserve
+    target = pp.target_allocation
     if params.sizing.weight_rule == "kelly":
         if "return_std" not in c or c[["expected_return", "return_std"]].isna().any().any():
             raise BadInputError(
@@ -105,7 +105,7 @@ def band_rows(params: Params, target: float) -> dict[str, tuple[float, float]]:
 def violations(c: pd.DataFrame, w: np.ndarray, params: Params) -> list[str]:
     """Every rule the pack with weights `w` (per row of `c`) breaks; empty when it meets them all."""
     pp = params.portfolio
-    target = 1 - pp.cash_reserve
+    target = pp.target_allocation
     out = []
     sel = w > 0
     if abs(w.sum() - target) > TOL:
@@ -153,7 +153,7 @@ def prune_dominated(c: pd.DataFrame, params: Params, k: int) -> np.ndarray:
     Dropping names with >= m dominators therefore keeps an optimum.
     """
     pp = params.portfolio
-    target = 1 - pp.cash_reserve
+    target = pp.target_allocation
     keep = np.ones(len(c), dtype=bool)
     if not len(c):
         return keep

@@ -49,7 +49,7 @@ def _model(
     binding one.
     """
     pp = params.portfolio
-    target = 1 - pp.cash_reserve
+    target = pp.target_allocation
     n = len(c)
     lo = np.zeros(n) if "minimum" in drop else c["lo"].to_numpy(float)
     u = c["u"].to_numpy(float)
@@ -128,7 +128,7 @@ def solve_relaxed(c: pd.DataFrame, params: Params, count: int) -> np.ndarray | N
     also meets the dropped rows it is optimal for the full problem (it is optimal for a relaxation);
     the caller checks that and otherwise solves the MILP. None also when no such pack exists.
     """
-    target = 1 - params.portfolio.cash_reserve
+    target = params.portfolio.target_allocation
     lo, u, cc = c["lo"].to_numpy(float), c["u"].to_numpy(float), c["c"].to_numpy(float)
     keys = sorted(set(zip(lo.tolist(), u.tolist())), reverse=True)
     if len(keys) > 4:

@@ -36,7 +36,7 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
     of the opportunities table the candidates came from.
     """
     pp = params.portfolio
-    target = 1 - pp.cash_reserve
+    target = pp.target_allocation
     k = pp.max_positions
     n = len(c)
     if n == 0:
@@ -94,7 +94,7 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
 def infeasible(c: pd.DataFrame, params: Params) -> InfeasibleError:
     """After the solver found no pack: which rule family binds, and the best achievable allocation."""
     pp = params.portfolio
-    target = 1 - pp.cash_reserve
+    target = pp.target_allocation
     count = (pp.min_positions, pp.max_positions)
     names = _rule_names(params)
     binding = [k for k in names if solve_milp(c, params, count, drop=frozenset({k})) is not None]
@@ -109,7 +109,7 @@ def infeasible(c: pd.DataFrame, params: Params) -> InfeasibleError:
 
 def why_not_count(c: pd.DataFrame, params: Params, k: int) -> str:
     """The rule that rules out every pack of exactly `k` names (for the notes)."""
-    target = 1 - params.portfolio.cash_reserve
+    target = params.portfolio.target_allocation
     lo, u = c["lo"].to_numpy(float), c["u"].to_numpy(float)
     if len(c) < k:
         return f"only {len(c)} candidates"

@@ -77,7 +77,7 @@ class GreedyFill:
     def __init__(self, c: pd.DataFrame, params: Params) -> None:
         pp = params.portfolio
         self.c, self.params = c, params
-        self.target = 1 - pp.cash_reserve
+        self.target = pp.target_allocation
         self.k = pp.target_positions
         self.bands = band_rows(params, self.target)
         self.n = n = len(c)
