@@ -55,10 +55,12 @@ class Desk(Protocol):
     def cancel(self, leg: Leg) -> None: ...
 
 
-def maxdiff_budget(params: Params, equity: float, directional_committed: float, t: time) -> float:
+def maxdiff_budget(params: Params, equity: float, directional_committed: float, t: time,
+                   buying_power: float | None = None) -> float:
     """USD the maxdiff layer may commit at wall-clock time `t`: its time-of-day share of the total
-    bucket, never more than the room the directional layer leaves in it."""
-    total = params.leverage.total_max * equity
+    bucket (of the account `Params.account` makes of equity and buying power), never more than the room
+    the directional layer leaves in it."""
+    total = params.account(equity, buying_power).total_bucket
     share = params.leverage.maxdiff_share_at(t)
     return max(0.0, min(share * total, total - directional_committed))
 
@@ -220,7 +222,7 @@ def decide_maxdiff(state: EngineState, params: Params, now: datetime, flatten: b
         return
     # 3. who listens: rank order, room, max active, per-symbol limit
     e = exposure_of(state)
-    budget = maxdiff_budget(params, state.equity, e.directional, et(now).time())
+    budget = maxdiff_budget(params, state.equity, e.directional, et(now).time(), state.buying_power)
     held_value = sum(max(0, s.qty) * s.entry.avg_price for s in state.slots)
     free = max(0.0, budget - held_value)
     listening: list[MaxdiffPlanState] = []

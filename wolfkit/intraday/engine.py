@@ -66,8 +66,10 @@ class IntradayEngine:
         """A fresh engine for the plan's session: directional entries of the plan, maxdiff plans queued."""
         eq = equity if equity is not None else plan.account.equity
         md_on = params.maxdiff.enabled if maxdiff is None else maxdiff
-        state = EngineState(run_id=plan.run_id, session=session or plan.as_of, equity=eq, maxdiff_enabled=md_on)
-        room = params.leverage.directional_max * eq  # directional first, but never past its own bucket
+        state = EngineState(run_id=plan.run_id, session=session or plan.as_of, equity=eq,
+                            buying_power=plan.account.buying_power, maxdiff_enabled=md_on)
+        # directional first, but never past its own bucket
+        room = params.account(eq, plan.account.buying_power).directional_bucket
         for o in sorted(plan.orders, key=lambda o: o.priority):
             if o.layer == Layer.MAXDIFF:
                 state.planned_ids[f"{o.symbol}-{o.side}"] = o.client_order_id

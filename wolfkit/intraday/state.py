@@ -201,6 +201,7 @@ class EngineState(BaseModel):
     run_id: str
     session: date
     equity: float
+    buying_power: float | None = None  # the plan's; None: the parameters' rule (Params.account)
     maxdiff_enabled: bool = True
     now: datetime | None = None
     flattened: bool = False
