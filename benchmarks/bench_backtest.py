@@ -49,7 +49,7 @@ def main() -> int:
 
     provider = get_provider(p)  # data.bad_rows as configured
     market = load_market(provider, p, start, end)
-    scans = list(scan_sessions(market, p))
+    scans = [m.scan for m in scan_sessions(market, p)]
     cc = crosscheck.run(market, scans, p, p.backtest.equity, n=10)
     print(f"cross-check (top 10 equal weight, open->close, no costs): engine {cc.engine.iloc[-1]:,.2f} in "
           f"{cc.engine_s:.1f} s, vectorbt {cc.vectorbt.iloc[-1]:,.2f} in {cc.vectorbt_s:.1f} s, "
