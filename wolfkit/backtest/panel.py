@@ -111,8 +111,9 @@ def scan_sessions(market: Market, params: Params, advance: Callable[[int], None]
     workers = params.scan.workers
     if workers <= 0:
         for r in rows:
-            yield _morning_rows(market.panel, q, market.universe, [r], params, method)[0]
+            morning = _morning_rows(market.panel, q, market.universe, [r], params, method)[0]
             advance(1)
+            yield morning
         return
     lookback = params.scan.lookback_days
     pool = ProcessPoolExecutor(max_workers=workers)
@@ -125,8 +126,8 @@ def scan_sessions(market: Market, params: Params, advance: Callable[[int], None]
                                        market.universe, [r - lo for r in block], params, method))
         for f in futures:
             for morning in f.result():
-                yield morning
                 advance(1)
+                yield morning
     finally:
         pool.shutdown(cancel_futures=True)
 
