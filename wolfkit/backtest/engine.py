@@ -1,15 +1,18 @@
 """The session loop: build each morning's pack with the live builder, fill it from the session's bars.
 
-Only what must be sequential happens here (equity feeds the next day's sizing): the scans stream
-in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0). Each session:
+Only what must be sequential happens here (equity feeds the next day's sizing): the mornings stream
+in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0), each with its scan and
+its directional target weights (`plan_morning`: fractions of equity, so planned beside the scan).
+Each session:
 
 1. positions carried overnight (`intraday.close_directional_eod: false`) are sold at the open —
    or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
    costs a round trip of fees: the backtest does not net yesterday's holdings against today's pack);
-2. symbols with a quarantined date in their lookback window are not candidates; the rest go through
-   the live builder's steps (`build_day`: diversify, sizing, packing, then the order rules of
-   `wolfkit.orders.build_order_plan`) at the previous close's equity; an `InfeasibleError` makes
-   the session flat with the reason in the warnings;
+2. symbols with a quarantined date in their lookback window are not candidates (`plan_morning`); the
+   targets go through the rest of the live builder's steps (`build_day`: sizing, packing, then the
+   order rules of `wolfkit.orders.build_order_plan`) at the previous close's equity; an
+   `InfeasibleError` (no targets, or no room for them) makes the session flat with the reason in the
+   warnings;
 3. directional buys fill at the open (+ slippage), shrunk from the tail when the open's prices would
    exceed the allocation (1 − cash_reserve) or the directional bucket; take-profit and stop from the
    plan, per `fills.bracket_exit`; at the close they are sold or carried per the exit rule;
