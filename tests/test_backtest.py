@@ -258,3 +258,24 @@ def test_demo_market_end_to_end_through_the_cli(tmp_path) -> None:
     bad = subprocess.run(cmd[:-4] + ["--end", "2022-13-01", "--out", str(tmp_path / "x")], capture_output=True,
                          text=True, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_cli_prints_warnings_as_clean_lines(market_files, tmp_path) -> None:  # noqa: ANN001
+    """The data-quality notice reaches the console as one `warning: …` line, not Python's source echo
+    (a fresh process: pytest would capture the warning itself)."""
+    _, uni, bars = market_files
+    dirty = bars.assign(date=bars["date"].dt.date).astype({"open": object})
+    dirty.loc[dirty.index[5], "open"] = ""  # one empty price cell: quarantined and said
+    path = tmp_path / "dirty.csv"
+    dirty.to_csv(path, index=False)
+    start, _, _ = _window()
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text(json.dumps(_params(path, uni, data={"bad_rows": "quarantine"}).model_dump(mode="json")))
+    cmd = [sys.executable, "-m", "wolfkit.cli", "backtest", "--params", str(yaml), "--start", start.isoformat(),
+           "--end", start.isoformat(), "--out", str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    lines = [ln for ln in text.splitlines() if "bad row" in ln and "quarantined" in ln]
+    assert lines and all(ln.startswith("warning: ") for ln in lines)
+    assert "UserWarning" not in text and "registry.py" not in text
