@@ -85,7 +85,7 @@ def main() -> int:
     if not a.no_year:
         provider = get_provider(p)
         solo = params_from_dict({**raw, "scan": {"workers": 0}})
-        days = [d for d in (date(2015, 2, 2), date(2015, 5, 1), date(2015, 8, 3), date(2015, 11, 2), date(2016, 3, 1))]
+        days = [date(2015, 2, 2), date(2015, 5, 1), date(2015, 8, 3), date(2015, 11, 2), date(2016, 3, 1)]
         one = statistics.median(_single_days(solo, provider, days))
         t = time.perf_counter()
         yr = run_backtest(p, date(2015, 1, 2), date(2015, 12, 31), Path(tempfile.mkdtemp()) / "year", progress=False,
