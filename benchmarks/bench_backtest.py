@@ -1,13 +1,18 @@
 """Benchmark: the research backtest on the real S&P 500 file, 2014-01-02 -> 2016-12-30, exact pack every
-session, with per-stage timings; then the vectorbt cross-check on the same window (both curves' final
-values, max abs difference, both times). Target (DESIGN.md): 3 years x 500 symbols under 60 s on 2 cores.
+session, with per-stage timings (wall and the process's CPU); a year of backtest against 20 single-day
+scan + build runs; then the vectorbt cross-check on the same window (both curves' final values, max abs
+difference, both times). Targets (issue 12): 3 years x 500 symbols under 60 s on 2 cores; a whole year
+no dearer than 20 single-day `scan` + `build` runs.
 
-Run: .venv/bin/python benchmarks/bench_backtest.py [--workers N]
+Run: .venv/bin/python benchmarks/bench_backtest.py [--workers N] [--check REF_DIR] [--no-crosscheck]
+`--check REF_DIR`: REF_DIR is a backtest folder of the same window made by an earlier version; equity.csv
+and fills.csv must be byte for byte the same (exit 1 otherwise) — a speed-up must not move a cent.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -18,16 +23,38 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
+def _single_days(p, provider, days: list[date]) -> list[float]:  # noqa: ANN001
+    """Wall seconds of one `run_scan` + `build_order_plan` (what `wolfkit scan` and `wolfkit build` run)
+    per session, in-process with the file already read (the cheapest a single day can be)."""
+    from wolfkit.orders import build_order_plan
+    from wolfkit.scan import run_scan
+
+    out = []
+    for d in days:
+        t = time.perf_counter()
+        opps = run_scan(p, d, provider=provider).opportunities
+        build_order_plan(opps, p, p.backtest.equity, p.account(p.backtest.equity).buying_power, d)
+        out.append(time.perf_counter() - t)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workers", type=int, default=1, help="scan processes beside the trading loop (scan.workers); 1 uses both cores")
+    ap.add_argument("--workers", type=int, default=2, help="scan processes beside the trading loop (scan.workers)")
     ap.add_argument("--start", default="2014-01-02")
     ap.add_argument("--end", default="2016-12-30")
+    ap.add_argument("--check", type=Path, default=None, help="reference folder: equity.csv and fills.csv must match")
+    ap.add_argument("--out", type=Path, default=None, help="write the run here (default: a temporary folder)")
+    ap.add_argument("--no-crosscheck", action="store_true")
+    ap.add_argument("--no-year", action="store_true", help="skip the year vs 20 single days comparison")
     a = ap.parse_args()
     bars, uni = DATA / "sp500_ohlcv_2013_2016.csv.gz", DATA / "sp500_universe_2018.csv"
     if not bars.is_file():
         print(f"skipped: {bars} is absent")
         return 0
+    import warnings
+
+    warnings.simplefilter("ignore", UserWarning)  # the data-quality notice (22 bad rows), said once per read
     from wolfkit.backtest import crosscheck, run_backtest
     from wolfkit.backtest.panel import load_market, scan_sessions
     from wolfkit.config import params_from_dict
@@ -37,25 +64,47 @@ def main() -> int:
            "scan": {"workers": a.workers}}
     p = params_from_dict(raw)
     start, end = date.fromisoformat(a.start), date.fromisoformat(a.end)
-    out = Path(tempfile.mkdtemp()) / "bt"
-    t0 = time.perf_counter()
+    out = a.out or Path(tempfile.mkdtemp()) / "bt"
+    t0, c0 = time.perf_counter(), time.process_time()
     r = run_backtest(p, start, end, out, progress=sys.stdout.isatty())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     s = r.summary
     print(f"backtest {s['window']['start']} .. {s['window']['end']}: {s['window']['sessions']} sessions, "
-          f"{len(r.scores['symbol'].unique())} symbols, method {s['method']}, layers {s['layers']}")
-    print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items()) + f"; total {time.perf_counter() - t0:.1f} s")
-    print(f"final equity {r.equity['equity'].iloc[-1]:,.0f}; buy-and-hold {r.equity['bench_buy_hold'].iloc[-1]:,.0f}; "
+          f"{len(r.scores['symbol'].unique())} symbols, method {s['method']}, layers {s['layers']}, workers {a.workers}")
+    print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r.timings.items())
+          + f"; total {wall:.1f} s wall (provider read included), main process CPU {cpu:.1f} s")
+    print(f"final equity {r.equity['equity'].iloc[-1]:,.2f}; buy-and-hold {r.equity['bench_buy_hold'].iloc[-1]:,.0f}; "
           f"open->close {r.equity['bench_open_close'].iloc[-1]:,.0f}; folder {out}")
+    status = 0
+    if a.check is not None:
+        same = {f: (out / f).read_bytes() == (a.check / f).read_bytes() for f in ("equity.csv", "fills.csv")}
+        print("check against " + str(a.check) + ": " + ", ".join(f"{f} {'identical' if ok else 'DIFFERENT'}"
+                                                                for f, ok in same.items()))
+        status = 0 if all(same.values()) else 1
 
-    provider = get_provider(p)  # data.bad_rows as configured
-    market = load_market(provider, p, start, end)
-    scans = list(scan_sessions(market, p))
-    cc = crosscheck.run(market, scans, p, p.backtest.equity, n=10)
-    print(f"cross-check (top 10 equal weight, open->close, no costs): engine {cc.engine.iloc[-1]:,.2f} in "
-          f"{cc.engine_s:.1f} s, vectorbt {cc.vectorbt.iloc[-1]:,.2f} in {cc.vectorbt_s:.1f} s, "
-          f"max abs difference {cc.max_abs_diff:.2e}; sessions whose picks are not the top 10 by score: "
-          f"{len(cc.not_top_n)} {cc.not_top_n[:3]}")
-    return 0
+    if not a.no_year:
+        provider = get_provider(p)
+        solo = params_from_dict({**raw, "scan": {"workers": 0}})
+        days = [date(2015, 2, 2), date(2015, 5, 1), date(2015, 8, 3), date(2015, 11, 2), date(2016, 3, 1)]
+        one = statistics.median(_single_days(solo, provider, days))
+        t = time.perf_counter()
+        yr = run_backtest(p, date(2015, 1, 2), date(2015, 12, 31), Path(tempfile.mkdtemp()) / "year", progress=False,
+                          provider=provider)
+        year = time.perf_counter() - t
+        print(f"one year ({yr.summary['window']['sessions']} sessions, provider already read): {year:.1f} s; "
+              f"single-day scan + build (in-process, median of {len(days)}): {one:.2f} s, x 20 = {20 * one:.1f} s; "
+              f"year / (20 single days) = {year / (20 * one):.2f} (target <= 1)")
+
+    if not a.no_crosscheck:
+        provider = get_provider(p)  # data.bad_rows as configured
+        market = load_market(provider, p, start, end)
+        scans = [m.scan for m in scan_sessions(market, p)]
+        cc = crosscheck.run(market, scans, p, p.backtest.equity, n=10)
+        print(f"cross-check (top 10 equal weight, open->close, no costs): engine {cc.engine.iloc[-1]:,.2f} in "
+              f"{cc.engine_s:.1f} s, vectorbt {cc.vectorbt.iloc[-1]:,.2f} in {cc.vectorbt_s:.1f} s, "
+              f"max abs difference {cc.max_abs_diff:.2e}; sessions whose picks are not the top 10 by score: "
+              f"{len(cc.not_top_n)} {cc.not_top_n[:3]}")
+    return status
 
 
 if __name__ == "__main__":

@@ -137,14 +137,15 @@ def test_scan_of_a_session_is_the_live_scan(market_files) -> None:  # noqa: ANN0
     provider = FileProvider(bars, uni)
     start, _, cut = _window()
     market = load_market(provider, p, start, cut)
-    scans = list(scan_sessions(market, p))
+    scans = [m.scan for m in scan_sessions(market, p)]
     for k in (0, len(scans) - 1):
         live = run_scan(p, market.dates()[k], provider=provider).opportunities
         pd.testing.assert_frame_equal(scans[k], live)
     pooled = list(scan_sessions(market, _params(bars, uni, scan={"workers": 1})))  # blocks in a worker process
     assert len(pooled) == len(scans)
     for a, b in zip(scans, pooled):
-        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, b.scan)
+        assert b.targets is not None  # planned in the worker too
 
 
 def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN001
@@ -155,8 +156,9 @@ def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN
     p = _params(bars, uni)
     start, _, _ = _window()
     market = load_market(FileProvider(bars, uni), p, start, start)
-    opps = next(scan_sessions(market, p))
-    orders, _, _ = build_day(opps, p, 100_000.0, 200_000.0, None)
+    morning = next(scan_sessions(market, p))
+    opps = morning.scan
+    orders, _ = build_day(morning.opps, morning.targets, p, 100_000.0, 200_000.0)
     plan = build_order_plan(opps, p, 100_000.0, 200_000.0, start).plan
     ours = [(o.symbol, str(o.layer), "buy" if o.buy else "sell", o.qty, o.limit, o.take_profit, o.stop_loss)
             for o in orders]
@@ -213,7 +215,7 @@ def test_equity_matches_vectorbt_on_the_simple_configuration(market_files) -> No
     p = _params(bars, uni)
     start, _, cut = _window()
     market = load_market(FileProvider(bars, uni), p, start, cut)
-    r = crosscheck.run(market, scan_sessions(market, p), p, 100_000.0, n=5)
+    r = crosscheck.run(market, [m.scan for m in scan_sessions(market, p)], p, 100_000.0, n=5)
     assert r.not_top_n == []
     assert r.max_abs_diff < 0.01
     assert abs(r.engine.iloc[-1] - 100_000.0) > 1  # it traded
@@ -256,3 +258,24 @@ def test_demo_market_end_to_end_through_the_cli(tmp_path) -> None:
     bad = subprocess.run(cmd[:-4] + ["--end", "2022-13-01", "--out", str(tmp_path / "x")], capture_output=True,
                          text=True, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_cli_prints_warnings_as_clean_lines(market_files, tmp_path) -> None:  # noqa: ANN001
+    """The data-quality notice reaches the console as one `warning: …` line, not Python's source echo
+    (a fresh process: pytest would capture the warning itself)."""
+    _, uni, bars = market_files
+    dirty = bars.assign(date=bars["date"].dt.date).astype({"open": object})
+    dirty.loc[dirty.index[5], "open"] = ""  # one empty price cell: quarantined and said
+    path = tmp_path / "dirty.csv"
+    dirty.to_csv(path, index=False)
+    start, _, _ = _window()
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text(json.dumps(_params(path, uni, data={"bad_rows": "quarantine"}).model_dump(mode="json")))
+    cmd = [sys.executable, "-m", "wolfkit.cli", "backtest", "--params", str(yaml), "--start", start.isoformat(),
+           "--end", start.isoformat(), "--out", str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    lines = [ln for ln in text.splitlines() if "bad row" in ln and "quarantined" in ln]
+    assert lines and all(ln.startswith("warning: ") for ln in lines)
+    assert "UserWarning" not in text and "registry.py" not in text

@@ -133,3 +133,20 @@ def test_kelly_maxdiff_needs_return_std():
     p = params_from_dict({"sizing": {"maxdiff_rule": "kelly"}})
     with pytest.raises(BadInputError, match="return_std"):
         build(p)
+
+
+@pytest.mark.parametrize("rule", ["dynamic", "uneven"])
+def test_knapsack_shortcut_matches_the_milp(rule):
+    """The closed-form exact knapsack (the best full-size plans when they fit) reaches the MILP's optimum."""
+    from wolfkit.packing import _knapsack_exact, _knapsack_milp
+
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n, k = int(rng.integers(1, 30)), int(rng.integers(1, 12))
+        capacity = float(rng.uniform(1_000, 50_000))
+        value, price = rng.uniform(0.001, 0.03, n), rng.uniform(5, 900, n)
+        size = np.full(n, capacity / min(k, n)) if rule == "dynamic" else rng.uniform(0.05, 0.6, n) * capacity
+        qmax = np.floor(size / price + 1e-9)
+        fast, ref = _knapsack_exact(value, price, qmax, capacity, k), _knapsack_milp(value, price, qmax, capacity, k)
+        assert float(fast @ price) <= capacity and (fast > 0).sum() <= k and (fast <= qmax).all()
+        assert float(value * price @ fast) == pytest.approx(float(value * price @ ref), rel=1e-9, abs=1e-9)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from wolfkit import notebooks
 from wolfkit.backtest.engine import build_day
+from wolfkit.diversify import build_targets
 from wolfkit.cli import main
 from wolfkit.config import AccountKind, Params, load_params, params_from_dict
 from wolfkit.diversify import build_targets
@@ -185,8 +186,8 @@ def test_build_premarket_tune_backtest_and_replay_agree_without_a_buying_power(t
     assert bool(sells) is account.margin  # a cash account never plans a short sale
 
     # the backtest's morning and the replay's simulated account read the parameters the same way
-    orders, _, packing = build_day(validate_opportunities(opps, params, "t").valid, params, EQUITY,
-                                   params.account(EQUITY).buying_power, None)
+    valid = validate_opportunities(opps, params, "t").valid
+    orders, packing = build_day(valid, build_targets(valid, params), params, EQUITY, params.account(EQUITY).buying_power)
     assert packing.margin is account.margin and packing.total_bucket == pytest.approx(account.total_bucket)
     planned = {(o.symbol, o.layer, o.qty) for o in cli.orders}
     assert {(o.symbol, o.layer, o.qty) for o in orders} == planned

@@ -459,6 +459,7 @@ def backtest(
     equity: Optional[float] = typer.Option(None, "--equity", help="starting equity in USD (default: backtest.equity)"),
 ) -> None:
     """Walk the daily loop over history: scan, build, fill, exit, session by session; write the folder."""
+    import warnings
     from datetime import date as _date
 
     from rich.table import Table
@@ -473,8 +474,13 @@ def backtest(
         except ValueError:
             raise BadInputError(f"{flag} {text!r}: write the date as YYYY-MM-DD") from None
 
-    result = run_backtest(load_params(params), day("--start", start), day("--end", end), out, method=method,
-                          layers=layers, equity=equity, progress=True)
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():  # one clean line per warning (data quality, …), not Python's source echo
+        warnings.showwarning = show
+        result = run_backtest(load_params(params), day("--start", start), day("--end", end), out, method=method,
+                              layers=layers, equity=equity, progress=True)
     s, eq = result.summary, result.equity
     table = Table(title=f"backtest {s['window']['start']} … {s['window']['end']} ({s['window']['sessions']} sessions)")
     table.add_column("")

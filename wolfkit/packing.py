@@ -121,10 +121,29 @@ def _eligible(opps: pd.DataFrame, held: set[str], params: Params, margin: bool) 
 
 
 def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
-    """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active."""
+    """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active.
+
+    A plan earns at most value_i x qmax_i x price_i (its full size) and at most `max_active` plans
+    listen, so the `max_active` best full-size plans bound the optimum; when they fit the room together
+    they are the optimum (always so under the dynamic rule: each full size is capacity / active). Only
+    otherwise (e.g. Kelly sizes) is the MILP solved.
+    """
     n = len(value)
     if n == 0 or capacity <= 0:
         return np.zeros(n)
+    full = value * qmax * price
+    top = np.argsort(-full, kind="stable")[:max(max_active, 0)]
+    top = top[full[top] > 0]
+    if float(qmax[top] @ price[top]) <= capacity:
+        q = np.zeros(n)
+        q[top] = qmax[top]
+        return q
+    return _knapsack_milp(value, price, qmax, capacity, max_active)
+
+
+def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
+    """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit."""
+    n = len(value)
     eye = np.eye(n)
     a = np.vstack([
         np.r_[price, np.zeros(n)],

@@ -1,8 +1,9 @@
 """The research backtester: the daily loop that trades, walked session by session over history.
 
 `run_backtest` loads the bars once (`panel`), scans every session from the bars strictly before it
-(`panel.scan_sessions`, the scanner's own code), trades each session with the live builder and
-conservative fill rules (`engine`, `fills`), and writes the output folder (`folder`): equity, fills,
+(`panel.scan_sessions`, the scanner's own code, with each session's directional targets), trades each
+session with the live builder and conservative fill rules (`engine`, `fills`), and writes the output
+folder (`folder`): equity, fills,
 scores, data quality, a summary with the statistics of `wolfkit.performance` and the tear sheet of
 `wolfkit.tearsheet`. See docs/backtest.md.
 """
@@ -168,11 +169,12 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     n = len(market.sessions)
     with _Stages(progress) as stages:
         tick = time.perf_counter()
-        scans = _Timed(scan_sessions(market, params, stages.stage("scanning sessions", n)))
-        w = walk(market, scans, params, equity0, quarantine, method=method, provider=provider,
+        mornings = _Timed(scan_sessions(market, params, stages.stage("scanning sessions", n), quarantine=quarantine,
+                                        method=method))
+        w = walk(market, mornings, params, equity0, quarantine, provider=provider,
                  advance=stages.stage("trading sessions", n))
-        timings["scan"] = scans.seconds  # waiting for scans (all of the scanning when scan.workers is 0)
-        timings["trade"] = time.perf_counter() - tick - scans.seconds
+        timings["scan"] = mornings.seconds  # waiting for scans + targets (all of them when scan.workers is 0)
+        timings["trade"] = time.perf_counter() - tick - mornings.seconds
 
     tick = time.perf_counter()
     eq = equity_frame(w, benchmarks(market, quarantine, equity0))

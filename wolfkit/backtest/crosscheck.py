@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from wolfkit.backtest.engine import walk
+from wolfkit.backtest.engine import plan_morning, walk
 from wolfkit.backtest.panel import Market
 from wolfkit.config import Params, TierBand
 from wolfkit.opportunities import Strategy
@@ -76,7 +76,8 @@ def run(market: Market, scans: list[pd.DataFrame], params: Params, equity0: floa
     p = simple_params(params, n)
     simple = open_to_close_scans(list(scans))
     t0 = time.perf_counter()
-    w = walk(market, simple, p, equity0, np.zeros(market.panel.shape, bool), method="greedy")
+    w = walk(market, (plan_morning(s, set(), p, "greedy") for s in simple), p, equity0,
+             np.zeros(market.panel.shape, bool))
     engine_s = time.perf_counter() - t0
     dates = pd.DatetimeIndex([pd.Timestamp(d) for d in market.dates()])
     ours = pd.Series([r["equity"] for r in w.equity], index=dates)

@@ -1,15 +1,18 @@
 """The session loop: build each morning's pack with the live builder, fill it from the session's bars.
 
-Only what must be sequential happens here (equity feeds the next day's sizing): the scans stream
-in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0). Each session:
+Only what must be sequential happens here (equity feeds the next day's sizing): the mornings stream
+in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0), each with its scan and
+its directional target weights (`plan_morning`: fractions of equity, so planned beside the scan).
+Each session:
 
 1. positions carried overnight (`intraday.close_directional_eod: false`) are sold at the open —
    or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
    costs a round trip of fees: the backtest does not net yesterday's holdings against today's pack);
-2. symbols with a quarantined date in their lookback window are not candidates; the rest go through
-   the live builder's steps (`build_day`: diversify, sizing, packing, then the order rules of
-   `wolfkit.orders.build_order_plan`) at the previous close's equity; an `InfeasibleError` makes
-   the session flat with the reason in the warnings;
+2. symbols with a quarantined date in their lookback window are not candidates (`plan_morning`); the
+   targets go through the rest of the live builder's steps (`build_day`: sizing, packing, then the
+   order rules of `wolfkit.orders.build_order_plan`) at the previous close's equity; an
+   `InfeasibleError` (no targets, or no room for them) makes the session flat with the reason in the
+   warnings;
 3. directional buys fill at the open (+ slippage), shrunk from the tail when the open's prices would
    exceed the allocation (1 − cash_reserve) or the directional bucket; take-profit and stop from the
    plan, per `fills.bracket_exit`; at the close they are sold or carried per the exit rule;
@@ -26,18 +29,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from wolfkit.backtest.fills import Bar, Reason, bracket_exit, fee, market_price, maxdiff_trade
-from wolfkit.backtest.panel import Market
 from wolfkit.config import Params
 from wolfkit.diversify import Targets, tier_labels, build_targets
 from wolfkit.errors import InfeasibleError, WolfkitError
 from wolfkit.orders import Layer, PlanStatus, Side
 from wolfkit.packing import Packing, pack_layers
+
+if TYPE_CHECKING:
+    from wolfkit.backtest.panel import Market
 
 FILL_COLUMNS = ["date", "symbol", "side", "qty", "price", "layer", "reason", "fee"]
 EQUITY_COLUMNS = ["date", "equity", "cash", "gross_directional", "gross_maxdiff", "pnl_directional",
@@ -88,18 +93,39 @@ def _num(v) -> float | None:  # noqa: ANN001
     return None if v is None or pd.isna(v) else float(v)
 
 
-def build_day(opps: pd.DataFrame, params: Params, equity: float, buying_power: float,
-              method: str | None) -> tuple[list[DayOrder], Targets, Packing]:
-    """The morning's orders from the live builder's own steps (`diversify.build_targets`,
-    `packing.pack_layers`), ordered and filtered by the rules of `orders.build_order_plan`: directional
+@dataclass(frozen=True)
+class Morning:
+    """The equity-free half of a session's build: the scan, the candidates (the scan without symbols
+    that have a quarantined date in their lookback window) and the directional target weights, or
+    why none exist. Target weights are fractions of equity, so they are planned beside the scan (in
+    the scan workers) and only the sizing waits for the previous evening's equity."""
+
+    scan: pd.DataFrame
+    opps: pd.DataFrame
+    targets: Targets | None
+    infeasible: str | None = None
+
+
+def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None) -> Morning:
+    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out)."""
+    opps = scan[~scan["symbol"].isin(dirty).to_numpy(bool)] if dirty else scan
+    try:
+        return Morning(scan, opps, build_targets(opps, params, method))
+    except InfeasibleError as e:
+        return Morning(scan, opps, None, str(e))
+
+
+def build_day(opps: pd.DataFrame, targets: Targets, params: Params, equity: float,
+              buying_power: float) -> tuple[list[DayOrder], Packing]:
+    """The morning's orders from the live builder's own steps (the targets of `diversify.build_targets`,
+    then `packing.pack_layers`), ordered and filtered by the rules of `orders.build_order_plan`: directional
     buys by weight, score, symbol; then listening maxdiff plans by rank, a sell plan on a symbol with a
     directional buy left out (wash-trade rule). The scan's table needs no re-validation."""
-    targets = build_targets(opps, params, method)
     packing = pack_layers(targets, opps, params, equity, buying_power, method=targets.method)
-    rows = opps.set_index("symbol")
+    tp = dict(zip(opps["symbol"], opps["take_profit"]))
+    sl = dict(zip(opps["symbol"], opps["stop_loss"]))
     d = packing.directional.sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
-    orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(rows.at[s, "take_profit"]),
-                       _num(rows.at[s, "stop_loss"]))
+    orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(tp[s]), _num(sl[s]))
               for s, q, w in zip(d["symbol"], d["qty"], d["weight"]) if q > 0]
     held = {o.symbol for o in orders}
     m = packing.maxdiff
@@ -110,7 +136,7 @@ def build_day(opps: pd.DataFrame, params: Params, equity: float, buying_power: f
         buy = side != "sell"
         orders.append(DayOrder(s, Layer.MAXDIFF, buy, int(q), float(q * lim) / equity, limit=float(lim),
                                target=float(hi if buy else lo)))
-    return orders, targets, packing
+    return orders, packing
 
 
 def check_limits(orders: list[DayOrder], sector_weights: dict[str, float], params: Params, equity: float,
@@ -153,17 +179,17 @@ def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.n
     return {str(s): g[["open", "high", "low", "close"]].to_numpy(float) for s, g in m.groupby("symbol", sort=False)}
 
 
-def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0: float, quarantine: np.ndarray,
-         *, method: str | None, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:  # noqa: ANN001
+def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: float, quarantine: np.ndarray,
+         *, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:  # noqa: ANN001
     """Trade every session of `market` in order (see the module docstring).
 
-    `scans`: each session's opportunities table, in order (consumed as they come; kept in `Walk.scans`).
+    `mornings`: each session's scan and targets (`plan_morning` with the same `params`), in order
+    (consumed as they come; the scans are kept in `Walk.scans`).
     `quarantine`: a dates x symbols boolean mask over `market.panel` of the quarantined bars.
     """
     bt, pp = params.backtest, params.portfolio
     P = market.panel
     col = {s: j for j, s in enumerate(P.symbols)}
-    lookback = params.scan.lookback_days
     prev_close = np.vstack([np.full((1, P.shape[1]), np.nan), P.close[:-1]])
     out = Walk()
     use_minutes = bt.minute_bars and provider is not None
@@ -171,9 +197,9 @@ def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0:
     carried: dict[str, float] = {}
     mark = np.full(P.shape[1], np.nan)  # the last clean close of each symbol
 
-    for row, scan in zip(market.sessions, scans):
+    for row, morning in zip(market.sessions, mornings):
         d = P.dates[row].date()
-        out.scans.append(scan)
+        out.scans.append(morning.scan)
         q = quarantine[row]
         O = np.where(np.isnan(P.open[row]), prev_close[row], P.open[row])
         C = np.where(q, O, P.close[row])
@@ -203,14 +229,12 @@ def walk(market: Market, scans: Iterable[pd.DataFrame], params: Params, equity0:
                 book(s, False, qty, market_price(float(O[j]), False, bt), Layer.DIRECTIONAL, Reason.OPEN)
         carried = {}
 
-        opps = scan
-        dirty = quarantine[max(0, row - lookback):row].any(axis=0)
-        if dirty.any():
-            opps = opps[~opps["symbol"].map(col).map(lambda j: bool(dirty[j])).to_numpy(bool)]
         buying_power = params.account(equity).buying_power
-        orders = None
+        orders, targets = None, morning.targets
         try:
-            orders, targets, packing = build_day(opps, params, equity, buying_power, method)
+            if targets is None:
+                raise InfeasibleError(morning.infeasible)
+            orders, packing = build_day(morning.opps, targets, params, equity, buying_power)
         except InfeasibleError as e:
             out.warnings.append(f"{d}: flat, no pack could be built (infeasible: {e})")
 

@@ -1,10 +1,12 @@
-"""The market a backtest walks: every bar loaded once as a panel, and every session's scan from it.
+"""The market a backtest walks: every bar loaded once as a panel, and every session's morning from it.
 
 Why: a backtest must scan each session exactly as `wolfkit scan` would on that morning, without
 re-reading files or re-fetching bars per day. The bars for the whole window (plus the lookback
 before it) become one `Panel`; session t is scanned from the row slice of the `scan.lookback_days`
 bar dates before it through `wolfkit.scan.scan_window`, the same function `run_scan` calls, so the
 two cannot disagree. The backtest has no pre-market quotes: the scan price is the last close.
+Each scan is followed, in the same (worker) process, by the directional target weights
+(`engine.plan_morning`): they are fractions of equity, so they need not wait for the trading loop.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from wolfkit.backtest.engine import Morning, plan_morning
 from wolfkit.errors import BadInputError
 from wolfkit.scan import resolve_signals, scan_window
 from wolfkit.signals import PANEL_FIELDS, Panel
@@ -79,26 +82,38 @@ def window(panel: Panel, row: int, lookback: int) -> Panel:
     return _rows(panel, max(0, row - lookback), row)
 
 
-def _scan_rows(panel: Panel, universe: pd.DataFrame, rows: list[int], params: Params) -> list[pd.DataFrame]:
+def _dirty(quarantine: np.ndarray, symbols: pd.Index, row: int, lookback: int) -> set[str]:
+    """Symbols with a quarantined date among the `lookback` bar dates before `row`: not candidates."""
+    return set(symbols[quarantine[max(0, row - lookback):row].any(axis=0)])
+
+
+def _morning_rows(panel: Panel, quarantine: np.ndarray, universe: pd.DataFrame, rows: list[int], params: Params,
+                  method: str | None) -> list[Morning]:
     signals, weights = resolve_signals(params.scan)
     solo = params.with_changes({"scan": {"workers": 0}})
-    return [scan_window(window(panel, r, params.scan.lookback_days), universe, signals, weights, solo)[0]
+    lookback = params.scan.lookback_days
+    return [plan_morning(scan_window(window(panel, r, lookback), universe, signals, weights, solo)[0],
+                         _dirty(quarantine, panel.symbols, r, lookback), params, method)
             for r in rows]
 
 
-def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None) -> Iterator[pd.DataFrame]:
-    """The opportunities table of every session, in order, as they are ready.
+def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None, *,
+                  quarantine: np.ndarray | None = None, method: str | None = None) -> Iterator[Morning]:
+    """Every session's morning (its scan, candidates and directional targets), in order, as they are ready.
 
-    With `scan.workers` > 0 blocks of consecutive sessions are scanned in worker processes (each gets
-    only the panel rows its block reads) while the caller consumes earlier ones: the scans overlap
-    with the trading loop instead of preceding it.
+    `quarantine`: the dates x symbols mask of quarantined bars (None: none). With `scan.workers` > 0
+    blocks of consecutive sessions are scanned and planned in worker processes (each gets only the
+    panel rows its block reads) while the caller trades earlier ones: the scans overlap with the
+    trading loop instead of preceding it.
     """
     rows = [int(r) for r in market.sessions]
+    q = np.zeros(market.panel.shape, dtype=bool) if quarantine is None else quarantine
     workers = params.scan.workers
     if workers <= 0:
         for r in rows:
-            yield _scan_rows(market.panel, market.universe, [r], params)[0]
+            morning = _morning_rows(market.panel, q, market.universe, [r], params, method)[0]
             advance(1)
+            yield morning
         return
     lookback = params.scan.lookback_days
     pool = ProcessPoolExecutor(max_workers=workers)
@@ -107,12 +122,12 @@ def scan_sessions(market: Market, params: Params, advance: Callable[[int], None]
         for k in range(0, len(rows), BLOCK):
             block = rows[k:k + BLOCK]
             lo = max(0, block[0] - lookback)
-            futures.append(pool.submit(_scan_rows, _rows(market.panel, lo, block[-1]), market.universe,
-                                       [r - lo for r in block], params))
+            futures.append(pool.submit(_morning_rows, _rows(market.panel, lo, block[-1]), q[lo:block[-1]],
+                                       market.universe, [r - lo for r in block], params, method))
         for f in futures:
-            for table in f.result():
-                yield table
+            for morning in f.result():
                 advance(1)
+                yield morning
     finally:
         pool.shutdown(cancel_futures=True)
 
