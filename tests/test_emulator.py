@@ -39,7 +39,7 @@ from wolfkit.broker.base import (
 )
 from wolfkit.broker.emulator import Faults, create_app, emulator_of, serve
 from wolfkit.broker.sim import SimBroker
-from wolfkit.orders import OrderType, Side, TimeInForce
+from wolfkit.domain import OrderType, Side, TimeInForce
 
 from seed_plan import OPEN, gapped_asks, seed_plan
 

@@ -23,7 +23,8 @@ from wolfkit.config import Params
 from wolfkit.errors import BadInputError
 from wolfkit.execute import execute_plan
 from wolfkit.ledger import EventKind, Ledger, LedgerError, LedgerFull, OrderState, marker_path
-from wolfkit.orders import OrderPlan, Side, write_orders
+from wolfkit.domain import Side
+from wolfkit.orders import OrderPlan, write_orders
 from wolfkit.runlock import RunLock, RunLocked, lock_path
 
 from seed_plan import OPEN, PACK, gapped_asks, seed_plan

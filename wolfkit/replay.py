@@ -28,10 +28,11 @@ import pandas as pd
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import Params
 from wolfkit.data.base import DataProvider
+from wolfkit.domain import Layer, PlanStatus, Side
 from wolfkit.errors import BadInputError
 from wolfkit.intraday import IntradayEngine, Market
 from wolfkit.ledger import Ledger
-from wolfkit.orders import Layer, OrderPlan, PlanStatus, Side
+from wolfkit.orders import OrderPlan
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,8 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`)."""
     from wolfkit import performance, tearsheet
     from wolfkit.data.quality import find_jumps, quarantine_count, quarantined_rows, write_data_quality
-    from wolfkit.notebooks import new_run_id, project_root
+    from wolfkit.config import project_root
+    from wolfkit.runs import new_run_id
 
     t0 = time.perf_counter()
     try:

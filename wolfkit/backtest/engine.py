@@ -35,8 +35,8 @@ from wolfkit.backtest.fills import Bar, Reason, bracket_exit, fee, market_price,
 from wolfkit.backtest.panel import Market
 from wolfkit.config import Params
 from wolfkit.diversify import Targets, tier_labels, build_targets
+from wolfkit.domain import Layer, PlanStatus, Side
 from wolfkit.errors import InfeasibleError, WolfkitError
-from wolfkit.orders import Layer, PlanStatus, Side
 from wolfkit.packing import Packing, buckets, pack_layers
 
 FILL_COLUMNS = ["date", "symbol", "side", "qty", "price", "layer", "reason", "fee"]
