@@ -27,9 +27,9 @@ from wolfkit.data.quality import quarantine_count
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
-    from wolfkit.notebooks import ExecutionRun, RunContext
     from wolfkit.orders import BuildResult, OrderPlan
     from wolfkit.replay import ReplayResult
+    from wolfkit.runs import ExecutionRun, RunContext
     from wolfkit.scan import ScanResult
 
 RECORD_MIMETYPE = "application/vnd.wolfkit.record+json"
@@ -526,7 +526,7 @@ def replay_fills(result: ReplayResult, limit: int = 200) -> None:
 def execution_summary(result: ExecutionRun) -> None:
     """How the batch went: planned, accepted, filled, resized, rejected — and buying-power rejections.
 
-    `result`: a `wolfkit.notebooks.ExecutionRun` (`.plan`, `.report`, `.ledger_path`).
+    `result`: a `wolfkit.runs.ExecutionRun` (`.plan`, `.report`, `.ledger_path`).
     """
     s = result.report.summary()
     states = dict(sorted(s["states"].items(), key=lambda kv: -kv[1]))
