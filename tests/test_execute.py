@@ -18,9 +18,9 @@ from wolfkit.broker.sim import NY, SimBroker
 from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
+from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.execute import attempt_client_id, execute_plan, opg_allowed
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.orders import SCHEMA_ID, OrderPlan, PlannedOrder, write_orders
 
 ROOT = Path(__file__).resolve().parents[1]

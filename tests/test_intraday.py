@@ -12,9 +12,9 @@ import pytest
 from wolfkit.broker.base import InsufficientBuyingPower, OrderRequest, OrderStatus, WashTradeRejected
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import params_from_dict
+from wolfkit.domain import ClientOrderId, Layer, OrderType, PlanStatus, Side, TimeInForce
 from wolfkit.intraday import IntradayEngine, LegState, Market, maxdiff_budget, ramp_price
 from wolfkit.ledger import Ledger
-from wolfkit.domain import ClientOrderId, Layer, OrderType, PlanStatus, Side, TimeInForce
 from wolfkit.orders import Account, MaxdiffPlan, OrderPlan, PlannedOrder, Summary
 from wolfkit.replay import SessionBars, drive
 

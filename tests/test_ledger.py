@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from wolfkit.broker.base import BrokerOrder, Fill, OrderStatus
-from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
 from wolfkit.domain import Layer, OrderType, PlanStatus, Side, TimeInForce
+from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
 from wolfkit.orders import MaxdiffPlan, PlannedOrder
 
 
@@ -119,8 +119,8 @@ def test_two_plans_on_one_symbol_and_side_keep_their_own_rows(tmp_path):
     """Consolidated maxdiff plans share symbol and side; their rank tells them apart in the ledger."""
     from datetime import date as _date
 
-    from wolfkit.ledger import Ledger
     from wolfkit.domain import PlanStatus
+    from wolfkit.ledger import Ledger
     from wolfkit.orders import MaxdiffPlan
 
     led = Ledger(tmp_path / "l.sqlite")

@@ -11,8 +11,8 @@ import pytest
 
 from wolfkit.cli import main
 from wolfkit.config import Params, params_from_dict
-from wolfkit.errors import BadInputError
 from wolfkit.domain import Layer, OrderType, Side, TimeInForce, round_to_tick
+from wolfkit.errors import BadInputError
 from wolfkit.orders import PlannedOrder, build_order_plan, consolidate, read_orders, write_orders
 
 AS_OF = date(2026, 1, 20)

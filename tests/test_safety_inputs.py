@@ -18,9 +18,9 @@ from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params, load_params, params_from_dict
 from wolfkit.data.files import read_universe
+from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
 from wolfkit.opportunities import validate_opportunities
-from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.orders import SCHEMA_ID, OrderPlan, PlannedOrder, read_orders, write_orders
 from wolfkit.symbols import normalize_symbol
 

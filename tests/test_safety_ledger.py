@@ -20,10 +20,10 @@ from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
+from wolfkit.domain import Side
 from wolfkit.errors import BadInputError
 from wolfkit.execute import execute_plan
 from wolfkit.ledger import EventKind, Ledger, LedgerError, LedgerFull, OrderState, marker_path
-from wolfkit.domain import Side
 from wolfkit.orders import OrderPlan, write_orders
 from wolfkit.runlock import RunLock, RunLocked, lock_path
 

@@ -29,10 +29,10 @@ from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY, today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params, params_from_dict, project_path, project_root
+from wolfkit.domain import ClientOrderId, Layer, OrderType, PlanStatus, Side, TimeInForce
 from wolfkit.execute import attempt_client_id, execute_plan, plan_attempt
 from wolfkit.intraday import IntradayEngine, Market, ramp_price
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.domain import ClientOrderId, Layer, OrderType, PlanStatus, Side, TimeInForce
 from wolfkit.orders import Account, MaxdiffPlan, OrderPlan, PlannedOrder, Summary, write_orders
 from wolfkit.replay import SessionBars
 

@@ -16,8 +16,8 @@ from wolfkit.calendar import NY
 from wolfkit.config import Params, params_from_dict
 from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS
 from wolfkit.data.files import FileProvider
-from wolfkit.errors import BadInputError
 from wolfkit.domain import Strategy
+from wolfkit.errors import BadInputError
 from wolfkit.scan import (
     OPPORTUNITY_COLUMNS, composite_scores, find_exclusions, levels, maxdiff_returns, percentile_rank,
     run_scan, trade_returns, window_panel, write_scan,

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from wolfkit.config import Params
+from wolfkit.diversify import Targets, build_targets
 # transitional: removed at merge — execute, intraday and broker/* still import the domain names below (and
 # `client_order_id`) from this module; they import them from `wolfkit.domain` after the merge.
 from wolfkit.domain import (
@@ -44,7 +45,6 @@ from wolfkit.domain import (
     TimeInForce,
     round_to_tick,
 )
-from wolfkit.diversify import Targets, build_targets
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.opportunities import validate_opportunities
 from wolfkit.packing import Packing, pack_layers
@@ -309,7 +309,7 @@ def _check_position_count(directional: pd.DataFrame, params: Params, equity: flo
 
 def consolidate(orders: list[PlannedOrder]) -> list[PlannedOrder]:
     """One order per symbol, side and layer: quantities and costs add up; buys keep the lowest limit,
-    sells the highest (seed 000: "AAPL maxdiff buy @ 178.20 (55 shares)"); the first keeps its id."""
+    sells the highest (one line such as "AAPL maxdiff buy @ 178.20 (55 shares)"); the first keeps its id."""
     merged: dict[tuple[str, Side, Layer], PlannedOrder] = {}
     for o in orders:
         key = (o.symbol, o.side, o.layer)
