@@ -16,7 +16,7 @@ import numbers
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,6 @@ from pydantic import (
 )
 
 from wolfkit.config import Params
-from wolfkit.diversify import Targets, build_targets
 # transitional: removed at merge — execute, intraday and broker/* still import the domain names below (and
 # `client_order_id`) from this module; they import them from `wolfkit.domain` after the merge.
 from wolfkit.domain import (
@@ -46,9 +45,11 @@ from wolfkit.domain import (
     round_to_tick,
 )
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
-from wolfkit.opportunities import validate_opportunities
-from wolfkit.packing import Packing, pack_layers
 from wolfkit.symbols import Symbol
+
+if TYPE_CHECKING:
+    from wolfkit.diversify import Targets
+    from wolfkit.packing import Packing
 
 SCHEMA_ID = "wolfkit.orders/1"
 MAX_ORDER_QTY = 10_000_000  # shares in one order: far above any real pack, far below a typo like 1e20
@@ -350,6 +351,11 @@ def build_order_plan(
     order is a wash-trade risk). A sell plan on a symbol with a directional buy waits for the same reason.
     The plan says `synthetic_prices` when asked to or when the opportunities carry that flag (demo scans).
     """
+    # here, not at the top: the pack's solvers load scipy, and reading or executing an orders file never needs them
+    from wolfkit.diversify import build_targets
+    from wolfkit.opportunities import validate_opportunities
+    from wolfkit.packing import pack_layers
+
 
     checked = validate_opportunities(opps, params, source)
     valid = checked.valid
