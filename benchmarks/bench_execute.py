@@ -28,11 +28,10 @@ from wolfkit.broker.emulator import Faults, create_app, serve
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import Params
 from wolfkit.data.demo import DemoMarket
+from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.execute import execute_plan
 from wolfkit.ledger import Ledger
-from wolfkit.orders import (
-    Account, Layer, OrderPlan, OrderType, PlannedOrder, Side, Summary, TimeInForce, client_order_id,
-)
+from wolfkit.orders import Account, OrderPlan, PlannedOrder, Summary
 
 EQUITY = 1_000_000.0
 
@@ -48,7 +47,7 @@ def build(n: int, run_id: str) -> tuple[OrderPlan, dict[str, tuple[float, float]
     q = market.latest_quotes(symbols, at).set_index("symbol")
     weight = 0.95 / n
     orders = [PlannedOrder(
-        client_order_id=client_order_id(run_id, "dir", s, Layer.DIRECTIONAL), symbol=s, side=Side.BUY,
+        client_order_id=str(ClientOrderId.for_order(run_id, "dir", s, Layer.DIRECTIONAL)), symbol=s, side=Side.BUY,
         qty=max(1, int(weight * EQUITY // closes[s])), type=OrderType.MARKET, limit_price=None,
         time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy="simple", sector="-", cap_tier="-",
         score=90.0, weight=weight, est_price=float(closes[s]),

@@ -8,17 +8,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from wolfkit.orders import (
-    Account,
-    Layer,
-    OrderPlan,
-    OrderType,
-    PlannedOrder,
-    Side,
-    Summary,
-    TimeInForce,
-    client_order_id,
-)
+from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
+from wolfkit.orders import Account, OrderPlan, PlannedOrder, Summary
 
 NY = ZoneInfo("America/New_York")
 SESSION = date(2024, 6, 3)  # a Monday
@@ -41,7 +32,7 @@ def seed_plan(run_id: str = "seed-003", equity: float = 100_000.0, pack: list | 
     for i, (sym, sector, w, close) in enumerate(pack):
         qty = int(w * equity // close)
         orders.append(PlannedOrder(
-            client_order_id=client_order_id(run_id, "dir", sym, Layer.DIRECTIONAL), symbol=sym, side=Side.BUY,
+            client_order_id=str(ClientOrderId.for_order(run_id, "dir", sym, Layer.DIRECTIONAL)), symbol=sym, side=Side.BUY,
             qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
             layer=Layer.DIRECTIONAL, strategy="simple", sector=sector, cap_tier="large", score=95 - i,
             weight=w, est_price=close, est_cost=round(qty * close, 2), priority=i,

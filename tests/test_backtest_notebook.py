@@ -14,7 +14,6 @@ from wolfkit import notebooks as nbr
 from wolfkit.config import load_params
 from wolfkit.report import read_records
 
-
 pytestmark = pytest.mark.slow
 
 SESSION = calendar.latest_session(calendar.today_ny())

@@ -22,8 +22,8 @@ from wolfkit.broker.base import (
     UpdateEvent,
     WashTradeRejected,
 )
+from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
-from wolfkit.orders import OrderType, Side, TimeInForce
 
 BASE = "http://127.0.0.1:9"  # loopback: the live gate refuses any other non-paper host
 DATA = "http://data.test"

@@ -21,7 +21,7 @@ from wolfkit.broker.base import (
     WashTradeRejected,
 )
 from wolfkit.broker.sim import NY, QuoteBook, SimBroker
-from wolfkit.orders import OrderType, Side, TimeInForce
+from wolfkit.domain import OrderType, Side, TimeInForce
 
 OPEN = datetime(2026, 1, 20, 9, 31, tzinfo=NY)
 PREMARKET = datetime(2026, 1, 20, 8, 45, tzinfo=NY)

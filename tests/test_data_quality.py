@@ -14,7 +14,7 @@ import pytest
 
 from wolfkit.config import BadRows, Params, load_params, params_from_dict
 from wolfkit.data import get_provider
-from wolfkit.data.files import FileProvider, read_bars
+from wolfkit.data.files import FileProvider
 from wolfkit.data.quality import (
     DATA_QUALITY_COLUMNS,
     JUMP_COLUMNS,

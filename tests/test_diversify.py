@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from wolfkit.config import Params, params_from_dict
 from wolfkit.diversify import build_targets
 from wolfkit.diversify.candidates import candidate_table, prune_dominated, violations
-from wolfkit.diversify.exact import counts_by_preference, solve_exact, solve_milp, solve_relaxed
+from wolfkit.diversify.exact import (
+    counts_by_preference,
+    solve_exact,
+    solve_milp,
+    solve_relaxed,
+)
 from wolfkit.errors import InfeasibleError
 from wolfkit.opportunities import validate_opportunities
 

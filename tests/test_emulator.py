@@ -15,7 +15,8 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce as AlpacaTIF
+from alpaca.trading.enums import OrderSide, QueryOrderStatus
+from alpaca.trading.enums import TimeInForce as AlpacaTIF
 from alpaca.trading.requests import (
     GetCalendarRequest,
     GetOrdersRequest,
@@ -25,6 +26,7 @@ from alpaca.trading.requests import (
     StopLossRequest,
     TakeProfitRequest,
 )
+from seed_plan import OPEN, gapped_asks, seed_plan
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.base import (
@@ -39,9 +41,7 @@ from wolfkit.broker.base import (
 )
 from wolfkit.broker.emulator import Faults, create_app, emulator_of, serve
 from wolfkit.broker.sim import SimBroker
-from wolfkit.orders import OrderType, Side, TimeInForce
-
-from seed_plan import OPEN, gapped_asks, seed_plan
+from wolfkit.domain import OrderType, Side, TimeInForce
 
 NY = ZoneInfo("America/New_York")
 OPEN_935 = datetime(2024, 6, 3, 9, 35, tzinfo=NY)  # a Monday session

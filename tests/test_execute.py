@@ -18,20 +18,17 @@ from wolfkit.broker.sim import NY, SimBroker
 from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
-from wolfkit.clientid import attempt_client_id
-from wolfkit.execute import execute_plan, opg_allowed
-from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.orders import (
-    SCHEMA_ID,
+from wolfkit.domain import (
+    ClientOrderId,
     Layer,
-    OrderPlan,
     OrderType,
-    PlannedOrder,
     Side,
     TimeInForce,
-    client_order_id,
-    write_orders,
+    attempt_client_id,
 )
+from wolfkit.execute import execute_plan, opg_allowed
+from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
+from wolfkit.orders import SCHEMA_ID, OrderPlan, PlannedOrder, write_orders
 
 ROOT = Path(__file__).resolve().parents[1]
 OPEN = datetime(2026, 1, 20, 9, 30, 5, tzinfo=NY)
@@ -69,7 +66,7 @@ def make_plan(rows=SEED, equity=100_000.0, run_id="seed003", as_of=date(2026, 1,
     for i, (sym, close, w, sector) in enumerate(rows):
         qty = int(w * equity // close)
         orders.append(PlannedOrder(
-            client_order_id=client_order_id(run_id, "pack", sym, Layer.DIRECTIONAL), symbol=sym, side=Side.BUY,
+            client_order_id=str(ClientOrderId.for_order(run_id, "pack", sym, Layer.DIRECTIONAL)), symbol=sym, side=Side.BUY,
             qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=tif, layer=Layer.DIRECTIONAL,
             strategy="simple", sector=sector, cap_tier="large", score=90 - i, weight=w, est_price=close,
             est_cost=qty * close, priority=i,
@@ -315,7 +312,7 @@ def test_brackets_are_attached(tmp_path):
 
 def test_maxdiff_order_opposite_an_open_order_is_skipped(tmp_path):
     sell = PlannedOrder(
-        client_order_id=client_order_id("seed003", "pack", "NVDA", Layer.MAXDIFF), symbol="NVDA", side=Side.SELL,
+        client_order_id=str(ClientOrderId.for_order("seed003", "pack", "NVDA", Layer.MAXDIFF)), symbol="NVDA", side=Side.SELL,
         qty=5, type=OrderType.LIMIT, limit_price=520.0, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
         strategy="maxdiff", sector="AI", cap_tier="mega", score=80, weight=0.02, est_price=520.0, est_cost=2600.0,
         priority=20,

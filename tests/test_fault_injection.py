@@ -22,6 +22,7 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
+from seed_plan import OPEN, PACK, gapped_asks, seed_plan
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.emulator import Faults, create_app, serve
@@ -30,8 +31,6 @@ from wolfkit.config import Params
 from wolfkit.errors import WolfkitError
 from wolfkit.execute import execute_plan
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
 
 RUNS = 200
 MAX_RERUNS = 6

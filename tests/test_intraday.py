@@ -9,15 +9,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wolfkit.broker.base import InsufficientBuyingPower, OrderRequest, OrderStatus, WashTradeRejected
+from wolfkit.broker.base import (
+    InsufficientBuyingPower,
+    OrderRequest,
+    OrderStatus,
+    WashTradeRejected,
+)
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import params_from_dict
-from wolfkit.intraday import IntradayEngine, LegState, Market, maxdiff_budget, ramp_price
-from wolfkit.ledger import Ledger
-from wolfkit.orders import (
-    Account, Layer, MaxdiffPlan, OrderPlan, OrderType, PlannedOrder, PlanStatus, Side, Summary, TimeInForce,
-    client_order_id,
+from wolfkit.domain import (
+    ClientOrderId,
+    Layer,
+    OrderType,
+    PlanStatus,
+    Side,
+    TimeInForce,
 )
+from wolfkit.intraday import (
+    IntradayEngine,
+    LegState,
+    Market,
+    maxdiff_budget,
+    ramp_price,
+)
+from wolfkit.ledger import Ledger
+from wolfkit.orders import Account, MaxdiffPlan, OrderPlan, PlannedOrder, Summary
 from wolfkit.replay import SessionBars, drive
 
 SESSION = date(2025, 6, 2)  # a Monday, full session
@@ -53,7 +69,7 @@ def bars(close: dict[str, np.ndarray | float], touch: dict[str, dict[int, float]
 def order(sym: str, qty: int, price: float, strategy: str = "simple", tp: float | None = None,
           sl: float | None = None, side: Side = Side.BUY) -> PlannedOrder:
     return PlannedOrder(
-        client_order_id=client_order_id("t", "p", sym, Layer.DIRECTIONAL), symbol=sym, side=side, qty=qty,
+        client_order_id=str(ClientOrderId.for_order("t", "p", sym, Layer.DIRECTIONAL)), symbol=sym, side=side, qty=qty,
         type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy=strategy,
         sector="Tech", cap_tier="mega", score=90, weight=qty * price / EQUITY, est_price=price,
         est_cost=qty * price, priority=0, take_profit=tp, stop_loss=sl)
@@ -482,7 +498,7 @@ def test_executor_opening_orders_are_adopted_or_cancelled_never_duplicated():
 
     p = params(leverage=FLAT, sizing={"maxdiff_max_active": 1})
     md = [PlannedOrder(
-        client_order_id=client_order_id("t", "pack", s, Layer.MAXDIFF), symbol=s, side=Side.BUY, qty=10,
+        client_order_id=str(ClientOrderId.for_order("t", "pack", s, Layer.MAXDIFF)), symbol=s, side=Side.BUY, qty=10,
         type=OrderType.LIMIT, limit_price=px, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
         strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=px,
         est_cost=10 * px, priority=1) for s, px in (("AAPL", 95.09), ("MSFT", 49.05))]

@@ -7,7 +7,9 @@ from itertools import product
 
 import numpy as np
 import pytest
+from test_intraday import FLAT, bars, mplan, order, params, plan, setup  # noqa: E402 — shared scenario builders
 
+from wolfkit.domain import Layer, OrderType, PlanStatus, Side
 from wolfkit.intraday import (
     LEG_TRANSITIONS,
     PLAN_TRANSITIONS,
@@ -19,9 +21,6 @@ from wolfkit.intraday import (
     MaxdiffPlanState,
     Purpose,
 )
-from wolfkit.orders import Layer, OrderType, PlanStatus, Side
-
-from test_intraday import FLAT, bars, mplan, order, params, plan, setup  # noqa: E402 — shared scenario builders
 
 
 def leg(state: LegState) -> Leg:

@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 import pytest
 
 from wolfkit.broker.base import BrokerOrder, Fill, OrderStatus
+from wolfkit.domain import Layer, OrderType, PlanStatus, Side, TimeInForce
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.orders import Layer, MaxdiffPlan, OrderType, PlanStatus, PlannedOrder, Side, TimeInForce
+from wolfkit.orders import MaxdiffPlan, PlannedOrder
 
 
 def planned(symbol="AAPL", cid="wk-1", qty=10, priority=0) -> PlannedOrder:
@@ -118,8 +119,9 @@ def test_two_plans_on_one_symbol_and_side_keep_their_own_rows(tmp_path):
     """Consolidated maxdiff plans share symbol and side; their rank tells them apart in the ledger."""
     from datetime import date as _date
 
+    from wolfkit.domain import PlanStatus
     from wolfkit.ledger import Ledger
-    from wolfkit.orders import MaxdiffPlan, PlanStatus
+    from wolfkit.orders import MaxdiffPlan
 
     led = Ledger(tmp_path / "l.sqlite")
     for rank, low in ((1, 178.20), (4, 178.25)):

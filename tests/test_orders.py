@@ -11,17 +11,13 @@ import pytest
 
 from wolfkit.cli import main
 from wolfkit.config import Params, params_from_dict
+from wolfkit.domain import Layer, OrderType, Side, TimeInForce, round_to_tick
 from wolfkit.errors import BadInputError
 from wolfkit.orders import (
-    Layer,
-    OrderType,
     PlannedOrder,
-    Side,
-    TimeInForce,
     build_order_plan,
     consolidate,
     read_orders,
-    round_to_tick,
     write_orders,
 )
 

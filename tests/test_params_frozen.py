@@ -15,13 +15,13 @@ from pydantic import BaseModel, ValidationError
 
 from wolfkit import notebooks
 from wolfkit.backtest.engine import build_day
-from wolfkit.diversify import build_targets
 from wolfkit.cli import main
 from wolfkit.config import AccountKind, Params, load_params, params_from_dict
 from wolfkit.diversify import build_targets
+from wolfkit.domain import Layer
 from wolfkit.errors import BadInputError
 from wolfkit.opportunities import load_opportunities, validate_opportunities
-from wolfkit.orders import Layer, OrderPlan, read_orders
+from wolfkit.orders import OrderPlan, read_orders
 from wolfkit.replay import new_broker
 from wolfkit.scan import ScanResult
 

@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from backtest_folder import tables
 from scipy import stats
 
-from backtest_folder import tables
 from wolfkit import performance as perf
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError

@@ -25,7 +25,7 @@ def _record_output(name, value):
 
 
 def test_jsonable_handles_numpy_pandas_dates_enums_and_nan():
-    from wolfkit.orders import Layer
+    from wolfkit.domain import Layer
 
     v = report._jsonable({
         "i": np.int64(3), "f": np.float32(0.5), "nan": float("nan"), "d": date(2026, 11, 20),

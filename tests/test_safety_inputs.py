@@ -13,25 +13,23 @@ import pandas as pd
 import pytest
 
 from wolfkit.broker.alpaca import AlpacaBroker
-from wolfkit.broker.gate import LIVE_URL, PAPER_URL, BrokerKind, Endpoint, broker_kind_for, classify, trading_url
+from wolfkit.broker.gate import (
+    LIVE_URL,
+    PAPER_URL,
+    BrokerKind,
+    Endpoint,
+    broker_kind_for,
+    classify,
+    trading_url,
+)
 from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params, load_params, params_from_dict
 from wolfkit.data.files import read_universe
+from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
 from wolfkit.opportunities import validate_opportunities
-from wolfkit.orders import (
-    SCHEMA_ID,
-    Layer,
-    OrderPlan,
-    OrderType,
-    PlannedOrder,
-    Side,
-    TimeInForce,
-    client_order_id,
-    read_orders,
-    write_orders,
-)
+from wolfkit.orders import SCHEMA_ID, OrderPlan, PlannedOrder, read_orders, write_orders
 from wolfkit.symbols import normalize_symbol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +43,7 @@ ARBITRARY = "https://trading.example.com"
 def make_plan(as_of: date, symbols=("AAPL", "MSFT", "XOM"), run_id="safety") -> OrderPlan:
     orders = [
         PlannedOrder(
-            client_order_id=client_order_id(run_id, "pack", s, Layer.DIRECTIONAL), symbol=s, side=Side.BUY,
+            client_order_id=str(ClientOrderId.for_order(run_id, "pack", s, Layer.DIRECTIONAL)), symbol=s, side=Side.BUY,
             qty=10, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
             layer=Layer.DIRECTIONAL, strategy="simple", sector="Tech", cap_tier="mega", score=90 - i,
             weight=0.1, est_price=100.0, est_cost=1000.0, priority=i,

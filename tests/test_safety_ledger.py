@@ -14,19 +14,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from seed_plan import OPEN, PACK, gapped_asks, seed_plan
 
 from wolfkit.broker.base import Fill, OrderRequest
 from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
+from wolfkit.domain import Side
 from wolfkit.errors import BadInputError
 from wolfkit.execute import execute_plan
-from wolfkit.ledger import EventKind, Ledger, LedgerError, LedgerFull, OrderState, marker_path
-from wolfkit.orders import OrderPlan, Side, write_orders
+from wolfkit.ledger import (
+    EventKind,
+    Ledger,
+    LedgerError,
+    LedgerFull,
+    OrderState,
+    marker_path,
+)
+from wolfkit.orders import OrderPlan, write_orders
 from wolfkit.runlock import RunLock, RunLocked, lock_path
-
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 6, 3, 14, 0, tzinfo=timezone.utc)

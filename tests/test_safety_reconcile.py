@@ -15,6 +15,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
+from seed_plan import OPEN, PACK, SESSION, gapped_asks
 
 from wolfkit.broker.base import (
     CODE_UNPROCESSABLE,
@@ -29,27 +30,28 @@ from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY, today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params, params_from_dict, project_path, project_root
-from wolfkit.clientid import attempt_client_id, plan_attempt
-from wolfkit.execute import execute_plan
-from wolfkit.intraday import IntradayEngine, Market, ramp_price
-from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.orders import (
-    Account,
+from wolfkit.domain import (
+    ClientOrderId,
     Layer,
-    MaxdiffPlan,
-    OrderPlan,
     OrderType,
-    PlannedOrder,
     PlanStatus,
     Side,
-    Summary,
     TimeInForce,
-    client_order_id,
+    attempt_client_id,
+    plan_attempt,
+)
+from wolfkit.execute import execute_plan
+from wolfkit.intraday import IntradayEngine, Market, ramp_price
+from wolfkit.ledger import Ledger, OrderState, Sizing
+from wolfkit.orders import (
+    Account,
+    MaxdiffPlan,
+    OrderPlan,
+    PlannedOrder,
+    Summary,
     write_orders,
 )
 from wolfkit.replay import SessionBars
-
-from seed_plan import OPEN, PACK, SESSION, gapped_asks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,13 +82,13 @@ def make_plan(run_id: str = "rec", equity: float = 100_000.0, pack: list | None 
     for i, (sym, sector, w, close) in enumerate(pack):
         qty = int(w * scale * equity // close)
         orders.append(PlannedOrder(
-            client_order_id=client_order_id(run_id, "dir", sym, Layer.DIRECTIONAL), symbol=sym, side=Side.BUY,
+            client_order_id=str(ClientOrderId.for_order(run_id, "dir", sym, Layer.DIRECTIONAL)), symbol=sym, side=Side.BUY,
             qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
             layer=Layer.DIRECTIONAL, strategy="simple", sector=sector, cap_tier="large", score=95 - i,
             weight=w * scale, est_price=close, est_cost=round(qty * close, 2), priority=i))
     for k, (sym, qty, limit) in enumerate(maxdiff):
         orders.append(PlannedOrder(
-            client_order_id=client_order_id(run_id, "md", sym, Layer.MAXDIFF), symbol=sym, side=Side.BUY, qty=qty,
+            client_order_id=str(ClientOrderId.for_order(run_id, "md", sym, Layer.MAXDIFF)), symbol=sym, side=Side.BUY, qty=qty,
             type=OrderType.LIMIT, limit_price=limit, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
             strategy="maxdiff", sector="-", cap_tier="large", score=80, weight=qty * limit / equity,
             est_price=limit, est_cost=round(qty * limit, 2), priority=len(pack) + k))
@@ -243,7 +245,7 @@ def test_alpaca_lists_a_runs_orders_across_pages_by_client_id_prefix(monkeypatch
 
 
 def test_plan_attempt_recognises_only_the_plans_ids():
-    base = client_order_id("run", "dir", "AAPL", Layer.DIRECTIONAL)
+    base = str(ClientOrderId.for_order("run", "dir", "AAPL", Layer.DIRECTIONAL))
     long_base = "x" * 126  # attempt ids of a long base cut it to stay within 128 characters
     bases = {base, long_base}
     assert plan_attempt(base, bases) == (base, 0)
@@ -667,11 +669,11 @@ def test_intraday_adopts_the_executors_resized_orders_never_their_base_ids():
     p = params_from_dict({"leverage": {"directional_max": 1.3, "total_max": 1.5}})
     day = date(2025, 6, 2)
     aapl = PlannedOrder(
-        client_order_id=client_order_id("ex", "pack", "AAPL", Layer.DIRECTIONAL), symbol="AAPL", side=Side.BUY,
+        client_order_id=str(ClientOrderId.for_order("ex", "pack", "AAPL", Layer.DIRECTIONAL)), symbol="AAPL", side=Side.BUY,
         qty=100, type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy="simple",
         sector="Tech", cap_tier="mega", score=90, weight=0.1, est_price=100.0, est_cost=10_000.0, priority=0)
     msft = PlannedOrder(
-        client_order_id=client_order_id("ex", "pack", "MSFT", Layer.MAXDIFF), symbol="MSFT", side=Side.BUY, qty=10,
+        client_order_id=str(ClientOrderId.for_order("ex", "pack", "MSFT", Layer.MAXDIFF)), symbol="MSFT", side=Side.BUY, qty=10,
         type=OrderType.LIMIT, limit_price=49.05, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
         strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=49.05, est_cost=490.5,
         priority=1)
@@ -707,7 +709,7 @@ def test_intraday_adopts_the_executors_resized_orders_never_their_base_ids():
 def test_two_thousand_orders_through_the_simulator_never_wait():
     n = 2000
     orders = [PlannedOrder(
-        client_order_id=client_order_id("many", "dir", f"S{i:04d}", Layer.DIRECTIONAL), symbol=f"S{i:04d}",
+        client_order_id=str(ClientOrderId.for_order("many", "dir", f"S{i:04d}", Layer.DIRECTIONAL)), symbol=f"S{i:04d}",
         side=Side.BUY, qty=1, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
         layer=Layer.DIRECTIONAL, strategy="simple", sector="-", cap_tier="large", score=90, weight=1e-5,
         est_price=10.0, est_cost=10.0, priority=i) for i in range(n)]

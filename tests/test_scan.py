@@ -16,11 +16,19 @@ from wolfkit.calendar import NY
 from wolfkit.config import Params, params_from_dict
 from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS
 from wolfkit.data.files import FileProvider
+from wolfkit.domain import Strategy
 from wolfkit.errors import BadInputError
-from wolfkit.opportunities import Strategy
 from wolfkit.scan import (
-    OPPORTUNITY_COLUMNS, composite_scores, find_exclusions, levels, maxdiff_returns, percentile_rank,
-    run_scan, trade_returns, window_panel, write_scan,
+    OPPORTUNITY_COLUMNS,
+    composite_scores,
+    find_exclusions,
+    levels,
+    maxdiff_returns,
+    percentile_rank,
+    run_scan,
+    trade_returns,
+    window_panel,
+    write_scan,
 )
 from wolfkit.signals import Panel
 
@@ -104,7 +112,7 @@ def test_planted_patterns_rank_where_they_should(seed):
     assert [c for c in opp.columns if c.startswith("score_")] == [f"score_{k}" for k in PARAMS.scan.signals]
     assert opp["score"].is_monotonic_decreasing and opp["score"].between(0, 100).all()
     assert opp["score"].max() == 100 and opp["score"].min() == 0
-    assert set(opp["strategy"]) <= {s.value for s in Strategy} and opp["strategy"].notna().all()
+    assert set(opp["strategy"]) <= {s.value for s in Strategy.directional()} and opp["strategy"].notna().all()
     assert set(opp["maxdiff_side"]) <= {"buy", "sell", "both"}
     assert (opp["pred_low"] < opp["pred_high"]).all()
     assert (opp["price_source"] == "close").all()

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from test_execute import OPEN, FakeTime, make_plan, params, run  # noqa: E402 — shared builders
 
 from wolfkit.broker.base import (
     BrokerOrder,
@@ -20,13 +21,16 @@ from wolfkit.broker.base import (
 )
 from wolfkit.broker.emulator import create_app
 from wolfkit.broker.sim import SimBroker
-from wolfkit.broker.submission import Outcome, SlidingWindowLimiter, resize_after_403, submit
+from wolfkit.broker.submission import (
+    Outcome,
+    SlidingWindowLimiter,
+    resize_after_403,
+    submit,
+)
+from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.execute import _Executor
 from wolfkit.intraday import IntradayEngine, Market
 from wolfkit.ledger import Ledger
-from wolfkit.orders import OrderType, Side, TimeInForce
-
-from test_execute import OPEN, FakeTime, make_plan, params, run  # noqa: E402 — shared builders
 
 KEYS = {"APCA-API-KEY-ID": "k", "APCA-API-SECRET-KEY": "s"}
 

@@ -88,6 +88,7 @@ def build(
 
     from wolfkit.calendar import check_session, resolve_date
     from wolfkit.config import load_params
+    from wolfkit.domain import PlanStatus
     from wolfkit.opportunities import load_opportunities
     from wolfkit.orders import build_order_plan, check_output_path, write_orders
 
@@ -114,7 +115,7 @@ def build(
         )
     console.print(table)
     s = plan.summary
-    listening = sum(1 for m in plan.maxdiff_plans if m.status == "listening")
+    listening = sum(1 for m in plan.maxdiff_plans if m.status == PlanStatus.LISTENING)
     console.print(
         f"{s.positions} positions, {s.allocation:.1%} of equity allocated, objective {s.objective:.4g}, "
         f"leftover ${s.leftover_cash:,.2f}; sectors: "
@@ -286,10 +287,11 @@ def intraday(
     from wolfkit import intraday as engine_mod
     from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params, project_path
+    from wolfkit.domain import PlanStatus
     from wolfkit.errors import BadInputError
     from wolfkit.execute import open_broker
     from wolfkit.ledger import Ledger, load_engine_state
-    from wolfkit.orders import PlanStatus, read_orders
+    from wolfkit.orders import read_orders
     from wolfkit.status import collect_status, render_status
 
     p = load_params(params or Path("parameters/default.yaml"))

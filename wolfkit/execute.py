@@ -79,12 +79,20 @@ from wolfkit.broker.submission import (
     submit,
 )
 from wolfkit.calendar import NY
-from wolfkit.clientid import attempt_client_id, plan_attempt
 from wolfkit.config import Params, project_path
+from wolfkit.domain import (
+    Layer,
+    OrderType,
+    Side,
+    TimeInForce,
+    attempt_client_id,
+    plan_attempt,
+    round_to_tick,
+)
 from wolfkit.errors import BrokerError
-from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
-from wolfkit.orders import Layer, OrderPlan, OrderType, PlannedOrder, Side, TimeInForce, round_to_tick
 from wolfkit.execution_report import ExecutionReport, order_result
+from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
+from wolfkit.orders import OrderPlan, PlannedOrder
 from wolfkit.runlock import RunLock
 from wolfkit.session_guard import guard_session
 

@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from wolfkit.broker.base import Quote
+from wolfkit.domain import Side
 from wolfkit.ledger import LedgerOrder, OrderState, Sizing
-from wolfkit.orders import PlannedOrder, Side
+from wolfkit.orders import PlannedOrder
 
 
 @dataclass(frozen=True)

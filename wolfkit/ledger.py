@@ -40,6 +40,15 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from wolfkit.broker.base import BrokerOrder, Fill, OrderStatus
+from wolfkit.domain import (
+    Layer,
+    MaxdiffSide,
+    OrderType,
+    PlanStatus,
+    Side,
+    Strategy,
+    TimeInForce,
+)
 from wolfkit.errors import BadInputError
 from wolfkit.orders import MaxdiffPlan, PlannedOrder
 
@@ -121,17 +130,17 @@ class LedgerOrder:
     run_id: str
     plan_client_id: str
     symbol: str
-    side: str
-    layer: str
-    type: str
-    time_in_force: str
+    side: Side
+    layer: Layer
+    type: OrderType
+    time_in_force: TimeInForce
     limit_price: float | None
     priority: int
     planned_qty: int
     est_price: float
     take_profit: float | None
     stop_loss: float | None
-    strategy: str
+    strategy: Strategy
     sector: str
     cap_tier: str
     score: float
@@ -145,8 +154,8 @@ class LedgerOrder:
     avg_price: float | None
     sizing: Sizing
     reason: str
-    submitted_type: str | None
-    submitted_tif: str | None
+    submitted_type: OrderType | None
+    submitted_tif: TimeInForce | None
     submitted_limit: float | None
     updated_at: str
 
@@ -169,11 +178,11 @@ class PlanRow:
     session: str
     run_id: str
     symbol: str
-    side: str
+    side: MaxdiffSide
     high_target: float
     low_target: float
     avg_return: float
-    status: str
+    status: PlanStatus
     rank: int
     qty: int
     room_needed: float
@@ -627,6 +636,10 @@ class Ledger:
         d = dict(r)
         d["state"] = OrderState(d["state"])
         d["sizing"] = Sizing(d["sizing"])
+        d["side"], d["layer"], d["strategy"] = Side(d["side"]), Layer(d["layer"]), Strategy(d["strategy"])
+        d["type"], d["time_in_force"] = OrderType(d["type"]), TimeInForce(d["time_in_force"])
+        d["submitted_type"] = OrderType(d["submitted_type"]) if d["submitted_type"] else None
+        d["submitted_tif"] = TimeInForce(d["submitted_tif"]) if d["submitted_tif"] else None
         return LedgerOrder(**d)
 
     # ---- events and fills -----------------------------------------------------------------------
@@ -737,7 +750,8 @@ class Ledger:
         if status is not None:
             sql += " AND status=?"
             args.append(str(status))
-        return [PlanRow(**dict(r)) for r in self._rows(sql + " ORDER BY session, rank, symbol", args)]
+        return [PlanRow(**{**dict(r), "side": MaxdiffSide(r["side"]), "status": PlanStatus(r["status"])})
+                for r in self._rows(sql + " ORDER BY session, rank, symbol", args)]
 
 
 # ---- intraday engine state (issue 7: wolfkit.intraday / wolfkit.status) -------------------------

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from pathlib import Path
@@ -26,12 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from wolfkit.config import project_path, project_root
 from wolfkit.errors import BadInputError, WolfkitError
+from wolfkit.runs import ExecutionRun, RunContext, day_dir, new_run_id
 
 if TYPE_CHECKING:
     from wolfkit.backtest import BacktestResult
-    from wolfkit.config import Params
-    from wolfkit.execute import ExecutionReport
-    from wolfkit.orders import BuildResult, OrderPlan
+    from wolfkit.orders import BuildResult
     from wolfkit.replay import ReplayResult
     from wolfkit.scan import ScanResult
     from wolfkit.widgets import TuningPanel
@@ -74,16 +72,6 @@ class NotebookRun:
         return self
 
 
-def new_run_id(kind: str, session: date) -> str:
-    """A fresh run id: session, kind and 8 random hex digits (a re-run gets new client order ids)."""
-    return f"{session:%Y%m%d}-{kind[:3]}-{secrets.token_hex(4)}"
-
-
-def day_dir(outputs_dir: str | Path, session: date) -> Path:
-    """The per-day folder `outputs/<YYYY-MM-DD>/`."""
-    return Path(outputs_dir) / session.isoformat()
-
-
 def _suffix(n: int) -> str:
     return "" if n == 1 else f".{n}"
 
@@ -106,23 +94,6 @@ def claim_suffix(folder: Path, kind: str) -> str:
                 return sfx
             except FileExistsError:
                 pass
-        n += 1
-
-
-def unique_path(path: str | Path) -> Path:
-    """`path` if it is free, else the same name with `.2`, `.3`, … before the extension.
-
-    Exports go through this so an interactive re-run never overwrites an earlier run's files.
-    """
-    p = Path(path)
-    if not p.exists():
-        return p
-    stem, ext = p.name.split(".", 1) if "." in p.name else (p.name, "")
-    n = 2
-    while True:
-        q = p.with_name(f"{stem}.{n}.{ext}" if ext else f"{stem}.{n}")
-        if not q.exists():
-            return q
         n += 1
 
 
@@ -292,31 +263,6 @@ def read_index(folder: str | Path) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------------------------------
 # The notebook side: the first code cell of every wolfkit notebook.
-
-
-@dataclass
-class RunContext:
-    """Who, what and where of one notebook run; later cells pass it to `wolfkit.report` sections."""
-
-    kind: str
-    session: date
-    params_path: Path
-    params: Params
-    run_id: str
-    suffix: str
-    outputs_dir: Path
-    forced: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def day_dir(self) -> Path:
-        return day_dir(self.outputs_dir, self.session)
-
-    def export_path(self, name: str) -> Path:
-        """`outputs/<date>/<stem><suffix>.<ext>`, never an existing file."""
-        stem, ext = name.split(".", 1)
-        self.day_dir.mkdir(parents=True, exist_ok=True)
-        return unique_path(self.day_dir / f"{stem}{self.suffix}.{ext}")
 
 
 def start(
@@ -491,16 +437,6 @@ def backtest(
     report.record("backtest_window_asked", {"start": first, "end": last})
     report.record("backtest_report", page)
     return BacktestRun(result, page, others)
-
-
-@dataclass(frozen=True)
-class ExecutionRun:
-    """An executed orders file: the plan, the executor's report, where the ledger and the log are."""
-
-    plan: OrderPlan
-    report: ExecutionReport
-    ledger_path: Path
-    log_path: Path
 
 
 def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool = False) -> ExecutionRun:

@@ -10,13 +10,13 @@ sets the row aside in `OpportunitySet.quarantined` with the problem text, for th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from wolfkit.config import Params
+from wolfkit.domain import MaxdiffSide, Strategy
 from wolfkit.errors import BadInputError
 from wolfkit.symbols import normalize_symbols
 
@@ -33,31 +33,7 @@ OPTIONAL = [
     "maxdiff_side",
 ]
 
-
-class Strategy(StrEnum):
-    """The directional strategy a candidate trades: take-profit bracket, high/low bracket, or simple open-to-close."""
-
-    TAKEPROFIT = "takeprofit"
-    HIGHLOW = "highlow"
-    SIMPLE = "simple"
-
-
-class MaxdiffSide(StrEnum):
-    """Which side of a maxdiff plan listens: buy at the predicted low, sell at the high, or both."""
-
-    BUY = "buy"
-    SELL = "sell"
-    BOTH = "both"
-
-
-class PriceSource(StrEnum):
-    """Where a row's price came from: the pre-market quote, or the last close before the session."""
-
-    QUOTE = "quote"
-    CLOSE = "close"
-
-
-STRATEGIES = tuple(s.value for s in Strategy)
+STRATEGIES = tuple(s.value for s in Strategy.directional())
 MAXDIFF_SIDES = tuple(s.value for s in MaxdiffSide)
 _NUMERIC = ["market_cap", "price", "score", "expected_return", "return_std", "take_profit", "stop_loss",
             "pred_high", "pred_low", "maxdiff_avg_return"]

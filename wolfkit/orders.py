@@ -1,4 +1,4 @@
-"""The orders file (`wolfkit.orders/1`): typed models, tick rounding, client ids, read and write.
+"""The orders file (`wolfkit.orders/1`): typed models, read and write, and the plan builder.
 
 This is the contract between `wolfkit build` and `wolfkit execute`; `build_order_plan` makes one
 from an opportunities table (diversify → pack → orders). Reading validates everything an
@@ -15,7 +15,6 @@ import math
 import numbers
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,8 +30,18 @@ from pydantic import (
     model_validator,
 )
 
-from wolfkit.clientid import attempt_client_id, plan_attempt
 from wolfkit.config import Params
+from wolfkit.domain import (
+    ClientOrderId,
+    Layer,
+    MaxdiffSide,
+    OrderType,
+    PlanStatus,
+    Side,
+    Strategy,
+    TimeInForce,
+    round_to_tick,
+)
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.symbols import Symbol
 
@@ -44,67 +53,6 @@ SCHEMA_ID = "wolfkit.orders/1"
 MAX_ORDER_QTY = 10_000_000  # shares in one order: far above any real pack, far below a typo like 1e20
 
 
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-    def opposite(self) -> Side:
-        """The other side (the side that exits a position, or would wash-trade against an order)."""
-        return Side.SELL if self is Side.BUY else Side.BUY
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-
-
-class TimeInForce(StrEnum):
-    DAY = "day"
-    OPG = "opg"
-    GTC = "gtc"
-
-
-class Layer(StrEnum):
-    DIRECTIONAL = "directional"
-    MAXDIFF = "maxdiff"
-
-
-class PlanStatus(StrEnum):
-    LISTENING = "listening"
-    QUEUED = "queued"
-    FILLED = "filled"
-    EXPIRED = "expired"
-
-
-def round_to_tick(price: float, side: Side | str | None = None) -> float:
-    """Round a price to Alpaca's tick: 2 decimals at or above $1, 4 below.
-
-    With a side, round in the trader's favour (buy limits down, sell limits up) so a limit never
-    becomes more aggressive than asked; without one, to nearest.
-    """
-    if not math.isfinite(price) or price <= 0:
-        raise ValueError(f"price must be a positive finite number, got {price}")
-    decimals = 2 if price >= 1 else 4
-    scale = 10**decimals
-    x = price * scale
-    if side == Side.BUY:
-        v = math.floor(x + 1e-9)
-    elif side == Side.SELL:
-        v = math.ceil(x - 1e-9)
-    else:
-        v = math.floor(x + 0.5)
-    return round(v / scale, decimals)
-
-
-def client_order_id(run_id: str, plan: str, symbol: str, layer: Layer | str, attempt: int = 0) -> str:
-    """Deterministic id from run, plan, symbol and layer; `attempt` > 0 for a resubmission.
-
-    Alpaca refuses a reused id forever (even after a cancel), so every resubmission gets a new
-    attempt number; the base id stays readable for humans and ≤ 128 characters.
-    """
-    digest = hashlib.sha1(f"{run_id}|{plan}|{symbol}|{layer}".encode()).hexdigest()[:10]
-    base = f"wk-{run_id[:40]}-{plan[:16]}-{symbol[:12]}-{str(layer)[:3]}-{digest}"
-    return attempt_client_id(base, attempt)
 
 
 def _whole_shares(v: object) -> int:
@@ -143,7 +91,7 @@ class PlannedOrder(_Model):
     limit_price: float | None = None
     time_in_force: TimeInForce
     layer: Layer
-    strategy: str
+    strategy: Strategy
     sector: str
     cap_tier: str
     score: float
@@ -175,7 +123,7 @@ class MaxdiffPlan(_Model):
     symbol: Symbol
     high_target: float = Field(gt=0)
     low_target: float = Field(gt=0)
-    side: str = Field(pattern="^(buy|sell|both)$")
+    side: MaxdiffSide
     avg_return: float
     status: PlanStatus
     rank: int = Field(ge=1)
@@ -240,11 +188,11 @@ class OrderPlan(_Model):
                 raise ValueError(f"orders[{i}]: client_order_id repeats orders[{ids[o.client_order_id]}]")
             ids[o.client_order_id] = i
         for i, o in enumerate(self.orders):  # a resubmission of one order must never be another order
-            hit = plan_attempt(o.client_order_id, set(ids) - {o.client_order_id})
-            if hit is not None:
+            other = ClientOrderId.parse(o.client_order_id, ids.keys() - {o.client_order_id})
+            if other is not None:
                 raise ValueError(
-                    f"orders[{i}]: client_order_id {o.client_order_id!r} is orders[{ids[hit[0]]}]'s id plus "
-                    f"-r{hit[1]}, the id a resubmission of that order uses; give each order its own id "
+                    f"orders[{i}]: client_order_id {o.client_order_id!r} is orders[{ids[other.base]}]'s id plus "
+                    f"-r{other.attempt}, the id a resubmission of that order uses; give each order its own id "
                     "(rebuild the plan with `wolfkit build`)")
         return self
 
@@ -356,7 +304,7 @@ def _check_position_count(directional: pd.DataFrame, params: Params, equity: flo
 
 def consolidate(orders: list[PlannedOrder]) -> list[PlannedOrder]:
     """One order per symbol, side and layer: quantities and costs add up; buys keep the lowest limit,
-    sells the highest (seed 000: "AAPL maxdiff buy @ 178.20 (55 shares)"); the first keeps its id."""
+    sells the highest (one line such as "AAPL maxdiff buy @ 178.20 (55 shares)"); the first keeps its id."""
     merged: dict[tuple[str, Side, Layer], PlannedOrder] = {}
     for o in orders:
         key = (o.symbol, o.side, o.layer)
@@ -399,7 +347,8 @@ def build_order_plan(
     `buying_power` None means the parameters' account (`Params.account`: `leverage.buying_power_multiple`
     x equity), the same in every command; the plan records the buying power it was built for.
     """
-    from wolfkit.diversify import build_targets  # here: packing imports this module's models
+    # here, not at the top: the pack's solvers load scipy, and reading or executing an orders file never needs them
+    from wolfkit.diversify import build_targets
     from wolfkit.opportunities import validate_opportunities
     from wolfkit.packing import pack_layers
 
@@ -424,10 +373,10 @@ def build_order_plan(
             limit = round_to_tick(float(r["price"]) * (1 + ex.limit_offset), Side.BUY)
         strategy = src.get("strategy")
         orders.append(PlannedOrder(
-            client_order_id=client_order_id(run_id, "pack", r["symbol"], Layer.DIRECTIONAL),
+            client_order_id=str(ClientOrderId.for_order(run_id, "pack", r["symbol"], Layer.DIRECTIONAL)),
             symbol=r["symbol"], side=Side.BUY, qty=int(r["qty"]), type=OrderType(ex.order_type),
             limit_price=limit, time_in_force=TimeInForce(ex.time_in_force), layer=Layer.DIRECTIONAL,
-            strategy=strategy if isinstance(strategy, str) else "simple", sector=r["sector"],
+            strategy=Strategy(strategy) if isinstance(strategy, str) else Strategy.SIMPLE, sector=r["sector"],
             cap_tier=r["cap_tier"], score=float(r["score"]), weight=float(r["weight"]),
             est_price=float(r["price"]), est_cost=float(r["cost"]), priority=len(orders),
             take_profit=_opt(src, "take_profit"), stop_loss=_opt(src, "stop_loss"),
@@ -435,19 +384,20 @@ def build_order_plan(
     held = {o.symbol for o in orders}
     plans: list[MaxdiffPlan] = []
     for _, r in packing.maxdiff.iterrows():
+        side = MaxdiffSide(r["side"])
         plans.append(MaxdiffPlan(
             symbol=r["symbol"], high_target=float(r["high_target"]), low_target=float(r["low_target"]),
-            side=r["side"], avg_return=float(r["avg_return"]), status=PlanStatus(r["status"]),
+            side=side, avg_return=float(r["avg_return"]), status=PlanStatus(r["status"]),
             rank=int(r["rank"]), qty=int(r["qty"]), room_needed=float(r["room_needed"]),
         ))
-        if r["status"] != PlanStatus.LISTENING or (r["side"] == "sell" and r["symbol"] in held):
+        if r["status"] != PlanStatus.LISTENING or (side == MaxdiffSide.SELL and r["symbol"] in held):
             continue
         src = rows.loc[r["symbol"]]
         orders.append(PlannedOrder(
-            client_order_id=client_order_id(run_id, "pack", r["symbol"], Layer.MAXDIFF),
-            symbol=r["symbol"], side=Side.SELL if r["side"] == "sell" else Side.BUY, qty=int(r["qty"]),
+            client_order_id=str(ClientOrderId.for_order(run_id, "pack", r["symbol"], Layer.MAXDIFF)),
+            symbol=r["symbol"], side=side.opening_side, qty=int(r["qty"]),
             type=OrderType.LIMIT, limit_price=float(r["limit_price"]), time_in_force=TimeInForce.DAY,
-            layer=Layer.MAXDIFF, strategy="maxdiff", sector=str(src["sector"]), cap_tier=str(src["cap_tier"]),
+            layer=Layer.MAXDIFF, strategy=Strategy.MAXDIFF, sector=str(src["sector"]), cap_tier=str(src["cap_tier"]),
             score=float(src["score"]), weight=float(r["cost"]) / equity, est_price=float(r["limit_price"]),
             est_cost=float(r["cost"]), priority=len(orders), take_profit=None, stop_loss=None,
         ))

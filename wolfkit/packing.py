@@ -40,9 +40,9 @@ from scipy.optimize import Bounds, LinearConstraint
 
 from wolfkit.config import Params
 from wolfkit.diversify import Method, Targets
+from wolfkit.domain import PlanStatus, Side, round_to_tick
 from wolfkit.errors import BadInputError, InfeasibleError
 from wolfkit.milp import solve
-from wolfkit.orders import PlanStatus, Side, round_to_tick
 from wolfkit.sizing import allocate_shares, kelly_fraction
 
 MAXDIFF_COLUMNS = ["pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side"]

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from wolfkit.diversify import tier_labels
+from wolfkit.domain import Side
 from wolfkit.report import _jsonable
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     for (symbol, layer), g in f.groupby(["symbol", "layer"], sort=False):
         pos, cost, pnl, opened = 0.0, 0.0, 0.0, None
         for d, side, qty, price in zip(g["date"], g["side"], g["qty"].abs(), g["price"]):
-            signed = qty if str(side) == "buy" else -qty
+            signed = qty if side == Side.BUY else -qty
             if pos == 0:
                 opened, pnl = d, 0.0
             if pos == 0 or np.sign(signed) == np.sign(pos):  # opening or adding: average the entry

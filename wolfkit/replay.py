@@ -28,10 +28,11 @@ import pandas as pd
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import Params
 from wolfkit.data.base import DataProvider
+from wolfkit.domain import Layer, PlanStatus, Side
 from wolfkit.errors import BadInputError
 from wolfkit.intraday import IntradayEngine, Market
 from wolfkit.ledger import Ledger
-from wolfkit.orders import Layer, OrderPlan, PlanStatus, Side
+from wolfkit.orders import OrderPlan
 
 
 @dataclass(frozen=True)
@@ -243,8 +244,8 @@ def metrics(run: SessionRun, total_max: float) -> dict[str, float]:
     filled = sum(1 for p in plans if p.status == PlanStatus.FILLED)
     expired = sum(1 for p in plans if p.status == PlanStatus.EXPIRED)
     unreal = _unrealized(run)
-    pl_d = eng.state.realized.get("directional", 0.0) + unreal[0]
-    pl_m = eng.state.realized.get("maxdiff", 0.0) + unreal[1]
+    pl_d = eng.state.realized.get(Layer.DIRECTIONAL, 0.0) + unreal[0]
+    pl_m = eng.state.realized.get(Layer.MAXDIFF, 0.0) + unreal[1]
     return {
         "mean leverage (x)": float(lev["total"].mean()),
         "mean directional (x)": float(lev["directional"].mean()),

@@ -24,12 +24,13 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from wolfkit.data.quality import quarantine_count
+from wolfkit.domain import PlanStatus
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
-    from wolfkit.notebooks import ExecutionRun, RunContext
     from wolfkit.orders import BuildResult, OrderPlan
     from wolfkit.replay import ReplayResult
+    from wolfkit.runs import ExecutionRun, RunContext
     from wolfkit.scan import ScanResult
 
 RECORD_MIMETYPE = "application/vnd.wolfkit.record+json"
@@ -248,7 +249,7 @@ def leverage_buckets(build: BuildResult) -> pd.DataFrame:
     equity = build.plan.account.equity
     directional = float(pk.directional["cost"].sum()) if len(pk.directional) else 0.0
     md = pk.maxdiff
-    maxdiff = float(md.loc[md["status"].astype(str) == "listening", "cost"].sum()) if len(md) else 0.0
+    maxdiff = float(md.loc[md["status"] == PlanStatus.LISTENING, "cost"].sum()) if len(md) else 0.0
     rows = [
         ("directional", directional, pk.directional_bucket),
         ("maxdiff", maxdiff, pk.total_bucket - directional),
@@ -453,8 +454,8 @@ def maxdiff_plans(build: BuildResult) -> None:
         markdown(", ".join(f"**{v}** {k}" for k, v in counts.items()) + " — ranked by average return.")
         table(plans, formats={"high_target": "{:.2f}", "low_target": "{:.2f}", "avg_return": "{:.3%}",
                               "room_needed": "${:,.0f}"})
-    record("maxdiff_listening", int(counts.get("listening", 0)))
-    record("maxdiff_queued", int(counts.get("queued", 0)))
+    record("maxdiff_listening", int(counts.get(PlanStatus.LISTENING, 0)))
+    record("maxdiff_queued", int(counts.get(PlanStatus.QUEUED, 0)))
 
 
 def exports(paths: Mapping[str, Path | list[Path]]) -> None:
@@ -526,7 +527,7 @@ def replay_fills(result: ReplayResult, limit: int = 200) -> None:
 def execution_summary(result: ExecutionRun) -> None:
     """How the batch went: planned, accepted, filled, resized, rejected — and buying-power rejections.
 
-    `result`: a `wolfkit.notebooks.ExecutionRun` (`.plan`, `.report`, `.ledger_path`).
+    `result`: a `wolfkit.runs.ExecutionRun` (`.plan`, `.report`, `.ledger_path`).
     """
     s = result.report.summary()
     states = dict(sorted(s["states"].items(), key=lambda kv: -kv[1]))

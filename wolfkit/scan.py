@@ -58,9 +58,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from wolfkit.data.quality import empty_quarantine, quarantine_count, quarantined_rows, write_data_quality
+from wolfkit.data.quality import (
+    empty_quarantine,
+    quarantine_count,
+    quarantined_rows,
+    write_data_quality,
+)
+from wolfkit.domain import MaxdiffSide, PriceSource, Strategy
 from wolfkit.errors import BadInputError
-from wolfkit.opportunities import MaxdiffSide, PriceSource, Strategy
 from wolfkit.signals import Panel, Signal, get_signal
 
 if TYPE_CHECKING:

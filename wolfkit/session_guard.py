@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from wolfkit.broker.base import BrokerOrder, OrderNotFound, OrderRejected
 from wolfkit.broker.submission import backoff
-from wolfkit.clientid import is_attempt_of
+from wolfkit.domain import Side, is_attempt_of
 from wolfkit.errors import BadInputError, BrokerError
 from wolfkit.ledger import EventKind, LedgerOrder, OrderState
-from wolfkit.orders import OrderPlan, Side
+from wolfkit.orders import OrderPlan
 
 if TYPE_CHECKING:
     from wolfkit.execute import _Executor

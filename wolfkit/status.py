@@ -24,10 +24,10 @@ from rich.table import Table
 from wolfkit.broker.base import Broker
 from wolfkit.calendar import NY
 from wolfkit.config import Params
+from wolfkit.domain import MaxdiffSide, PlanStatus, Side
 from wolfkit.errors import BadInputError
 from wolfkit.intraday import EngineState, LegState, exposure_of, maxdiff_budget
 from wolfkit.ledger import Ledger, load_engine_state
-from wolfkit.orders import PlanStatus, Side
 
 DIRECTIONAL_COLUMNS = ["symbol", "qty", "avg_price", "strategy", "last", "unrealized_pl"]
 LISTENING_COLUMNS = ["symbol", "side", "buy_at", "sell_at", "avg_return", "rank", "status"]
@@ -95,12 +95,12 @@ def status_from_state(state: EngineState, params: Params, marks: dict[str, float
             s = slots.get(p.slot) if p.slot else None
             working = s.entry.limit_price if s is not None and s.entry.state != LegState.DONE else None
             buy_at = (working if s is not None and s.side == Side.BUY and working else p.low_target) \
-                if p.side in ("buy", "both") else None
+                if MaxdiffSide(p.side).buys else None
             sell_at = (working if s is not None and s.side == Side.SELL and working else p.high_target) \
-                if p.side in ("sell", "both") else None
+                if MaxdiffSide(p.side).sells else None
             listening.append((p.symbol, p.side, buy_at, sell_at, p.avg_return, p.rank, str(p.status)))
         elif p.status == PlanStatus.QUEUED:
-            price = p.low_target if p.side in ("buy", "both") else p.high_target
+            price = p.low_target if MaxdiffSide(p.side).buys else p.high_target
             queued.append((p.symbol, p.side, price, p.rank, p.room_needed if p.room_needed > 0 else price))
     e = exposure_of(state)
     now = (state.now or datetime.now(NY)).astimezone(NY)

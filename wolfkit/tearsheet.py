@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 
 from wolfkit import performance as perf
 from wolfkit import report
+from wolfkit.domain import Layer
 from wolfkit.errors import BadInputError
 
 ROLLING_SHARPE_SESSIONS = 63  # a quarter of sessions
@@ -46,7 +47,7 @@ FIGURE_TITLES = {
     "layers": "Directional only against both layers",
 }
 _BENCH = {"bench_buy_hold": "equal-weight buy-and-hold", "bench_open_close": "universe open→close"}
-_LAYER_COLORS = {"directional": "#1f77b4", "maxdiff": "#ff7f0e"}
+_LAYER_COLORS = {Layer.DIRECTIONAL: "#1f77b4", Layer.MAXDIFF: "#ff7f0e"}
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,8 @@ def fig_exposure(bt: BacktestFolder) -> go.Figure:
     """Gross exposure of each layer as a multiple of equity, stacked."""
     e = bt.equity
     fig = go.Figure()
-    for layer in ("directional", "maxdiff"):
-        fig.add_scatter(x=e.index, y=e[f"gross_{layer}"] / e["equity"], name=layer, stackgroup="gross",
+    for layer in Layer:
+        fig.add_scatter(x=e.index, y=e[f"gross_{layer}"] / e["equity"], name=str(layer), stackgroup="gross",
                         mode="lines", line={"color": _LAYER_COLORS[layer]})
     return _layout(fig, "exposure", yaxis={"ticksuffix": "x"})
 
@@ -220,7 +221,7 @@ def fig_layers(bt: BacktestFolder, compare: Sequence[BacktestFolder] = ()) -> go
     """Cumulative P&L of each layer in this run, and this run's equity against the `compare` runs'."""
     e = bt.equity
     fig = go.Figure()
-    for layer in ("directional", "maxdiff"):
+    for layer in Layer:
         fig.add_scatter(x=e.index, y=e[f"pnl_{layer}"].cumsum(), name=f"cumulative P&L: {layer}",
                         line={"color": _LAYER_COLORS[layer]})
     fig.add_scatter(x=e.index, y=e["equity"] - e["equity"].iloc[0], name=f"equity change ({bt.label})",

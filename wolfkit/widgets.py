@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from wolfkit.config import Params, load_params, params_from_dict
+from wolfkit.domain import PlanStatus
 from wolfkit.errors import WolfkitError
 
 _PCT = {"readout_format": ".1%", "continuous_update": False, "style": {"description_width": "150px"},
@@ -241,7 +242,7 @@ class TuningPanel:
             "objective": round(float(t.objective), 6),
             "max_sector_weight": round(max(t.sector_weights.values(), default=0.0), 6),
             "orders": len(self.build.plan.orders),
-            "maxdiff_listening": sum(str(m.status) == "listening" for m in self.build.plan.maxdiff_plans),
+            "maxdiff_listening": sum(m.status == PlanStatus.LISTENING for m in self.build.plan.maxdiff_plans),
             "error": self.error,
         }
 

@@ -22,7 +22,14 @@ import pandas as pd
 
 from wolfkit.backtest.engine import walk
 from wolfkit.backtest.folder import (
-    SCHEMA_ID, benchmarks, claim, equity_frame, fills_frame, scores_frame, write_summary, write_tables,
+    SCHEMA_ID,
+    benchmarks,
+    claim,
+    equity_frame,
+    fills_frame,
+    scores_frame,
+    write_summary,
+    write_tables,
 )
 from wolfkit.backtest.panel import Market, load_market, scan_sessions
 from wolfkit.errors import BadInputError
@@ -63,7 +70,13 @@ class _Stages:
 
     def __enter__(self) -> _Stages:
         if self.show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn())
@@ -136,8 +149,14 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
                  provider: DataProvider | None = None, progress: bool = True) -> BacktestResult:
     """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`)."""
     from wolfkit import performance, tearsheet
-    from wolfkit.data.quality import find_jumps, quarantine_count, quarantined_rows, write_data_quality
-    from wolfkit.notebooks import new_run_id, project_root
+    from wolfkit.config import project_root
+    from wolfkit.data.quality import (
+        find_jumps,
+        quarantine_count,
+        quarantined_rows,
+        write_data_quality,
+    )
+    from wolfkit.runs import new_run_id
 
     t0 = time.perf_counter()
     try:

@@ -19,7 +19,7 @@ import pandas as pd
 from wolfkit.backtest.engine import plan_morning, walk
 from wolfkit.backtest.panel import Market
 from wolfkit.config import Params, TierBand
-from wolfkit.opportunities import Strategy
+from wolfkit.domain import Strategy
 
 
 def simple_params(params: Params, n: int) -> Params:

@@ -34,11 +34,18 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from wolfkit.backtest.fills import Bar, Reason, bracket_exit, fee, market_price, maxdiff_trade
+from wolfkit.backtest.fills import (
+    Bar,
+    Reason,
+    bracket_exit,
+    fee,
+    market_price,
+    maxdiff_trade,
+)
 from wolfkit.config import Params
-from wolfkit.diversify import Targets, tier_labels, build_targets
+from wolfkit.diversify import Targets, build_targets, tier_labels
+from wolfkit.domain import Layer, PlanStatus, Side
 from wolfkit.errors import InfeasibleError, WolfkitError
-from wolfkit.orders import Layer, PlanStatus, Side
 from wolfkit.packing import Packing, pack_layers
 
 if TYPE_CHECKING:

@@ -21,19 +21,18 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import requests
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.common.rest import RESTClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockLatestQuoteRequest
 from alpaca.trading.client import TradingClient
-from alpaca.common.enums import Sort
 from alpaca.trading.enums import OrderClass, QueryOrderStatus
 from alpaca.trading.enums import OrderSide as AlpacaSide
 from alpaca.trading.enums import TimeInForce as AlpacaTIF
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position as AlpacaPosition
 from alpaca.trading.models import TradeAccount
-from alpaca.trading.stream import TradingStream
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
@@ -42,6 +41,7 @@ from alpaca.trading.requests import (
     StopLossRequest,
     TakeProfitRequest,
 )
+from alpaca.trading.stream import TradingStream
 
 from wolfkit.broker.base import (
     AccountInfo,
@@ -62,8 +62,8 @@ from wolfkit.broker.base import (
     WashTradeRejected,
 )
 from wolfkit.broker.gate import trading_url
+from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
-from wolfkit.orders import OrderType, Side, TimeInForce
 
 KEY_ENV = "APCA_API_KEY_ID"
 SECRET_ENV = "APCA_API_SECRET_KEY"

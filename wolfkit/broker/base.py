@@ -14,9 +14,8 @@ from enum import StrEnum
 from typing import Protocol, Sequence, runtime_checkable
 
 from wolfkit.calendar import NY
+from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.errors import BrokerError
-from wolfkit.orders import OrderType, Side, TimeInForce
-
 
 # Alpaca's error codes: one 403 code covers insufficient buying power, wash trades and more (so the
 # message must be matched too); 422 is an invalid order (tick, OPG window, duplicate client id).

@@ -50,10 +50,10 @@ from wolfkit.broker.base import (
     RateLimited,
     WashTradeRejected,
 )
-from wolfkit.broker.submission import SlidingWindowLimiter
 from wolfkit.broker.sim import SimBroker
+from wolfkit.broker.submission import SlidingWindowLimiter
 from wolfkit.data.base import DataProvider
-from wolfkit.orders import OrderType, Side, TimeInForce
+from wolfkit.domain import OrderType, Side, TimeInForce
 
 ACCOUNT_ID = "9d2f4c1e-0b3a-4e6f-8a7d-5c1b2e3f4a60"
 CODE_INVALID = 40010001

@@ -44,7 +44,8 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, replace
-from datetime import datetime, time as dtime, timezone
+from datetime import datetime, timezone
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -72,7 +73,7 @@ from wolfkit.broker.base import (
 )
 from wolfkit.broker.submission import SlidingWindowLimiter
 from wolfkit.calendar import NY
-from wolfkit.orders import OrderType, Side, TimeInForce, round_to_tick
+from wolfkit.domain import OrderType, Side, TimeInForce, round_to_tick
 
 SNAPSHOT_SCHEMA = "wolfkit.simbroker/1"
 _ID_NAMESPACE = uuid.UUID("6f1d2c4e-8b0a-4c55-9a57-0b1f5c3e9d21")

@@ -16,7 +16,13 @@ from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import csr_array
 
 from wolfkit.config import Params
-from wolfkit.diversify.candidates import TOL, band_rows, prune_dominated, top_sum, violations
+from wolfkit.diversify.candidates import (
+    TOL,
+    band_rows,
+    prune_dominated,
+    top_sum,
+    violations,
+)
 from wolfkit.milp import solve
 
 RULE_FAMILIES = ("sector", "cap", "count", "minimum")

@@ -35,6 +35,7 @@ from typing import Callable, Protocol
 
 from wolfkit.calendar import NY
 from wolfkit.config import Params
+from wolfkit.domain import Layer, OrderType, PlanStatus, Side, round_to_tick
 from wolfkit.intraday.state import (
     EngineState,
     Leg,
@@ -46,7 +47,6 @@ from wolfkit.intraday.state import (
     Slot,
     exposure_of,
 )
-from wolfkit.orders import Layer, OrderType, PlanStatus, Side, round_to_tick
 
 
 class Desk(Protocol):

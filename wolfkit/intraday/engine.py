@@ -17,7 +17,13 @@ import numpy as np
 
 from wolfkit.broker.base import Broker, BrokerError, OrderUpdate
 from wolfkit.config import Params
-from wolfkit.intraday.decisions import decide_directional, decide_maxdiff, position_counts, session_close
+from wolfkit.domain import Layer, PlanStatus, Side
+from wolfkit.intraday.decisions import (
+    decide_directional,
+    decide_maxdiff,
+    position_counts,
+    session_close,
+)
 from wolfkit.intraday.state import (
     DirectionalPosition,
     EngineState,
@@ -31,7 +37,7 @@ from wolfkit.intraday.state import (
 )
 from wolfkit.intraday.tracking import OrderTracker
 from wolfkit.ledger import EventKind, Ledger, load_engine_state, save_engine_state
-from wolfkit.orders import Layer, MaxdiffPlan, OrderPlan, PlanStatus, Side
+from wolfkit.orders import MaxdiffPlan, OrderPlan
 
 log = logging.getLogger(__name__)
 

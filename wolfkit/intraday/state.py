@@ -18,8 +18,8 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from wolfkit.domain import Layer, OrderType, PlanStatus, Side
 from wolfkit.errors import WolfkitError
-from wolfkit.orders import Layer, OrderType, PlanStatus, Side
 
 
 class IllegalTransition(WolfkitError):

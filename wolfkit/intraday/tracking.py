@@ -23,18 +23,32 @@ from wolfkit.broker.base import (
     BrokerError,
     BrokerOrder,
     Fill,
+    InsufficientBuyingPower,
     OrderRequest,
     OrderStatus,
-    InsufficientBuyingPower,
     OrderUpdate,
 )
 from wolfkit.broker.submission import Outcome, Submitted, deliver, resize_after_403
 from wolfkit.calendar import NY
-from wolfkit.clientid import attempt_number, plan_attempt
 from wolfkit.config import Params
-from wolfkit.intraday.state import EngineState, FillRecord, Leg, LegEvent, LegState, Purpose
+from wolfkit.domain import (
+    Layer,
+    OrderType,
+    Side,
+    TimeInForce,
+    attempt_number,
+    plan_attempt,
+    round_to_tick,
+)
+from wolfkit.intraday.state import (
+    EngineState,
+    FillRecord,
+    Leg,
+    LegEvent,
+    LegState,
+    Purpose,
+)
 from wolfkit.ledger import EventKind, Ledger
-from wolfkit.orders import Layer, OrderType, Side, TimeInForce, client_order_id, round_to_tick
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +85,7 @@ class OrderTracker:
         self._by_order = {leg.order_id: leg for leg in self.state.legs() if leg.order_id}
 
     def _next_cid(self, leg: Leg) -> str:
-        cid = client_order_id(self.state.run_id, leg.key, leg.symbol, leg.layer, attempt=leg.seq)
+        cid = str(ClientOrderId.for_order(self.state.run_id, leg.key, leg.symbol, leg.layer).retry(leg.seq))
         leg.seq += 1
         leg.pending.append(cid)
         self._by_cid[cid] = leg
