@@ -10,7 +10,7 @@ they are marked replaced, and this plan is sized against what they filled (`cred
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from wolfkit.broker.base import BrokerOrder, OrderNotFound, OrderRejected
 from wolfkit.broker.submission import backoff
@@ -20,12 +20,28 @@ from wolfkit.ledger import EventKind, LedgerOrder, OrderState
 from wolfkit.orders import OrderPlan
 
 if TYPE_CHECKING:
-    from wolfkit.execute import _Executor
+    from wolfkit.broker.base import Broker
+    from wolfkit.config import ExecutionParams
+    from wolfkit.ledger import Ledger
 
+T = TypeVar("T")
+
+
+class _Executor(Protocol):
+    """What the guard needs of the executor (`wolfkit.execute`), which calls it: its broker and ledger,
+    the rate-limited, retrying call path, the id look-up and the clock's sleep."""
+
+    broker: Broker
+    ledger: Ledger
+    ex: ExecutionParams
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+    def lookup(self, client_id: str) -> BrokerOrder | None: ...
+    def sleep(self, seconds: float) -> None: ...
 
 
 def _run_prefix(run_id: str) -> str:
-    """What every client id of a run starts with (`wolfkit.orders.client_order_id`)."""
+    """What every client id of a run starts with (`wolfkit.domain.ClientOrderId.for_order`)."""
     return f"wk-{run_id[:40]}-"
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from wolfkit.backtest.engine import plan_morning, walk
-from wolfkit.backtest.panel import Market
+from wolfkit.backtest.engine import walk
+from wolfkit.backtest.panel import Market, plan_morning
 from wolfkit.config import Params, TierBand
 from wolfkit.domain import Strategy
 

@@ -2,13 +2,13 @@
 
 Only what must be sequential happens here (equity feeds the next day's sizing): the mornings stream
 in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0), each with its scan and
-its directional target weights (`plan_morning`: fractions of equity, so planned beside the scan).
+its directional target weights (`panel.plan_morning`: fractions of equity, so planned beside the scan).
 Each session:
 
 1. positions carried overnight (`intraday.close_directional_eod: false`) are sold at the open —
    or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
    costs a round trip of fees: the backtest does not net yesterday's holdings against today's pack);
-2. symbols with a quarantined date in their lookback window are not candidates (`plan_morning`); the
+2. symbols with a quarantined date in their lookback window are not candidates (`panel.plan_morning`); the
    targets go through the rest of the live builder's steps (`build_day`: sizing, packing, then the
    order rules of `wolfkit.orders.build_order_plan`) at the previous close's equity; an
    `InfeasibleError` (no targets, or no room for them) makes the session flat with the reason in the
@@ -43,13 +43,13 @@ from wolfkit.backtest.fills import (
     maxdiff_trade,
 )
 from wolfkit.config import Params
-from wolfkit.diversify import Targets, build_targets, tier_labels
+from wolfkit.diversify import Targets, tier_labels
 from wolfkit.domain import Layer, PlanStatus, Side
 from wolfkit.errors import InfeasibleError, WolfkitError
 from wolfkit.packing import Packing, pack_layers
 
 if TYPE_CHECKING:
-    from wolfkit.backtest.panel import Market
+    from wolfkit.backtest.panel import Market, Morning
 
 FILL_COLUMNS = ["date", "symbol", "side", "qty", "price", "layer", "reason", "fee"]
 EQUITY_COLUMNS = ["date", "equity", "cash", "gross_directional", "gross_maxdiff", "pnl_directional",
@@ -98,28 +98,6 @@ class DayOrder:
 
 def _num(v) -> float | None:  # noqa: ANN001
     return None if v is None or pd.isna(v) else float(v)
-
-
-@dataclass(frozen=True)
-class Morning:
-    """The equity-free half of a session's build: the scan, the candidates (the scan without symbols
-    that have a quarantined date in their lookback window) and the directional target weights, or
-    why none exist. Target weights are fractions of equity, so they are planned beside the scan (in
-    the scan workers) and only the sizing waits for the previous evening's equity."""
-
-    scan: pd.DataFrame
-    opps: pd.DataFrame
-    targets: Targets | None
-    infeasible: str | None = None
-
-
-def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None) -> Morning:
-    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out)."""
-    opps = scan[~scan["symbol"].isin(dirty).to_numpy(bool)] if dirty else scan
-    try:
-        return Morning(scan, opps, build_targets(opps, params, method))
-    except InfeasibleError as e:
-        return Morning(scan, opps, None, str(e))
 
 
 def build_day(opps: pd.DataFrame, targets: Targets, params: Params, equity: float,
@@ -190,11 +168,11 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
          *, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:  # noqa: ANN001
     """Trade every session of `market` in order (see the module docstring).
 
-    `mornings`: each session's scan and targets (`plan_morning` with the same `params`), in order
+    `mornings`: each session's scan and targets (`panel.plan_morning` with the same `params`), in order
     (consumed as they come; the scans are kept in `Walk.scans`).
     `quarantine`: a dates x symbols boolean mask over `market.panel` of the quarantined bars.
     """
-    bt, pp = params.backtest, params.portfolio
+    bt = params.backtest
     P = market.panel
     col = {s: j for j, s in enumerate(P.symbols)}
     prev_close = np.vstack([np.full((1, P.shape[1]), np.nan), P.close[:-1]])

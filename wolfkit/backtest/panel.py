@@ -6,7 +6,7 @@ before it) become one `Panel`; session t is scanned from the row slice of the `s
 bar dates before it through `wolfkit.scan.scan_window`, the same function `run_scan` calls, so the
 two cannot disagree. The backtest has no pre-market quotes: the scan price is the last close.
 Each scan is followed, in the same (worker) process, by the directional target weights
-(`engine.plan_morning`): they are fractions of equity, so they need not wait for the trading loop.
+(`plan_morning`): they are fractions of equity, so they need not wait for the trading loop.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from wolfkit.backtest.engine import Morning, plan_morning
-from wolfkit.errors import BadInputError
+from wolfkit.diversify import Targets, build_targets
+from wolfkit.errors import BadInputError, InfeasibleError
 from wolfkit.scan import resolve_signals, scan_window
 from wolfkit.signals import PANEL_FIELDS, Panel
 
@@ -44,6 +44,29 @@ class Market:
 
     def dates(self) -> list[date]:
         return [d.date() for d in self.panel.dates[self.sessions]]
+
+
+
+@dataclass(frozen=True)
+class Morning:
+    """The equity-free half of a session's build: the scan, the candidates (the scan without symbols
+    that have a quarantined date in their lookback window) and the directional target weights, or
+    why none exist. Target weights are fractions of equity, so they are planned beside the scan (in
+    the scan workers) and only the sizing waits for the previous evening's equity."""
+
+    scan: pd.DataFrame
+    opps: pd.DataFrame
+    targets: Targets | None
+    infeasible: str | None = None
+
+
+def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None) -> Morning:
+    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out)."""
+    opps = scan[~scan["symbol"].isin(dirty).to_numpy(bool)] if dirty else scan
+    try:
+        return Morning(scan, opps, build_targets(opps, params, method))
+    except InfeasibleError as e:
+        return Morning(scan, opps, None, str(e))
 
 
 def load_market(provider: DataProvider, params: Params, start: date, end: date) -> Market:
