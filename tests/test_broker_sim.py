@@ -131,7 +131,8 @@ def test_opposite_side_while_open_is_a_wash_trade():
 def test_rate_limit_sliding_window_reports_retry_after():
     t = [0.0]
     b = broker(rate_limit_per_minute=3, timer=lambda: t[0])
-    b.account(); b.account()
+    b.account()
+    b.account()
     t[0] = 10.0
     b.account()
     with pytest.raises(RateLimited) as e:
@@ -234,7 +235,8 @@ def test_snapshot_restore_round_trip_through_json(tmp_path):
     assert r.orders() == b.orders() and r.fills() == b.fills()
     with pytest.raises(DuplicateClientOrderId):
         r.submit(req(cid="b-tp"))  # legs' ids are taken too
-    b.step(); r.step()  # same RNG state: same partial fills
+    b.step()  # same RNG state: same partial fills
+    r.step()
     assert r.fills() == b.fills()
 
 

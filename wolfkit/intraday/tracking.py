@@ -32,6 +32,7 @@ from wolfkit.broker.submission import Outcome, Submitted, deliver, resize_after_
 from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.domain import (
+    ClientOrderId,
     Layer,
     OrderType,
     Side,
