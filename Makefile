@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-ui setup bench clean
+.PHONY: demo test test-ui lint setup bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +18,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/wolfkit premarket --params parameters/demo.yaml --date latest
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check wolfkit tests benchmarks
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not ui"
 
 test-ui: $(STAMP)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def _single_days(p, provider, days: list[date]) -> list[float]:  # noqa: ANN001
+def _single_days(p, provider, days: list[date]) -> list[float]:
     """Wall seconds of one `run_scan` + `build_order_plan` (what `wolfkit scan` and `wolfkit build` run)
     per session, in-process with the file already read (the cheapest a single day can be)."""
     from wolfkit.orders import build_order_plan

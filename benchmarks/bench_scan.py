@@ -35,10 +35,10 @@ class Timed:
         self.inner, self.seconds = inner, 0.0
         self.name, self.synthetic, self.has_ohlc = inner.name, inner.synthetic, inner.has_ohlc
 
-    def __getattr__(self, attr: str):  # noqa: ANN204
+    def __getattr__(self, attr: str):
         fn = getattr(self.inner, attr)
 
-        def timed(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        def timed(*a, **k):
             t = time.perf_counter()
             try:
                 return fn(*a, **k)

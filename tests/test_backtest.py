@@ -37,7 +37,7 @@ SMALL = {  # a small universe: a pack of 5 names, short lookback so the window s
 START, END, CUT = date(2013, 6, 3), date(2013, 7, 12), date(2013, 6, 21)
 
 
-def _params(bars: Path, universe: Path, **over):  # noqa: ANN003, ANN202
+def _params(bars: Path, universe: Path, **over):
     raw = {"data": {"source": "csv", "bars_path": str(bars), "universe_path": str(universe)}, **SMALL}
     for k, v in over.items():
         raw[k] = {**raw.get(k, {}), **v}
@@ -45,7 +45,7 @@ def _params(bars: Path, universe: Path, **over):  # noqa: ANN003, ANN202
 
 
 @pytest.fixture(scope="module")
-def market_files(tmp_path_factory):  # noqa: ANN001, ANN201
+def market_files(tmp_path_factory):
     """30 symbols of real bars (2013) as a plain CSV, or the demo market's bars when the real file is absent."""
     d = tmp_path_factory.mktemp("bt")
     if REAL_BARS.is_file():
@@ -67,18 +67,18 @@ def market_files(tmp_path_factory):  # noqa: ANN001, ANN201
     return bars_path, uni_path, bars.assign(date=pd.to_datetime(bars["date"]))
 
 
-def _window():  # noqa: ANN202
+def _window():
     return (START, END, CUT) if REAL_BARS.is_file() else (date(2021, 6, 1), date(2021, 7, 12), date(2021, 6, 22))
 
 
 @pytest.fixture(scope="module")
-def run(market_files, tmp_path_factory):  # noqa: ANN001, ANN201
+def run(market_files, tmp_path_factory):
     bars, uni, _ = market_files
     start, end, _ = _window()
     return run_backtest(_params(bars, uni), start, end, tmp_path_factory.mktemp("run") / "out", progress=False)
 
 
-def test_folder_contract(run) -> None:  # noqa: ANN001
+def test_folder_contract(run) -> None:
     files = {p.name for p in run.out_dir.iterdir()}
     assert {"equity.csv", "fills.csv", "scores.parquet", "data_quality.csv", "summary.json", "report.html"} <= files
     eq = pd.read_csv(run.out_dir / "equity.csv", parse_dates=["date"])
@@ -104,7 +104,7 @@ def test_folder_contract(run) -> None:  # noqa: ANN001
     assert isinstance(s["warnings"], list) and s["params_digest"]
 
 
-def test_fills_lie_inside_each_days_range(run, market_files) -> None:  # noqa: ANN001
+def test_fills_lie_inside_each_days_range(run, market_files) -> None:
     _, _, bars = market_files
     f = run.fills.merge(bars, on=["date", "symbol"], how="left", validate="many_to_one")
     assert f["high"].notna().all()
@@ -113,7 +113,7 @@ def test_fills_lie_inside_each_days_range(run, market_files) -> None:  # noqa: A
     np.testing.assert_allclose(opens["price"], opens["open"])  # slippage 0 in this run
 
 
-def test_rules_hold_every_day(run) -> None:  # noqa: ANN001
+def test_rules_hold_every_day(run) -> None:
     p = _params(Path("x"), Path("y"))
     sc, eq = run.scores, run.equity
     picked = sc[sc["picked"]]
@@ -131,7 +131,7 @@ def test_rules_hold_every_day(run) -> None:  # noqa: ANN001
     assert (entries.groupby(["date", "symbol"]).size() <= lev.max_positions_per_symbol).all()
 
 
-def test_scan_of_a_session_is_the_live_scan(market_files) -> None:  # noqa: ANN001
+def test_scan_of_a_session_is_the_live_scan(market_files) -> None:
     bars, uni, _ = market_files
     p = _params(bars, uni)
     provider = FileProvider(bars, uni)
@@ -148,7 +148,7 @@ def test_scan_of_a_session_is_the_live_scan(market_files) -> None:  # noqa: ANN0
         assert b.targets is not None  # planned in the worker too
 
 
-def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN001
+def test_the_days_orders_are_the_order_plans(market_files) -> None:
     from wolfkit.backtest.engine import build_day
     from wolfkit.orders import build_order_plan
 
@@ -167,7 +167,7 @@ def test_the_days_orders_are_the_order_plans(market_files) -> None:  # noqa: ANN
     assert ours == theirs and any(o[1] == "maxdiff" for o in ours)
 
 
-def test_no_look_ahead_when_the_data_ends_after_the_cut(market_files, tmp_path) -> None:  # noqa: ANN001
+def test_no_look_ahead_when_the_data_ends_after_the_cut(market_files, tmp_path) -> None:
     bars_path, uni, bars = market_files
     start, end, cut = _window()
     short = tmp_path / "cut.csv"
@@ -181,7 +181,7 @@ def test_no_look_ahead_when_the_data_ends_after_the_cut(market_files, tmp_path) 
     pd.testing.assert_frame_equal(full.scores[full.scores["date"] <= upto].reset_index(drop=True), part.scores)
 
 
-def test_a_quarantined_jump_is_neither_a_signal_nor_profit(market_files, tmp_path) -> None:  # noqa: ANN001
+def test_a_quarantined_jump_is_neither_a_signal_nor_profit(market_files, tmp_path) -> None:
     _, uni, bars = market_files
     start, end, _ = _window()
     sessions = sorted(bars["date"].unique())
@@ -207,7 +207,7 @@ def test_a_quarantined_jump_is_neither_a_signal_nor_profit(market_files, tmp_pat
 
 
 @pytest.mark.slow  # vectorbt's numba compile on a cold cache
-def test_equity_matches_vectorbt_on_the_simple_configuration(market_files) -> None:  # noqa: ANN001
+def test_equity_matches_vectorbt_on_the_simple_configuration(market_files) -> None:
     pytest.importorskip("vectorbt", reason="the cross-check needs vectorbt (pip install -e '.[dev]')")
     from wolfkit.backtest import crosscheck
 
@@ -221,7 +221,7 @@ def test_equity_matches_vectorbt_on_the_simple_configuration(market_files) -> No
     assert abs(r.engine.iloc[-1] - 100_000.0) > 1  # it traded
 
 
-def test_infeasible_days_are_flat_with_the_reason(market_files, tmp_path) -> None:  # noqa: ANN001
+def test_infeasible_days_are_flat_with_the_reason(market_files, tmp_path) -> None:
     bars, uni, _ = market_files
     start, _, _ = _window()
     p = _params(bars, uni, portfolio={"sector_cap": 0.05})
@@ -230,7 +230,7 @@ def test_infeasible_days_are_flat_with_the_reason(market_files, tmp_path) -> Non
     assert any("infeasible" in w for w in r.summary["warnings"])
 
 
-def test_an_existing_folder_is_never_overwritten(market_files, tmp_path) -> None:  # noqa: ANN001
+def test_an_existing_folder_is_never_overwritten(market_files, tmp_path) -> None:
     bars, uni, _ = market_files
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
@@ -260,7 +260,7 @@ def test_demo_market_end_to_end_through_the_cli(tmp_path) -> None:
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
 
 
-def test_cli_prints_warnings_as_clean_lines(market_files, tmp_path) -> None:  # noqa: ANN001
+def test_cli_prints_warnings_as_clean_lines(market_files, tmp_path) -> None:
     """The data-quality notice reaches the console as one `warning: …` line, not Python's source echo
     (a fresh process: pytest would capture the warning itself)."""
     _, uni, bars = market_files

@@ -42,7 +42,7 @@ def _bar(day: str, close: float) -> dict:
             "v": 1000, "n": 10, "vw": close}
 
 
-def _bars_reply(request, context) -> dict:  # noqa: ANN001 — requests-mock callback
+def _bars_reply(request, context) -> dict:
     """Two daily bars per symbol (2024-01-02 and -03) over two pages: first half, then the rest."""
     q = parse_qs(urlparse(request.url).query)
     symbols = q["symbols"][0].split(",")
@@ -120,7 +120,7 @@ def test_latest_quotes_for_the_premarket(keys, universe, tmp_path, requests_mock
 
 
 def test_minute_bars_of_a_session(keys, universe, tmp_path, requests_mock) -> None:
-    def reply(request, context):  # noqa: ANN001
+    def reply(request, context):
         q = parse_qs(urlparse(request.url).query)
         assert q["timeframe"] == ["1Min"]
         return {"bars": {"AAPL": [

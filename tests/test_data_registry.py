@@ -14,7 +14,7 @@ from wolfkit.data.files import FileProvider
 from wolfkit.errors import BadInputError
 
 
-def _params(**data) -> Params:  # noqa: ANN003
+def _params(**data) -> Params:
     return Params.model_validate({"data": data})
 
 

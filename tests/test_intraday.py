@@ -40,7 +40,7 @@ SESSION = date(2025, 6, 2)  # a Monday, full session
 EQUITY = 100_000.0
 
 
-def params(**over):  # noqa: ANN003, ANN201
+def params(**over):
     base = {"leverage": {"directional_max": 1.3, "total_max": 1.5}}
     for k, v in over.items():
         base.setdefault(k, {}).update(v)
@@ -90,7 +90,7 @@ def plan(orders: list[PlannedOrder], plans: list[MaxdiffPlan], run_id: str = "t"
                         objective=0, leftover_cash=0))
 
 
-def setup(p, op, b, **kw):  # noqa: ANN001, ANN003, ANN201
+def setup(p, op, b, **kw):
     broker = SimBroker(EQUITY, 2.0, **kw)
     eng = IntradayEngine.start(p, op, broker, equity=EQUITY, session=SESSION)
     return eng, broker
@@ -268,7 +268,7 @@ def test_directional_kept_overnight_when_asked():
 # ---- invariants over many seeded days ------------------------------------------------------------
 
 
-def random_day(seed: int, n: int = 24):  # noqa: ANN201
+def random_day(seed: int, n: int = 24):
     rng = np.random.default_rng(seed)
     syms = [f"S{i:02d}" for i in range(n)]
     p0 = rng.uniform(20, 300, n)
@@ -317,7 +317,7 @@ def test_invariants_hold_at_every_event_over_many_days():
         broker = SimBroker(EQUITY, 2.0, partial_fill_prob=0.3, seed=seed)
         submit = broker.submit
 
-        def watched(req, submit=submit):  # noqa: ANN001, ANN202 — record any refusal the engine would swallow
+        def watched(req, submit=submit):
             try:
                 return submit(req)
             except (WashTradeRejected, InsufficientBuyingPower) as e:
@@ -402,7 +402,7 @@ def test_restart_after_a_submit_whose_answer_was_lost(tmp_path):
 # ---- live: stream + reconcile after reconnect, polling, adopting the executor's orders ------------
 
 
-def _as_alpaca(o):  # noqa: ANN001, ANN202 — the attributes of alpaca-py's Order that the adapter reads
+def _as_alpaca(o):
     from types import SimpleNamespace
 
     return SimpleNamespace(
@@ -452,7 +452,7 @@ def test_every_reconnect_of_the_trading_stream_reconciles(monkeypatch):
 
     from wolfkit.intraday import StreamSession
 
-    async def connected(self):  # noqa: ANN001, ANN202 — stands in for the websocket handshake
+    async def connected(self):
         return None
 
     monkeypatch.setattr(TradingStream, "_start_ws", connected)
@@ -604,10 +604,10 @@ def test_streaming_mode_reconciles_on_connect_and_steps_on_the_clock(monkeypatch
 
     from wolfkit.intraday import run_streaming
 
-    async def connected(self):  # noqa: ANN001, ANN202 — no network: the handshake succeeds at once
+    async def connected(self):
         return None
 
-    def run(self):  # noqa: ANN001, ANN202 — one connect, then the stream idles until stopped
+    def run(self):
         asyncio.run(self._start_ws())
 
     monkeypatch.setattr(TradingStream, "_start_ws", connected)

@@ -29,7 +29,7 @@ SYMBOLS = [
 
 
 @pytest.fixture(scope="module")
-def demo_plan(tmp_path_factory) -> tuple[Path, Path]:  # noqa: ANN001
+def demo_plan(tmp_path_factory) -> tuple[Path, Path]:
     """A small real plan (scan + build on 30 demo symbols, margin account) and its parameter file."""
     d = tmp_path_factory.mktemp("plan")
     params = d / "small.yaml"
@@ -53,7 +53,7 @@ def demo_plan(tmp_path_factory) -> tuple[Path, Path]:  # noqa: ANN001
     return params, orders
 
 
-def copy_setup(demo_plan, tmp_path, broker="paper"):  # noqa: ANN001, ANN201
+def copy_setup(demo_plan, tmp_path, broker="paper"):
     """The demo plan in its own folder with a parameter file whose ledger is in tmp_path."""
     params, orders = demo_plan
     folder = tmp_path / "day"
@@ -70,7 +70,7 @@ class FakeClock:
     """The live clock, on the plan's session from 10:00 ET: one minute per reading; `on_tick` runs on each
     reading (the emulator's market moves on)."""
 
-    def __init__(self, session, on_tick=None):  # noqa: ANN001
+    def __init__(self, session, on_tick=None):
         self.t = datetime.combine(session, time(10, 0), tzinfo=NY)
         self.on_tick = on_tick
 
@@ -82,7 +82,7 @@ class FakeClock:
 
 
 @pytest.fixture()
-def emulator(demo_plan, monkeypatch):  # noqa: ANN001, ANN201
+def emulator(demo_plan, monkeypatch):
     """An Alpaca-compatible emulator on 127.0.0.1 over a SimBroker quoted from the demo market, the
     environment pointed at it (canary keys), and the live clock on the plan's session."""
     params, orders = demo_plan

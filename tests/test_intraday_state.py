@@ -7,7 +7,7 @@ from itertools import product
 
 import numpy as np
 import pytest
-from test_intraday import FLAT, bars, mplan, order, params, plan, setup  # noqa: E402 — shared scenario builders
+from test_intraday import FLAT, bars, mplan, order, params, plan, setup
 
 from wolfkit.domain import Layer, OrderType, PlanStatus, Side
 from wolfkit.intraday import (
@@ -97,11 +97,11 @@ def test_a_replayed_session_moves_legs_and_plans_only_through_the_tables(monkeyp
     seen_plans: set[tuple[PlanStatus, PlanStatus]] = set()
     leg_move, plan_move = Leg.move, MaxdiffPlanState.move
 
-    def rec_leg(self, event):  # noqa: ANN001, ANN202
+    def rec_leg(self, event):
         seen_legs.add((self.state, event))
         return leg_move(self, event)
 
-    def rec_plan(self, status):  # noqa: ANN001, ANN202
+    def rec_plan(self, status):
         seen_plans.add((self.status, status))
         return plan_move(self, status)
 
@@ -135,12 +135,12 @@ def test_cancels_refusals_and_the_close_take_the_other_legal_transitions(monkeyp
     seen: set[tuple[LegState, LegEvent]] = set()
     leg_move = Leg.move
 
-    def rec_leg(self, event):  # noqa: ANN001, ANN202
+    def rec_leg(self, event):
         seen.add((self.state, event))
         return leg_move(self, event)
 
     class RefusesBad(SimBroker):
-        def submit(self, request):  # noqa: ANN001, ANN202
+        def submit(self, request):
             if request.symbol == "BAD":
                 raise OrderRejected("symbol is not tradable")
             return super().submit(request)

@@ -23,7 +23,7 @@ def market() -> DemoMarket:
 
 
 @pytest.fixture(scope="module")
-def result(market, root):  # noqa: ANN001, ANN201
+def result(market, root):
     params = load_params(root / "parameters" / "demo.yaml")
     return replay_session(params, SESSION, 100_000.0, provider=market)
 

@@ -120,16 +120,16 @@ class Wrapper:
         self.name = "wrapped"
         self.submits: list[str] = []
 
-    def __getattr__(self, k):  # noqa: ANN001, ANN204
+    def __getattr__(self, k):
         return getattr(self.inner, k)
 
-    def submit(self, r: OrderRequest):  # noqa: ANN201
+    def submit(self, r: OrderRequest):
         self.submits.append(r.client_order_id)
         return self.inner.submit(r)
 
 
-def execute(plan: OrderPlan, broker, ledger_path: Path | str, ft: FakeTime | None = None,  # noqa: ANN001, ANN201
-            **execution):  # noqa: ANN003
+def execute(plan: OrderPlan, broker, ledger_path: Path | str, ft: FakeTime | None = None,
+            **execution):
     ft = ft or FakeTime()
     p = Params().with_changes({"execution": execution})
     with Ledger(ledger_path, durable=False) as lg:
@@ -342,7 +342,7 @@ class Faulty(Wrapper):
         with self._lock:
             return self.rng.random()
 
-    def submit(self, r: OrderRequest):  # noqa: ANN201
+    def submit(self, r: OrderRequest):
         if self.dead:
             raise Crash
         self.submits.append(r.client_order_id)
@@ -361,7 +361,7 @@ class Faulty(Wrapper):
             raise BrokerUnavailable("HTTP 503 (the request's outcome is unknown)")
         return self.inner.submit(r)
 
-    def get_by_client_id(self, cid: str):  # noqa: ANN201
+    def get_by_client_id(self, cid: str):
         if self.dead:
             raise Crash
         if self._draw() < 0.08:
@@ -400,7 +400,7 @@ def test_soak_ledger_deleted_moved_or_stale_between_runs_never_duplicates(tmp_pa
                 execute(plan, broker, path, max_attempts=3, max_concurrency=rng.choice([1, 2, 4]))
             except Crash:
                 totals["crashes"] += 1
-            except Exception as e:  # noqa: BLE001 — gave up for now (broker unavailable too long): re-run
+            except Exception as e:
                 totals[f"gave_up:{type(e).__name__}"] += 1
             if path.exists():
                 backup = folder / f"backup{k}.sqlite"
@@ -449,7 +449,7 @@ class Recording(Wrapper):
         self.log: list[tuple[str, float]] = []
         self._lock = threading.Lock()
 
-    def submit(self, r: OrderRequest):  # noqa: ANN201
+    def submit(self, r: OrderRequest):
         with self._lock:
             self.log.append((r.client_order_id, self.inner.account().buying_power))
         return super().submit(r)
@@ -496,7 +496,7 @@ def test_maxdiff_waits_when_a_directional_outcome_is_unknown(tmp_path):
     inner = stale_broker(pack + [p for p in PACK if p[0] == "SNOW"], seed=1)
 
     class Down(Wrapper):
-        def submit(self, r):  # noqa: ANN001, ANN201
+        def submit(self, r):
             if "-dir-" in r.client_order_id and "AMD" in r.client_order_id:
                 raise BrokerUnavailable("HTTP 503 (the request's outcome is unknown)")
             return super().submit(r)
@@ -517,7 +517,7 @@ def test_maxdiff_waits_when_a_directional_outcome_is_unknown(tmp_path):
 class Refusing(Wrapper):
     """Refuses one symbol as a potential wash trade and another for a sub-penny price (both final)."""
 
-    def submit(self, r: OrderRequest):  # noqa: ANN201
+    def submit(self, r: OrderRequest):
         self.submits.append(r.client_order_id)
         if r.symbol == "AMD":
             raise WashTradeRejected("potential wash trade detected. use complex orders", 40310000, 403)
@@ -568,7 +568,7 @@ def test_cli_genuinely_unresolved_still_exits_1(tmp_path, monkeypatch, capsys):
     pfile, orders = _cli_plan(tmp_path)
 
     class Down(Wrapper):
-        def submit(self, r):  # noqa: ANN001, ANN201
+        def submit(self, r):
             if r.symbol == "AMD":
                 raise BrokerUnavailable("HTTP 503 (the request's outcome is unknown)")
             return super().submit(r)
@@ -593,10 +593,10 @@ class FlakyReplace:
         self.lookups_429 = 0
         self._after = lookups_429
 
-    def __getattr__(self, k):  # noqa: ANN001, ANN204
+    def __getattr__(self, k):
         return getattr(self.inner, k)
 
-    def replace(self, order_id: str, **kw):  # noqa: ANN003, ANN201
+    def replace(self, order_id: str, **kw):
         self.replaces += 1
         if self.replaces == 1:
             raise RateLimited("429 too many requests", retry_after=0.0)
@@ -606,7 +606,7 @@ class FlakyReplace:
             raise BrokerUnavailable("HTTP 504 Gateway Time-out (the request's outcome is unknown)")
         return self.inner.replace(order_id, **kw)
 
-    def get_by_client_id(self, cid: str):  # noqa: ANN201
+    def get_by_client_id(self, cid: str):
         if self.lookups_429 > 0:
             self.lookups_429 -= 1
             raise RateLimited("429 too many requests", retry_after=0.0)

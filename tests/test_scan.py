@@ -47,13 +47,13 @@ class FrameProvider:
     def universe(self) -> pd.DataFrame:
         return self.uni
 
-    def daily_bars(self, symbols, start, end) -> pd.DataFrame:  # noqa: ANN001
+    def daily_bars(self, symbols, start, end) -> pd.DataFrame:
         return self.bars[self.bars["symbol"].isin(symbols)]
 
-    def minute_bars(self, symbols, session):  # noqa: ANN001, ANN201
+    def minute_bars(self, symbols, session):
         raise NotImplementedError
 
-    def latest_quotes(self, symbols, as_of) -> pd.DataFrame:  # noqa: ANN001
+    def latest_quotes(self, symbols, as_of) -> pd.DataFrame:
         return self.quotes if self.quotes is not None else pd.DataFrame(columns=QUOTE_COLUMNS)
 
 
@@ -69,7 +69,7 @@ def _bars_from_closes(closes: np.ndarray, symbols: list[str], dates: pd.Datetime
     }).sort_values(["symbol", "date"], ignore_index=True)[BAR_COLUMNS]
 
 
-def market(n: int = 60, T: int = 260, seed: int = 1, planted: bool = True):  # noqa: ANN201
+def market(n: int = 60, T: int = 260, seed: int = 1, planted: bool = True):
     """n random-walk names (+ UP, CRASH, FLAT when planted); returns bars, universe, dates."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2024-01-02", periods=T)
@@ -134,7 +134,7 @@ def test_percentile_and_composite_scores():
 # ------------------------------------------------------------------------------ no look-ahead
 
 
-def _fingerprint(res) -> tuple:  # noqa: ANN001
+def _fingerprint(res) -> tuple:
     return (res.opportunities, res.excluded, res.data_through, res.unavailable)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from rich.console import Console
-from test_intraday import EQUITY, FLAT, SESSION, bars, mplan, order, params, plan  # noqa: F401
+from test_intraday import EQUITY, FLAT, SESSION, bars, mplan, order, params, plan
 
 from wolfkit.broker.sim import SimBroker
 from wolfkit.cli import main
@@ -16,7 +16,7 @@ from wolfkit.status import collect_status, format_status, render_status
 
 
 @pytest.fixture()
-def ledger_after_30_minutes(tmp_path):  # noqa: ANN201
+def ledger_after_30_minutes(tmp_path):
     p = params(leverage=FLAT, sizing={"maxdiff_max_active": 5})
     op = plan([order("AAPL", 1000, 100.0, "takeprofit", tp=110.0)],
               [mplan("MSFT", 1, side="both", low=95.0, high=105.0, room=40_000),

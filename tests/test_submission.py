@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from test_execute import OPEN, FakeTime, make_plan, params, run  # noqa: E402 — shared builders
+from test_execute import OPEN, FakeTime, make_plan, params, run
 
 from wolfkit.broker.base import (
     BrokerOrder,
@@ -107,7 +107,7 @@ class Scripted:
 REQ = OrderRequest("MSFT", 10, Side.BUY, OrderType.MARKET, TimeInForce.DAY, "cid-1")
 
 
-def go(b: Scripted, ft: FakeTime, **kw):  # noqa: ANN003, ANN202
+def go(b: Scripted, ft: FakeTime, **kw):
     return submit(b, REQ, lookup=b.get_by_client_id, max_attempts=4, sleep=ft.sleep, **kw)
 
 
@@ -159,7 +159,7 @@ def test_resize_uses_what_the_broker_charges_per_share():
 class Refuses403(SimBroker):
     """A simulated account whose first `n` submits are refused for buying power with a fixed body."""
 
-    def __init__(self, n: int, **kw):  # noqa: ANN003
+    def __init__(self, n: int, **kw):
         super().__init__(100_000.0, clock=lambda: OPEN, **kw)
         self.n, self.asked = n, []
         self.market.set("MSFT", 199.99, 200.0)

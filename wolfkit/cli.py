@@ -433,7 +433,7 @@ def emulator(port: int = typer.Option(8765, "--port", help="port on 127.0.0.1"))
     state = Path("outputs") / "emulator_state.json"
     state.parent.mkdir(parents=True, exist_ok=True)
 
-    def ready(server) -> None:  # noqa: ANN001
+    def ready(server) -> None:
         console.print(
             f"wolfkit emulator: Alpaca-compatible paper broker on {server.url} (demo market, synthetic prices; "
             f"state in {state}). Point alpaca-py or `wolfkit execute --broker paper` at it with\n"
@@ -476,7 +476,7 @@ def backtest(
         except ValueError:
             raise BadInputError(f"{flag} {text!r}: write the date as YYYY-MM-DD") from None
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
         console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     with warnings.catch_warnings():  # one clean line per warning (data quality, …), not Python's source echo

@@ -314,7 +314,7 @@ class _Executor:
         try:
             for j in deferred + jobs[cut:]:  # deferred ones come from the head: they rank first
                 self.place_tail(j)
-        except Exception as e:  # noqa: BLE001 — reported by execute_plan after the run is recorded
+        except Exception as e:
             errors.append(e)
         return errors
 
@@ -606,7 +606,7 @@ def sim_broker_for(plan: OrderPlan, params: Params, now: datetime) -> SimBroker:
         from wolfkit.data import get_provider
 
         quotes = get_provider(params).latest_quotes(symbols, now)
-    except Exception:  # noqa: BLE001 — no provider quotes: fall back to the plan's prices, said below
+    except Exception:
         quotes = pd.DataFrame()
     got = {r.symbol: (r.bid, r.ask) for r in quotes.itertuples()} if len(quotes) else {}
     for o in plan.orders:

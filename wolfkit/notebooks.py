@@ -101,7 +101,7 @@ def claim_suffix(folder: Path, kind: str) -> str:
 # The runner (papermill).
 
 
-def _kernel_manager_class():  # noqa: ANN202 — built lazily: jupyter_client is heavy to import
+def _kernel_manager_class():
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default

@@ -104,7 +104,7 @@ class PlannedOrder(_Model):
 
     @field_validator("score", "weight", "est_price", "est_cost", "take_profit", "stop_loss", "limit_price")
     @classmethod
-    def _finite_fields(cls, v: float | None, info) -> float | None:  # noqa: ANN001
+    def _finite_fields(cls, v: float | None, info) -> float | None:
         return _finite(v, info.field_name)
 
     @model_validator(mode="after")

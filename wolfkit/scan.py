@@ -477,7 +477,7 @@ class _Progress:
     def __init__(self, show: bool, total: int) -> None:
         self.show, self.total = show and total > 1, total
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         if not self.show:
             return lambda: None
         from rich.progress import Progress
@@ -487,7 +487,7 @@ class _Progress:
         task = self._bar.add_task("scanning", total=self.total)
         return lambda: self._bar.advance(task)
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         if self.show:
             self._bar.__exit__(*exc)
 

@@ -74,7 +74,7 @@ def _read(path: Path, columns: Sequence[str]) -> pd.DataFrame:
         df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except pd.errors.EmptyDataError:
         df = pd.DataFrame(columns=list(columns))
-    except Exception as e:  # noqa: BLE001 — any reader failure is the file's fault: say which file
+    except Exception as e:
         raise BadInputError(f"{path}: cannot be read ({type(e).__name__}: {e}); rewrite it with `wolfkit backtest`") from e
     missing = [c for c in columns if c not in df.columns]
     if missing:

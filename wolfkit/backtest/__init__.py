@@ -83,13 +83,13 @@ class _Stages:
             self._bar.__enter__()
         return self
 
-    def stage(self, name: str, total: int):  # noqa: ANN201
+    def stage(self, name: str, total: int):
         if self._bar is None:
             return lambda n: None
         task = self._bar.add_task(name, total=total)
         return lambda n: self._bar.advance(task, n)
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
 
@@ -103,7 +103,7 @@ class _Timed:
     def __iter__(self) -> _Timed:
         return self
 
-    def __next__(self):  # noqa: ANN204
+    def __next__(self):
         t = time.perf_counter()
         try:
             return next(self.it)

@@ -96,7 +96,7 @@ class DayOrder:
     target: float | None = None
 
 
-def _num(v) -> float | None:  # noqa: ANN001
+def _num(v) -> float | None:
     return None if v is None or pd.isna(v) else float(v)
 
 
@@ -152,7 +152,7 @@ def check_limits(orders: list[DayOrder], sector_weights: dict[str, float], param
     return out
 
 
-def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.ndarray] | None:  # noqa: ANN001
+def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.ndarray] | None:
     if not symbols:
         return {}
     try:
@@ -165,7 +165,7 @@ def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.n
 
 
 def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: float, quarantine: np.ndarray,
-         *, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:  # noqa: ANN001
+         *, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:
     """Trade every session of `market` in order (see the module docstring).
 
     `mornings`: each session's scan and targets (`panel.plan_morning` with the same `params`), in order

@@ -107,7 +107,7 @@ def write_summary(out_dir: Path, summary: dict) -> Path:
     return p
 
 
-def _jsonable(x):  # noqa: ANN001, ANN202
+def _jsonable(x):
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (np.floating,)):

@@ -140,7 +140,7 @@ class Emulator:
                 "drop_after": u[4] < 0.5,
             }
 
-    def choice(self, options: list) -> Any:  # noqa: ANN401
+    def choice(self, options: list) -> Any:
         with self._lock:
             return self._rng.choice(options)
 
@@ -282,7 +282,7 @@ def _price(body: dict, name: str) -> float | None:
     return x
 
 
-def _qty(v: Any) -> int:  # noqa: ANN401
+def _qty(v: Any) -> int:
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -292,7 +292,7 @@ def _qty(v: Any) -> int:  # noqa: ANN401
     return int(x)
 
 
-def _enum(enum: type, body: dict, name: str) -> Any:  # noqa: ANN401
+def _enum(enum: type, body: dict, name: str) -> Any:
     try:
         return enum(str(body.get(name, "")).lower())
     except ValueError:
@@ -673,7 +673,7 @@ def emulator_of(app: Flask) -> Emulator:
 class _QuietHandler(WSGIRequestHandler):
     """No access log, and a dropped connection is expected here, not an error."""
 
-    def log_request(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def connection_dropped(self, error: BaseException, environ: dict | None = None) -> None:
@@ -752,7 +752,7 @@ class DemoFeed:
         while not self._stop.wait(self.interval_s):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - keep serving on stale quotes; the count says so
+            except Exception:
                 self.errors += 1
 
     def start(self) -> DemoFeed:

@@ -117,7 +117,7 @@ class QuoteBook:
         self._cache_key, self._cache_pos = key, pos
         return pos
 
-    def update(self, symbols: Sequence[str], bid, ask, ts: datetime | None = None) -> None:  # noqa: ANN001
+    def update(self, symbols: Sequence[str], bid, ask, ts: datetime | None = None) -> None:
         """Set bid/ask for many symbols at once (arrays or sequences aligned with `symbols`)."""
         bid = np.asarray(bid, dtype=float)
         ask = np.asarray(ask, dtype=float)
@@ -139,7 +139,7 @@ class QuoteBook:
         """Set one symbol's quote (`ask` defaults to `bid`: a mark with no spread)."""
         self.update([symbol], [bid], [bid if ask is None else ask], ts)
 
-    def update_from_bars(self, symbols: Sequence[str], close, ts: datetime | None = None) -> None:  # noqa: ANN001
+    def update_from_bars(self, symbols: Sequence[str], close, ts: datetime | None = None) -> None:
         """Quotes from bar closes: close ∓ half the spread."""
         close = np.asarray(close, dtype=float)
         half = self.spread_bps / 2e4
@@ -693,7 +693,7 @@ class SimBroker:
                 self._changed()
             return made
 
-    def on_bar(self, symbols: Sequence[str], high, low, close, ts: datetime | None = None) -> int:  # noqa: ANN001
+    def on_bar(self, symbols: Sequence[str], high, low, close, ts: datetime | None = None) -> int:
         """Advance one minute: quotes from the closes (all symbols, vectorised), then fills for the
         symbols with open orders only — market orders at the new quote, limits and take-profits at
         their limit when the bar's range touches it, stops at the stop. Returns the fills made."""

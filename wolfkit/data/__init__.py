@@ -9,7 +9,7 @@ from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS, UNIVERSE_COLUMNS, Data
 __all__ = ["BAR_COLUMNS", "QUOTE_COLUMNS", "UNIVERSE_COLUMNS", "DataProvider", "get_provider"]
 
 
-def get_provider(params):  # noqa: ANN001, ANN201 — imported lazily so `wolfkit.data` stays light
+def get_provider(params):
     """The provider that `params.data.source` names."""
     from wolfkit.data.registry import provider_for
 

@@ -196,7 +196,7 @@ def _read_table(path: Path, fmt: Format, what: str) -> tuple[pd.DataFrame, Forma
             raw = pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=_MISSING)
     except BadInputError:
         raise
-    except Exception as e:  # noqa: BLE001 — any parser failure becomes a clear message
+    except Exception as e:
         raise BadInputError(f"{path}: cannot be read as {fmt} ({type(e).__name__}: {e}); fix or re-export the file") from None
     if raw.empty:
         raise BadInputError(f"{path}: has no data rows; fill it or point data.{what}_path at another file")
