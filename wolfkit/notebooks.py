@@ -101,13 +101,41 @@ def claim_suffix(folder: Path, kind: str) -> str:
 # The runner (papermill).
 
 
+SHELL_POLL_SECONDS = 0.5
+
+
 def _kernel_manager_class():
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
+    from traitlets import Type, default
+
+    class ShortPollChannel(AsyncZMQSocketChannel):
+        """Waits for a message in short polls instead of one long one. A cell that builds ipywidgets can
+        leave nbclient waiting on the shell channel with kernel and client both idle (jupyter/nbclient
+        #312): the reply has arrived but the one long poll never wakes. Polling again sees it."""
+
+        async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:  # type: ignore[override]
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = SHELL_POLL_SECONDS if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    return await super().get_msg(timeout=min(SHELL_POLL_SECONDS, left))
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+    class ShortPollClient(AsyncKernelClient):
+        shell_channel_class = Type(ShortPollChannel)  # type: ignore[assignment]
 
     class ThisPythonKernelManager(AsyncKernelManager):
-        """`python3` resolved to this interpreter's ipykernel, ignoring user/system kernelspecs."""
+        """`python3` resolved to this interpreter's ipykernel, ignoring user/system kernelspecs; its
+        client polls the shell channel in short steps (see `ShortPollChannel`)."""
+
+        client_factory = Type(ShortPollClient)  # type: ignore[assignment]
 
         @default("kernel_spec_manager")
         def _default_ksm(self) -> KernelSpecManager:
