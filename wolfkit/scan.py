@@ -16,7 +16,7 @@ Why it is built this way:
   after the chunks return.
 - **Nothing dropped silently.** Symbols with too little history, no bars, a stale last bar, long
   gaps, non-positive prices or missing metadata are listed in `excluded` with the reason. Bars that
-  end more than `scan.max_gap_days` weekdays before D stop the scan (stale prices, the seed's bug).
+  end more than `scan.max_gap_days` weekdays before D stop the scan (stale prices would size every order wrong).
 
 Directional strategies (long, one session, entered at the session's open `O`; the levels use only
 bars before the session; within a bar the extreme nearer the open is assumed to come first):

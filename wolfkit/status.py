@@ -170,7 +170,7 @@ def _sections(r: StatusReport) -> list[tuple[str, list[str]]]:
 
 
 def format_status(r: StatusReport) -> str:
-    """The seed-000 screen as plain text."""
+    """The status screen as plain text: both layers, leverage per bucket, positions and plans."""
     out = [f"run {r.run_id} at {r.as_of:%Y-%m-%d %H:%M %Z}".rstrip() if r.as_of else f"run {r.run_id}",
            f"(positions marked at {r.marks_from} prices)", ""]
     for title, lines in _sections(r):
