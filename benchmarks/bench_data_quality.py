@@ -10,14 +10,12 @@ the steadier figure. Exits 0 with a note when ../shared/data is absent.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
+from _timing import measure
 
 from wolfkit.config import BadRows
 from wolfkit.data.files import read_bars, read_universe
@@ -25,16 +23,6 @@ from wolfkit.data.quality import find_jumps
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BARS, UNIVERSE = DATA / "sp500_ohlcv_2013_2016.csv.gz", DATA / "sp500_universe_2018.csv"
-
-
-def _measure(step: Callable[[], object], repeat: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for _ in range(repeat):
-        w, c = time.perf_counter(), time.process_time()
-        step()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -59,7 +47,7 @@ def main() -> None:
         print(f"{len(read.bars):,} bars kept, {read.quarantined[['file', 'line']].drop_duplicates().shape[0]} rows "
               f"quarantined; median of {args.repeat}")
         for name, step in steps.items():
-            wall, cpu = _measure(step, args.repeat)
+            wall, cpu = measure(step, args.repeat)
             print(f"  {name:52s} {wall:6.2f} s wall  {cpu:6.2f} s CPU")
 
 

@@ -9,28 +9,17 @@ the steadier figure.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Callable
+
+from _timing import measure
 
 from wolfkit.data.demo import EPOCH, DemoMarket
 from wolfkit.data.files import FileProvider
 
 END = date(2026, 11, 20)
 YEAR_AGO = END - timedelta(days=365)
-
-
-def _measure(step: Callable[[], object], repeat: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for _ in range(repeat):
-        w, c = time.perf_counter(), time.process_time()
-        step()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -45,16 +34,16 @@ def main() -> None:
             m.daily_bars(list(m.universe()["symbol"]), YEAR_AGO, END)
 
         label = f"demo{'' if size is None else f':{size}'}: generate {EPOCH}..{END}, return 1 year"
-        rows.append((label, *_measure(generate, args.repeat)))
+        rows.append((label, *measure(generate, args.repeat)))
 
     m = DemoMarket(seed=7, size=500, end=END)
     symbols = list(m.universe()["symbol"])
     bars = m.daily_bars(symbols, YEAR_AGO, END)
-    rows.append(("demo:500: daily_bars 1 year, panel cached", *_measure(
+    rows.append(("demo:500: daily_bars 1 year, panel cached", *measure(
         lambda: m.daily_bars(symbols, YEAR_AGO, END), args.repeat)))
-    rows.append(("demo:500: minute_bars, one session (500 x 390)", *_measure(
+    rows.append(("demo:500: minute_bars, one session (500 x 390)", *measure(
         lambda: m.minute_bars(symbols, END), args.repeat)))
-    rows.append(("demo:500: latest_quotes pre-market", *_measure(
+    rows.append(("demo:500: latest_quotes pre-market", *measure(
         lambda: m.latest_quotes(symbols, datetime(2026, 11, 20, 8, 30)), args.repeat)))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,7 +52,7 @@ def main() -> None:
         bars.to_parquet(d / "bars.parquet")
         m.universe().to_csv(d / "universe.csv", index=False)
         for fmt in ("csv", "parquet"):
-            rows.append((f"files: read + validate 500 x 1 year long {fmt} ({len(bars):,} rows)", *_measure(
+            rows.append((f"files: read + validate 500 x 1 year long {fmt} ({len(bars):,} rows)", *measure(
                 lambda fmt=fmt: FileProvider(d / f"bars.{fmt}", d / "universe.csv", fmt=fmt), args.repeat)))
 
     width = max(len(r[0]) for r in rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from seed_plan import OPEN, PACK, SESSION, gapped_asks
+from test_execute import Wrapper  # the recording SimBroker delegate both files use
 
 from wolfkit.broker.base import (
     CODE_UNPROCESSABLE,
@@ -110,22 +111,6 @@ def stale_broker(pack: list, seed: int, equity: float = 100_000.0, buffer: float
     for sym, ask in gapped_asks(pack, seed=seed).items():
         b.market.set(sym, round(ask * 0.999, 2), ask)
     return b
-
-
-class Wrapper:
-    """Delegates to a SimBroker and records every submission (client id, in order)."""
-
-    def __init__(self, inner: SimBroker):
-        self.inner = inner
-        self.name = "wrapped"
-        self.submits: list[str] = []
-
-    def __getattr__(self, k):
-        return getattr(self.inner, k)
-
-    def submit(self, r: OrderRequest):
-        self.submits.append(r.client_order_id)
-        return self.inner.submit(r)
 
 
 def execute(plan: OrderPlan, broker, ledger_path: Path | str, ft: FakeTime | None = None,
