@@ -215,7 +215,7 @@ def test_bracket_legs_activate_on_fill_and_cancel_each_other():
 
 def test_unknown_symbol_and_bad_qty_are_refused():
     b = broker()
-    with pytest.raises(OrderRejected, match="no market data"):
+    with pytest.raises(OrderRejected, match="asset \"NOPE\" not found"):
         b.submit(req("NOPE"))
     with pytest.raises(OrderRejected, match="qty"):
         b.submit(req(qty=0))
