@@ -23,10 +23,12 @@ from typing import Any
 import pandas as pd
 from flask import Flask, Response, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException
 
 from wolfkit import calendar
 from wolfkit.broker import matching
 from wolfkit.broker.alpaca_wire import (
+    CODE_INTERNAL,
     CODE_MALFORMED,
     CODE_NOT_FOUND,
     CODE_UNAUTHORIZED,
@@ -44,6 +46,7 @@ from wolfkit.broker.alpaca_wire import (
     price,
     qty,
     rate_limited,
+    status_code_of,
     when,
 )
 from wolfkit.broker.base import CODE_UNPROCESSABLE, BrokerError, BrokerOrder, OrderNotFound
@@ -166,6 +169,24 @@ def create_app(
     @app.errorhandler(BrokerError)
     def _broker(e: BrokerError) -> Response:
         return broker_error_response(e)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException) -> Response:  # unknown route (404), wrong method (405), unreadable body
+        status = e.code or 500
+        if status == 400:
+            return error_response(400, CODE_MALFORMED, "request body format is invalid")
+        message = {404: f"endpoint not found: {request.method} {request.path}",
+                   405: f"method {request.method} not allowed for {request.path}"}.get(status, e.name.lower())
+        resp = error_response(status, status_code_of(status), message)
+        allowed = getattr(e, "valid_methods", None)
+        if status == 405 and allowed:
+            resp.headers["Allow"] = ", ".join(allowed)
+        return resp
+
+    @app.errorhandler(Exception)
+    def _internal(e: Exception) -> Response:  # a bug in the emulator: still Alpaca's shape, and logged
+        log.exception("emulator error on %s %s", request.method, request.path)
+        return error_response(500, CODE_INTERNAL, f"internal server error: {type(e).__name__}: {e}")
 
     # ---- trading ----
 
