@@ -222,7 +222,7 @@ def to_broker_order(o: AlpacaOrder) -> BrokerOrder:
         replaced_by=str(o.replaced_by) if o.replaced_by else None,
         replaces=str(o.replaces) if o.replaces else None,
         legs=[to_broker_order(leg) for leg in (o.legs or [])],
-        extended_hours=bool(o.extended_hours),
+        extended_hours=bool(getattr(o, "extended_hours", False)),
     )
 
 

@@ -53,7 +53,6 @@ from wolfkit.broker import matching
 from wolfkit.broker.base import (
     CODE_FORBIDDEN,
     CODE_INVALID,
-    CODE_UNPROCESSABLE,
     AccountInfo,
     BrokerOrder,
     DuplicateClientOrderId,
@@ -69,7 +68,6 @@ from wolfkit.broker.base import (
     RateLimited,
     UpdateEvent,
     WashTradeRejected,
-    opg_allowed,
 )
 from wolfkit.broker.order_book import (
     OrderBook,
@@ -79,12 +77,13 @@ from wolfkit.broker.order_book import (
     order_from_dict,
     order_to_dict,
 )
+from wolfkit.broker.order_rules import check_order, invalid
 from wolfkit.broker.quotes import QuoteBook
 from wolfkit.broker.sim_account import SimAccount
 from wolfkit.broker.sim_fills import FillEngine
 from wolfkit.broker.submission import SlidingWindowLimiter
 from wolfkit.calendar import NY
-from wolfkit.domain import OrderType, Side, TimeInForce, round_to_tick
+from wolfkit.domain import OrderType, Side, TimeInForce
 
 __all__ = ["NY", "QuoteBook", "SimBroker", "order_from_dict", "order_to_dict"]
 
@@ -95,10 +94,6 @@ _ID_NAMESPACE = uuid.UUID("6f1d2c4e-8b0a-4c55-9a57-0b1f5c3e9d21")
 def _aware(t: datetime) -> datetime:
     """`t` with a time zone (a naive time is read as New York, like the session test)."""
     return t if t.tzinfo is not None else t.replace(tzinfo=NY)
-
-
-def _invalid(message: str) -> OrderRejected:
-    return OrderRejected(message, CODE_UNPROCESSABLE, 422)
 
 
 class SimBroker(FillEngine):
@@ -261,28 +256,8 @@ class SimBroker(FillEngine):
         return ref * short_qty / qty
 
     def _validate(self, r: OrderRequest, now: datetime) -> Quote:
-        """Alpaca's order checks; returns the quote that prices the order."""
-        if not isinstance(r.qty, int) or r.qty <= 0:
-            raise _invalid(f"qty must be a positive whole number, got {r.qty}")
-        if not r.client_order_id or len(r.client_order_id) > 128:
-            raise _invalid("client_order_id must be 1 to 128 characters")
-        if r.type == OrderType.LIMIT:
-            lp = r.limit_price
-            if lp is None or not math.isfinite(lp) or lp <= 0:
-                raise _invalid("limit orders require a positive limit_price")
-            if abs(round_to_tick(lp) - lp) > 1e-9:
-                raise _invalid(f"invalid limit_price {lp}. sub-penny increment does not fulfill minimum pricing criteria")
-        elif r.limit_price is not None:
-            raise _invalid("market orders must not have a limit_price")
-        for name in ("take_profit", "stop_loss"):
-            v = getattr(r, name)
-            if v is not None and (not math.isfinite(v) or v <= 0 or abs(round_to_tick(v) - v) > 1e-9):
-                raise _invalid(f"invalid {name} price {v} (must be positive and on the tick)")
-        if r.extended_hours and (r.type != OrderType.LIMIT or r.time_in_force != TimeInForce.DAY
-                                 or r.take_profit is not None or r.stop_loss is not None):
-            raise _invalid("extended hours order must be DAY limit orders")
-        if r.time_in_force == TimeInForce.OPG and not opg_allowed(now):
-            raise _invalid("opg orders are not accepted between 9:28am and 7:00pm ET")
+        """Alpaca's order checks (`order_rules`); returns the quote that prices the order."""
+        check_order(r, now)
         quote = self.market.get(r.symbol)
         if quote is None:
             raise OrderRejected(f'asset "{r.symbol}" not found (the simulated market has no quote for it)',
@@ -370,7 +345,7 @@ class SimBroker(FillEngine):
         with self._lock:
             o = self._order(order_id)
             if not o.status.is_open:
-                raise _invalid(f"order is already {o.status}")
+                raise invalid(f"order is already {o.status}")
             self._finish(o, OrderStatus.CANCELED, UpdateEvent.CANCELED)
             for leg in o.legs:
                 if leg.status.is_open:
@@ -395,7 +370,7 @@ class SimBroker(FillEngine):
         with self._lock:
             old = self._order(order_id)
             if not old.status.is_open or old.status == OrderStatus.HELD:
-                raise _invalid(f"order is {old.status}; only a working order can be replaced")
+                raise invalid(f"order is {old.status}; only a working order can be replaced")
             new_qty = old.qty if qty is None else qty
             new_limit = old.limit_price if limit_price is None else limit_price
             cid = client_order_id or f"{old.client_order_id[:110]}-x{self._counter + 1}"
