@@ -549,3 +549,18 @@ def test_order_list_pages_by_time_in_both_directions(server):
     assert len({o.submitted_at for o in tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))}) == 7
     r = requests.get(f"{srv.url}/v2/orders", params={"direction": "sideways"}, headers=HEADERS, timeout=5)
     assert r.status_code == 422 and r.json()["code"] == 40010001
+
+
+def test_bars_for_an_unknown_symbol_are_empty_not_a_500(server):
+    """The issue's "unknown symbol answers an HTML 500": the demo provider refuses names outside its
+    universe; the emulator answers as Alpaca does — no bars for that symbol, the others as usual."""
+    from wolfkit.data.demo import DemoMarket
+
+    srv = server(data=DemoMarket(seed=7))
+    dc = StockHistoricalDataClient("k", "s", url_override=srv.url)
+    got = dc.get_stock_bars(StockBarsRequest(symbol_or_symbols=["AAPL", "ZZZZ"], timeframe=TimeFrame.Day,
+                                             start=datetime(2024, 5, 28), end=datetime(2024, 5, 31)))
+    assert set(got.data) == {"AAPL"} and len(got.data["AAPL"]) == 3  # 28, 29, 30 May
+    r = requests.get(f"{srv.url}/v2/stocks/bars", params={"symbols": "ZZZZ", "timeframe": "1Min"},
+                     headers=HEADERS, timeout=10)
+    assert r.status_code == 200 and r.json() == {"bars": {}, "next_page_token": None}

@@ -53,6 +53,7 @@ from wolfkit.broker.base import CODE_UNPROCESSABLE, BrokerError, BrokerOrder, Or
 from wolfkit.broker.emulator_state import Emulator, Faults
 from wolfkit.broker.sim import SimBroker
 from wolfkit.data.base import DataProvider
+from wolfkit.errors import BadInputError
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -360,7 +361,14 @@ def create_app(
         timeframe = (args.get("timeframe") or "1Day").lower()
         start = when(args.get("start"), "start") or datetime(1970, 1, 1, tzinfo=timezone.utc)
         end = when(args.get("end"), "end") or emu.broker.now()
-        frame = _bars(emu.data, symbols, timeframe, start, end)
+        known = _known_symbols(emu.data)  # Alpaca answers unknown symbols with no bars, not an error
+        symbols = [s for s in symbols if known is None or s in known]
+        if not symbols:
+            return jsonify({"bars": {}, "next_page_token": None})
+        try:
+            frame = _bars(emu.data, symbols, timeframe, start, end)
+        except BadInputError as e:  # the provider refused the request: Alpaca's invalid request
+            raise ApiError(str(e), 422) from None
         if (args.get("sort") or "asc").lower() == "desc":
             frame = frame.iloc[::-1]
         try:
@@ -399,6 +407,14 @@ def create_app(
 def _float_or_none(x: Any) -> float | None:
     v = float(x)
     return None if math.isnan(v) else v
+
+
+def _known_symbols(data: DataProvider) -> set[str] | None:
+    """The provider's universe, or None when it cannot say (then every symbol is asked for)."""
+    try:
+        return {str(s).upper() for s in data.universe()["symbol"]}
+    except Exception:
+        return None
 
 
 def _bars(data: DataProvider, symbols: list[str], timeframe: str, start: datetime, end: datetime) -> pd.DataFrame:
