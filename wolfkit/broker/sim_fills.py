@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -37,17 +37,14 @@ class FillEngine:
     _bar_key: tuple[str, ...] | None
     _bar_pos: dict[str, int]
 
-    def now(self) -> datetime:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by SimBroker
+        def now(self) -> datetime: ...
 
-    def _emit(self, event: UpdateEvent, o: BrokerOrder, fill: Fill | None = None) -> None:
-        raise NotImplementedError
+        def _emit(self, event: UpdateEvent, o: BrokerOrder, fill: Fill | None = None) -> None: ...
 
-    def _finish(self, o: BrokerOrder, status: OrderStatus, event: UpdateEvent | None) -> None:
-        raise NotImplementedError
+        def _finish(self, o: BrokerOrder, status: OrderStatus, event: UpdateEvent | None) -> None: ...
 
-    def _changed(self) -> None:
-        raise NotImplementedError
+        def _changed(self) -> None: ...
 
     def _fill_qty(self, remaining: int) -> int:
         if remaining > 1 and self.partial_fill_prob and self._rng.random() < self.partial_fill_prob:
