@@ -33,6 +33,7 @@ from wolfkit.broker.base import (
     BrokerUnavailable,
     DuplicateClientOrderId,
     InsufficientBuyingPower,
+    OrderNotFound,
     OrderRejected,
     OrderRequest,
     OrderStatus,
@@ -435,3 +436,131 @@ def test_alpaca_data_provider_reads_bars_and_quotes_from_the_emulator(server, en
     assert len(minutes) == len(demo.minute_bars(["AAPL"], last)) >= 210
     q = provider.latest_quotes(["AAPL", "MSFT"], datetime.now(timezone.utc))
     assert q["ask"].tolist() == pytest.approx([190.095, 410.205])
+
+
+# ---- every error is Alpaca's JSON, and maps through alpaca-py to wolfkit's errors ------------------
+
+
+HEADERS = {"APCA-API-KEY-ID": "k", "APCA-API-SECRET-KEY": "s"}
+_ORDER = {"symbol": "AAPL", "qty": 1, "side": "buy", "type": "market", "time_in_force": "day"}
+
+
+@pytest.mark.parametrize("method, path, body, status, code, wolfkit_error", [
+    ("post", "/v2/orders", {**_ORDER, "symbol": "ZZZZ"}, 422, 40010001, OrderRejected),  # unknown symbol
+    ("get", "/v2/orders/no-such-id", None, 404, 40410000, OrderNotFound),
+    ("patch", "/v2/orders/no-such-id", {"qty": 2}, 404, 40410000, OrderNotFound),
+    ("delete", "/v2/orders/no-such-id", None, 404, 40410000, OrderNotFound),
+    ("post", "/v2/orders", "this is not json", 400, 40010000, OrderRejected),  # unreadable body
+    ("post", "/v2/orders", [_ORDER], 400, 40010000, OrderRejected),  # JSON, but not an object
+    ("post", "/v2/orders", {**_ORDER, "order_class": "bracket", "take_profit": "x"}, 422, 40010001, OrderRejected),
+    ("post", "/v2/orders", {**_ORDER, "qty": -1}, 422, 40010001, OrderRejected),  # validation
+    ("post", "/v2/orders", {k: v for k, v in _ORDER.items() if k != "qty"}, 422, 40010001, OrderRejected),
+    ("get", "/v2/orders?limit=0", None, 422, 40010001, OrderRejected),
+    ("get", "/v2/assets/ZZZZ", None, 404, 40410000, OrderNotFound),
+    ("get", "/v2/positions/ZZZZ", None, 404, 40410000, OrderNotFound),
+    ("get", "/v2/no-such-route", None, 404, 40410000, OrderNotFound),
+    ("put", "/v2/account", None, 405, 40510000, OrderRejected),
+])
+def test_every_error_is_alpaca_json_and_maps_to_a_wolfkit_error(server, method, path, body, status, code,
+                                                                 wolfkit_error):
+    from wolfkit.broker.alpaca import map_api_error
+
+    srv = server()
+    kw = {"data": body, "headers": {**HEADERS, "Content-Type": "application/json"}} if isinstance(body, str) \
+        else {"json": body, "headers": HEADERS}
+    r = requests.request(method, srv.url + path, timeout=5, **kw)
+    assert r.status_code == status and r.headers["Content-Type"].startswith("application/json"), r.text
+    payload = r.json()
+    assert payload["code"] == code and isinstance(payload["message"], str) and payload["message"]
+    mapped = map_api_error(APIError(r.text, requests.HTTPError(response=r)))
+    assert isinstance(mapped, wolfkit_error), (mapped, payload)
+
+
+def test_an_internal_error_is_a_json_500_and_an_unknown_outcome(server, env, monkeypatch):
+    sim = make_sim()
+    srv = server(sim)
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sim, "account", broken)
+    r = requests.get(f"{srv.url}/v2/account", headers=HEADERS, timeout=5)
+    assert r.status_code == 500 and r.json() == {"code": 50010000, "message": "internal server error: RuntimeError: boom"}
+    env(srv.url)
+    with pytest.raises(BrokerUnavailable, match="boom"):
+        AlpacaBroker(timeout=5).account()
+
+
+def test_unknown_symbol_round_trip_through_alpaca_py_and_the_adapter(server, env):
+    srv = server()
+    tc = client(srv.url)
+    with pytest.raises(APIError) as e:
+        tc.submit_order(MarketOrderRequest(symbol="ZZZZ", qty=1, side=OrderSide.BUY, time_in_force=AlpacaTIF.DAY))
+    assert (e.value.status_code, e.value.code) == (422, 40010001) and "ZZZZ" in e.value.message
+    with pytest.raises(APIError) as e:
+        tc.get_asset("ZZZZ")
+    assert (e.value.status_code, e.value.code) == (404, 40410000)
+    assert tc.get_asset("AAPL").symbol == "AAPL"
+    with pytest.raises(APIError) as e:
+        tc.get_open_position("ZZZZ")
+    assert (e.value.status_code, e.value.code, e.value.message) == (404, 40410000, "position does not exist")
+    env(srv.url)
+    b = AlpacaBroker(timeout=5)
+    with pytest.raises(OrderRejected) as rejected:
+        b.submit(OrderRequest("ZZZZ", 1, Side.BUY, OrderType.MARKET, TimeInForce.DAY, "unknown-sym"))
+    assert (rejected.value.status_code, rejected.value.code) == (422, 40010001)
+    with pytest.raises(OrderNotFound):
+        b.get("00000000-0000-4000-8000-000000000000")
+    with pytest.raises(OrderNotFound):
+        b.cancel("00000000-0000-4000-8000-000000000000")
+
+
+# ---- the order list behaves like Alpaca's: status, after/until, direction, limit, nested ------------
+
+
+def test_order_list_pages_by_time_in_both_directions(server):
+    """Orders sent in the same instant still get distinct, ordered submission times, so a client pages
+    with `after` (asc) or `until` (desc) set to the last row's submitted_at and sees each order once."""
+    srv = server(make_sim(1_000_000))
+    tc = client(srv.url)
+    sent = []
+    for i in range(7):
+        o = tc.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,
+                                              time_in_force=AlpacaTIF.DAY, limit_price=150.0, client_order_id=f"p{i}"))
+        sent.append(o.client_order_id)
+    tc.cancel_order_by_id(tc.get_order_by_client_id("p3").id)
+
+    def pages(direction: str) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            edge = {"after": cursor} if direction == "asc" else {"until": cursor}
+            page = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, limit=3, direction=direction,
+                                                  **(edge if cursor else {})))
+            seen += [o.client_order_id for o in page]
+            if len(page) < 3:
+                return seen
+            cursor = page[-1].submitted_at
+
+    assert pages("asc") == sent
+    assert pages("desc") == sent[::-1]
+    opened = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, direction="asc"))
+    assert [o.client_order_id for o in opened] == [c for c in sent if c != "p3"]
+    assert len({o.submitted_at for o in tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))}) == 7
+    r = requests.get(f"{srv.url}/v2/orders", params={"direction": "sideways"}, headers=HEADERS, timeout=5)
+    assert r.status_code == 422 and r.json()["code"] == 40010001
+
+
+def test_bars_for_an_unknown_symbol_are_empty_not_a_500(server):
+    """The issue's "unknown symbol answers an HTML 500": the demo provider refuses names outside its
+    universe; the emulator answers as Alpaca does — no bars for that symbol, the others as usual."""
+    from wolfkit.data.demo import DemoMarket
+
+    srv = server(data=DemoMarket(seed=7))
+    dc = StockHistoricalDataClient("k", "s", url_override=srv.url)
+    got = dc.get_stock_bars(StockBarsRequest(symbol_or_symbols=["AAPL", "ZZZZ"], timeframe=TimeFrame.Day,
+                                             start=datetime(2024, 5, 28), end=datetime(2024, 5, 31)))
+    assert set(got.data) == {"AAPL"} and len(got.data["AAPL"]) == 3  # 28, 29, 30 May
+    r = requests.get(f"{srv.url}/v2/stocks/bars", params={"symbols": "ZZZZ", "timeframe": "1Min"},
+                     headers=HEADERS, timeout=10)
+    assert r.status_code == 200 and r.json() == {"bars": {}, "next_page_token": None}

@@ -461,6 +461,7 @@ def test_lock_held_by_another_process_exits_2_naming_it(tmp_path):
 
 CHILD = """
 import sys
+from datetime import datetime
 from pathlib import Path
 import wolfkit.broker.sim as sim
 from wolfkit.config import Params
@@ -468,8 +469,10 @@ from wolfkit.errors import WolfkitError
 from wolfkit.execute import execute_orders_file
 
 orders, ledger, wait, latency = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+OPEN = datetime(2024, 6, 3, 9, 31, tzinfo=sim.NY)  # the simulated market fills only while its clock says open
 load = sim.SimBroker.load.__func__
-sim.SimBroker.load = classmethod(lambda cls, path, **kw: load(cls, path, **{**kw, "latency_s": latency}))
+sim.SimBroker.load = classmethod(lambda cls, path, **kw: load(cls, path, **{**kw, "latency_s": latency,
+                                                                          "clock": lambda: OPEN}))
 p = Params.model_validate({"execution": {"ledger_path": ledger, "lock_wait_seconds": wait, "max_concurrency": 2}})
 try:
     report, log = execute_orders_file(Path(orders), p)

@@ -222,6 +222,7 @@ def to_broker_order(o: AlpacaOrder) -> BrokerOrder:
         replaced_by=str(o.replaced_by) if o.replaced_by else None,
         replaces=str(o.replaces) if o.replaces else None,
         legs=[to_broker_order(leg) for leg in (o.legs or [])],
+        extended_hours=bool(getattr(o, "extended_hours", False)),
     )
 
 
@@ -259,7 +260,7 @@ def to_alpaca_request(r: OrderRequest) -> MarketOrderRequest | LimitOrderRequest
         }
     common = dict(
         symbol=r.symbol, qty=r.qty, side=AlpacaSide(str(r.side)), time_in_force=AlpacaTIF(str(r.time_in_force)),
-        client_order_id=r.client_order_id, **legs,
+        client_order_id=r.client_order_id, extended_hours=r.extended_hours or None, **legs,
     )
     if r.type == OrderType.LIMIT:
         return LimitOrderRequest(limit_price=r.limit_price, **common)

@@ -17,8 +17,9 @@ from wolfkit.calendar import NY
 from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.errors import BrokerError
 
-# Alpaca's error codes: one 403 code covers insufficient buying power, wash trades and more (so the
+# Alpaca's error codes (the body is {"code": …, "message": …}): one 403 code covers insufficient buying power, wash trades and more (so the
 # message must be matched too); 422 is an invalid order (tick, OPG window, duplicate client id).
+CODE_INVALID = 40010001  # a malformed or invalid request (also Alpaca's "asset not found")
 CODE_FORBIDDEN = 40310000
 CODE_UNPROCESSABLE = 42210000
 # Alpaca refuses OPG orders from 09:28 to 19:00 ET; before and after, they queue for the next open.
@@ -80,6 +81,7 @@ class OrderRequest:
     limit_price: float | None = None
     take_profit: float | None = None
     stop_loss: float | None = None
+    extended_hours: bool = False  # a DAY limit that may also trade pre-market and after-hours
 
 
 @dataclass
@@ -102,6 +104,7 @@ class BrokerOrder:
     replaced_by: str | None = None
     replaces: str | None = None
     legs: list[BrokerOrder] = field(default_factory=list)
+    extended_hours: bool = False
 
     @property
     def remaining_qty(self) -> int:
