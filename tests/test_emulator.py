@@ -26,7 +26,7 @@ from alpaca.trading.requests import (
     StopLossRequest,
     TakeProfitRequest,
 )
-from seed_plan import OPEN, gapped_asks, seed_plan
+from factories import OPEN, gapped_asks, seed_plan
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.base import (

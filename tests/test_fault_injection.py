@@ -22,7 +22,7 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
+from factories import OPEN, PACK, gapped_asks, seed_plan
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.emulator import Faults, create_app, serve

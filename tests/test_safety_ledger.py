@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
+from factories import OPEN, PACK, gapped_asks, seed_plan
 
 from wolfkit.broker.base import Fill, OrderRequest
 from wolfkit.broker.sim import SimBroker

@@ -15,7 +15,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
-from seed_plan import OPEN, PACK, SESSION, gapped_asks
+from factories import OPEN, PACK, SESSION, gapped_asks
 from test_execute import Wrapper  # the recording SimBroker delegate both files use
 
 from wolfkit.broker.base import (

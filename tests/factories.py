@@ -1,4 +1,4 @@
-"""The seed's failure case as data: a $100k account, 12 market buys sized from yesterday's closes,
+"""Shared test data: a $100k account, 12 market buys sized from yesterday's closes,
 and an open that gaps up 0–8% (shared by the emulator and fault-injection tests)."""
 
 from __future__ import annotations
