@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_plan
 
 from wolfkit.broker.base import (
     InsufficientBuyingPower,
@@ -20,9 +21,11 @@ from wolfkit.config import params_from_dict
 from wolfkit.domain import (
     ClientOrderId,
     Layer,
+    MaxdiffSide,
     OrderType,
     PlanStatus,
     Side,
+    Strategy,
     TimeInForce,
 )
 from wolfkit.intraday import (
@@ -33,7 +36,7 @@ from wolfkit.intraday import (
     ramp_price,
 )
 from wolfkit.ledger import Ledger
-from wolfkit.orders import Account, MaxdiffPlan, OrderPlan, PlannedOrder, Summary
+from wolfkit.orders import MaxdiffPlan, OrderPlan, PlannedOrder
 from wolfkit.replay import SessionBars, drive
 
 SESSION = date(2025, 6, 2)  # a Monday, full session
@@ -66,28 +69,25 @@ def bars(close: dict[str, np.ndarray | float], touch: dict[str, dict[int, float]
     return SessionBars(syms, times, c.copy(), hi, lo, c)
 
 
-def order(sym: str, qty: int, price: float, strategy: str = "simple", tp: float | None = None,
+def order(sym: str, qty: int, price: float, strategy: Strategy | str = Strategy.SIMPLE, tp: float | None = None,
           sl: float | None = None, side: Side = Side.BUY) -> PlannedOrder:
     return PlannedOrder(
         client_order_id=str(ClientOrderId.for_order("t", "p", sym, Layer.DIRECTIONAL)), symbol=sym, side=side, qty=qty,
-        type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy=strategy,
+        type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy=Strategy(strategy),
         sector="Tech", cap_tier="mega", score=90, weight=qty * price / EQUITY, est_price=price,
         est_cost=qty * price, priority=0, take_profit=tp, stop_loss=sl)
 
 
-def mplan(sym: str, rank: int, side: str = "buy", low: float = 95.0, high: float = 105.0,
+def mplan(sym: str, rank: int, side: MaxdiffSide | str = MaxdiffSide.BUY, low: float = 95.0, high: float = 105.0,
           room: float = 0.0) -> MaxdiffPlan:
-    return MaxdiffPlan(symbol=sym, high_target=high, low_target=low, side=side, avg_return=0.01 / rank,
-                       status=PlanStatus.QUEUED, rank=rank, room_needed=room)
+    return MaxdiffPlan(symbol=sym, high_target=high, low_target=low, side=MaxdiffSide(side), avg_return=0.01 / rank,
+                       status=PlanStatus.QUEUED, rank=rank, room_needed=room, qty=0)
 
 
 def plan(orders: list[PlannedOrder], plans: list[MaxdiffPlan], run_id: str = "t") -> OrderPlan:
-    return OrderPlan(
-        schema="wolfkit.orders/1", run_id=run_id, as_of=SESSION, created_at=datetime(2025, 6, 2, 8, 30),
-        account=Account(equity=EQUITY, buying_power=2 * EQUITY, multiplier=2), params_digest="x",
-        orders=orders, maxdiff_plans=plans,
-        summary=Summary(positions=len(orders), allocation=0, sector_weights={}, cap_weights={}, method="greedy",
-                        objective=0, leftover_cash=0))
+    """The given orders and maxdiff plans on this file's session and 2x margin account."""
+    return make_plan(pack=(), extra=orders, maxdiff_plans=plans, run_id=run_id, as_of=SESSION, equity=EQUITY,
+                     buying_power=2 * EQUITY)
 
 
 def setup(p, op, b, **kw):
