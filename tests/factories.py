@@ -1,5 +1,5 @@
 """Shared test scaffolding, one of each: the reference pack (12 names of a $100k cash account, sized from
-yesterday's closes, whose open gaps up 0–8%), the order-plan builder, the quoted simulated broker and the
+yesterday's closes, whose open gaps up 0–8%), the planned-order and order-plan builders, the quoted simulated broker and the
 fake clock. Tests build their inputs from these instead of keeping their own copies."""
 
 from __future__ import annotations
@@ -50,6 +50,22 @@ def gapped_asks(pack: Sequence[PackEntry] = REFERENCE_PACK, seed: int = 3) -> di
     return {e.symbol: round(e.close * (1 + g), 2) for e, g in zip(pack, gaps)}
 
 
+def planned_order(symbol: str, qty: int, price: float, *, run_id: str = "ref", layer: Layer = Layer.DIRECTIONAL,
+                  side: Side = Side.BUY, priority: int = 0, equity: float = EQUITY, **fields: Any) -> PlannedOrder:
+    """One planned order as `build` writes it: a market order for the directional layer, a limit order at `price`
+    for the maxdiff layer, estimated at `price` (cost qty × price, weight cost / equity), its client id derived
+    from run, layer and symbol. `fields` set any other field (sector, score, take_profit, time_in_force, …)."""
+    maxdiff = layer == Layer.MAXDIFF
+    return PlannedOrder.model_validate({
+        "client_order_id": str(ClientOrderId.for_order(run_id, "md" if maxdiff else "dir", symbol, layer)),
+        "symbol": symbol, "side": side, "qty": qty, "type": OrderType.LIMIT if maxdiff else OrderType.MARKET,
+        "limit_price": price if maxdiff else None, "time_in_force": TimeInForce.DAY, "layer": layer,
+        "strategy": Strategy.MAXDIFF if maxdiff else Strategy.SIMPLE, "sector": "Tech", "cap_tier": "large",
+        "score": 80 if maxdiff else 90, "weight": qty * price / equity, "est_price": price,
+        "est_cost": round(qty * price, 2), "priority": priority,
+    } | fields)
+
+
 def make_plan(*, pack: Sequence[PackEntry] = REFERENCE_PACK, run_id: str = "ref", equity: float = EQUITY,
               buying_power: float | None = None, scale: float = 1.0, as_of: date = SESSION,
               tif: TimeInForce = TimeInForce.DAY, brackets: bool = False,
@@ -59,23 +75,16 @@ def make_plan(*, pack: Sequence[PackEntry] = REFERENCE_PACK, run_id: str = "ref"
     qty = floor(weight × `scale` × equity / close); with `brackets`, take profit +10% and stop −5% of the
     close), then maxdiff limit buys (symbol, qty, limit), then `extra` orders as given, and `maxdiff_plans`.
     The account is cash unless `buying_power` says otherwise; the summary's allocation is what the orders cost."""
-    orders = []
-    for i, e in enumerate(pack):
-        qty = int(e.weight * scale * equity // e.close)
-        orders.append(PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "dir", e.symbol, Layer.DIRECTIONAL)),
-            symbol=e.symbol, side=Side.BUY, qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=tif,
-            layer=Layer.DIRECTIONAL, strategy=Strategy.SIMPLE, sector=e.sector, cap_tier="large", score=95 - i,
-            weight=e.weight * scale, est_price=e.close, est_cost=round(qty * e.close, 2), priority=i,
-            take_profit=round(e.close * 1.1, 2) if brackets else None,
-            stop_loss=round(e.close * 0.95, 2) if brackets else None))
-    for k, (sym, qty, limit) in enumerate(maxdiff):
-        orders.append(PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "md", sym, Layer.MAXDIFF)), symbol=sym,
-            side=Side.BUY, qty=qty, type=OrderType.LIMIT, limit_price=limit, time_in_force=TimeInForce.DAY,
-            layer=Layer.MAXDIFF, strategy=Strategy.MAXDIFF, sector="-", cap_tier="large", score=80,
-            weight=qty * limit / equity, est_price=limit, est_cost=round(qty * limit, 2), priority=len(pack) + k))
-    orders.extend(extra)
+    orders = [
+        planned_order(e.symbol, int(e.weight * scale * equity // e.close), e.close, run_id=run_id, priority=i,
+                      equity=equity, time_in_force=tif, sector=e.sector, score=95 - i, weight=e.weight * scale,
+                      take_profit=round(e.close * 1.1, 2) if brackets else None,
+                      stop_loss=round(e.close * 0.95, 2) if brackets else None)
+        for i, e in enumerate(pack)]
+    orders += [planned_order(sym, qty, limit, run_id=run_id, layer=Layer.MAXDIFF, priority=len(pack) + k,
+                             equity=equity, sector="-")
+               for k, (sym, qty, limit) in enumerate(maxdiff)]
+    orders += extra
     bp = equity if buying_power is None else buying_power
     allocation = sum(o.est_cost for o in orders) / equity
     return OrderPlan(

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from factories import quoted_sim
+from factories import FakeClock, quoted_sim
 
 from wolfkit.broker.base import (
     Broker,
@@ -128,16 +128,16 @@ def test_opposite_side_while_open_is_a_wash_trade():
 
 
 def test_rate_limit_sliding_window_reports_retry_after():
-    t = [0.0]
-    b = broker(rate_limit_per_minute=3, timer=lambda: t[0])
+    clock = FakeClock()
+    b = broker(rate_limit_per_minute=3, timer=clock.monotonic)
     b.account()
     b.account()
-    t[0] = 10.0
+    clock.t = 10.0
     b.account()
     with pytest.raises(RateLimited) as e:
         b.account()
     assert e.value.retry_after == pytest.approx(50.0)
-    t[0] = 60.0  # the first two calls left the window
+    clock.t = 60.0  # the first two calls left the window
     b.account()
 
 

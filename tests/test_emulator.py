@@ -25,7 +25,7 @@ from alpaca.trading.requests import (
     StopLossRequest,
     TakeProfitRequest,
 )
-from factories import OPEN, gapped_asks, make_plan, quoted_sim
+from factories import OPEN, FakeClock, gapped_asks, make_plan, quoted_sim
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.base import (
@@ -302,14 +302,14 @@ def test_fault_5xx_not_processed(server, env):
 
 
 def test_real_rate_limit_window(server, env):
-    clock = [0.0]
-    b, sim, srv = _adapter(server, env, Faults(), rate_limit_per_minute=3, timer=lambda: clock[0])
+    clock = FakeClock()
+    b, sim, srv = _adapter(server, env, Faults(), rate_limit_per_minute=3, timer=clock.monotonic)
     for _ in range(3):
         b.account()
     with pytest.raises(RateLimited) as e:
         b.account()
     assert 58 <= e.value.retry_after <= 61
-    clock[0] = 60.5
+    clock.t = 60.5
     b.account()
     assert srv.emulator.stats["429_limit"] == 1
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from factories import OPEN, PREMARKET, FakeClock, make_plan, quoted_sim
+from factories import OPEN, PREMARKET, FakeClock, make_plan, planned_order, quoted_sim
 
 from wolfkit.broker.base import BrokerUnavailable, OrderRequest
 from wolfkit.broker.sim import NY, SimBroker
@@ -20,7 +20,6 @@ from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
 from wolfkit.domain import (
-    ClientOrderId,
     Layer,
     OrderType,
     Side,
@@ -29,7 +28,7 @@ from wolfkit.domain import (
 )
 from wolfkit.execute import execute_plan, opg_allowed
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.orders import OrderPlan, PlannedOrder, write_orders
+from wolfkit.orders import OrderPlan, write_orders
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,12 +251,8 @@ def test_brackets_are_attached(tmp_path):
 
 
 def test_maxdiff_order_opposite_an_open_order_is_skipped(tmp_path):
-    sell = PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("seed003", "pack", "NVDA", Layer.MAXDIFF)), symbol="NVDA", side=Side.SELL,
-        qty=5, type=OrderType.LIMIT, limit_price=520.0, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
-        strategy="maxdiff", sector="AI", cap_tier="mega", score=80, weight=0.02, est_price=520.0, est_cost=2600.0,
-        priority=20,
-    )
+    sell = planned_order("NVDA", 5, 520.0, layer=Layer.MAXDIFF, side=Side.SELL, priority=20, sector="AI",
+                         cap_tier="mega", weight=0.02)
     plan = make_plan(extra=[sell])
     b = quoted_sim()
     rep, rows, _ = run(plan, b, tmp_path)

@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 import pytest
-from factories import make_plan
+from factories import make_plan, planned_order
 
 from wolfkit.broker.base import (
     InsufficientBuyingPower,
@@ -19,7 +19,6 @@ from wolfkit.broker.base import (
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import params_from_dict
 from wolfkit.domain import (
-    ClientOrderId,
     Layer,
     MaxdiffSide,
     OrderType,
@@ -71,11 +70,8 @@ def bars(close: dict[str, np.ndarray | float], touch: dict[str, dict[int, float]
 
 def order(sym: str, qty: int, price: float, strategy: Strategy | str = Strategy.SIMPLE, tp: float | None = None,
           sl: float | None = None, side: Side = Side.BUY) -> PlannedOrder:
-    return PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("t", "p", sym, Layer.DIRECTIONAL)), symbol=sym, side=side, qty=qty,
-        type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy=Strategy(strategy),
-        sector="Tech", cap_tier="mega", score=90, weight=qty * price / EQUITY, est_price=price,
-        est_cost=qty * price, priority=0, take_profit=tp, stop_loss=sl)
+    return planned_order(sym, qty, price, run_id="t", side=side, equity=EQUITY, strategy=Strategy(strategy),
+                         cap_tier="mega", take_profit=tp, stop_loss=sl)
 
 
 def mplan(sym: str, rank: int, side: MaxdiffSide | str = MaxdiffSide.BUY, low: float = 95.0, high: float = 105.0,
@@ -497,11 +493,8 @@ def test_executor_opening_orders_are_adopted_or_cancelled_never_duplicated():
     from wolfkit.broker.base import OrderRequest
 
     p = params(leverage=FLAT, sizing={"maxdiff_max_active": 1})
-    md = [PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("t", "pack", s, Layer.MAXDIFF)), symbol=s, side=Side.BUY, qty=10,
-        type=OrderType.LIMIT, limit_price=px, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
-        strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=px,
-        est_cost=10 * px, priority=1) for s, px in (("AAPL", 95.09), ("MSFT", 49.05))]
+    md = [planned_order(s, 10, px, run_id="t", layer=Layer.MAXDIFF, priority=1, cap_tier="mega", weight=0.01)
+          for s, px in (("AAPL", 95.09), ("MSFT", 49.05))]
     op = plan(md, [mplan("AAPL", 1, low=95.0), mplan("MSFT", 2, low=49.0)])
     b = bars({"AAPL": 100.0, "MSFT": 50.0})
     broker = SimBroker(EQUITY, 2.0)
