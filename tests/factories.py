@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY
+from wolfkit.cli import main
 from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, Strategy, TimeInForce
 from wolfkit.orders import Account, MaxdiffPlan, OrderPlan, PlannedOrder, Summary
 
@@ -20,6 +22,13 @@ SESSION = date(2024, 6, 3)  # a Monday, a full NYSE session
 OPEN = datetime.combine(SESSION, time(9, 30, 5), tzinfo=NY)  # five seconds after the opening bell
 PREMARKET = datetime.combine(SESSION, time(8, 45), tzinfo=NY)
 EQUITY = 100_000.0
+ROOT = Path(__file__).resolve().parents[1]
+# 40 demo-market names over every sector: a universe small enough to scan in a test, varied enough to pack
+DEMO_SYMBOLS = (
+    "AAPL", "MSFT", "NVDA", "AMD", "PLTR", "IONQ", "RGTI", "MRNA", "CRSP", "BEAM", "RKLB", "SPCE", "CCJ",
+    "DNN", "UUUU", "CRWD", "PANW", "FTNT", "MARA", "RIOT", "COIN", "SNOW", "NET", "DDOG", "TSM", "JPM",
+    "BAC", "XOM", "CVX", "DUK", "NEE", "PG", "KO", "WMT", "HD", "CAT", "GE", "LLY", "PFE", "AMT",
+)
 
 
 class PackEntry(NamedTuple):
@@ -93,6 +102,20 @@ def make_plan(*, pack: Sequence[PackEntry] = REFERENCE_PACK, run_id: str = "ref"
         orders=orders, maxdiff_plans=list(maxdiff_plans), synthetic_prices=False,
         summary=Summary(positions=len(orders), allocation=allocation, sector_weights={}, cap_weights={},
                         method="greedy", objective=0.0, leftover_cash=equity * (1 - allocation)))
+
+
+def demo_orders(folder: Path, symbols: Sequence[str] = DEMO_SYMBOLS, settings: str = "",
+                buying_power: float | None = None) -> tuple[Path, Path]:
+    """A small real plan, made the way a user makes one: `wolfkit scan` and `wolfkit build` ($100k equity) on the
+    demo market for the latest session, over `symbols`, with a parameter file that extends demo.yaml by
+    `settings` (YAML). Returns the parameter file and the orders file, both in `folder`."""
+    params, opp, orders = folder / "small.yaml", folder / "opp.csv", folder / "orders.json"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\ndata:\n  symbols: [{', '.join(symbols)}]\n{settings}")
+    assert main(["scan", "--params", str(params), "--date", "latest", "--out", str(opp)]) == 0
+    bp = [] if buying_power is None else ["--buying-power", f"{buying_power:.0f}"]
+    assert main(["build", "--opportunities", str(opp), "--params", str(params), "--equity", f"{EQUITY:.0f}", *bp,
+                 "--date", "latest", "--out", str(orders)]) == 0
+    return params, orders
 
 
 def quoted_sim(asks: Mapping[str, float] | None = None, *, bids: Mapping[str, float] | None = None,

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from factories import FakeClock
+from factories import DEMO_SYMBOLS, FakeClock, demo_orders
 
 from wolfkit import intraday
 from wolfkit.broker.emulator import DemoFeed, create_app, serve
@@ -22,33 +22,20 @@ from wolfkit.ledger import Ledger, load_engine_state
 from wolfkit.orders import read_orders
 
 ROOT = Path(__file__).resolve().parents[1]
-SYMBOLS = [
-    "AAPL", "MSFT", "NVDA", "AMD", "PLTR", "IONQ", "RGTI", "MRNA", "CRSP", "BEAM", "RKLB", "SPCE", "CCJ",
-    "DNN", "UUUU", "CRWD", "PANW", "FTNT", "MARA", "RIOT", "COIN", "SNOW", "NET", "DDOG", "TSM", "JPM",
-    "BAC", "XOM", "CVX", "DUK",
-]
 
 
 @pytest.fixture(scope="module")
 def demo_plan(tmp_path_factory) -> tuple[Path, Path]:
     """A small real plan (scan + build on 30 demo symbols, margin account) and its parameter file."""
-    d = tmp_path_factory.mktemp("plan")
-    params = d / "small.yaml"
-    params.write_text(
-        f"extends: {ROOT / 'parameters/demo.yaml'}\n"
-        "data:\n  symbols: [" + ", ".join(SYMBOLS) + "]\n"
+    params, orders = demo_orders(
+        tmp_path_factory.mktemp("plan"), DEMO_SYMBOLS[:30], buying_power=200_000.0, settings=
         "execution:\n  broker: paper\n"
         # a 30-name universe: a lower bar keeps enough candidates for the pack whatever day it is
         "portfolio:\n  min_score: 40\n  sector_cap: 0.5\n  tiers:\n"
         "    - {min_score: 90, weight_min: 0.10, weight_max: 0.12}\n"
         "    - {min_score: 75, weight_min: 0.07, weight_max: 0.09}\n"
         "    - {min_score: 40, weight_min: 0.05, weight_max: 0.06}\n"
-        "maxdiff:\n  ramp_minutes: 5\n  ramp_step_minutes: 1\n"
-    )
-    opp, orders = d / "opp.csv", d / "orders.json"
-    assert main(["scan", "--params", str(params), "--date", "latest", "--out", str(opp)]) == 0
-    assert main(["build", "--opportunities", str(opp), "--params", str(params), "--equity", "100000",
-                 "--buying-power", "200000", "--date", "latest", "--out", str(orders)]) == 0
+        "maxdiff:\n  ramp_minutes: 5\n  ramp_step_minutes: 1\n")
     plan = read_orders(orders)
     assert plan.orders and plan.maxdiff_plans, "the demo plan needs both layers for these tests"
     return params, orders
