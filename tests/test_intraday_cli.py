@@ -21,8 +21,6 @@ from wolfkit.intraday import EngineState
 from wolfkit.ledger import Ledger, load_engine_state
 from wolfkit.orders import read_orders
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def demo_plan(tmp_path_factory) -> tuple[Path, Path]:
