@@ -480,7 +480,7 @@ def two_executors(tmp_path, second_wait: float):
     b.clock = None
     b.save(folder / "sim_broker.json")
     ledger = tmp_path / "ledger.sqlite"
-    first = subprocess.Popen([sys.executable, "-c", CHILD, str(orders), str(ledger), "0", "0.15"], cwd=ROOT,
+    first = subprocess.Popen([sys.executable, "-c", CHILD, str(orders), str(ledger), "0", "0.5"], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = lock_path(ledger, "sim", plan.as_of)
     deadline = time.monotonic() + 60
