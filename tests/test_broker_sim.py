@@ -8,6 +8,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from factories import FakeClock, quoted_sim
 
 from wolfkit.broker.base import (
     Broker,
@@ -33,11 +34,9 @@ def req(symbol="AAPL", qty=10, side=Side.BUY, type_=OrderType.MARKET, cid="c1", 
 
 
 def broker(equity=100_000.0, now=OPEN, **kw) -> SimBroker:
-    b = SimBroker(equity, clock=lambda: now, **kw)
-    b.market.set("AAPL", 99.98, 100.0)
-    b.market.set("MSFT", 399.9, 400.0)
-    b.market.set("PENNY", 0.5, 0.5002)
-    return b
+    """These tests' account: three names with one-to-four-cent spreads, one under a dollar."""
+    return quoted_sim({"AAPL": 100.0, "MSFT": 400.0, "PENNY": 0.5002},
+                      bids={"AAPL": 99.98, "MSFT": 399.9, "PENNY": 0.5}, equity=equity, now=now, **kw)
 
 
 def test_implements_the_broker_protocol():
@@ -129,16 +128,16 @@ def test_opposite_side_while_open_is_a_wash_trade():
 
 
 def test_rate_limit_sliding_window_reports_retry_after():
-    t = [0.0]
-    b = broker(rate_limit_per_minute=3, timer=lambda: t[0])
+    clock = FakeClock()
+    b = broker(rate_limit_per_minute=3, timer=clock.monotonic)
     b.account()
     b.account()
-    t[0] = 10.0
+    clock.t = 10.0
     b.account()
     with pytest.raises(RateLimited) as e:
         b.account()
     assert e.value.retry_after == pytest.approx(50.0)
-    t[0] = 60.0  # the first two calls left the window
+    clock.t = 60.0  # the first two calls left the window
     b.account()
 
 

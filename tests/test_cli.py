@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from factories import demo_orders
 
 from wolfkit.cli import main
 
@@ -51,25 +52,9 @@ def test_console_script_help_lists_every_command():
 
 
 def _demo_orders(tmp_path: Path) -> Path:
-    """A small real plan: scan + build on 40 demo symbols for the latest session."""
-    params = tmp_path / "small.yaml"
-    params.write_text(
-        f"extends: {ROOT / 'parameters/demo.yaml'}\n"
-        "data:\n  symbols: [" + ", ".join(_SMALL) + "]\n"
-        f"execution:\n  ledger_path: {tmp_path / 'ledger.sqlite'}\n"
-    )
-    opp, orders = tmp_path / "opp.csv", tmp_path / "orders.json"
-    assert main(["scan", "--params", str(params), "--date", "latest", "--out", str(opp)]) == 0
-    assert main(["build", "--opportunities", str(opp), "--params", str(params), "--equity", "100000",
-                 "--date", "latest", "--out", str(orders)]) == 0
+    """A small real plan (orders.json in tmp_path) whose ledger is in tmp_path; returns its parameter file."""
+    params, _ = demo_orders(tmp_path, settings=f"execution:\n  ledger_path: {tmp_path / 'ledger.sqlite'}\n")
     return params
-
-
-_SMALL = [
-    "AAPL", "MSFT", "NVDA", "AMD", "PLTR", "IONQ", "RGTI", "MRNA", "CRSP", "BEAM", "RKLB", "SPCE", "CCJ",
-    "DNN", "UUUU", "CRWD", "PANW", "FTNT", "MARA", "RIOT", "COIN", "SNOW", "NET", "DDOG", "TSM", "JPM",
-    "BAC", "XOM", "CVX", "DUK", "NEE", "PG", "KO", "WMT", "HD", "CAT", "GE", "LLY", "PFE", "AMT",
-]
 
 
 def test_execute_notebook_refuses_a_stale_file_before_starting_a_kernel(tmp_path, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -26,7 +25,7 @@ from alpaca.trading.requests import (
     StopLossRequest,
     TakeProfitRequest,
 )
-from seed_plan import OPEN, gapped_asks, seed_plan
+from factories import OPEN, FakeClock, gapped_asks, make_plan, quoted_sim
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.base import (
@@ -42,17 +41,17 @@ from wolfkit.broker.base import (
 )
 from wolfkit.broker.emulator import Faults, create_app, emulator_of, serve
 from wolfkit.broker.sim import SimBroker
+from wolfkit.calendar import NY
 from wolfkit.domain import OrderType, Side, TimeInForce
 
-NY = ZoneInfo("America/New_York")
 OPEN_935 = datetime(2024, 6, 3, 9, 35, tzinfo=NY)  # a Monday session
 
 
 def make_sim(equity: float = 100_000, multiplier: float = 1.0, now: datetime = OPEN_935, **kw) -> SimBroker:
-    sim = SimBroker(equity, multiplier, clock=lambda: now, **kw)
-    for sym, px in {"AAPL": 190.0, "MSFT": 410.0, "PENNY": 0.5123}.items():
-        sim.market.set(sym, px, round(px * 1.0005, 4), now)
-    return sim
+    """The emulator tests' account: three names, one of them under a dollar, asks 0.05% over the bid."""
+    bids = {"AAPL": 190.0, "MSFT": 410.0, "PENNY": 0.5123}
+    return quoted_sim({s: round(px * 1.0005, 4) for s, px in bids.items()}, bids=bids, equity=equity,
+                      multiplier=multiplier, now=now, **kw)
 
 
 @pytest.fixture
@@ -304,14 +303,14 @@ def test_fault_5xx_not_processed(server, env):
 
 
 def test_real_rate_limit_window(server, env):
-    clock = [0.0]
-    b, sim, srv = _adapter(server, env, Faults(), rate_limit_per_minute=3, timer=lambda: clock[0])
+    clock = FakeClock()
+    b, sim, srv = _adapter(server, env, Faults(), rate_limit_per_minute=3, timer=clock.monotonic)
     for _ in range(3):
         b.account()
     with pytest.raises(RateLimited) as e:
         b.account()
     assert 58 <= e.value.retry_after <= 61
-    clock[0] = 60.5
+    clock.t = 60.5
     b.account()
     assert srv.emulator.stats["429_limit"] == 1
 
@@ -364,18 +363,10 @@ def test_server_binds_loopback_on_a_free_port(server):
 # ---- the seed's failure case, through alpaca-py against the emulator --------------------------
 
 
-def seed_sim(asks: dict[str, float], market_buffer: float = 0.03, **kw) -> SimBroker:
-    """The seed's $100k cash account at the open; market buys reserve ask × (1 + market_buffer)."""
-    sim = SimBroker(100_000, 1.0, clock=lambda: OPEN, market_buffer=market_buffer, **kw)
-    for sym, ask in asks.items():
-        sim.market.set(sym, round(ask * 0.999, 2), ask, OPEN)
-    return sim
-
-
 def test_seed_case_naive_submission_fails(server, env):
     """Control: submitting the plan as sized (the seed's executor) leaves orders rejected."""
-    plan, asks = seed_plan(), gapped_asks()
-    env(server(seed_sim(asks)).url)
+    plan, asks = make_plan(), gapped_asks()
+    env(server(quoted_sim(asks, market_buffer=0.03)).url)
     b = AlpacaBroker(timeout=5)
     rejected = 0
     for po in plan.orders:
@@ -395,8 +386,8 @@ def test_seed_case_through_alpaca_py(server, env, tmp_path, fill_on_submit, mark
     from wolfkit.execute import execute_plan
     from wolfkit.ledger import Ledger, OrderState
 
-    plan, asks = seed_plan(), gapped_asks()
-    sim = seed_sim(asks, market_buffer, fill_on_submit=fill_on_submit)
+    plan, asks = make_plan(), gapped_asks()
+    sim = quoted_sim(asks, market_buffer=market_buffer, fill_on_submit=fill_on_submit)
     srv = server(sim)
     env(srv.url)
     with Ledger(tmp_path / "ledger.sqlite", durable=False) as ledger:

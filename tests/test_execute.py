@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from factories import OPEN, PREMARKET, FakeClock, make_plan, planned_order, quoted_sim
 
 from wolfkit.broker.base import BrokerUnavailable, OrderRequest
 from wolfkit.broker.sim import NY, SimBroker
@@ -19,7 +20,6 @@ from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
 from wolfkit.domain import (
-    ClientOrderId,
     Layer,
     OrderType,
     Side,
@@ -28,69 +28,9 @@ from wolfkit.domain import (
 )
 from wolfkit.execute import execute_plan, opg_allowed
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
-from wolfkit.orders import SCHEMA_ID, OrderPlan, PlannedOrder, write_orders
+from wolfkit.orders import OrderPlan, write_orders
 
 ROOT = Path(__file__).resolve().parents[1]
-OPEN = datetime(2026, 1, 20, 9, 30, 5, tzinfo=NY)
-PREMARKET = datetime(2026, 1, 20, 8, 45, tzinfo=NY)
-
-# The seed's pack (003): 12 names, 94.6% of a $100k account, sized from yesterday's closes.
-SEED = [  # symbol, close, weight, sector
-    ("NVDA", 450.0, 0.117, "AI/Semiconductors"), ("PLTR", 25.0, 0.12, "AI/Software"),
-    ("MRNA", 110.0, 0.0803, "Biotech"), ("CRWD", 300.0, 0.077, "Cybersecurity"),
-    ("MARA", 20.0, 0.076, "Crypto"), ("AMD", 160.0, 0.078, "AI/Semiconductors"),
-    ("IONQ", 14.0, 0.083, "Quantum"), ("IBRX", 4.2, 0.051, "Biotech"), ("RKLB", 22.0, 0.079, "Space"),
-    ("CCJ", 48.0, 0.078, "Uranium"), ("SNOW", 170.0, 0.059, "Cloud"), ("TSM", 180.0, 0.0477, "Semiconductors"),
-]
-GAPS = [0.08, 0.0, 0.05, 0.07, 0.03, 0.06, 0.08, 0.02, 0.04, 0.01, 0.075, 0.065]  # asks 0–8% above the close
-
-
-class FakeTime:
-    """sleep() advances monotonic(): rate-limit waits take no wall time."""
-
-    def __init__(self):
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.t += s
-
-    def monotonic(self) -> float:
-        return self.t
-
-
-def make_plan(rows=SEED, equity=100_000.0, run_id="seed003", as_of=date(2026, 1, 20), tif=TimeInForce.DAY,
-              brackets=False, extra=()) -> OrderPlan:
-    orders = []
-    for i, (sym, close, w, sector) in enumerate(rows):
-        qty = int(w * equity // close)
-        orders.append(PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "pack", sym, Layer.DIRECTIONAL)), symbol=sym, side=Side.BUY,
-            qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=tif, layer=Layer.DIRECTIONAL,
-            strategy="simple", sector=sector, cap_tier="large", score=90 - i, weight=w, est_price=close,
-            est_cost=qty * close, priority=i,
-            take_profit=round(close * 1.1, 2) if brackets else None,
-            stop_loss=round(close * 0.95, 2) if brackets else None,
-        ))
-    orders.extend(extra)
-    alloc = sum(o.est_cost for o in orders) / equity
-    return OrderPlan.model_validate({
-        "schema": SCHEMA_ID, "run_id": run_id, "as_of": as_of, "created_at": datetime(2026, 1, 20, 13, 30,
-                                                                                       tzinfo=timezone.utc),
-        "account": {"equity": equity, "buying_power": equity, "multiplier": 1.0}, "params_digest": "test",
-        "orders": [o.model_dump() for o in orders], "maxdiff_plans": [],
-        "summary": {"positions": len(orders), "allocation": alloc, "sector_weights": {}, "cap_weights": {},
-                    "method": "greedy", "objective": 0.0, "leftover_cash": equity * (1 - alloc)},
-    })
-
-
-def gapped_broker(now=OPEN, gaps=GAPS, **kw) -> SimBroker:
-    b = SimBroker(100_000.0, clock=lambda: now, **kw)
-    for (sym, close, _, _), g in zip(SEED, gaps):
-        ask = round(close * (1 + g), 2)
-        b.market.set(sym, round(ask - 0.01, 2), ask)
-    return b
 
 
 def params(**execution) -> Params:
@@ -98,7 +38,7 @@ def params(**execution) -> Params:
 
 
 def run(plan, broker, tmp_path, ft=None, now=OPEN, **execution):
-    ft = ft or FakeTime()
+    ft = ft or FakeClock()
     with Ledger(tmp_path / "ledger.sqlite", durable=False) as lg:
         rep = execute_plan(plan, broker, lg, params(**execution), now=lambda: now, sleep=ft.sleep,
                            timer=ft.monotonic)
@@ -146,7 +86,7 @@ def naive_execute(plan: OrderPlan, broker: SimBroker) -> tuple[int, int]:
 def test_seed_failure_case_all_12_accepted_and_over_94pct_deployed(tmp_path, broker_buffer):
     """broker_buffer 0.05 > the executor's 0.03: the broker refuses the tail (403) and the executor resizes."""
     plan = make_plan()
-    b = gapped_broker(market_buffer=broker_buffer)
+    b = quoted_sim(market_buffer=broker_buffer)
     rep, rows, events = run(plan, b, tmp_path)
     assert rep.accepted == 12 and rep.unresolved == 0
     assert all(r.state == OrderState.ACCEPTED for r in rows)
@@ -161,7 +101,7 @@ def test_seed_failure_case_all_12_accepted_and_over_94pct_deployed(tmp_path, bro
 
 def test_naive_executor_fails_on_the_same_setup():
     plan = make_plan()
-    b = gapped_broker(market_buffer=0.03)
+    b = quoted_sim(market_buffer=0.03)
     ok, bad = naive_execute(plan, b)
     b.step()
     assert bad >= 1 and ok < 12
@@ -190,7 +130,7 @@ class Wrapper:
 def test_403_resize_after_an_external_reservation(tmp_path):
     """Someone else reserves buying power between the budget and the submission."""
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
 
     class External(Wrapper):
         def submit(self, r):
@@ -216,7 +156,7 @@ def test_403_resize_after_an_external_reservation(tmp_path):
 def test_duplicate_client_id_is_adopted(tmp_path):
     """alpaca-py retried a POST whose first try was accepted: 422 duplicate → adopt, no second order."""
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
 
     class RetriedPost(Wrapper):
         def submit(self, r):
@@ -234,7 +174,7 @@ def test_duplicate_client_id_is_adopted(tmp_path):
 @pytest.mark.parametrize("accepted_before_failure", [True, False])
 def test_unknown_outcome_looks_up_then_retries_with_the_same_id(tmp_path, accepted_before_failure):
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
 
     class Flaky(Wrapper):
         failed = False
@@ -258,9 +198,9 @@ def test_unknown_outcome_looks_up_then_retries_with_the_same_id(tmp_path, accept
 
 
 def test_rate_limited_waits_retry_after_and_retries(tmp_path):
-    ft = FakeTime()
+    ft = FakeClock()
     plan = make_plan()
-    inner = gapped_broker(rate_limit_per_minute=8, timer=ft.monotonic)
+    inner = quoted_sim(rate_limit_per_minute=8, timer=ft.monotonic)
     rep, rows, events = run(plan, inner, tmp_path, ft=ft, rate_limit_per_minute=1000)
     assert rep.rate_limited >= 1 and rep.accepted == 12
     assert any(s > 1 for s in ft.slept)  # waited for the window, as retry_after said
@@ -268,9 +208,9 @@ def test_rate_limited_waits_retry_after_and_retries(tmp_path):
 
 
 def test_the_gate_keeps_inside_the_rate_limit(tmp_path):
-    ft = FakeTime()
+    ft = FakeClock()
     plan = make_plan()
-    inner = gapped_broker(rate_limit_per_minute=10, timer=ft.monotonic)
+    inner = quoted_sim(rate_limit_per_minute=10, timer=ft.monotonic)
     rep, _, _ = run(plan, inner, tmp_path, ft=ft, rate_limit_per_minute=10, max_concurrency=4)
     assert rep.rate_limited == 0 and rep.accepted == 12
     assert ft.t >= 60 * (inner.request_count // 10 - 1)
@@ -278,7 +218,7 @@ def test_the_gate_keeps_inside_the_rate_limit(tmp_path):
 
 def test_concurrency_with_latency_gets_everything_in_once(tmp_path):
     plan = make_plan()
-    inner = gapped_broker(latency_s=0.01)
+    inner = quoted_sim(latency_s=0.01)
     t0 = time.perf_counter()
     rep, _, _ = run(plan, inner, tmp_path, max_concurrency=8)
     assert rep.accepted == 12 and all(n == 1 for n in per_plan_counts(inner, plan).values())
@@ -292,10 +232,10 @@ def test_opg_window_and_fallback_to_day(tmp_path):
     assert opg_allowed(PREMARKET) and opg_allowed(datetime(2026, 1, 20, 19, 0, tzinfo=NY))
     assert not opg_allowed(datetime(2026, 1, 20, 9, 28, tzinfo=NY))
     plan = make_plan(tif=TimeInForce.OPG)
-    b = gapped_broker(now=PREMARKET)
+    b = quoted_sim(now=PREMARKET)
     rep, rows, _ = run(plan, b, tmp_path / "pre", now=PREMARKET)
     assert rep.accepted == 12 and {o.time_in_force for o in b.orders()} == {TimeInForce.OPG}
-    b2 = gapped_broker()
+    b2 = quoted_sim()
     rep, rows, events = run(plan, b2, tmp_path / "open")
     assert rep.accepted == 12 and {o.time_in_force for o in b2.orders()} == {TimeInForce.DAY}
     assert "opg is refused" in rows[0].reason and any(e.kind == EventKind.FALLBACK for e in events)
@@ -303,7 +243,7 @@ def test_opg_window_and_fallback_to_day(tmp_path):
 
 def test_brackets_are_attached(tmp_path):
     plan = make_plan(brackets=True)
-    b = gapped_broker()
+    b = quoted_sim()
     rep, _, _ = run(plan, b, tmp_path)
     o = next(o for o in b.orders() if o.symbol == "NVDA")
     assert rep.accepted == 12 and all(len(x.legs) == 2 for x in b.orders())
@@ -311,14 +251,10 @@ def test_brackets_are_attached(tmp_path):
 
 
 def test_maxdiff_order_opposite_an_open_order_is_skipped(tmp_path):
-    sell = PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("seed003", "pack", "NVDA", Layer.MAXDIFF)), symbol="NVDA", side=Side.SELL,
-        qty=5, type=OrderType.LIMIT, limit_price=520.0, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
-        strategy="maxdiff", sector="AI", cap_tier="mega", score=80, weight=0.02, est_price=520.0, est_cost=2600.0,
-        priority=20,
-    )
+    sell = planned_order("NVDA", 5, 520.0, layer=Layer.MAXDIFF, side=Side.SELL, priority=20, sector="AI",
+                         cap_tier="mega", weight=0.02)
     plan = make_plan(extra=[sell])
-    b = gapped_broker()
+    b = quoted_sim()
     rep, rows, _ = run(plan, b, tmp_path)
     r = next(r for r in rows if r.layer == "maxdiff")
     assert r.state == OrderState.SKIPPED and "wash trade" in r.reason
@@ -327,7 +263,7 @@ def test_maxdiff_order_opposite_an_open_order_is_skipped(tmp_path):
 
 def test_skips_when_nothing_is_left_and_says_why(tmp_path):
     plan = make_plan()
-    b = gapped_broker()
+    b = quoted_sim()
     b.submit(OrderRequest("TSM", 500, Side.BUY, OrderType.LIMIT, TimeInForce.DAY, "other", 180.0))  # 90k held
     rep, rows, _ = run(plan, b, tmp_path)
     skipped = [r for r in rows if r.state == OrderState.SKIPPED]
@@ -338,7 +274,7 @@ def test_skips_when_nothing_is_left_and_says_why(tmp_path):
 def test_execution_log_export(tmp_path):
     plan = make_plan()
     with Ledger(tmp_path / "l.sqlite") as lg:
-        rep = execute_plan(plan, gapped_broker(), lg, params(), now=lambda: OPEN)
+        rep = execute_plan(plan, quoted_sim(), lg, params(), now=lambda: OPEN)
         p = lg.export_execution_log(plan.run_id, tmp_path / "outputs" / "2026-01-20" / "execution_log.json",
                                     extra={"report": rep.summary()})
     doc = json.loads(p.read_text())
@@ -357,7 +293,7 @@ class Crash(BaseException):
 @pytest.mark.parametrize("when", ["before_submit", "after_accept"])
 def test_crash_at_any_point_then_rerun_submits_nothing_twice(tmp_path, at, when):
     plan = make_plan()
-    inner = gapped_broker(market_buffer=0.05)  # the tail also goes through the 403 resize path
+    inner = quoted_sim(market_buffer=0.05)  # the tail also goes through the 403 resize path
 
     class Dying(Wrapper):
         dead = False
@@ -415,7 +351,7 @@ def test_sigkill_mid_batch_then_rerun_ends_with_exactly_the_planned_orders(tmp_p
     plan = make_plan()
     orders = write_orders(plan, tmp_path / "orders.json")
     state, ledger = tmp_path / "sim.json", tmp_path / "ledger.sqlite"
-    gapped_broker().save(state)
+    quoted_sim().save(state)
     args = [sys.executable, "-c", CHILD, str(orders), str(state), str(ledger)]
     child = subprocess.Popen([*args, "0.05"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

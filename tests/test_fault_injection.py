@@ -17,12 +17,11 @@ emulator's rate limiter shares).
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import Counter, defaultdict
 
 import pytest
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
+from factories import OPEN, REFERENCE_PACK, FakeClock, gapped_asks, make_plan, quoted_sim
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.emulator import Faults, create_app, serve
@@ -37,22 +36,6 @@ MAX_RERUNS = 6
 FINAL = {OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.FILLED, OrderState.CANCELED,
          OrderState.EXPIRED, OrderState.REJECTED, OrderState.SKIPPED}
 pytestmark = pytest.mark.slow
-
-
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps (shared by executor and emulator)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self._lock = threading.Lock()
-
-    def sleep(self, s: float) -> None:
-        with self._lock:
-            self.t += max(0.0, s)
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.t
 
 
 def faults_for(run: int) -> Faults:
@@ -72,7 +55,7 @@ def attempt_of(client_id: str) -> int:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     clock = FakeClock()
-    app = create_app(SimBroker(1.0), timer=clock)
+    app = create_app(SimBroker(1.0), timer=clock.monotonic)
     srv = serve(app)
     mp = pytest.MonkeyPatch()
     for k, v in {"APCA_API_KEY_ID": "soak", "APCA_API_SECRET_KEY": "soak", "APCA_API_BASE_URL": srv.url,
@@ -87,16 +70,14 @@ def rig(tmp_path_factory):
 
 def one_batch(run: int, srv, clock: FakeClock, ledger: Ledger, params: Params) -> dict:
     """Run (and re-run until settled) one seeded batch; return what to check."""
-    pack = [PACK[(run + k) % len(PACK)] for k in range(5)]  # 5 orders, rotating through the pack
+    pack = [REFERENCE_PACK[(run + k) % len(REFERENCE_PACK)] for k in range(5)]  # 5 orders, rotating through the pack
     equity = 20_000.0
-    scale = 0.97 / sum(w for _, _, w, _ in pack)  # 97% of equity at yesterday's closes: the tail won't fit
-    plan = seed_plan(run_id=f"soak-{run:03d}", equity=equity, pack=[(s, sec, w * scale, c) for s, sec, w, c in pack])
-    asks = gapped_asks(pack, seed=run)
+    scale = 0.97 / sum(e.weight for e in pack)  # 97% of equity at yesterday's closes: the tail won't fit
+    plan = make_plan(run_id=f"soak-{run:03d}", equity=equity, pack=pack, scale=scale)
     # every third run the broker reserves more per market share than the executor budgets: 403s, resizes
     buffer = 0.045 if run % 3 == 0 else 0.03
-    sim = SimBroker(equity, 1.0, clock=lambda: OPEN, market_buffer=buffer, fill_on_submit=run % 2 == 0, seed=run)
-    for sym, ask in asks.items():
-        sim.market.set(sym, round(ask * 0.999, 2), ask, OPEN)
+    sim = quoted_sim(gapped_asks(pack, seed=run), equity=equity, market_buffer=buffer, fill_on_submit=run % 2 == 0,
+                     seed=run)
     srv.emulator.use(sim, faults_for(run))
     clock.sleep(60.0)  # runs are a minute apart: each starts with a fresh rate-limit window
     executions, errors = 0, []
@@ -104,7 +85,7 @@ def one_batch(run: int, srv, clock: FakeClock, ledger: Ledger, params: Params) -
         executions += 1
         try:
             report = execute_plan(plan, AlpacaBroker(timeout=5), ledger, params, now=lambda: OPEN,
-                                  sleep=clock.sleep, timer=clock)
+                                  sleep=clock.sleep, timer=clock.monotonic)
         except WolfkitError as e:  # gave up for now (e.g. unavailable too long): re-run, as a user would
             errors.append(f"{type(e).__name__}: {str(e)[:60]}")
             continue

@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_plan, planned_order
 
 from wolfkit.broker.base import (
     InsufficientBuyingPower,
@@ -18,11 +19,12 @@ from wolfkit.broker.base import (
 from wolfkit.broker.sim import SimBroker
 from wolfkit.config import params_from_dict
 from wolfkit.domain import (
-    ClientOrderId,
     Layer,
+    MaxdiffSide,
     OrderType,
     PlanStatus,
     Side,
+    Strategy,
     TimeInForce,
 )
 from wolfkit.intraday import (
@@ -33,7 +35,7 @@ from wolfkit.intraday import (
     ramp_price,
 )
 from wolfkit.ledger import Ledger
-from wolfkit.orders import Account, MaxdiffPlan, OrderPlan, PlannedOrder, Summary
+from wolfkit.orders import MaxdiffPlan, OrderPlan, PlannedOrder
 from wolfkit.replay import SessionBars, drive
 
 SESSION = date(2025, 6, 2)  # a Monday, full session
@@ -66,28 +68,22 @@ def bars(close: dict[str, np.ndarray | float], touch: dict[str, dict[int, float]
     return SessionBars(syms, times, c.copy(), hi, lo, c)
 
 
-def order(sym: str, qty: int, price: float, strategy: str = "simple", tp: float | None = None,
+def order(sym: str, qty: int, price: float, strategy: Strategy | str = Strategy.SIMPLE, tp: float | None = None,
           sl: float | None = None, side: Side = Side.BUY) -> PlannedOrder:
-    return PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("t", "p", sym, Layer.DIRECTIONAL)), symbol=sym, side=side, qty=qty,
-        type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy=strategy,
-        sector="Tech", cap_tier="mega", score=90, weight=qty * price / EQUITY, est_price=price,
-        est_cost=qty * price, priority=0, take_profit=tp, stop_loss=sl)
+    return planned_order(sym, qty, price, run_id="t", side=side, equity=EQUITY, strategy=Strategy(strategy),
+                         cap_tier="mega", take_profit=tp, stop_loss=sl)
 
 
-def mplan(sym: str, rank: int, side: str = "buy", low: float = 95.0, high: float = 105.0,
+def mplan(sym: str, rank: int, side: MaxdiffSide | str = MaxdiffSide.BUY, low: float = 95.0, high: float = 105.0,
           room: float = 0.0) -> MaxdiffPlan:
-    return MaxdiffPlan(symbol=sym, high_target=high, low_target=low, side=side, avg_return=0.01 / rank,
-                       status=PlanStatus.QUEUED, rank=rank, room_needed=room)
+    return MaxdiffPlan(symbol=sym, high_target=high, low_target=low, side=MaxdiffSide(side), avg_return=0.01 / rank,
+                       status=PlanStatus.QUEUED, rank=rank, room_needed=room, qty=0)
 
 
 def plan(orders: list[PlannedOrder], plans: list[MaxdiffPlan], run_id: str = "t") -> OrderPlan:
-    return OrderPlan(
-        schema="wolfkit.orders/1", run_id=run_id, as_of=SESSION, created_at=datetime(2025, 6, 2, 8, 30),
-        account=Account(equity=EQUITY, buying_power=2 * EQUITY, multiplier=2), params_digest="x",
-        orders=orders, maxdiff_plans=plans,
-        summary=Summary(positions=len(orders), allocation=0, sector_weights={}, cap_weights={}, method="greedy",
-                        objective=0, leftover_cash=0))
+    """The given orders and maxdiff plans on this file's session and 2x margin account."""
+    return make_plan(pack=(), extra=orders, maxdiff_plans=plans, run_id=run_id, as_of=SESSION, equity=EQUITY,
+                     buying_power=2 * EQUITY)
 
 
 def setup(p, op, b, **kw):
@@ -497,11 +493,8 @@ def test_executor_opening_orders_are_adopted_or_cancelled_never_duplicated():
     from wolfkit.broker.base import OrderRequest
 
     p = params(leverage=FLAT, sizing={"maxdiff_max_active": 1})
-    md = [PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("t", "pack", s, Layer.MAXDIFF)), symbol=s, side=Side.BUY, qty=10,
-        type=OrderType.LIMIT, limit_price=px, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
-        strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=px,
-        est_cost=10 * px, priority=1) for s, px in (("AAPL", 95.09), ("MSFT", 49.05))]
+    md = [planned_order(s, 10, px, run_id="t", layer=Layer.MAXDIFF, priority=1, cap_tier="mega", weight=0.01)
+          for s, px in (("AAPL", 95.09), ("MSFT", 49.05))]
     op = plan(md, [mplan("AAPL", 1, low=95.0), mplan("MSFT", 2, low=49.0)])
     b = bars({"AAPL": 100.0, "MSFT": 50.0})
     broker = SimBroker(EQUITY, 2.0)

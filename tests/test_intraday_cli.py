@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from factories import DEMO_SYMBOLS, FakeClock, demo_orders
 
 from wolfkit import intraday
 from wolfkit.broker.emulator import DemoFeed, create_app, serve
@@ -20,34 +21,19 @@ from wolfkit.intraday import EngineState
 from wolfkit.ledger import Ledger, load_engine_state
 from wolfkit.orders import read_orders
 
-ROOT = Path(__file__).resolve().parents[1]
-SYMBOLS = [
-    "AAPL", "MSFT", "NVDA", "AMD", "PLTR", "IONQ", "RGTI", "MRNA", "CRSP", "BEAM", "RKLB", "SPCE", "CCJ",
-    "DNN", "UUUU", "CRWD", "PANW", "FTNT", "MARA", "RIOT", "COIN", "SNOW", "NET", "DDOG", "TSM", "JPM",
-    "BAC", "XOM", "CVX", "DUK",
-]
-
 
 @pytest.fixture(scope="module")
 def demo_plan(tmp_path_factory) -> tuple[Path, Path]:
     """A small real plan (scan + build on 30 demo symbols, margin account) and its parameter file."""
-    d = tmp_path_factory.mktemp("plan")
-    params = d / "small.yaml"
-    params.write_text(
-        f"extends: {ROOT / 'parameters/demo.yaml'}\n"
-        "data:\n  symbols: [" + ", ".join(SYMBOLS) + "]\n"
+    params, orders = demo_orders(
+        tmp_path_factory.mktemp("plan"), DEMO_SYMBOLS[:30], buying_power=200_000.0, settings=
         "execution:\n  broker: paper\n"
         # a 30-name universe: a lower bar keeps enough candidates for the pack whatever day it is
         "portfolio:\n  min_score: 40\n  sector_cap: 0.5\n  tiers:\n"
         "    - {min_score: 90, weight_min: 0.10, weight_max: 0.12}\n"
         "    - {min_score: 75, weight_min: 0.07, weight_max: 0.09}\n"
         "    - {min_score: 40, weight_min: 0.05, weight_max: 0.06}\n"
-        "maxdiff:\n  ramp_minutes: 5\n  ramp_step_minutes: 1\n"
-    )
-    opp, orders = d / "opp.csv", d / "orders.json"
-    assert main(["scan", "--params", str(params), "--date", "latest", "--out", str(opp)]) == 0
-    assert main(["build", "--opportunities", str(opp), "--params", str(params), "--equity", "100000",
-                 "--buying-power", "200000", "--date", "latest", "--out", str(orders)]) == 0
+        "maxdiff:\n  ramp_minutes: 5\n  ramp_step_minutes: 1\n")
     plan = read_orders(orders)
     assert plan.orders and plan.maxdiff_plans, "the demo plan needs both layers for these tests"
     return params, orders
@@ -66,19 +52,9 @@ def copy_setup(demo_plan, tmp_path, broker="paper"):
     return pfile, mine, ledger
 
 
-class FakeClock:
-    """The live clock, on the plan's session from 10:00 ET: one minute per reading; `on_tick` runs on each
-    reading (the emulator's market moves on)."""
-
-    def __init__(self, session, on_tick=None):
-        self.t = datetime.combine(session, time(10, 0), tzinfo=NY)
-        self.on_tick = on_tick
-
-    def __call__(self) -> datetime:
-        self.t += timedelta(minutes=1)
-        if self.on_tick is not None:
-            self.on_tick()
-        return self.t
+def session_clock(session: date) -> FakeClock:
+    """The live clock on the plan's session from 10:00 ET, one minute later at every reading."""
+    return FakeClock(datetime.combine(session, time(10, 0), tzinfo=NY), tick=timedelta(minutes=1))
 
 
 @pytest.fixture()
@@ -87,12 +63,12 @@ def emulator(demo_plan, monkeypatch):
     environment pointed at it (canary keys), and the live clock on the plan's session."""
     params, orders = demo_plan
     session = read_orders(orders).as_of
-    clock = FakeClock(session)
-    sim = SimBroker(100_000.0, 2.0, clock=lambda: clock.t)
-    feed = DemoFeed(sim, get_provider(load_params(params)), clock=lambda: clock.t)
+    clock = session_clock(session)
+    sim = SimBroker(100_000.0, 2.0, clock=lambda: clock.instant)
+    feed = DemoFeed(sim, get_provider(load_params(params)), clock=lambda: clock.instant)
     feed.refresh()
     clock.on_tick = feed.refresh
-    monkeypatch.setattr(intraday, "wall_clock", clock)
+    monkeypatch.setattr(intraday, "wall_clock", clock.now)
     # the test squeezes minutes of polling into a second: Alpaca's per-minute limit would bite at once
     srv = serve(create_app(sim, rate_limit_per_minute=None))
     for k, v in {"APCA_API_KEY_ID": "canary-key-id", "APCA_API_SECRET_KEY": "canary-secret",
@@ -154,7 +130,7 @@ def test_intraday_stops_at_until(demo_plan, emulator, tmp_path, capsys):
 def test_intraday_on_the_simulated_broker(demo_plan, tmp_path, monkeypatch, capsys):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
     plan = read_orders(orders)
-    monkeypatch.setattr(intraday, "wall_clock", FakeClock(plan.as_of))
+    monkeypatch.setattr(intraday, "wall_clock", session_clock(plan.as_of).now)
     assert main(["intraday", "--orders", str(orders), "--params", str(pfile), "--poll-seconds", "0",
                  "--max-steps", "3"]) == 0, capsys.readouterr().err
     assert "stopped after 3 step(s)" in " ".join(capsys.readouterr().out.split())
@@ -178,7 +154,7 @@ def test_intraday_live_needs_both_switches(demo_plan, tmp_path, capsys, args, pa
                                         ("not_json", "not valid JSON")])
 def test_intraday_bad_orders_file_exits_2_and_sends_nothing(demo_plan, tmp_path, monkeypatch, capsys, how, needle):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
-    monkeypatch.setattr(intraday, "wall_clock", FakeClock(read_orders(orders).as_of))
+    monkeypatch.setattr(intraday, "wall_clock", session_clock(read_orders(orders).as_of).now)
     doc = json.loads(orders.read_text())
     if how == "negative_qty":
         doc["orders"][0]["qty"] = -5
@@ -192,14 +168,14 @@ def test_intraday_bad_orders_file_exits_2_and_sends_nothing(demo_plan, tmp_path,
 
 def test_intraday_refuses_another_day_and_a_past_until(demo_plan, tmp_path, monkeypatch, capsys):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
-    clock = FakeClock(read_orders(orders).as_of)
-    monkeypatch.setattr(intraday, "wall_clock", clock)
+    clock = session_clock(read_orders(orders).as_of)
+    monkeypatch.setattr(intraday, "wall_clock", clock.now)
     base = ["intraday", "--orders", str(orders), "--params", str(pfile), "--max-steps", "1"]
     assert main([*base, "--until", "09:45"]) == 2
     assert "has passed" in capsys.readouterr().err
     assert main([*base, "--until", "quarter past"]) == 2
     assert "HH:MM" in capsys.readouterr().err
-    clock.t += timedelta(days=1)
+    clock.sleep(timedelta(days=1).total_seconds())
     assert main(base) == 2
     assert "the plan is for the" in capsys.readouterr().err
     assert main([*base, "--mode", "stream"]) == 2  # the simulated broker has no trade-update stream
@@ -245,12 +221,12 @@ def test_intraday_rides_out_broker_faults_without_duplicates(demo_plan, tmp_path
 
     params, orders0 = demo_plan
     plan = read_orders(orders0)
-    clock = FakeClock(plan.as_of)
-    sim = SimBroker(100_000.0, 2.0, clock=lambda: clock.t)
-    feed = DemoFeed(sim, get_provider(load_params(params)), clock=lambda: clock.t)
+    clock = session_clock(plan.as_of)
+    sim = SimBroker(100_000.0, 2.0, clock=lambda: clock.instant)
+    feed = DemoFeed(sim, get_provider(load_params(params)), clock=lambda: clock.instant)
     feed.refresh()
     clock.on_tick = feed.refresh
-    monkeypatch.setattr(intraday, "wall_clock", clock)
+    monkeypatch.setattr(intraday, "wall_clock", clock.now)
     monkeypatch.setattr(_time, "sleep", lambda s: None)  # the retry waits take no wall time
     srv = serve(create_app(sim, Faults(seed=5, server_error=0.08, rate_limit_burst=0.03, timeout_after_accept=0.05),
                            rate_limit_per_minute=None))

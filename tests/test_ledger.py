@@ -7,20 +7,17 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+from factories import planned_order
 
 from wolfkit.broker.base import BrokerOrder, Fill, OrderStatus
-from wolfkit.domain import Layer, OrderType, PlanStatus, Side, TimeInForce
+from wolfkit.domain import OrderType, PlanStatus, Side, TimeInForce
 from wolfkit.ledger import EventKind, Ledger, OrderState, Sizing
 from wolfkit.orders import MaxdiffPlan, PlannedOrder
 
 
 def planned(symbol="AAPL", cid="wk-1", qty=10, priority=0) -> PlannedOrder:
-    return PlannedOrder(
-        client_order_id=cid, symbol=symbol, side=Side.BUY, qty=qty, type=OrderType.MARKET, limit_price=None,
-        time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy="simple", sector="Tech",
-        cap_tier="mega", score=91, weight=0.1, est_price=100.0, est_cost=qty * 100.0, priority=priority,
-        take_profit=110.0, stop_loss=95.0,
-    )
+    return planned_order(symbol, qty, 100.0, priority=priority, client_order_id=cid, cap_tier="mega", score=91,
+                         weight=0.1, take_profit=110.0, stop_loss=95.0)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 import pytest
+from factories import planned_order
 
 from wolfkit.cli import main
 from wolfkit.config import Params, params_from_dict
@@ -120,11 +121,10 @@ def test_quarantine_is_reported_not_silent():
 
 
 def order(**kw) -> PlannedOrder:
-    base = dict(client_order_id="x", symbol="AAPL", side=Side.BUY, qty=25, type=OrderType.LIMIT,
-                limit_price=178.25, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF, strategy="maxdiff",
-                sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=178.25, est_cost=4456.25,
-                priority=3)
-    return PlannedOrder(**(base | kw))
+    """A maxdiff limit buy of 25 AAPL at $178.25; `kw` replaces fields as given (the estimate stays)."""
+    base = planned_order("AAPL", 25, 178.25, layer=Layer.MAXDIFF, priority=3, client_order_id="x", cap_tier="mega",
+                         weight=0.01)
+    return PlannedOrder.model_validate(base.model_dump() | kw)
 
 
 def test_consolidation_keeps_best_limit():

@@ -4,7 +4,7 @@ the HTML export (no code, no record outputs), and the figures and tables built f
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from factories import make_plan
 
 from wolfkit import report
 from wolfkit.config import Params
 from wolfkit.notebooks import export_html
-from wolfkit.orders import SCHEMA_ID, OrderPlan
+from wolfkit.orders import OrderPlan, PlannedOrder
 
 
 def _record_output(name, value):
@@ -82,13 +83,8 @@ def test_export_html_has_no_code_and_no_records(tmp_path):
 
 
 def _plan(orders, plans=(), equity=100_000.0, bp=200_000.0) -> OrderPlan:
-    return OrderPlan.model_validate({
-        "schema": SCHEMA_ID, "run_id": "r1", "as_of": "2026-11-20", "created_at": datetime(2026, 11, 20, 8, 0),
-        "account": {"equity": equity, "buying_power": bp, "multiplier": 2}, "params_digest": "d",
-        "orders": list(orders), "maxdiff_plans": list(plans),
-        "summary": {"positions": len(orders), "allocation": 0.95, "sector_weights": {}, "cap_weights": {},
-                    "method": "optimal", "objective": 1.0, "leftover_cash": 12.5},
-    })
+    return make_plan(pack=(), extra=[PlannedOrder.model_validate(o) for o in orders], maxdiff_plans=plans,
+                     run_id="r1", as_of=date(2026, 11, 20), equity=equity, buying_power=bp)
 
 
 def _order(sym, cost, layer="directional", priority=0):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_plan
 
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.gate import (
@@ -26,10 +27,9 @@ from wolfkit.calendar import today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params, load_params, params_from_dict
 from wolfkit.data.files import read_universe
-from wolfkit.domain import ClientOrderId, Layer, OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
 from wolfkit.opportunities import validate_opportunities
-from wolfkit.orders import SCHEMA_ID, OrderPlan, PlannedOrder, read_orders, write_orders
+from wolfkit.orders import read_orders, write_orders
 from wolfkit.symbols import normalize_symbol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,25 +38,6 @@ ARBITRARY = "https://trading.example.com"
 
 
 # ---- fixtures -----------------------------------------------------------------------------------
-
-
-def make_plan(as_of: date, symbols=("AAPL", "MSFT", "XOM"), run_id="safety") -> OrderPlan:
-    orders = [
-        PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "pack", s, Layer.DIRECTIONAL)), symbol=s, side=Side.BUY,
-            qty=10, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
-            layer=Layer.DIRECTIONAL, strategy="simple", sector="Tech", cap_tier="mega", score=90 - i,
-            weight=0.1, est_price=100.0, est_cost=1000.0, priority=i,
-        )
-        for i, s in enumerate(symbols)
-    ]
-    return OrderPlan.model_validate({
-        "schema": SCHEMA_ID, "run_id": run_id, "as_of": as_of, "created_at": "2026-01-20T13:30:00Z",
-        "account": {"equity": 100_000, "buying_power": 100_000, "multiplier": 1.0}, "params_digest": "t",
-        "orders": [o.model_dump() for o in orders], "maxdiff_plans": [],
-        "summary": {"positions": len(orders), "allocation": 0.03, "sector_weights": {}, "cap_weights": {},
-                    "method": "greedy", "objective": 0.0, "leftover_cash": 97_000.0},
-    })
 
 
 @pytest.fixture
@@ -70,7 +51,7 @@ def keys(monkeypatch):
 def day_plan(tmp_path, monkeypatch) -> Path:
     """Today's orders file in a scratch working directory (relative ledger paths land there)."""
     monkeypatch.chdir(tmp_path)
-    return write_orders(make_plan(today_ny()), tmp_path / "orders.json")
+    return write_orders(make_plan(as_of=today_ny()), tmp_path / "orders.json")
 
 
 def params_file(tmp_path: Path, broker: str) -> Path:
@@ -245,7 +226,7 @@ def test_hostile_symbols_in_opportunities_name_their_rows():
 
 
 def test_orders_file_symbols_are_normalised_and_checked(tmp_path):
-    doc = json.loads(make_plan(date(2026, 1, 20)).to_json())
+    doc = json.loads(make_plan(as_of=date(2026, 1, 20)).to_json())
     doc["orders"][0]["symbol"] = " aapl "
     (tmp_path / "o.json").write_text(json.dumps(doc))
     assert read_orders(tmp_path / "o.json").orders[0].symbol == "AAPL"
@@ -321,7 +302,7 @@ def test_nan_and_inf_params_are_refused(tmp_path, capsys, path, value):
 @pytest.mark.parametrize("qty,needle", [(1e20, "orders.0.qty"), ("7", "orders.0.qty"), (True, "orders.0.qty"),
                                         (7.0, "orders.0.qty"), (10_000_001, "less than or equal to 10000000")])
 def test_orders_qty_is_a_strict_bounded_integer(tmp_path, qty, needle):
-    doc = json.loads(make_plan(date(2026, 1, 20)).to_json())
+    doc = json.loads(make_plan(as_of=date(2026, 1, 20)).to_json())
     doc["orders"][0]["qty"] = qty
     f = tmp_path / "o.json"
     f.write_text(json.dumps(doc))
@@ -339,7 +320,7 @@ def test_cli_execute_refuses_qty_1e20(tmp_path, capsys, day_plan):
 
 
 def test_client_id_equal_to_another_plus_r1_is_refused(tmp_path):
-    doc = json.loads(make_plan(date(2026, 1, 20)).to_json())
+    doc = json.loads(make_plan(as_of=date(2026, 1, 20)).to_json())
     doc["orders"][2]["client_order_id"] = doc["orders"][0]["client_order_id"] + "-r1"
     f = tmp_path / "o.json"
     f.write_text(json.dumps(doc))

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
+from factories import OPEN, REFERENCE_PACK, SESSION, make_plan, quoted_sim
 
 from wolfkit.broker.base import Fill, OrderRequest
 from wolfkit.broker.sim import SimBroker
@@ -39,17 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 6, 3, 14, 0, tzinfo=timezone.utc)
 
 
-def sim(equity: float = 100_000.0, **kw) -> SimBroker:
-    b = SimBroker(equity, 1.0, clock=lambda: OPEN, **kw)
-    for s, ask in gapped_asks().items():
-        b.market.set(s, round(ask * 0.999, 2), ask, OPEN)
-    return b
-
-
-def small_plan(run_id: str, n: int = 5, equity: float = 100_000.0, as_of=None) -> OrderPlan:
-    """The first `n` names of the seed's pack at half their weight: they all fit the account."""
-    plan = seed_plan(run_id=run_id, equity=equity, pack=[(s, sec, w / 2, c) for s, sec, w, c in PACK[:n]])
-    return plan if as_of is None else plan.model_copy(update={"as_of": as_of})
+def small_plan(run_id: str, n: int = 5, equity: float = 100_000.0, as_of: date = SESSION) -> OrderPlan:
+    """The first `n` names of the reference pack at half their weight: they all fit the account."""
+    return make_plan(run_id=run_id, equity=equity, pack=REFERENCE_PACK[:n], scale=0.5, as_of=as_of)
 
 
 def params(**execution) -> Params:
@@ -118,7 +110,7 @@ def test_four_executions_through_alpaca_py_record_each_fill_once(tmp_path, monke
     from wolfkit.broker.alpaca import AlpacaBroker
     from wolfkit.broker.emulator import Faults, create_app, serve
 
-    b = sim(seed=7)
+    b = quoted_sim(seed=7)
     srv = serve(create_app(b, Faults(partial_fill=0.6)))
     try:
         for k in ("APCA_API_BASE_URL", "APCA_API_DATA_URL"):
@@ -150,7 +142,7 @@ def test_fills_made_while_no_executor_watched_are_caught_up(tmp_path):
     """A fresh SimBroker process has no update stream of earlier fills: the executor takes the
     broker's filled quantities instead, once."""
     state = tmp_path / "sim.json"
-    b = sim()
+    b = quoted_sim()
     b.persist(state)
     plan = small_plan("catchup")
     with Ledger(tmp_path / "l.sqlite") as lg:
@@ -203,7 +195,7 @@ def test_vanished_ledger_is_noticed_and_started_anew(tmp_path):
 
 
 def test_rerun_after_the_ledger_vanished_sends_nothing_twice_and_says_so(tmp_path):
-    b = sim()
+    b = quoted_sim()
     plan = small_plan("lost")
     p = tmp_path / "l.sqlite"
     with Ledger(p) as lg:
@@ -262,7 +254,7 @@ def test_no_room_on_disk_refuses_before_the_first_order(tmp_path, monkeypatch):
     import wolfkit.ledger as ledger_mod
 
     monkeypatch.setattr(ledger_mod.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**10, 10**10, 10**6))
-    b = sim()
+    b = quoted_sim()
     with Ledger(tmp_path / "l.sqlite") as lg, pytest.raises(LedgerError, match="min_free_disk_mb") as e:
         execute(small_plan("room"), b, lg)
     assert e.value.exit_code == 2 and b.orders() == [] and b.request_count == 0
@@ -273,7 +265,7 @@ def test_disk_full_mid_batch_stops_sending_then_a_rerun_reconciles(tmp_path):
     stops at once, the message names the orders in doubt, and a re-run with room completes the plan
     with each order exactly once."""
     plan = small_plan("full", n=12)
-    b = sim()
+    b = quoted_sim()
 
     class FillsTheDisk:
         def __init__(self, inner, lg):
@@ -342,7 +334,7 @@ def test_cli_execute_and_status_on_a_damaged_ledger_exit_2(tmp_path, capsys, dam
 
 
 def test_second_plan_for_the_session_exits_2_naming_the_live_plan(tmp_path):
-    b = sim()
+    b = quoted_sim()
     with Ledger(tmp_path / "l.sqlite") as lg:
         execute(small_plan("planA"), b, lg)  # open market orders: not filled yet
         n = len(b.orders())
@@ -358,7 +350,7 @@ def test_second_plan_for_the_session_exits_2_naming_the_live_plan(tmp_path):
 
 
 def test_a_plan_whose_positions_are_gone_does_not_block(tmp_path):
-    b = sim()
+    b = quoted_sim()
     with Ledger(tmp_path / "l.sqlite") as lg:
         execute(small_plan("planA", n=2), b, lg)
         for o in b.open_orders():
@@ -368,7 +360,7 @@ def test_a_plan_whose_positions_are_gone_does_not_block(tmp_path):
 
 
 def test_replace_cancels_the_first_plan_and_sizes_against_its_fills(tmp_path):
-    b = sim(partial_fill_prob=1.0, seed=3)  # every fill opportunity fills part
+    b = quoted_sim(partial_fill_prob=1.0, seed=3)  # every fill opportunity fills part
     plan_a, plan_b = small_plan("planA"), small_plan("planB")
     with Ledger(tmp_path / "l.sqlite") as lg:
         execute(plan_a, b, lg)
@@ -394,14 +386,14 @@ def test_replace_cancels_the_first_plan_and_sizes_against_its_fills(tmp_path):
 
 
 def test_replace_skips_an_order_the_first_plan_filled_entirely(tmp_path):
-    b = sim(fill_on_submit=True)
+    b = quoted_sim(fill_on_submit=True)
     with Ledger(tmp_path / "l.sqlite") as lg:
         execute(small_plan("planA", n=2), b, lg)
         report = execute(small_plan("planB", n=3), b, lg, replace=True)
     states = {o.symbol: (o.state, o.reason) for o in report.orders}
-    for s, _, _, _ in PACK[:2]:
+    for s, _, _, _ in REFERENCE_PACK[:2]:
         assert states[s][0] == OrderState.SKIPPED and "already held" in states[s][1]
-    assert states[PACK[2][0]][0] in (OrderState.ACCEPTED, OrderState.FILLED)
+    assert states[REFERENCE_PACK[2][0]][0] in (OrderState.ACCEPTED, OrderState.FILLED)
     held = {p.symbol: p.qty for p in b.positions()}
     assert held == {po.symbol: po.qty for po in small_plan("planB", n=3).orders}
 
@@ -487,11 +479,11 @@ def two_executors(tmp_path, second_wait: float):
     plan = small_plan("twice", n=8, as_of=today_ny())
     folder = tmp_path / "out"
     orders = write_orders(plan, folder / "orders.json")
-    b = sim(fill_on_submit=True)
+    b = quoted_sim(fill_on_submit=True)
     b.clock = None
     b.save(folder / "sim_broker.json")
     ledger = tmp_path / "ledger.sqlite"
-    first = subprocess.Popen([sys.executable, "-c", CHILD, str(orders), str(ledger), "0", "0.15"], cwd=ROOT,
+    first = subprocess.Popen([sys.executable, "-c", CHILD, str(orders), str(ledger), "0", "0.5"], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = lock_path(ledger, "sim", plan.as_of)
     deadline = time.monotonic() + 60
@@ -542,7 +534,7 @@ def test_credit_goes_to_the_same_symbol_and_side_highest_priority_first():
 
 
 def test_open_orders_of_a_plan_the_ledger_does_not_know_block_a_second_plan(tmp_path):
-    b = sim()
+    b = quoted_sim()
     with Ledger(tmp_path / "first.sqlite") as lg:
         execute(small_plan("planA", n=2), b, lg)
     with Ledger(tmp_path / "second.sqlite") as lg:  # the first plan's ledger is elsewhere (or lost)

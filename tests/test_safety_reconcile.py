@@ -11,11 +11,12 @@ import re
 import shutil
 import threading
 from collections import defaultdict
-from datetime import date, datetime, time
+from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from seed_plan import OPEN, PACK, SESSION, gapped_asks
+from factories import OPEN, REFERENCE_PACK, FakeClock, PackEntry, gapped_asks, make_plan, quoted_sim
 from test_execute import Wrapper  # the recording SimBroker delegate both files use
 
 from wolfkit.broker.base import (
@@ -34,10 +35,8 @@ from wolfkit.config import Params, params_from_dict, project_path, project_root
 from wolfkit.domain import (
     ClientOrderId,
     Layer,
-    OrderType,
     PlanStatus,
     Side,
-    TimeInForce,
     attempt_client_id,
     plan_attempt,
 )
@@ -45,11 +44,8 @@ from wolfkit.execute import execute_plan
 from wolfkit.intraday import IntradayEngine, Market, ramp_price
 from wolfkit.ledger import Ledger, OrderState, Sizing
 from wolfkit.orders import (
-    Account,
     MaxdiffPlan,
     OrderPlan,
-    PlannedOrder,
-    Summary,
     write_orders,
 )
 from wolfkit.replay import SessionBars
@@ -57,65 +53,15 @@ from wolfkit.replay import SessionBars
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class FakeTime:
-    """sleep() advances monotonic(), so waits take no wall time and are counted."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-        self._lock = threading.Lock()
-
-    def sleep(self, s: float) -> None:
-        with self._lock:
-            self.slept.append(s)
-            self.t += max(0.0, s)
-
-    def monotonic(self) -> float:
-        return self.t
+def stale_broker(pack: Sequence[PackEntry], seed: int, buffer: float = 0.06, **kw) -> SimBroker:
+    """The pack's gapped open (shuffled by `seed`) on an account that reserves `buffer` on market buys: more
+    than the executor budgets, so the tail meets 403s and is resized."""
+    return quoted_sim(gapped_asks(pack, seed=seed), market_buffer=buffer, seed=seed, **kw)
 
 
-def make_plan(run_id: str = "rec", equity: float = 100_000.0, pack: list | None = None, scale: float = 1.0,
-              as_of: date = SESSION, maxdiff: list[tuple[str, int, float]] = ()) -> OrderPlan:
-    """Directional market buys (weights × `scale` of equity at yesterday's closes, in pack order), then
-    maxdiff limit buys (symbol, qty, limit) after them."""
-    pack = pack or PACK
-    orders = []
-    for i, (sym, sector, w, close) in enumerate(pack):
-        qty = int(w * scale * equity // close)
-        orders.append(PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "dir", sym, Layer.DIRECTIONAL)), symbol=sym, side=Side.BUY,
-            qty=qty, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
-            layer=Layer.DIRECTIONAL, strategy="simple", sector=sector, cap_tier="large", score=95 - i,
-            weight=w * scale, est_price=close, est_cost=round(qty * close, 2), priority=i))
-    for k, (sym, qty, limit) in enumerate(maxdiff):
-        orders.append(PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "md", sym, Layer.MAXDIFF)), symbol=sym, side=Side.BUY, qty=qty,
-            type=OrderType.LIMIT, limit_price=limit, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
-            strategy="maxdiff", sector="-", cap_tier="large", score=80, weight=qty * limit / equity,
-            est_price=limit, est_cost=round(qty * limit, 2), priority=len(pack) + k))
-    allocation = sum(o.est_cost for o in orders) / equity
-    return OrderPlan(
-        schema="wolfkit.orders/1", run_id=run_id, as_of=as_of,
-        created_at=datetime.combine(as_of, time(8, 30), tzinfo=NY),
-        account=Account(equity=equity, buying_power=equity, multiplier=1.0), params_digest="test", orders=orders,
-        summary=Summary(positions=len(orders), allocation=allocation, sector_weights={}, cap_weights={},
-                        method="greedy", objective=0.0, leftover_cash=equity * (1 - allocation)))
-
-
-def stale_broker(pack: list, seed: int, equity: float = 100_000.0, buffer: float = 0.06, now=OPEN,
-                 **kw) -> SimBroker:
-    """An account whose open asks are 0–8% above yesterday's closes and that reserves `buffer` on market
-    buys (more than the executor budgets: the tail meets 403s and is resized)."""
-    b = SimBroker(equity, 1.0, clock=(lambda: now) if now is not None else None, market_buffer=buffer,
-                  seed=seed, **kw)
-    for sym, ask in gapped_asks(pack, seed=seed).items():
-        b.market.set(sym, round(ask * 0.999, 2), ask)
-    return b
-
-
-def execute(plan: OrderPlan, broker, ledger_path: Path | str, ft: FakeTime | None = None,
+def execute(plan: OrderPlan, broker, ledger_path: Path | str, ft: FakeClock | None = None,
             **execution):
-    ft = ft or FakeTime()
+    ft = ft or FakeClock()
     p = Params().with_changes({"execution": execution})
     with Ledger(ledger_path, durable=False) as lg:
         rep = execute_plan(plan, broker, lg, p, now=lambda: OPEN, sleep=ft.sleep, timer=ft.monotonic)
@@ -143,6 +89,7 @@ def free_buying_power(b: SimBroker, drop: float = 0.10) -> None:
     """The market falls and every open market order fills lower: room appears for a resubmission."""
     for s in b.market.symbols():
         q = b.market.get(s)
+        assert q is not None
         b.market.set(s, round(q.bid * (1 - drop), 2), round(q.ask * (1 - drop), 2))
     b.step()
 
@@ -156,7 +103,7 @@ def drop_ledger(path: Path) -> None:
 
 
 def test_lost_ledger_after_a_resize_does_not_resubmit_the_base_id(tmp_path):
-    pack = PACK[:8]
+    pack = REFERENCE_PACK[:8]
     plan = make_plan(pack=pack, scale=1.36)  # the tail does not fit at the open's prices
     inner = stale_broker(pack, seed=3)
     rep, rows = execute(plan, inner, tmp_path / "ledger.sqlite")
@@ -180,7 +127,7 @@ def test_lost_ledger_after_a_resize_does_not_resubmit_the_base_id(tmp_path):
 
 def test_stale_ledger_copy_does_not_resubmit(tmp_path):
     """A ledger restored from a backup taken before the resize (it knows only the base id's intent)."""
-    pack = PACK[:8]
+    pack = REFERENCE_PACK[:8]
     plan = make_plan(pack=pack, scale=1.36)
     inner = stale_broker(pack, seed=5)
     path = tmp_path / "ledger.sqlite"
@@ -249,7 +196,7 @@ def _project(tmp_path: Path, day: date, seed: int = 3) -> tuple[Path, Path, Path
     pfile = proj / "parameters" / "mine.yaml"
     pfile.write_text(f"extends: {ROOT / 'parameters/default.yaml'}\nexecution:\n  broker: sim\n"
                      "  ledger_path: outputs/ledger.sqlite\n")
-    pack = PACK[:8]
+    pack = REFERENCE_PACK[:8]
     plan = make_plan(run_id="cwd", pack=pack, scale=1.36, as_of=day)
     orders = write_orders(plan, proj / "outputs" / str(day) / "orders.json")
     stale_broker(pack, seed=seed, now=None).save(orders.parent / "sim_broker.json")
@@ -370,7 +317,7 @@ def test_soak_ledger_deleted_moved_or_stale_between_runs_never_duplicates(tmp_pa
     problems: list[str] = []
     for run in range(SOAK_RUNS):
         rng = random.Random(run)
-        pack = rng.sample(PACK, 6)
+        pack = rng.sample(REFERENCE_PACK, 6)
         scale = rng.uniform(0.92, 1.0) / sum(w for _, _, w, _ in pack)  # with the gaps, the tail will not fit
         plan = make_plan(run_id=f"soak{run:03d}", equity=50_000.0, pack=pack, scale=scale)
         inner = stale_broker(pack, seed=run, equity=50_000.0, buffer=rng.choice([0.05, 0.07, 0.09]),
@@ -446,14 +393,14 @@ def test_directional_orders_settle_before_any_maxdiff_buy(tmp_path):
     problems: list[str] = []
     ibp = 0
     for seed in range(12):
-        pack = PACK[:9]
+        pack = REFERENCE_PACK[:9]
         rng = random.Random(seed)
         maxdiff = [(sym, int(3_000 // (close * 0.97)), round(close * 0.97, 2))
-                   for sym, _, _, close in rng.sample(PACK[9:], 3) + [rng.choice(pack)]]
+                   for sym, _, _, close in rng.sample(REFERENCE_PACK[9:], 3) + [rng.choice(pack)]]
         # the budget (asks x 1.03) thinks most of the directional pack fits, some with room for maxdiff
         # buys; the broker reserves asks x 1.08: directional orders meet 403s
         plan = make_plan(run_id=f"prio{seed}", pack=pack, scale=1.12 + 0.12 * rng.random(), maxdiff=maxdiff)
-        inner = stale_broker(PACK, seed=seed, buffer=0.08)
+        inner = stale_broker(REFERENCE_PACK, seed=seed, buffer=0.08)
         b = Recording(inner)
         rep, rows = execute(plan, b, tmp_path / f"l{seed}.sqlite", max_concurrency=4)
         ibp += rep.insufficient_bp_rejections
@@ -476,9 +423,9 @@ def test_directional_orders_settle_before_any_maxdiff_buy(tmp_path):
 
 
 def test_maxdiff_waits_when_a_directional_outcome_is_unknown(tmp_path):
-    pack = PACK[:4]
+    pack = REFERENCE_PACK[:4]
     plan = make_plan(run_id="hold", pack=pack, scale=0.5, maxdiff=[("SNOW", 5, 150.0)])
-    inner = stale_broker(pack + [p for p in PACK if p[0] == "SNOW"], seed=1)
+    inner = stale_broker([*pack, *(p for p in REFERENCE_PACK if p.symbol == "SNOW")], seed=1)
 
     class Down(Wrapper):
         def submit(self, r):
@@ -513,7 +460,7 @@ class Refusing(Wrapper):
 
 
 def test_final_refusals_are_final_with_their_reason(tmp_path):
-    pack = PACK[:5]
+    pack = REFERENCE_PACK[:5]
     plan = make_plan(run_id="final", pack=pack, scale=0.5)
     b = Refusing(stale_broker(pack, seed=2))
     rep, rows = execute(plan, b, tmp_path / "l.sqlite")
@@ -532,14 +479,14 @@ def _cli_plan(tmp_path: Path) -> tuple[Path, Path]:
     pfile = tmp_path / "p.yaml"
     pfile.write_text(f"extends: {ROOT / 'parameters/default.yaml'}\nexecution:\n  broker: sim\n  max_attempts: 1\n"
                      f"  ledger_path: {tmp_path / 'ledger.sqlite'}\n")
-    orders = write_orders(make_plan(run_id="clifinal", pack=PACK[:5], scale=0.5, as_of=day),
+    orders = write_orders(make_plan(run_id="clifinal", pack=REFERENCE_PACK[:5], scale=0.5, as_of=day),
                           tmp_path / "outputs" / str(day) / "orders.json")
     return pfile, orders
 
 
 def test_cli_rerun_after_final_refusals_exits_0_and_names_the_reasons(tmp_path, monkeypatch, capsys):
     pfile, orders = _cli_plan(tmp_path)
-    broker = Refusing(stale_broker(PACK[:5], seed=2, now=None))
+    broker = Refusing(stale_broker(REFERENCE_PACK[:5], seed=2, now=None))
     monkeypatch.setattr("wolfkit.execute.open_broker", lambda *a, **k: broker)
     for _ in range(2):
         assert main(["execute", "--orders", str(orders), "--params", str(pfile)]) == 0
@@ -558,7 +505,7 @@ def test_cli_genuinely_unresolved_still_exits_1(tmp_path, monkeypatch, capsys):
                 raise BrokerUnavailable("HTTP 503 (the request's outcome is unknown)")
             return super().submit(r)
 
-    broker = Down(stale_broker(PACK[:5], seed=2, now=None))
+    broker = Down(stale_broker(REFERENCE_PACK[:5], seed=2, now=None))
     monkeypatch.setattr("wolfkit.execute.open_broker", lambda *a, **k: broker)
     monkeypatch.setattr("wolfkit.execute.time.sleep", lambda s: None)
     assert main(["execute", "--orders", str(orders), "--params", str(pfile)]) == 1
@@ -617,13 +564,9 @@ def test_intraday_replace_with_unknown_outcome_tracks_the_live_order(lookups_429
     p = params_from_dict({"leverage": {"directional_max": 1.3, "total_max": 1.5},
                           "maxdiff": {"expire_minutes": 390}})
     day = date(2025, 6, 2)
-    plan = OrderPlan(
-        schema="wolfkit.orders/1", run_id="rp", as_of=day, created_at=datetime(2025, 6, 2, 8, 30),
-        account=Account(equity=100_000.0, buying_power=200_000.0, multiplier=2), params_digest="x", orders=[],
-        maxdiff_plans=[MaxdiffPlan(symbol="MSFT", high_target=110.0, low_target=100.0, side="buy", avg_return=0.01,
-                                   status=PlanStatus.QUEUED, rank=1)],
-        summary=Summary(positions=0, allocation=0, sector_weights={}, cap_weights={}, method="greedy", objective=0,
-                        leftover_cash=0))
+    plan = make_plan(pack=(), run_id="rp", as_of=day, buying_power=200_000.0, maxdiff_plans=[
+        MaxdiffPlan(symbol="MSFT", high_target=110.0, low_target=100.0, side="buy", avg_return=0.01,
+                    status=PlanStatus.QUEUED, rank=1)])
     inner = SimBroker(100_000.0, 2.0)
     broker = FlakyReplace(inner, lookups_429)
     eng = IntradayEngine.start(p, plan, broker, equity=100_000.0, session=day)
@@ -653,21 +596,9 @@ def test_intraday_adopts_the_executors_resized_orders_never_their_base_ids():
     sends the base id next to them."""
     p = params_from_dict({"leverage": {"directional_max": 1.3, "total_max": 1.5}})
     day = date(2025, 6, 2)
-    aapl = PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("ex", "pack", "AAPL", Layer.DIRECTIONAL)), symbol="AAPL", side=Side.BUY,
-        qty=100, type=OrderType.MARKET, time_in_force=TimeInForce.DAY, layer=Layer.DIRECTIONAL, strategy="simple",
-        sector="Tech", cap_tier="mega", score=90, weight=0.1, est_price=100.0, est_cost=10_000.0, priority=0)
-    msft = PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("ex", "pack", "MSFT", Layer.MAXDIFF)), symbol="MSFT", side=Side.BUY, qty=10,
-        type=OrderType.LIMIT, limit_price=49.05, time_in_force=TimeInForce.DAY, layer=Layer.MAXDIFF,
-        strategy="maxdiff", sector="Tech", cap_tier="mega", score=80, weight=0.01, est_price=49.05, est_cost=490.5,
-        priority=1)
-    plan = OrderPlan(
-        schema="wolfkit.orders/1", run_id="ex", as_of=day, created_at=datetime(2025, 6, 2, 8, 30),
-        account=Account(equity=100_000.0, buying_power=200_000.0, multiplier=2), params_digest="x",
-        orders=[aapl, msft], maxdiff_plans=[],
-        summary=Summary(positions=1, allocation=0.1, sector_weights={}, cap_weights={}, method="greedy", objective=0,
-                        leftover_cash=0))
+    plan = make_plan(pack=[PackEntry("AAPL", "Tech", 0.1, 100.0)], maxdiff=[("MSFT", 10, 49.05)], run_id="ex",
+                     as_of=day, buying_power=200_000.0)
+    aapl, msft = plan.orders
     b = _bars({"AAPL": 100.0, "MSFT": 50.0})
     broker = SimBroker(100_000.0, 2.0)
     broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
@@ -693,29 +624,19 @@ def test_intraday_adopts_the_executors_resized_orders_never_their_base_ids():
 
 def test_two_thousand_orders_through_the_simulator_never_wait():
     n = 2000
-    orders = [PlannedOrder(
-        client_order_id=str(ClientOrderId.for_order("many", "dir", f"S{i:04d}", Layer.DIRECTIONAL)), symbol=f"S{i:04d}",
-        side=Side.BUY, qty=1, type=OrderType.MARKET, limit_price=None, time_in_force=TimeInForce.DAY,
-        layer=Layer.DIRECTIONAL, strategy="simple", sector="-", cap_tier="large", score=90, weight=1e-5,
-        est_price=10.0, est_cost=10.0, priority=i) for i in range(n)]
-    plan = OrderPlan(
-        schema="wolfkit.orders/1", run_id="many", as_of=SESSION, created_at=datetime(2024, 6, 3, 8, 30, tzinfo=NY),
-        account=Account(equity=1e6, buying_power=1e6, multiplier=1.0), params_digest="t", orders=orders,
-        summary=Summary(positions=n, allocation=0.02, sector_weights={}, cap_weights={}, method="greedy",
-                        objective=0.0, leftover_cash=0.0))
-    b = SimBroker(1e6, clock=lambda: OPEN)  # no rate limit asked for
-    for o in orders:
-        b.market.set(o.symbol, 10.0, 10.0)
-    ft = FakeTime()
+    prices = {f"S{i:04d}": 10.0 for i in range(n)}
+    plan = make_plan(run_id="many", equity=1e6, pack=[PackEntry(s, "-", 1e-5, px) for s, px in prices.items()])
+    b = quoted_sim(prices, bids=prices, equity=1e6)  # no rate limit asked for
+    ft = FakeClock()
     rep, _ = execute(plan, b, ":memory:", ft=ft)  # execution.rate_limit_per_minute: 180 by default
     assert len(b.orders()) == n and rep.accepted == n
     assert b.request_count > n and ft.slept == []  # thousands of requests, not one wait
 
 
 def test_a_simulator_with_a_limit_is_still_gated(tmp_path):
-    plan = make_plan(run_id="gated", pack=PACK[:6], scale=0.5)
-    ft = FakeTime()
-    b = stale_broker(PACK[:6], seed=1, rate_limit_per_minute=5, timer=ft.monotonic)
+    plan = make_plan(run_id="gated", pack=REFERENCE_PACK[:6], scale=0.5)
+    ft = FakeClock()
+    b = stale_broker(REFERENCE_PACK[:6], seed=1, rate_limit_per_minute=5, timer=ft.monotonic)
     rep, _ = execute(plan, b, tmp_path / "l.sqlite", ft=ft, rate_limit_per_minute=5)
     assert rep.accepted == 6 and rep.rate_limited == 0 and ft.slept  # the gate waited instead of meeting 429s
     assert SimBroker(1.0).rate_limit_per_minute is None

@@ -5,18 +5,22 @@ the executor blocks on and the simulator and the emulator answer 429 with."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import numpy as np
 import pytest
-from test_execute import OPEN, FakeTime, make_plan, params, run
+from factories import OPEN, FakeClock, PackEntry, make_plan
+from test_execute import params, run
 
 from wolfkit.broker.base import (
+    Broker,
     BrokerOrder,
     BrokerUnavailable,
     DuplicateClientOrderId,
     InsufficientBuyingPower,
     OrderRejected,
     OrderRequest,
+    OrderStatus,
     RateLimited,
 )
 from wolfkit.broker.emulator import create_app
@@ -39,7 +43,7 @@ KEYS = {"APCA-API-KEY-ID": "k", "APCA-API-SECRET-KEY": "s"}
 
 
 def test_limiter_is_a_sliding_window():
-    ft = FakeTime()
+    ft = FakeClock()
     lim = SlidingWindowLimiter(3, ft.monotonic)
     assert [lim.admit() for _ in range(3)] == [None, None, None]
     ft.t = 20.0
@@ -55,7 +59,7 @@ def test_limiter_is_a_sliding_window():
 def test_executor_simulator_and_emulator_share_the_limiter_and_agree_on_the_wait(tmp_path):
     """The same two requests in a 2-per-minute window: the simulator's 429 and the emulator's 429
     name the wait the executor's gate sleeps before a third."""
-    ft = FakeTime()
+    ft = FakeClock()
     sim = SimBroker(100_000.0, rate_limit_per_minute=2, timer=ft.monotonic)
     emu_app = create_app(SimBroker(100_000.0), rate_limit_per_minute=2, timer=ft.monotonic)
     client = emu_app.test_client()
@@ -85,7 +89,10 @@ class Scripted:
     """A broker whose submit answers from a script (an exception, or "accept" / "accept-then-504")."""
 
     def __init__(self, *script: object):
-        self.script, self.held, self.sent, self.lookups = list(script), {}, [], []
+        self.script = list(script)
+        self.held: dict[str, BrokerOrder] = {}
+        self.sent: list[str] = []
+        self.lookups: list[tuple[int, str]] = []
 
     def submit(self, r: OrderRequest) -> BrokerOrder:
         self.sent.append(r.client_order_id)
@@ -93,7 +100,7 @@ class Scripted:
         if step in ("accept", "accept-then-504"):
             self.held[r.client_order_id] = BrokerOrder(id=f"o{len(self.sent)}", client_order_id=r.client_order_id,
                                                        symbol=r.symbol, side=r.side, qty=r.qty, type=r.type,
-                                                       time_in_force=r.time_in_force, status="new")
+                                                       time_in_force=r.time_in_force, status=OrderStatus.NEW)
             if step == "accept":
                 return self.held[r.client_order_id]
             step = BrokerUnavailable("504 after accept")
@@ -107,29 +114,30 @@ class Scripted:
 REQ = OrderRequest("MSFT", 10, Side.BUY, OrderType.MARKET, TimeInForce.DAY, "cid-1")
 
 
-def go(b: Scripted, ft: FakeTime, **kw):
-    return submit(b, REQ, lookup=b.get_by_client_id, max_attempts=4, sleep=ft.sleep, **kw)
+def go(b: Scripted, ft: FakeClock, **kw):
+    # a stand-in with only what submit() calls, not a whole Broker
+    return submit(cast(Broker, b), REQ, lookup=b.get_by_client_id, max_attempts=4, sleep=ft.sleep, **kw)
 
 
 def test_429_waits_then_retries_the_same_id():
-    ft, b = FakeTime(), Scripted(RateLimited("429", retry_after=2.5), "accept")
+    ft, b = FakeClock(), Scripted(RateLimited("429", retry_after=2.5), "accept")
     seen = []
     got = go(b, ft, on_rate_limited=seen.append)
     assert got.outcome == Outcome.ACCEPTED and b.sent == ["cid-1", "cid-1"] and ft.slept == [2.5] and len(seen) == 1
 
 
 def test_unknown_outcome_is_looked_up_before_any_resubmit():
-    ft, b = FakeTime(), Scripted("accept-then-504")
+    ft, b = FakeClock(), Scripted("accept-then-504")
     got = go(b, ft)
     assert got.outcome == Outcome.RECONCILED and got.order.client_order_id == "cid-1"
     assert b.sent == ["cid-1"] and b.lookups == [(1, "cid-1")]  # found: never sent again
-    ft, b = FakeTime(), Scripted(BrokerUnavailable("502"), "accept")
+    ft, b = FakeClock(), Scripted(BrokerUnavailable("502"), "accept")
     got = go(b, ft)
     assert got.outcome == Outcome.ACCEPTED and b.sent == ["cid-1", "cid-1"] and b.lookups == [(1, "cid-1")]
 
 
 def test_duplicate_id_adopts_and_refusals_end_it():
-    ft = FakeTime()
+    ft = FakeClock()
     b = Scripted(DuplicateClientOrderId("422"))
     b.held["cid-1"] = BrokerOrder(id="x", client_order_id="cid-1", symbol="MSFT", side=Side.BUY, qty=10,
                                   type=OrderType.MARKET, time_in_force=TimeInForce.DAY, status="new")
@@ -161,7 +169,8 @@ class Refuses403(SimBroker):
 
     def __init__(self, n: int, **kw):
         super().__init__(100_000.0, clock=lambda: OPEN, **kw)
-        self.n, self.asked = n, []
+        self.n = n
+        self.asked: list[int] = []
         self.market.set("MSFT", 199.99, 200.0)
 
     def submit(self, request: OrderRequest) -> BrokerOrder:
@@ -175,7 +184,7 @@ def test_the_executor_and_the_engine_resize_a_403_identically(tmp_path):
     """The same 403 body (buying power $10,000, cost basis $26,000 for 100 shares): both callers send
     38 shares next (the broker charges $260/share), not the 50 the engine's old rule (buying power //
     our own $200 price) would have sent."""
-    plan = make_plan(rows=[("MSFT", 200.0, 0.2, "Tech")])
+    plan = make_plan(pack=[PackEntry("MSFT", "Tech", 0.2, 200.0)])
     assert plan.orders[0].qty == 100
     # the executor: the head's 403 is deferred to the sequential pass (re-fit to the account), whose
     # 403 is then resized by the rule
