@@ -22,10 +22,10 @@ app.add_typer(params_app, name="params")
 # Piped output (papermill, cron logs) gets a readable width instead of rich's 80-column fallback.
 # No console markup: paths, symbols, sectors and messages are the user's text, and `[bold]` or `[/]`
 # in them must print as written (rich would strip the one and crash on the other); styles are explicit.
-_width = {} if sys.stdout.isatty() else {"width": 140}
-console = Console(markup=False, **_width)
-err_console = Console(stderr=True, markup=False, **({} if sys.stderr.isatty() else {"width": 140}))
-status_console = Console(**_width)  # the status screen styles its headings with markup
+_width = None if sys.stdout.isatty() else 140  # None: rich measures the terminal
+console = Console(markup=False, width=_width)
+err_console = Console(stderr=True, markup=False, width=None if sys.stderr.isatty() else 140)
+status_console = Console(width=_width)  # the status screen styles its headings with markup
 
 ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
 DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
