@@ -275,57 +275,30 @@ def intraday(
     already holds this run's engine state, the engine RESUMES it, reconciling with the broker, so a
     restart mid-day sends nothing twice. State is saved after every step: Ctrl-C stops cleanly and the
     same command resumes. `--mode stream` takes order updates from Alpaca's TradingStream (keys from
-    APCA_API_KEY_ID / APCA_API_SECRET_KEY) with a REST reconcile after every reconnect.
+    APCA_API_KEY_ID / APCA_API_SECRET_KEY) and reconciles over REST every intraday.reconcile_seconds.
     Exit 2 (nothing sent) on a bad or stale orders file, a plan for another day, or a past --until.
     """
-    import os
     import time as _time
-    from datetime import datetime
-    from datetime import time as dtime
 
-    from wolfkit import calendar
     from wolfkit import intraday as engine_mod
     from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params, project_path
-    from wolfkit.domain import PlanStatus
-    from wolfkit.errors import BadInputError
     from wolfkit.execute import open_broker
-    from wolfkit.ledger import Ledger, load_engine_state
+    from wolfkit.ledger import Ledger
     from wolfkit.orders import read_orders
     from wolfkit.status import collect_status, render_status
 
     p = load_params(params or Path("parameters/default.yaml"))
     kind = broker_kind_for(p, broker, live)  # the live gate, before any other check
-    if mode not in ("poll", "stream"):
-        raise BadInputError(f"--mode {mode!r}: use poll or stream")
-    keys = (os.environ.get("APCA_API_KEY_ID", ""), os.environ.get("APCA_API_SECRET_KEY", ""))
-    if mode == "stream" and (kind == "sim" or not all(keys)):
-        raise BadInputError("--mode stream needs an Alpaca broker (--broker paper or live) and APCA_API_KEY_ID / "
-                            "APCA_API_SECRET_KEY in the environment; use --mode poll otherwise")
+    feed, keys = engine_mod.feed_for(mode, kind)
     clock = engine_mod.wall_clock
     now = clock()
     plan = read_orders(orders, today=now.date(), max_age_days=p.execution.max_plan_age_days)
-    session = plan.as_of
-    if now.date() != session or not calendar.is_trading_day(session):
-        raise BadInputError(f"{orders}: the plan is for the {session} session but today (New York) is {now.date()}; "
-                            "the engine runs a plan on its own session day: build today's plan first")
-    if until is None:
-        stop_at = calendar.session_close(session)
-    else:
-        try:
-            stop_at = datetime.combine(session, dtime.fromisoformat(until), tzinfo=calendar.NY)
-        except ValueError:
-            raise BadInputError(f"--until {until!r}: expected HH:MM (New York time), e.g. 15:45") from None
-    if now >= stop_at:
-        raise BadInputError(f"--until {stop_at:%H:%M} ET has passed (now {now:%H:%M} ET); nothing was sent")
+    stop_at = engine_mod.stop_time(plan.as_of, until, now, source=orders)
     brk = open_broker(kind, plan, p, orders.parent)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
     with Ledger(project_path(p.execution.ledger_path)) as book:
-        resumed = load_engine_state(book, plan.run_id) is not None
-        if resumed:
-            eng = engine_mod.IntradayEngine.resume(p, brk, book, plan.run_id)
-        else:
-            eng = engine_mod.IntradayEngine.start(p, plan, brk, equity=brk.account().equity, ledger=book)
+        eng, resumed = engine_mod.open_engine(p, plan, brk, book)
         console.print(
             f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
             f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "
@@ -340,16 +313,10 @@ def intraday(
             if tick is not None:
                 tick()
             if n % status_every == 0 or n == max_steps:
-                e = eng.exposure()
-                by = [pl.status for pl in eng.state.plans]
-                console.print(
-                    f"{eng.state.now:%H:%M:%S} step {n}: leverage directional {e.directional_leverage:.2f}x "
-                    f"+ maxdiff {e.maxdiff_leverage:.2f}x (max {p.leverage.total_max:g}x); maxdiff "
-                    f"{by.count(PlanStatus.LISTENING)} listening, {by.count(PlanStatus.QUEUED)} queued; "
-                    f"{len(eng.fills)} fills; realized ${sum(eng.state.realized.values()):+,.2f}",
-                    highlight=False, soft_wrap=True)
+                console.print(engine_mod.status_line(eng, n), highlight=False, soft_wrap=True)
 
-        ran = engine_mod.run_live(eng, mode=mode, until=stop_at, poll_seconds=every, clock=clock, sleep=_time.sleep,
+        ran = engine_mod.run_live(eng, mode=feed, until=stop_at, poll_seconds=every,
+                                  reconcile_seconds=p.intraday.reconcile_seconds, clock=clock, sleep=_time.sleep,
                                   keys=keys, paper=kind == "paper", max_steps=max_steps, on_step=progress,
                                   say=lambda m: console.print(m, highlight=False))
         console.print(f"stopped after {ran.steps} step(s): {ran.why}", highlight=False, soft_wrap=True)

@@ -436,6 +436,11 @@ class IntradayParams(_Strict):
 
     close_directional_eod: bool = Field(True, description="flatten directional positions at close")
     poll_seconds: float = Field(5.0, gt=0)
+    reconcile_seconds: float = Field(
+        30.0, gt=0, description="--mode stream: seconds between REST reconciliations (each re-reads every "
+        "order of the engine, one request per working order): the trade-update stream loses what is sent "
+        "while its socket reconnects, so a lost fill is booked at most this late"
+    )
     flatten_minutes: int = Field(
         10, ge=1, le=120, description="minutes before the close when maxdiff (and, per close_directional_eod, "
         "directional) positions are closed at market and working entries cancelled"

@@ -416,7 +416,7 @@ class AlpacaBroker:
         """
         if self._watch_from is None:
             with _mapped_errors():
-                self._watch_from = self.trading.get_clock().timestamp - timedelta(minutes=1)
+                self._watch_from = _model(self.trading.get_clock(), Clock).timestamp - timedelta(minutes=1)
         now = datetime.now(timezone.utc)
         events: list[OrderUpdate] = []
         for order in self._orders(QueryOrderStatus.ALL, after=self._watch_from):
@@ -458,38 +458,31 @@ def _diff(before: BrokerOrder | None, after: BrokerOrder, now: datetime) -> list
 _STREAM_EVENTS = {e.value: e for e in UpdateEvent}
 
 
-def update_from_stream(data: object) -> OrderUpdate | None:
+def update_from_stream(data: TradeUpdate) -> OrderUpdate | None:
     """alpaca-py's `TradeUpdate` as an `OrderUpdate` (None for events the engine does not need,
     e.g. pending_new or restated: the order itself is re-read by the next reconcile)."""
-    event = str(getattr(data.event, "value", data.event))  # type: ignore[attr-defined]
-    kind = _STREAM_EVENTS.get(event)
+    kind = _STREAM_EVENTS.get(_value(data.event))
     if kind is None:
         return None
-    return OrderUpdate(kind, to_broker_order(data.order), at=getattr(data, "timestamp", None))  # type: ignore[attr-defined]
+    return OrderUpdate(kind, to_broker_order(data.order), at=data.timestamp)
 
 
-def trade_update_stream(key: str, secret: str, on_update: Callable[[OrderUpdate], None],
-                        on_connect: Callable[[], None], *, paper: bool = True,
+def trade_update_stream(key: str, secret: str, on_update: Callable[[OrderUpdate], None], *, paper: bool = True,
                         url_override: str | None = None) -> TradingStream:
-    """alpaca-py's `TradingStream`, subscribed to trade updates (as `OrderUpdate`s to `on_update`),
-    calling `on_connect` after every (re)connect and authentication; call `.run()` in a thread.
+    """alpaca-py's own `TradingStream`, subscribed to trade updates (passed to `on_update` as
+    `OrderUpdate`s); call `.run()` in a thread and `.stop()` to end it. Public API only.
 
-    alpaca-py has no public hook for "connected": `TradingStream.run` reconnects by itself inside
-    `_run_forever`, which calls `_start_ws` on every (re)connect. Updates sent while the socket was
-    down are lost, so the caller must reconcile after each reconnect — this subclass's one override
-    of `_start_ws` is the only way to know when, and it is kept here, in one place.
+    alpaca-py reconnects a dropped socket by itself and tells no one; updates sent while it was down
+    are lost. The caller therefore reconciles over REST at the start and on a timer
+    (`wolfkit.intraday.live.StreamSession`), which recovers them without knowing when the drop was.
     """
 
-    async def handler(data: object) -> None:
+    async def handler(data: TradeUpdate) -> None:
         update = update_from_stream(data)
         if update is not None:
             on_update(update)
 
-    class _ReconnectAware(TradingStream):
-        async def _start_ws(self) -> None:  # alpaca-py's private per-(re)connect step; see above
-            await super()._start_ws()
-            on_connect()
-
-    stream = _ReconnectAware(key, secret, paper=paper, url_override=url_override)
+    # alpaca-py types `url_override` as `str` and treats an empty one as "not given" (its default URL)
+    stream = TradingStream(key, secret, paper=paper, url_override=url_override or "")
     stream.subscribe_trade_updates(handler)
     return stream
