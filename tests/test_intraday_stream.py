@@ -1,5 +1,6 @@
 """The stream runner: trade updates through alpaca-py's own `TradingStream` (public API only) and a
-REST reconcile at the start and on a timer, which recovers updates lost while the socket was down."""
+REST reconcile at the start and on a timer, which recovers updates lost while the socket was down;
+and the stream itself against a local websocket server speaking Alpaca's protocol."""
 
 from __future__ import annotations
 
@@ -104,3 +105,106 @@ def test_the_trade_update_stream_is_alpaca_pys_own_class_with_nothing_overridden
     assert type(stream) is TradingStream  # public API only: no subclass, no private method replaced
     default = trade_update_stream("key", "secret", got.append, paper=True)
     assert type(default) is TradingStream
+
+
+def test_updates_reach_the_handler_over_a_real_socket_and_after_alpaca_py_reconnects():
+    """alpaca-py's stream against a local websocket server speaking Alpaca's protocol: the first
+    connection sends one update and drops; alpaca-py reconnects by itself and the next update arrives."""
+    import asyncio
+    import json
+    import threading
+    import time
+
+    from websockets.asyncio.server import serve
+
+    from wolfkit.broker.base import OrderRequest
+    from wolfkit.broker.sim import SimBroker
+    from wolfkit.domain import OrderType, Side, TimeInForce
+
+    sim = SimBroker(100_000.0, 2.0)
+    sim.market.update(["AAPL", "MSFT"], np.array([100.0, 50.0]), np.array([100.02, 50.02]))
+    orders = [sim.submit(OrderRequest(s, 5, Side.BUY, OrderType.MARKET, TimeInForce.DAY, f"e2e-{s}"))
+              for s in ("AAPL", "MSFT")]
+    connections: list[int] = []
+    ready, done = threading.Event(), threading.Event()
+    port: dict[str, int] = {}
+
+    async def session(ws) -> None:
+        auth = json.loads(await ws.recv())
+        assert auth["action"] == "authenticate" and auth["data"]["key_id"] == "key"
+        await ws.send(json.dumps({"stream": "authorization", "data": {"status": "authorized",
+                                                                        "action": "authenticate"}}))
+        assert json.loads(await ws.recv())["data"]["streams"] == ["trade_updates"]
+        await ws.send(json.dumps({"stream": "listening", "data": {"streams": ["trade_updates"]}}))
+        n = len(connections)
+        connections.append(n)
+        if n < len(orders):
+            o = order_json(orders[n])
+            await ws.send(json.dumps({"stream": "trade_updates", "data": {
+                "event": "new", "order": o, "timestamp": o["submitted_at"]}}))
+        if n == 0:
+            await ws.close()  # the drop: alpaca-py must reconnect by itself
+            return
+        await asyncio.get_running_loop().run_in_executor(None, done.wait, 20)
+
+    async def server() -> None:
+        async with serve(session, "127.0.0.1", 0) as srv:
+            port["n"] = srv.sockets[0].getsockname()[1]
+            ready.set()
+            await asyncio.get_running_loop().run_in_executor(None, done.wait, 30)
+
+    threading.Thread(target=asyncio.run, args=(server(),), daemon=True).start()
+    assert ready.wait(10)
+    got: list[OrderUpdate] = []
+    stream = trade_update_stream("key", "secret", got.append, url_override=f"ws://127.0.0.1:{port['n']}")
+    runner = threading.Thread(target=stream.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stream.stop()
+        done.set()
+        runner.join(timeout=10)
+    assert len(connections) >= 2  # it reconnected
+    assert [(u.event, u.order.client_order_id, u.order.symbol) for u in got] == [
+        (UpdateEvent.NEW, "e2e-AAPL", "AAPL"), (UpdateEvent.NEW, "e2e-MSFT", "MSFT")]
+    assert not runner.is_alive()
+
+
+def test_a_stream_stopped_before_its_loop_started_is_still_stopped(monkeypatch):
+    """A step that fails at once ends `run_streaming` before the stream thread has its event loop;
+    the stream must still stop, or the next attempt would open a second connection."""
+    import threading
+
+    from wolfkit.broker.base import RateLimited
+
+    started = threading.Event()
+    loop_ready = threading.Event()
+    calls = []
+
+    def run(self):
+        started.set()
+        loop_ready.wait(5)  # the loop appears only a moment after the thread starts
+        self._loop = type("Loop", (), {"is_running": lambda _self: True})()
+
+    def stop(self):
+        calls.append(1)
+        if self._loop is None:
+            loop_ready.set()
+            raise AttributeError("'NoneType' object has no attribute 'is_running'")  # as alpaca-py does
+
+    monkeypatch.setattr(TradingStream, "run", run)
+    monkeypatch.setattr(TradingStream, "stop", stop)
+    eng, broker = setup(params(), plan([], [mplan("AAPL", 1)]), None)
+
+    def fail():
+        raise RateLimited("429", retry_after=1.0)
+
+    monkeypatch.setattr(eng, "reconcile", fail)
+    t0 = bars({"AAPL": 100.0}).times[0].to_pydatetime()
+    with pytest.raises(RateLimited):
+        run_streaming(eng, "key", "secret", now=lambda: t0, sleep=lambda s: None, until=t0 + timedelta(minutes=1),
+                      poll_seconds=60, reconcile_seconds=30)
+    assert started.is_set() and len(calls) >= 2  # refused once, then stopped

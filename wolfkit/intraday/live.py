@@ -223,9 +223,24 @@ def run_streaming(
         run_polling(engine, now=now, sleep=sleep, until=until, poll_seconds=poll_seconds, lock=session.lock,
                     poll_updates=False, max_steps=max_steps, on_step=stepped)
     finally:
-        stream.stop()
-        thread.join(timeout=10)
+        _stop(stream, thread)
     return session
+
+
+def _stop(stream: TradingStream, thread: threading.Thread, wait: float = 5.0) -> None:
+    """Stop the stream and its thread. `TradingStream.stop` needs the event loop that `run` creates in
+    the thread, and raises before it exists (a step that failed at once): retry until it takes, so
+    no stream is left connecting in the background when `run_live` starts the next one."""
+    deadline = _time.monotonic() + wait
+    while True:
+        try:
+            stream.stop()
+            break
+        except AttributeError:  # `run` has not created its loop yet
+            if _time.monotonic() > deadline or not thread.is_alive():
+                break
+            _time.sleep(0.02)
+    thread.join(timeout=10)
 
 
 def sim_market_feed(broker: SimBroker, provider: DataProvider, symbols: Sequence[str],
