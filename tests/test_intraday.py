@@ -28,7 +28,6 @@ from wolfkit.domain import (
 from wolfkit.intraday import (
     IntradayEngine,
     LegState,
-    Market,
     maxdiff_budget,
     ramp_price,
 )
