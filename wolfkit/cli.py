@@ -367,16 +367,11 @@ def replay(
     """Replay a full intraday session of both layers through the simulated broker."""
     from wolfkit import calendar
     from wolfkit.config import load_params
-    from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
     from wolfkit.replay import replay_session
 
     p = load_params(params)
-    day = calendar.resolve_date(date)
-    if not calendar.is_trading_day(day):
-        raise BadInputError(f"--date {day}: not a trading session; pass a session date or 'latest'")
-    if not (equity > 0 and equity < float("inf")):
-        raise BadInputError(f"--equity {equity}: use a positive amount in USD")
+    day = calendar.check_session(calendar.resolve_date(date))
     path = outputs / str(day) / "replay.sqlite"
     path.unlink(missing_ok=True)
     with Ledger(path, durable=False) as book:
