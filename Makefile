@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-ui lint setup bench clean
+.PHONY: demo test test-ui lint typecheck setup bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,8 +18,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/wolfkit premarket --params parameters/demo.yaml --date latest
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check wolfkit tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not ui"

@@ -30,7 +30,6 @@ from wolfkit.domain import (
 from wolfkit.intraday import (
     IntradayEngine,
     LegState,
-    Market,
     maxdiff_budget,
     ramp_price,
 )
@@ -395,71 +394,7 @@ def test_restart_after_a_submit_whose_answer_was_lost(tmp_path):
         assert len(ids) == len(set(ids))
 
 
-# ---- live: stream + reconcile after reconnect, polling, adopting the executor's orders ------------
-
-
-def _as_alpaca(o):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
-        id=o.id, client_order_id=o.client_order_id, symbol=o.symbol, side=str(o.side), qty=str(o.qty),
-        type=str(o.type), order_type=str(o.type), time_in_force=str(o.time_in_force), status=str(o.status),
-        limit_price=o.limit_price, stop_price=None, filled_qty=str(o.filled_qty),
-        filled_avg_price=o.filled_avg_price, submitted_at=o.submitted_at, replaced_by=o.replaced_by,
-        replaces=o.replaces, legs=[])
-
-
-def test_stream_updates_and_reconcile_after_reconnect_lose_nothing():
-    import asyncio
-    from types import SimpleNamespace
-
-    from wolfkit.intraday import StreamSession
-
-    p = params(leverage=FLAT, maxdiff={"ramp_minutes": 1, "ramp_step_minutes": 1, "expire_minutes": 390})
-    op = plan([], [mplan("AAPL", 1, low=100.0, high=102.0), mplan("MSFT", 2, low=50.0, high=52.0)])
-    b = bars({"AAPL": 101.0, "MSFT": 51.0}, touch={"AAPL": {10: 99.5}, "MSFT": {12: 49.0}})
-    eng, broker = setup(p, op, b)
-    session = StreamSession(eng)
-    idx = np.array([b.symbols.index(s) for s in eng.symbols])
-    for t in range(0, 14):  # live: the broker sees bars; the engine hears the stream and a clock
-        now = b.times[t].to_pydatetime()
-        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], now)
-        events = broker.updates()
-        if t < 11:  # the socket is up: every trade update reaches the engine
-            for u in events:
-                asyncio.run(session.on_trade_update(SimpleNamespace(event=str(u.event), order=_as_alpaca(u.order))))
-        # from minute 11 the socket is down: the MSFT fill at minute 12 is never delivered
-        eng.step(now, Market(b.high[t][idx], b.low[t][idx], b.close[t][idx]), poll=False)
-    aapl, msft = (next(s for s in eng.state.slots if s.symbol == x) for x in ("AAPL", "MSFT"))
-    assert aapl.entry.filled_qty > 0  # heard on the stream
-    assert msft.entry.filled_qty == 0  # lost while disconnected
-    assert eng.position_mismatches() == {"MSFT": (0, msft_at_broker := broker.positions()[1].qty)}
-    session.on_connect()  # reconnected: REST reconciliation books what was missed
-    assert msft_at_broker > 0 and eng.position_mismatches() == {}
-    at_broker = {x.symbol: x.qty for x in broker.positions()}
-    assert msft.entry.filled_qty == at_broker["MSFT"] and aapl.entry.filled_qty == at_broker["AAPL"]
-    assert session.connects == 1
-
-
-def test_every_reconnect_of_the_trading_stream_reconciles(monkeypatch):
-    import asyncio
-
-    from alpaca.trading.stream import TradingStream
-
-    from wolfkit.intraday import StreamSession
-
-    async def connected(self):
-        return None
-
-    monkeypatch.setattr(TradingStream, "_start_ws", connected)
-    p = params()
-    eng, broker = setup(p, plan([], [mplan("AAPL", 1)]), None)
-    calls = []
-    monkeypatch.setattr(eng, "reconcile", lambda: calls.append(1))
-    s = StreamSession(eng).stream("key", "secret", paper=True, url_override="ws://127.0.0.1:1")
-    asyncio.run(s._start_ws())
-    asyncio.run(s._start_ws())
-    assert len(calls) == 2
+# ---- live: polling, adopting the executor's orders (the stream: test_intraday_stream.py) ---------
 
 
 def test_polling_mode_steps_on_the_clock():
@@ -587,38 +522,3 @@ def test_polling_mode_against_the_emulator(monkeypatch):
     assert eng.state.directional[0].qty == 100
     assert slot.entry.filled_qty > 0 and slot.exit is not None and slot.exit.filled_qty == slot.entry.filled_qty
     assert {x.symbol: x.qty for x in sim.positions()} == {"MSFT": 100}
-
-
-def test_streaming_mode_reconciles_on_connect_and_steps_on_the_clock(monkeypatch):
-    import asyncio
-    from datetime import timedelta
-
-    from alpaca.trading.stream import TradingStream
-
-    from wolfkit.intraday import run_streaming
-
-    async def connected(self):
-        return None
-
-    def run(self):
-        asyncio.run(self._start_ws())
-
-    monkeypatch.setattr(TradingStream, "_start_ws", connected)
-    monkeypatch.setattr(TradingStream, "run", run)
-    monkeypatch.setattr(TradingStream, "stop", lambda self: None)
-    p = params(leverage=FLAT)
-    op = plan([order("MSFT", 100, 200.0)], [mplan("AAPL", 1, low=100.0, high=102.0)])
-    b = bars({"AAPL": 101.0, "MSFT": 200.0})
-    eng, broker = setup(p, op, b)
-    clock = {"t": 0}
-    broker.on_bar(b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
-
-    def sleep(_s: float) -> None:
-        clock["t"] += 1
-        t = clock["t"]
-        broker.on_bar(b.symbols, b.high[t], b.low[t], b.close[t], b.times[t].to_pydatetime())
-
-    session = run_streaming(eng, "key", "secret", now=lambda: b.times[clock["t"]].to_pydatetime(), sleep=sleep,
-                            until=b.times[0].to_pydatetime() + timedelta(minutes=3), poll_seconds=60)
-    assert session.connects == 1
-    assert eng.state.now == b.times[2].to_pydatetime() and open_orders(broker, "AAPL")

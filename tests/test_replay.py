@@ -97,3 +97,12 @@ def test_cli_replay_writes_a_ledger_status_can_read(tmp_path, monkeypatch, root,
 def test_cli_replay_refuses_a_holiday(tmp_path, monkeypatch, root):
     monkeypatch.chdir(tmp_path)
     assert main(["replay", "--params", str(root / "parameters" / "demo.yaml"), "--date", "2026-12-25"]) == 2
+
+
+def test_replay_refuses_a_non_positive_equity_before_any_work():
+    from wolfkit.config import Params
+    from wolfkit.errors import BadInputError
+
+    for bad in (0.0, -5.0, float("inf"), float("nan")):
+        with pytest.raises(BadInputError, match="--equity"):
+            replay_session(Params(), SESSION, bad)

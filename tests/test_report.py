@@ -28,7 +28,7 @@ def _record_output(name, value):
 def test_jsonable_handles_numpy_pandas_dates_enums_and_nan():
     from wolfkit.domain import Layer
 
-    v = report._jsonable({
+    v = report.jsonable({
         "i": np.int64(3), "f": np.float32(0.5), "nan": float("nan"), "d": date(2026, 11, 20),
         "ts": pd.Timestamp("2026-11-20 09:30"), "e": Layer.MAXDIFF, "p": Path("/x/y"), "arr": np.array([1, 2]),
         "df": pd.DataFrame({"a": [1, 2]}), "s": pd.Series({"x": 1.5}), "t": (1, "a"),
@@ -53,7 +53,7 @@ def test_read_records_last_value_wins_and_ignores_other_outputs(tmp_path):
 
 def test_renderer_bundle_has_plotly_mimetype_and_offline_html():
     fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
-    bundle = report._Renderer().to_mimebundle(fig.to_plotly_json())
+    bundle = report.Renderer().to_mimebundle(fig.to_plotly_json())
     assert set(bundle) == {report.PLOTLY_MIMETYPE, "text/html"}
     html = bundle["text/html"]
     assert "Plotly.newPlot" in html and "<script src=" not in html and "cdn.plot.ly" not in html

@@ -22,10 +22,10 @@ app.add_typer(params_app, name="params")
 # Piped output (papermill, cron logs) gets a readable width instead of rich's 80-column fallback.
 # No console markup: paths, symbols, sectors and messages are the user's text, and `[bold]` or `[/]`
 # in them must print as written (rich would strip the one and crash on the other); styles are explicit.
-_width = {} if sys.stdout.isatty() else {"width": 140}
-console = Console(markup=False, **_width)
-err_console = Console(stderr=True, markup=False, **({} if sys.stderr.isatty() else {"width": 140}))
-status_console = Console(**_width)  # the status screen styles its headings with markup
+_width = None if sys.stdout.isatty() else 140  # None: rich measures the terminal
+console = Console(markup=False, width=_width)
+err_console = Console(stderr=True, markup=False, width=None if sys.stderr.isatty() else 140)
+status_console = Console(width=_width)  # the status screen styles its headings with markup
 
 ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
 DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
@@ -275,57 +275,30 @@ def intraday(
     already holds this run's engine state, the engine RESUMES it, reconciling with the broker, so a
     restart mid-day sends nothing twice. State is saved after every step: Ctrl-C stops cleanly and the
     same command resumes. `--mode stream` takes order updates from Alpaca's TradingStream (keys from
-    APCA_API_KEY_ID / APCA_API_SECRET_KEY) with a REST reconcile after every reconnect.
+    APCA_API_KEY_ID / APCA_API_SECRET_KEY) and reconciles over REST every intraday.reconcile_seconds.
     Exit 2 (nothing sent) on a bad or stale orders file, a plan for another day, or a past --until.
     """
-    import os
     import time as _time
-    from datetime import datetime
-    from datetime import time as dtime
 
-    from wolfkit import calendar
     from wolfkit import intraday as engine_mod
     from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params, project_path
-    from wolfkit.domain import PlanStatus
-    from wolfkit.errors import BadInputError
     from wolfkit.execute import open_broker
-    from wolfkit.ledger import Ledger, load_engine_state
+    from wolfkit.ledger import Ledger
     from wolfkit.orders import read_orders
     from wolfkit.status import collect_status, render_status
 
     p = load_params(params or Path("parameters/default.yaml"))
     kind = broker_kind_for(p, broker, live)  # the live gate, before any other check
-    if mode not in ("poll", "stream"):
-        raise BadInputError(f"--mode {mode!r}: use poll or stream")
-    keys = (os.environ.get("APCA_API_KEY_ID", ""), os.environ.get("APCA_API_SECRET_KEY", ""))
-    if mode == "stream" and (kind == "sim" or not all(keys)):
-        raise BadInputError("--mode stream needs an Alpaca broker (--broker paper or live) and APCA_API_KEY_ID / "
-                            "APCA_API_SECRET_KEY in the environment; use --mode poll otherwise")
+    feed, keys = engine_mod.feed_for(mode, kind)
     clock = engine_mod.wall_clock
     now = clock()
     plan = read_orders(orders, today=now.date(), max_age_days=p.execution.max_plan_age_days)
-    session = plan.as_of
-    if now.date() != session or not calendar.is_trading_day(session):
-        raise BadInputError(f"{orders}: the plan is for the {session} session but today (New York) is {now.date()}; "
-                            "the engine runs a plan on its own session day: build today's plan first")
-    if until is None:
-        stop_at = calendar.session_close(session)
-    else:
-        try:
-            stop_at = datetime.combine(session, dtime.fromisoformat(until), tzinfo=calendar.NY)
-        except ValueError:
-            raise BadInputError(f"--until {until!r}: expected HH:MM (New York time), e.g. 15:45") from None
-    if now >= stop_at:
-        raise BadInputError(f"--until {stop_at:%H:%M} ET has passed (now {now:%H:%M} ET); nothing was sent")
+    stop_at = engine_mod.stop_time(plan.as_of, until, now, source=orders)
     brk = open_broker(kind, plan, p, orders.parent)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
     with Ledger(project_path(p.execution.ledger_path)) as book:
-        resumed = load_engine_state(book, plan.run_id) is not None
-        if resumed:
-            eng = engine_mod.IntradayEngine.resume(p, brk, book, plan.run_id)
-        else:
-            eng = engine_mod.IntradayEngine.start(p, plan, brk, equity=brk.account().equity, ledger=book)
+        eng, resumed = engine_mod.open_engine(p, plan, brk, book)
         console.print(
             f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
             f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "
@@ -340,16 +313,10 @@ def intraday(
             if tick is not None:
                 tick()
             if n % status_every == 0 or n == max_steps:
-                e = eng.exposure()
-                by = [pl.status for pl in eng.state.plans]
-                console.print(
-                    f"{eng.state.now:%H:%M:%S} step {n}: leverage directional {e.directional_leverage:.2f}x "
-                    f"+ maxdiff {e.maxdiff_leverage:.2f}x (max {p.leverage.total_max:g}x); maxdiff "
-                    f"{by.count(PlanStatus.LISTENING)} listening, {by.count(PlanStatus.QUEUED)} queued; "
-                    f"{len(eng.fills)} fills; realized ${sum(eng.state.realized.values()):+,.2f}",
-                    highlight=False, soft_wrap=True)
+                console.print(engine_mod.status_line(eng, n), highlight=False, soft_wrap=True)
 
-        ran = engine_mod.run_live(eng, mode=mode, until=stop_at, poll_seconds=every, clock=clock, sleep=_time.sleep,
+        ran = engine_mod.run_live(eng, mode=feed, until=stop_at, poll_seconds=every,
+                                  reconcile_seconds=p.intraday.reconcile_seconds, clock=clock, sleep=_time.sleep,
                                   keys=keys, paper=kind == "paper", max_steps=max_steps, on_step=progress,
                                   say=lambda m: console.print(m, highlight=False))
         console.print(f"stopped after {ran.steps} step(s): {ran.why}", highlight=False, soft_wrap=True)
@@ -400,16 +367,11 @@ def replay(
     """Replay a full intraday session of both layers through the simulated broker."""
     from wolfkit import calendar
     from wolfkit.config import load_params
-    from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
     from wolfkit.replay import replay_session
 
     p = load_params(params)
-    day = calendar.resolve_date(date)
-    if not calendar.is_trading_day(day):
-        raise BadInputError(f"--date {day}: not a trading session; pass a session date or 'latest'")
-    if not (equity > 0 and equity < float("inf")):
-        raise BadInputError(f"--equity {equity}: use a positive amount in USD")
+    day = calendar.check_session(calendar.resolve_date(date))
     path = outputs / str(day) / "replay.sqlite"
     path.unlink(missing_ok=True)
     with Ledger(path, durable=False) as book:

@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from wolfkit.errors import BadInputError
 from wolfkit.symbols import Symbol
@@ -435,6 +436,11 @@ class IntradayParams(_Strict):
 
     close_directional_eod: bool = Field(True, description="flatten directional positions at close")
     poll_seconds: float = Field(5.0, gt=0)
+    reconcile_seconds: float = Field(
+        30.0, gt=0, description="--mode stream: seconds between REST reconciliations (each re-reads every "
+        "order of the engine, one request per working order): the trade-update stream loses what is sent "
+        "while its socket reconnects, so a lost fill is booked at most this late"
+    )
     flatten_minutes: int = Field(
         10, ge=1, le=120, description="minutes before the close when maxdiff (and, per close_directional_eod, "
         "directional) positions are closed at market and working entries cancelled"
@@ -549,7 +555,7 @@ class _StrictLoader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
@@ -560,7 +566,7 @@ class _StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -607,7 +613,7 @@ MOVED_KEYS = {  # old key path -> where it lives now, so an older file fails wit
 }
 
 
-def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails, raw: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         if loc in MOVED_KEYS:

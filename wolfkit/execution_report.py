@@ -109,7 +109,8 @@ def order_result(row: LedgerOrder, quotes: dict[str, Quote], planned: PlannedOrd
         deployed = row.filled_qty * (row.avg_price or 0.0)
         if row.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
             q = quotes.get(row.symbol)
-            px = row.submitted_limit if row.submitted_type == "limit" else (q.ask if q else planned.est_price)
+            limit = row.submitted_limit if row.submitted_type == "limit" else None
+            px = limit if limit is not None else (q.ask if q else planned.est_price)
             deployed += (row.qty - row.filled_qty) * px
     return OrderResult(
         plan_client_id=row.plan_client_id, symbol=row.symbol, side=Side(row.side), layer=row.layer,

@@ -129,13 +129,13 @@ def _kernel_manager_class():
                         raise
 
     class ShortPollClient(AsyncKernelClient):
-        shell_channel_class = Type(ShortPollChannel)  # type: ignore[assignment]
+        shell_channel_class = Type(ShortPollChannel)
 
     class ThisPythonKernelManager(AsyncKernelManager):
         """`python3` resolved to this interpreter's ipykernel, ignoring user/system kernelspecs; its
         client polls the shell channel in short steps (see `ShortPollChannel`)."""
 
-        client_factory = Type(ShortPollClient)  # type: ignore[assignment]
+        client_factory = Type(ShortPollClient)
 
         @default("kernel_spec_manager")
         def _default_ksm(self) -> KernelSpecManager:
@@ -437,7 +437,8 @@ class BacktestRun:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.result.out_dir)
+        """The backtest folder (the tear sheet is written in it)."""
+        return self.report.parent
 
 
 def backtest(
@@ -461,6 +462,7 @@ def backtest(
     others = [project_path(compare)] if compare else []
     result = run_backtest(ctx.params, first, last, out_dir, method=method or None, layers=layers,
                           equity=equity or None, progress=True)
+    assert result.out_dir is not None  # run_backtest always writes its folder
     page = tearsheet.write_report(result.out_dir, compare=others)
     report.record("backtest_window_asked", {"start": first, "end": last})
     report.record("backtest_report", page)

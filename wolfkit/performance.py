@@ -28,7 +28,7 @@ from scipy import stats
 
 from wolfkit.diversify import tier_labels
 from wolfkit.domain import Side
-from wolfkit.report import _jsonable
+from wolfkit.report.display import jsonable
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
@@ -276,7 +276,7 @@ def summarize(equity: pd.DataFrame, fills: pd.DataFrame, scores: pd.DataFrame, p
         "tier_returns": tier_returns(sc, params),
         "benchmarks": {name: curve_stats(eq[col].astype(float)) for name, col in BENCHMARKS.items()},
     }
-    return _jsonable(_dates(out))
+    return jsonable(_dates(out))
 
 
 def _dates(value: Any) -> Any:

@@ -301,6 +301,8 @@ def replay_session(
     from wolfkit.orders import build_order_plan
     from wolfkit.scan import run_scan
 
+    if not (equity > 0 and equity < float("inf")):
+        raise BadInputError(f"equity (--equity) {equity}: use a positive amount in USD")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise BadInputError(f"unknown replay variant(s) {unknown}; use {list(VARIANTS)}")

@@ -115,7 +115,7 @@ class TuningPanel:
 
     def _add(self, key: str, widget: W.ValueWidget, apply: Callable[[dict[str, Any], Any], None]) -> None:
         self.controls[key] = widget
-        self._apply.append(lambda raw, w=widget, f=apply: f(raw, w.value))
+        self._apply.append(lambda raw: apply(raw, widget.value))
 
     def _make_controls(self) -> None:
         p = self.base
@@ -123,15 +123,15 @@ class TuningPanel:
 
         def setp(*path: str | int) -> Callable[[dict[str, Any], Any], None]:
             def f(raw: dict[str, Any], v: Any) -> None:
-                d = raw
+                d: Any = raw  # nested dicts and lists of the raw parameters
                 for k in path[:-1]:
                     d = d[k]
                 d[path[-1]] = list(v) if isinstance(v, tuple) else v
             return f
 
-        def setpair(lo_key: str, hi_key: str, *path: str) -> Callable[[dict[str, Any], Any], None]:
+        def setpair(lo_key: str, hi_key: str, *path: str | int) -> Callable[[dict[str, Any], Any], None]:
             def f(raw: dict[str, Any], v: Any) -> None:
-                d = raw
+                d: Any = raw  # nested dicts and lists of the raw parameters
                 for k in path:
                     d = d[k]
                 d[lo_key], d[hi_key] = v

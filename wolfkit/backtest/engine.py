@@ -225,7 +225,7 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
 
         dir_cost = md_cost = 0.0
         picks: dict[str, float] = {}
-        if orders is not None:
+        if orders is not None and targets is not None:  # both, or neither (infeasible: flat)
             out.planned[d] = [o.symbol for o in orders if o.layer is Layer.DIRECTIONAL]
             traded = sorted({o.symbol for o in orders if not q[col[o.symbol]]})
             minutes = _minute_paths(provider, traded, d) if use_minutes else None
@@ -264,6 +264,7 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
                         carried[o.symbol] = carried.get(o.symbol, 0) + qty
                 else:
                     buy = o.buy
+                    assert o.limit is not None and o.target is not None  # build_day sets both on maxdiff orders
                     trade = maxdiff_trade(bar(j, o.symbol), buy, o.limit, o.target)
                     if trade is None:
                         continue

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 import requests
 from alpaca.common.enums import Sort
@@ -30,9 +31,9 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass, QueryOrderStatus
 from alpaca.trading.enums import OrderSide as AlpacaSide
 from alpaca.trading.enums import TimeInForce as AlpacaTIF
+from alpaca.trading.models import Clock, TradeAccount, TradeUpdate
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import Position as AlpacaPosition
-from alpaca.trading.models import TradeAccount
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
@@ -109,6 +110,17 @@ def _one_shot(client: RESTClient, timeout: float) -> None:
     client._session = _TimeoutSession(timeout)
 
 
+M = TypeVar("M")
+
+
+def _model(value: object, kind: type[M]) -> M:
+    """alpaca-py's typed model (its clients return raw dicts only when built with `raw_data=True`,
+    which this adapter never does): a dict here means alpaca-py changed, not a broker answer."""
+    if not isinstance(value, kind):
+        raise BrokerUnavailable(f"alpaca-py returned {type(value).__name__}, expected {kind.__name__}")
+    return value
+
+
 def _credentials() -> tuple[str, str]:
     key, secret = os.environ.get(KEY_ENV, ""), os.environ.get(SECRET_ENV, "")
     missing = [name for name, value in ((KEY_ENV, key), (SECRET_ENV, secret)) if not value]
@@ -123,7 +135,7 @@ def _credentials() -> tuple[str, str]:
 # ---- error mapping ------------------------------------------------------------------------------
 
 
-def _body(error: APIError) -> dict:
+def _body(error: APIError) -> dict[str, Any]:
     """The JSON error body, or {} when it is empty, HTML or not an object (APIError.code would raise)."""
     try:
         body = json.loads(str(error))
@@ -250,7 +262,7 @@ def _to_account(a: TradeAccount) -> AccountInfo:
 
 def to_alpaca_request(r: OrderRequest) -> MarketOrderRequest | LimitOrderRequest:
     """wolfkit's `OrderRequest` as alpaca-py's typed request; both exits make a bracket, one an OTO."""
-    legs: dict = {}
+    legs: dict[str, Any] = {}
     if r.take_profit is not None or r.stop_loss is not None:
         both = r.take_profit is not None and r.stop_loss is not None
         legs = {
@@ -285,7 +297,7 @@ class AlpacaBroker:
     the live gate (`wolfkit.broker.gate.trading_url`) first: paper never reaches a live URL.
     """
 
-    rate_limit_per_minute = 200  # Alpaca's per-account request limit
+    rate_limit_per_minute: int | None = 200  # Alpaca's per-account request limit
 
     def __init__(
         self, paper: bool = True, *, timeout: float = 10.0, base_url: str | None = None,
@@ -310,7 +322,7 @@ class AlpacaBroker:
 
     def account(self) -> AccountInfo:
         with _mapped_errors():
-            return _to_account(self.trading.get_account())
+            return _to_account(_model(self.trading.get_account(), TradeAccount))
 
     def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         if not symbols:
@@ -328,18 +340,18 @@ class AlpacaBroker:
         except ValueError as e:  # alpaca-py validated it before sending: nothing was submitted
             raise OrderRejected(f"{request.client_order_id}: not sent, alpaca-py refused it: {e}") from e
         with _mapped_errors():
-            return self._watch(to_broker_order(self.trading.submit_order(alpaca_request)))
+            return self._watch(to_broker_order(_model(self.trading.submit_order(alpaca_request), AlpacaOrder)))
 
     def get_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         try:
             with _mapped_errors():
-                return to_broker_order(self.trading.get_order_by_client_id(client_order_id))
+                return to_broker_order(_model(self.trading.get_order_by_client_id(client_order_id), AlpacaOrder))
         except OrderNotFound:
             return None
 
     def get(self, order_id: str) -> BrokerOrder:
         with _mapped_errors():
-            return to_broker_order(self.trading.get_order_by_id(order_id))
+            return to_broker_order(_model(self.trading.get_order_by_id(order_id), AlpacaOrder))
 
     def cancel(self, order_id: str) -> None:
         with _mapped_errors():
@@ -354,7 +366,7 @@ class AlpacaBroker:
         except ValueError as e:
             raise OrderRejected(f"replace {order_id}: not sent, alpaca-py refused it: {e}") from e
         with _mapped_errors():
-            return self._watch(to_broker_order(self.trading.replace_order_by_id(order_id, req)))
+            return self._watch(to_broker_order(_model(self.trading.replace_order_by_id(order_id, req), AlpacaOrder)))
 
     def _watch(self, order: BrokerOrder) -> BrokerOrder:
         """Start `updates()` at the first order this object placed (in the broker's own clock)."""
@@ -371,7 +383,7 @@ class AlpacaBroker:
                 status=status, limit=PAGE_LIMIT, direction=Sort.ASC, nested=True, after=cursor,
             )
             with _mapped_errors():
-                page = [to_broker_order(o) for o in self.trading.get_orders(req)]
+                page = [to_broker_order(_model(o, AlpacaOrder)) for o in _model(self.trading.get_orders(req), list)]
             fresh = [o for o in page if o.id not in seen]
             seen.update((o.id, o) for o in fresh)
             if len(page) < PAGE_LIMIT or not fresh:
@@ -390,7 +402,7 @@ class AlpacaBroker:
 
     def positions(self) -> list[Position]:
         with _mapped_errors():
-            return [_to_position(p) for p in self.trading.get_all_positions()]
+            return [_to_position(_model(p, AlpacaPosition)) for p in _model(self.trading.get_all_positions(), list)]
 
     def updates(self) -> list[OrderUpdate]:
         """Order updates since the previous call, found by polling (the diff of order states).
@@ -405,7 +417,7 @@ class AlpacaBroker:
         """
         if self._watch_from is None:
             with _mapped_errors():
-                self._watch_from = self.trading.get_clock().timestamp - timedelta(minutes=1)
+                self._watch_from = _model(self.trading.get_clock(), Clock).timestamp - timedelta(minutes=1)
         now = datetime.now(timezone.utc)
         events: list[OrderUpdate] = []
         for order in self._orders(QueryOrderStatus.ALL, after=self._watch_from):
@@ -447,38 +459,31 @@ def _diff(before: BrokerOrder | None, after: BrokerOrder, now: datetime) -> list
 _STREAM_EVENTS = {e.value: e for e in UpdateEvent}
 
 
-def update_from_stream(data: object) -> OrderUpdate | None:
+def update_from_stream(data: TradeUpdate) -> OrderUpdate | None:
     """alpaca-py's `TradeUpdate` as an `OrderUpdate` (None for events the engine does not need,
     e.g. pending_new or restated: the order itself is re-read by the next reconcile)."""
-    event = str(getattr(data.event, "value", data.event))  # type: ignore[attr-defined]
-    kind = _STREAM_EVENTS.get(event)
+    kind = _STREAM_EVENTS.get(_value(data.event))
     if kind is None:
         return None
-    return OrderUpdate(kind, to_broker_order(data.order), at=getattr(data, "timestamp", None))  # type: ignore[attr-defined]
+    return OrderUpdate(kind, to_broker_order(data.order), at=data.timestamp)
 
 
-def trade_update_stream(key: str, secret: str, on_update: Callable[[OrderUpdate], None],
-                        on_connect: Callable[[], None], *, paper: bool = True,
+def trade_update_stream(key: str, secret: str, on_update: Callable[[OrderUpdate], None], *, paper: bool = True,
                         url_override: str | None = None) -> TradingStream:
-    """alpaca-py's `TradingStream`, subscribed to trade updates (as `OrderUpdate`s to `on_update`),
-    calling `on_connect` after every (re)connect and authentication; call `.run()` in a thread.
+    """alpaca-py's own `TradingStream`, subscribed to trade updates (passed to `on_update` as
+    `OrderUpdate`s); call `.run()` in a thread and `.stop()` to end it. Public API only.
 
-    alpaca-py has no public hook for "connected": `TradingStream.run` reconnects by itself inside
-    `_run_forever`, which calls `_start_ws` on every (re)connect. Updates sent while the socket was
-    down are lost, so the caller must reconcile after each reconnect — this subclass's one override
-    of `_start_ws` is the only way to know when, and it is kept here, in one place.
+    alpaca-py reconnects a dropped socket by itself and tells no one; updates sent while it was down
+    are lost. The caller therefore reconciles over REST at the start and on a timer
+    (`wolfkit.intraday.live.StreamSession`), which recovers them without knowing when the drop was.
     """
 
-    async def handler(data: object) -> None:
+    async def handler(data: TradeUpdate) -> None:
         update = update_from_stream(data)
         if update is not None:
             on_update(update)
 
-    class _ReconnectAware(TradingStream):
-        async def _start_ws(self) -> None:  # alpaca-py's private per-(re)connect step; see above
-            await super()._start_ws()
-            on_connect()
-
-    stream = _ReconnectAware(key, secret, paper=paper, url_override=url_override)
+    # alpaca-py types `url_override` as `str` and treats an empty one as "not given" (its default URL)
+    stream = TradingStream(key, secret, paper=paper, url_override=url_override or "")
     stream.subscribe_trade_updates(handler)
     return stream

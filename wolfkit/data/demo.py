@@ -102,6 +102,9 @@ def _by_block(
             out[:, cols[0]:cols[-1] + 1] = part[:, slots[0]:slots[-1] + 1]  # the common, contiguous case
         else:
             out[:, cols] = part[:, slots]
+    if out is None:  # no columns asked for: an empty block of the right height
+        part = draw(_stream(seed, component, 0))
+        return np.empty((part.shape[0], 0), dtype=part.dtype)
     return out
 
 

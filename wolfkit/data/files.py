@@ -67,7 +67,7 @@ class FileProvider:
                  bad_rows: BadRows = BadRows.STOP) -> None:
         if fmt not in ("csv", "parquet"):
             raise BadInputError(f"file format {fmt!r}: use csv or parquet")
-        self.name = fmt
+        self.name: str = fmt
         self.bars_path = Path(bars_path)
         self.universe_path = Path(universe_path)
         self._bars, self.has_ohlc, self.quarantined = read_bars(self.bars_path, fmt, BadRows(bad_rows))
@@ -158,10 +158,12 @@ def _where(path: Path, fmt: Format, index: int) -> str:
 
 def _examples(path: Path, fmt: Format, rows: np.ndarray, values: pd.Series | None = None) -> str:
     def value(k: int) -> str:
+        if values is None:
+            return ""
         v = values.iloc[k]
         return f" ({(v.item() if isinstance(v, np.generic) else v)!r})"
 
-    shown = [_where(path, fmt, int(i)) + (value(k) if values is not None else "") for k, i in enumerate(rows[:_SHOW])]
+    shown = [_where(path, fmt, int(i)) + value(k) for k, i in enumerate(rows[:_SHOW])]
     more = f" and {len(rows) - _SHOW} more" if len(rows) > _SHOW else ""
     return ", ".join(shown) + more
 
@@ -365,8 +367,12 @@ def _read_long(path: Path, fmt: Format, raw: pd.DataFrame, bad_rows: BadRows) ->
     for col in ("open", "close"):
         v = bars[col]
         outside = np.flatnonzero(sound & ((v > high + tol) | (v < low - tol)).to_numpy())
-        checks.add(outside, col, lambda i, v=v: f"{col} {v.iloc[i]:g} outside low-high {low.iloc[i]:g}-{high.iloc[i]:g}",
-                   f"{col} outside the day's low-high range", "check the row against another source or drop it")
+
+        def out_of_range(i: int, col: str = col, v: pd.Series = v) -> str:
+            return f"{col} {v.iloc[i]:g} outside low-high {low.iloc[i]:g}-{high.iloc[i]:g}"
+
+        checks.add(outside, col, out_of_range, f"{col} outside the day's low-high range",
+                   "check the row against another source or drop it")
     bad = checks.bad(len(bars))
     good = np.flatnonzero(~bad)  # a copy of a bad row is not a duplicate: the first good one is kept
     keys = bars[["symbol", "date"]].iloc[good] if bad.any() else bars[["symbol", "date"]]

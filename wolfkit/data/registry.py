@@ -32,7 +32,10 @@ def provider_for(params: Params) -> DataProvider:
     elif base in ("csv", "parquet"):
         from wolfkit.data.files import FileProvider
 
-        provider = FileProvider(_path(data.bars_path), _path(data.universe_path), fmt=base, bad_rows=data.bad_rows)
+        # DataParams refuses csv/parquet without both paths, so neither is None here
+        assert data.bars_path is not None and data.universe_path is not None
+        provider = FileProvider(_path(data.bars_path), _path(data.universe_path),
+                                fmt="csv" if base == "csv" else "parquet", bad_rows=data.bad_rows)
     elif base == "alpaca":
         from wolfkit.data.alpaca import AlpacaProvider
 

@@ -15,13 +15,18 @@ always comes first. By responsibility:
 from wolfkit.intraday.decisions import maxdiff_budget, ramp_price
 from wolfkit.intraday.engine import IntradayEngine
 from wolfkit.intraday.live import (
+    FeedMode,
     LiveRun,
     StreamSession,
+    feed_for,
     market_from_quotes,
+    open_engine,
     run_live,
     run_polling,
     run_streaming,
     sim_market_feed,
+    status_line,
+    stop_time,
     wall_clock,
 )
 from wolfkit.intraday.state import (
@@ -45,7 +50,8 @@ from wolfkit.intraday.tracking import PLAN_LOOKBACK
 
 __all__ = [
     "LEG_TRANSITIONS", "PLAN_LOOKBACK", "PLAN_TRANSITIONS", "DirectionalPosition", "EngineState", "Exposure",
-    "FillRecord", "IllegalTransition", "IntradayEngine", "Leg", "LegEvent", "LegState", "LiveRun", "Market",
-    "MaxdiffPlanState", "Purpose", "Slot", "StreamSession", "exposure_of", "market_from_quotes", "maxdiff_budget",
-    "ramp_price", "run_live", "run_polling", "run_streaming", "sim_market_feed", "wall_clock",
+    "FeedMode", "FillRecord", "IllegalTransition", "IntradayEngine", "Leg", "LegEvent", "LegState", "LiveRun", "Market",
+    "MaxdiffPlanState", "Purpose", "Slot", "StreamSession", "exposure_of", "feed_for", "market_from_quotes", "maxdiff_budget",
+    "open_engine", "ramp_price", "run_live", "run_polling", "run_streaming", "sim_market_feed", "status_line",
+    "stop_time", "wall_clock",
 ]

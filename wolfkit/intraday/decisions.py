@@ -35,7 +35,7 @@ from typing import Callable, Protocol
 
 from wolfkit.calendar import NY
 from wolfkit.config import Params
-from wolfkit.domain import Layer, OrderType, PlanStatus, Side, round_to_tick
+from wolfkit.domain import Layer, MaxdiffSide, OrderType, PlanStatus, Side, round_to_tick
 from wolfkit.intraday.state import (
     EngineState,
     Leg,
@@ -76,8 +76,8 @@ def ramp_price(params: Params, side: Side, target: float, minutes_active: float)
 
 def entry_side(p: MaxdiffPlanState, price: float) -> Side:
     """A `both` plan enters on the side whose target is nearer the price when it starts listening."""
-    if p.side != "both":
-        return Side(p.side)
+    if p.side is not MaxdiffSide.BOTH:
+        return Side(p.side.value)
     return Side.BUY if (price - p.low_target) <= (p.high_target - price) else Side.SELL
 
 

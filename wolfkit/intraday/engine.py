@@ -159,7 +159,7 @@ class IntradayEngine:
         self.orders.on_update(update)
 
     def reconcile(self) -> None:
-        """REST reconciliation (after a restart or a stream reconnect): look up every order we know or
+        """REST reconciliation (after a restart, and on a timer while streaming): look up every order we know or
         may have sent, book what happened while we were not listening, and say where positions differ."""
         self.orders.reconcile_legs()
         mismatch = self.position_mismatches()

@@ -18,7 +18,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wolfkit.domain import Layer, OrderType, PlanStatus, Side
+from wolfkit.domain import Layer, MaxdiffSide, OrderType, PlanStatus, Side
 from wolfkit.errors import WolfkitError
 
 
@@ -154,7 +154,7 @@ class MaxdiffPlanState(BaseModel):
 
     rank: int
     symbol: str
-    side: str  # buy | sell | both
+    side: MaxdiffSide
     high_target: float
     low_target: float
     avg_return: float

@@ -176,7 +176,7 @@ class OrderTracker:
             self.adopt(leg, bl)
 
     def reconcile_legs(self) -> None:
-        """REST reconciliation (after a restart or a stream reconnect): look up every order we know or
+        """REST reconciliation (after a restart, and on a timer while streaming): look up every order we know or
         may have sent, book what happened while we were not listening."""
         for leg in self.state.legs():
             self.settle_pending(leg)
