@@ -169,10 +169,18 @@ def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
 # ----------------------------------------------------------------- every notebook, end to end
 
 
+def _tiny_grid(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.yaml").write_text("portfolio.sector_cap: [0.25, 0.4]\n")
+    return out / "grid.yaml"
+
+
 def _parameters(kind: str, params: Path, out: Path) -> dict:
     """Small demo parameters: tuning saves into the outputs folder, replay reuses the pre-market plan."""
     extra = {"tune": {"save_dir": str(out / "saved")},
-             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")}}
+             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")},
+             "sweep": {"grid_file": str(_tiny_grid(out)), "start": calendar.sessions_ending(SESSION, 6)[0].isoformat(),
+                       "workers": 1}}
     return nbr.notebook_parameters(kind, params, SESSION, out, **extra.get(kind, {}))
 
 

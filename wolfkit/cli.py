@@ -510,6 +510,44 @@ def backtest(
     console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
 
 
+
+@app.command()
+def sweep(
+    params: Path = ParamsOpt,
+    grid: Path = typer.Option(..., "--grid", help="YAML: dotted parameter path -> list of values to try"),
+    start: str = typer.Option(..., "--start", help="first session, YYYY-MM-DD"),
+    end: str = typer.Option(..., "--end", help="last session, YYYY-MM-DD"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/sweeps/<run-id>/)"),
+    executor: str = typer.Option("local", "--executor", help="local (processes on this machine) | dask"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a local cluster)"),
+    train_end: Optional[str] = typer.Option(None, "--train-end", help="choose on start..this session, report on the rest"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="processes (local) or cluster workers (default: cores)"),
+) -> None:
+    """One backtest per combination of a parameter grid; sweep.csv ranks them, sweep.json says what was chosen."""
+    from contextlib import ExitStack
+
+    from rich.progress import Progress
+
+    from wolfkit import calendar
+    from wolfkit import sweep as sw
+    from wolfkit.config import load_params, project_path
+    from wolfkit.runs import new_run_id
+
+    p = load_params(params)
+    g = sw.load_grid(grid, p)
+    first, last = calendar.resolve_date(start), calendar.resolve_date(end)
+    cut = calendar.resolve_date(train_end) if train_end else None
+    folder = project_path(out) if out else project_path("outputs") / "sweeps" / new_run_id("sweep", first)
+    n = len(g.configurations()) * (2 if cut else 1)
+    with ExitStack() as stack, Progress(console=console, transient=True) as bar:
+        pool = sw.open_executor(executor, stack, scheduler=scheduler, workers=workers)
+        task = bar.add_task(f"{n} backtests on {executor}", total=n)
+        result = sw.run_sweep(p, g, first, last, folder, executor=pool, train_end=cut,
+                              advance=lambda k: bar.advance(task, k))
+    console.print(sw.console_table(result), soft_wrap=True)
+    console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning WolfkitError into its exit code and a one-screen message.
 
