@@ -548,6 +548,38 @@ def sweep(
     console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
 
 
+
+@app.command()
+def learn(
+    backtest: Optional[Path] = typer.Option(None, "--backtest", help="a backtest folder (wolfkit backtest --out)"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="the live ledger (execution.ledger_path)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/learn/<run-id>/)"),
+    params_file: Optional[Path] = typer.Option(None, "--params", "-p", help="parameters for the ledger's score tiers "
+                                               "(default parameters/default.yaml)"),
+) -> None:
+    """Attribution of realised returns by sector, score tier, strategy, layer and signal, with intervals."""
+    from datetime import date as _date
+
+    from wolfkit import learn as lr
+    from wolfkit.config import load_params, project_path
+    from wolfkit.errors import BadInputError
+    from wolfkit.runs import new_run_id
+
+    if (backtest is None) == (ledger is None):
+        raise BadInputError("learn: pass exactly one of --backtest DIR or --ledger FILE")
+    if backtest is not None:
+        learned = lr.from_backtest(backtest)
+    else:
+        learned = lr.from_ledger(ledger, load_params(params_file or project_path("parameters/default.yaml")))
+    for table in lr.console_tables(learned):
+        console.print(table)
+    folder = project_path(out) if out else project_path("outputs") / "learn" / new_run_id("learn", _date.today())
+    lr.write(learned, folder)
+    s = learned.summary()
+    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions; wrote {folder}",
+                  highlight=False, markup=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning WolfkitError into its exit code and a one-screen message.
 
