@@ -359,6 +359,9 @@ def test_tune_and_replay_records(executed):
     tune = read_records(runs["tune"].notebook)
     p = load_params(params).portfolio
     assert tune["tune_preview"]["error"] is None
+    page = runs["tune"].html.read_text(encoding="utf-8")  # no front end under papermill: the static preview
+    assert "Static preview" in page and "The packed portfolio" in page and "application/vnd.jupyter.widget" not in page
+    assert page.count('class="plotly-graph-div"') == 3 and "Sector weight vs cap" in page
     assert p.min_positions <= tune["tune_preview"]["positions"] <= p.max_positions
     assert {"sector_cap", "method", "directional_max", "time_shares.0"} <= set(tune["tune_controls"])
     rep = read_records(runs["replay"].notebook)
