@@ -52,11 +52,25 @@ def params_show(file: Path = typer.Argument(..., help="parameter YAML file")) ->
     print(load_params(file).to_yaml(), end="")
 
 
+ForceOpt = typer.Option(False, "--force", help="run even on a weekend or holiday")
+
+
+def _closed(day, force: bool, outcome: str) -> bool:
+    """On a weekend or holiday without --force: say so (exit 0, nothing done) and return True."""
+    from wolfkit.calendar import closed_notice
+
+    notice = None if force else closed_notice(day, outcome)
+    if notice:
+        console.print(notice, soft_wrap=True, markup=False, highlight=False)
+    return notice is not None
+
+
 @app.command()
 def scan(
     params: Path = ParamsOpt,
     date: str = DateOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="opportunities .csv or .parquet"),
+    force: bool = ForceOpt,
 ) -> None:
     """Scan the universe into a ranked opportunities table (+ a companion file of exclusions)."""
     from wolfkit.calendar import resolve_date
@@ -65,6 +79,8 @@ def scan(
 
     p = load_params(params)
     day = resolve_date(date)
+    if _closed(day, force, "Nothing scanned"):
+        return
     result = run_scan(p, day, progress=True)
     paths = write_scan(result, out or Path("outputs") / day.isoformat() / "opportunities.csv")
     console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
@@ -82,6 +98,7 @@ def build(
     method: Optional[str] = typer.Option(None, "--method", help="optimal | greedy (default: parameters)"),
     date: str = DateOpt,
     out: Path = typer.Option(..., "--out", help="orders.json to write"),
+    force: bool = ForceOpt,
 ) -> None:
     """Build the day's pack and write the orders file."""
     from rich.table import Table
@@ -94,7 +111,11 @@ def build(
 
     p = load_params(params)
     check_output_path(out)
-    day = check_session(resolve_date(date))
+    day = resolve_date(date)
+    if _closed(day, force, "No orders built"):
+        return
+    if not force:
+        check_session(day)
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
     )
@@ -134,7 +155,7 @@ def build(
 def premarket(
     params: Path = ParamsOpt,
     date: str = DateOpt,
-    force: bool = typer.Option(False, "--force", help="run even on a weekend or holiday"),
+    force: bool = ForceOpt,
     equity: float = typer.Option(100_000.0, "--equity", help="account equity in USD (sim/demo)"),
     outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
     buying_power: Optional[float] = typer.Option(
@@ -154,13 +175,7 @@ def premarket(
 
     load_params(params)  # bad parameters fail here (exit 2), before a kernel starts
     session = calendar.resolve_date(date)
-    if not calendar.is_trading_day(session) and not force:
-        why = "a weekend" if session.weekday() >= 5 else "an NYSE holiday"
-        console.print(
-            f"{session} is not a trading day ({why}); the next session is {calendar.next_session(session)}. "
-            "No pre-market run, no orders (use --force to run anyway).",
-            soft_wrap=True,
-        )
+    if _closed(session, force, "No pre-market run, no orders"):
         return
     run = notebooks.run_notebook(
         "premarket", session,
