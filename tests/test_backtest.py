@@ -230,6 +230,22 @@ def test_infeasible_days_are_flat_with_the_reason(market_files, tmp_path) -> Non
     assert any("infeasible" in w for w in r.summary["warnings"])
 
 
+def test_a_cash_account_keeps_its_total_bucket_when_the_open_gaps_up(tmp_path) -> None:
+    """With 1x buying power the directional fills at the open can cost more than planned (a gap up,
+    slippage); the maxdiff entries then get what is left of the total bucket, as the broker's buying-power
+    check would leave them, instead of breaking the bucket (the engine raises on any breach)."""
+    from wolfkit.config import load_params
+
+    start, end = date(2026, 11, 19), date(2026, 11, 30)  # the demo market opens 2026-11-24 above the plan
+    p = load_params(ROOT / "parameters/demo.yaml").with_changes(
+        {"leverage": {"buying_power_multiple": 1.0}, "portfolio": {"sector_cap": 0.25}})
+    r = run_backtest(p, start, end, tmp_path / "out", progress=False, report=False)
+    morning = r.equity["equity"].shift(1).fillna(r.summary["equity_start"])
+    gross = (r.equity["gross_directional"] + r.equity["gross_maxdiff"]) / morning
+    assert (gross <= 1.0 + 1e-9).all() and (r.equity["gross_maxdiff"] > 0).any()
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
 def test_an_existing_folder_is_never_overwritten(market_files, tmp_path) -> None:
     bars, uni, _ = market_files
     (tmp_path / "out").mkdir()

@@ -52,6 +52,7 @@ def test_backtest_notebook_runs_and_records_the_summary(executed):
     assert rec["backtest_figures"] == list(tearsheet.FIGURE_TITLES)
     assert any("synthetic" in w.lower() for w in rec["backtest_warnings"]), "demo prices are flagged"
     assert rec["backtest_report"] == str(folder / "report.html")
+    assert rec["learn_trades"] > 0 and rec["learn_dimensions"] == ["sector", "tier", "strategy", "layer"]
     for name in tearsheet.FOLDER_FILES:
         assert (folder / name).is_file(), name
 

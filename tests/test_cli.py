@@ -43,6 +43,21 @@ def test_bad_date_exits_2(capsys):
     assert "YYYY-MM-DD" in capsys.readouterr().err
 
 
+def test_scan_and_build_on_a_closed_day_say_so_and_do_nothing_unless_forced(tmp_path, capsys):
+    params = str(ROOT / "parameters/demo.yaml")
+    opp = tmp_path / "opp.csv"
+    assert main(["scan", "--params", params, "--date", "2026-11-21", "--out", str(opp)]) == 0
+    said = capsys.readouterr().out
+    assert "2026-11-21 is not a trading day (a weekend)" in said and "Nothing scanned" in said and "--force" in said
+    assert not opp.exists()
+    assert main(["scan", "--params", params, "--date", "2026-11-26", "--out", str(opp), "--force"]) == 0
+    assert opp.is_file(), "--force scans a holiday anyway"
+    orders = tmp_path / "orders.json"
+    assert main(["build", "--opportunities", str(opp), "--params", params, "--equity", "100000",
+                 "--date", "2026-11-26", "--out", str(orders)]) == 0
+    assert "an NYSE holiday" in capsys.readouterr().out and not orders.exists()
+
+
 def test_console_script_help_lists_every_command():
     out = subprocess.run(
         [sys.executable, "-m", "wolfkit.cli", "--help"], capture_output=True, text=True, check=True

@@ -29,8 +29,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                    "wolfkit.execute")),
     ("intraday", ("wolfkit.intraday",)),
     ("reports", ("wolfkit.replay", "wolfkit.status", "wolfkit.backtest", "wolfkit.performance", "wolfkit.report",
-                 "wolfkit.tearsheet", "wolfkit.widgets", "wolfkit.runs")),
-    ("notebooks", ("wolfkit.notebooks",)),
+                 "wolfkit.tearsheet", "wolfkit.widgets", "wolfkit.runs", "wolfkit.attribution", "wolfkit.learn",
+                 "wolfkit.sweep")),
+    ("notebooks", ("wolfkit.notebooks", "wolfkit.sweep_report")),
     ("cli", ("wolfkit.cli",)),
 ]
 

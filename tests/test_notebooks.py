@@ -169,10 +169,18 @@ def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
 # ----------------------------------------------------------------- every notebook, end to end
 
 
+def _tiny_grid(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.yaml").write_text("portfolio.sector_cap: [0.25, 0.4]\n")
+    return out / "grid.yaml"
+
+
 def _parameters(kind: str, params: Path, out: Path) -> dict:
     """Small demo parameters: tuning saves into the outputs folder, replay reuses the pre-market plan."""
     extra = {"tune": {"save_dir": str(out / "saved")},
-             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")}}
+             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")},
+             "sweep": {"grid_file": str(_tiny_grid(out)), "start": calendar.sessions_ending(SESSION, 6)[0].isoformat(),
+                       "workers": 1}}
     return nbr.notebook_parameters(kind, params, SESSION, out, **extra.get(kind, {}))
 
 
@@ -351,6 +359,12 @@ def test_tune_and_replay_records(executed):
     tune = read_records(runs["tune"].notebook)
     p = load_params(params).portfolio
     assert tune["tune_preview"]["error"] is None
+    page = runs["tune"].html.read_text(encoding="utf-8")  # no front end under papermill: the static preview
+    assert "Static preview" in page and "The packed portfolio" in page
+    shown = [k for c in nbformat.read(runs["tune"].notebook, as_version=4).cells for o in c.get("outputs", [])
+             for k in o.get("data", {})]
+    assert "application/vnd.jupyter.widget-view+json" not in shown, "no widget view waits for a front end"
+    assert page.count('class="plotly-graph-div"') == 3 and "Sector weight vs cap" in page
     assert p.min_positions <= tune["tune_preview"]["positions"] <= p.max_positions
     assert {"sector_cap", "method", "directional_max", "time_shares.0"} <= set(tune["tune_controls"])
     rep = read_records(runs["replay"].notebook)

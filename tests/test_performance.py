@@ -69,6 +69,7 @@ def test_round_trips_and_hit_rate_on_hand_built_fills():
     ])
     trips = perf.round_trips(f)
     assert dict(zip(trips["symbol"], trips["pnl"])) == pytest.approx({"A": 50.0, "B": -20.0, "C": 10.0})
+    assert dict(zip(trips["symbol"], trips["entry_value"])) == pytest.approx({"A": 1000.0, "B": 1040.0, "C": 100.0})
     assert trips.set_index("symbol").loc["B", "opened"] == d1 and trips.set_index("symbol").loc["B", "closed"] == d2
     rate, n = perf.hit_rate(f)
     assert (rate, n) == (pytest.approx(2 / 3), 3)
@@ -79,6 +80,7 @@ def test_round_trip_that_flips_through_flat_opens_a_new_one():
                 (DATES[0], "A", "sell", 15, 12.0, "directional", "close"),  # +20 closes, 5 short opened at 12
                 (DATES[1], "A", "buy", 5, 13.0, "directional", "close")])  # −5
     assert perf.round_trips(f)["pnl"].tolist() == pytest.approx([20.0, -5.0])
+    assert perf.round_trips(f)["entry_value"].tolist() == pytest.approx([100.0, 60.0])
 
 
 def test_turnover_is_traded_notional_over_average_equity_per_year():

@@ -98,6 +98,15 @@ def last_session() -> date:
     return _xnys().last_session.date()
 
 
+def closed_notice(d: date, outcome: str) -> str | None:
+    """None on a session; on a weekend or holiday the line a command prints instead of running
+    (`outcome` says what did not happen, e.g. "Nothing scanned")."""
+    if is_trading_day(d):
+        return None
+    why = "a weekend" if d.weekday() >= 5 else "an NYSE holiday"
+    return f"{d} is not a trading day ({why}); the next session is {next_session(d)}. {outcome} (use --force to run anyway)."
+
+
 def check_session(d: date, what: str = "--date") -> date:
     """`d` when it is an NYSE session the calendar covers; otherwise a `BadInputError` naming the
     supported range, or the sessions either side of the weekend or holiday."""

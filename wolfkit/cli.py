@@ -52,11 +52,25 @@ def params_show(file: Path = typer.Argument(..., help="parameter YAML file")) ->
     print(load_params(file).to_yaml(), end="")
 
 
+ForceOpt = typer.Option(False, "--force", help="run even on a weekend or holiday")
+
+
+def _closed(day, force: bool, outcome: str) -> bool:
+    """On a weekend or holiday without --force: say so (exit 0, nothing done) and return True."""
+    from wolfkit.calendar import closed_notice
+
+    notice = None if force else closed_notice(day, outcome)
+    if notice:
+        console.print(notice, soft_wrap=True, markup=False, highlight=False)
+    return notice is not None
+
+
 @app.command()
 def scan(
     params: Path = ParamsOpt,
     date: str = DateOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="opportunities .csv or .parquet"),
+    force: bool = ForceOpt,
 ) -> None:
     """Scan the universe into a ranked opportunities table (+ a companion file of exclusions)."""
     from wolfkit.calendar import resolve_date
@@ -65,6 +79,8 @@ def scan(
 
     p = load_params(params)
     day = resolve_date(date)
+    if _closed(day, force, "Nothing scanned"):
+        return
     result = run_scan(p, day, progress=True)
     paths = write_scan(result, out or Path("outputs") / day.isoformat() / "opportunities.csv")
     console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
@@ -82,6 +98,7 @@ def build(
     method: Optional[str] = typer.Option(None, "--method", help="optimal | greedy (default: parameters)"),
     date: str = DateOpt,
     out: Path = typer.Option(..., "--out", help="orders.json to write"),
+    force: bool = ForceOpt,
 ) -> None:
     """Build the day's pack and write the orders file."""
     from rich.table import Table
@@ -94,7 +111,11 @@ def build(
 
     p = load_params(params)
     check_output_path(out)
-    day = check_session(resolve_date(date))
+    day = resolve_date(date)
+    if _closed(day, force, "No orders built"):
+        return
+    if not force:
+        check_session(day)
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
     )
@@ -134,7 +155,7 @@ def build(
 def premarket(
     params: Path = ParamsOpt,
     date: str = DateOpt,
-    force: bool = typer.Option(False, "--force", help="run even on a weekend or holiday"),
+    force: bool = ForceOpt,
     equity: float = typer.Option(100_000.0, "--equity", help="account equity in USD (sim/demo)"),
     outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
     buying_power: Optional[float] = typer.Option(
@@ -154,13 +175,7 @@ def premarket(
 
     load_params(params)  # bad parameters fail here (exit 2), before a kernel starts
     session = calendar.resolve_date(date)
-    if not calendar.is_trading_day(session) and not force:
-        why = "a weekend" if session.weekday() >= 5 else "an NYSE holiday"
-        console.print(
-            f"{session} is not a trading day ({why}); the next session is {calendar.next_session(session)}. "
-            "No pre-market run, no orders (use --force to run anyway).",
-            soft_wrap=True,
-        )
+    if _closed(session, force, "No pre-market run, no orders"):
         return
     run = notebooks.run_notebook(
         "premarket", session,
@@ -470,6 +485,76 @@ def backtest(
     if len(s["warnings"]) > 10:
         console.print(f"… {len(s['warnings']) - 10} more warnings in summary.json", style="yellow")
     console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
+
+
+
+@app.command()
+def sweep(
+    params: Path = ParamsOpt,
+    grid: Path = typer.Option(..., "--grid", help="YAML: dotted parameter path -> list of values to try"),
+    start: str = typer.Option(..., "--start", help="first session, YYYY-MM-DD"),
+    end: str = typer.Option(..., "--end", help="last session, YYYY-MM-DD"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/sweeps/<run-id>/)"),
+    executor: str = typer.Option("local", "--executor", help="local (processes on this machine) | dask"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a local cluster)"),
+    train_end: Optional[str] = typer.Option(None, "--train-end", help="choose on start..this session, report on the rest"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="processes (local) or cluster workers (default: cores)"),
+) -> None:
+    """One backtest per combination of a parameter grid; sweep.csv ranks them, sweep.json says what was chosen."""
+    from contextlib import ExitStack
+
+    from rich.progress import Progress
+
+    from wolfkit import calendar
+    from wolfkit import sweep as sw
+    from wolfkit.config import load_params, project_path
+    from wolfkit.runs import new_run_id
+
+    p = load_params(params)
+    g = sw.load_grid(grid, p)
+    first, last = calendar.resolve_date(start), calendar.resolve_date(end)
+    cut = calendar.resolve_date(train_end) if train_end else None
+    folder = project_path(out) if out else project_path("outputs") / "sweeps" / new_run_id("sweep", first)
+    n = len(g.configurations()) * (2 if cut else 1)
+    with ExitStack() as stack, Progress(console=console, transient=True) as bar:
+        pool = sw.open_executor(executor, stack, scheduler=scheduler, workers=workers)
+        task = bar.add_task(f"{n} backtests on {executor}", total=n)
+        result = sw.run_sweep(p, g, first, last, folder, executor=pool, train_end=cut,
+                              advance=lambda k: bar.advance(task, k))
+    console.print(sw.console_table(result), soft_wrap=True)
+    console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
+
+
+
+@app.command()
+def learn(
+    backtest: Optional[Path] = typer.Option(None, "--backtest", help="a backtest folder (wolfkit backtest --out)"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="the live ledger (execution.ledger_path)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/learn/<run-id>/)"),
+    params_file: Optional[Path] = typer.Option(None, "--params", "-p", help="parameters for the ledger's score tiers "
+                                               "(default parameters/default.yaml)"),
+) -> None:
+    """Attribution of realised returns by sector, score tier, strategy, layer and signal, with intervals."""
+    from datetime import date as _date
+
+    from wolfkit import learn as lr
+    from wolfkit.config import load_params, project_path
+    from wolfkit.errors import BadInputError
+    from wolfkit.runs import new_run_id
+
+    if (backtest is None) == (ledger is None):
+        raise BadInputError("learn: pass exactly one of --backtest DIR or --ledger FILE")
+    if backtest is not None:
+        learned = lr.from_backtest(backtest)
+    else:
+        learned = lr.from_ledger(ledger, load_params(params_file or project_path("parameters/default.yaml")))
+    for table in lr.console_tables(learned):
+        console.print(table)
+    folder = project_path(out) if out else project_path("outputs") / "learn" / new_run_id("learn", _date.today())
+    lr.write(learned, folder)
+    s = learned.summary()
+    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions; wrote {folder}",
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

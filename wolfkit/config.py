@@ -581,21 +581,27 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def read_strict_yaml(path: Path, what: str = "parameter file") -> Any:
+    """A YAML file read as UTF-8 with the strict loader (no duplicate keys, bounded nesting); every
+    problem is a `BadInputError` naming the file, the line and the fix. An empty file reads as {}."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"{path}: byte {e.start} is not UTF-8 text; save the {what} as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BadInputError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         raise BadInputError(f"{path}: 'extends' forms a loop through {[str(p) for p in seen]}")
     if not path.is_file():
         raise BadInputError(f"{path}: parameter file not found; pass an existing file such as parameters/demo.yaml")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadInputError(f"{path}: byte {e.start} is not UTF-8 text; save the parameter file as UTF-8") from None
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise BadInputError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+    raw = read_strict_yaml(path)
     if not isinstance(raw, dict):
         raise BadInputError(f"{path}: expected a mapping of sections (data:, scan:, …), got {type(raw).__name__}")
     parent = raw.pop("extends", None)

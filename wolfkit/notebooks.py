@@ -226,6 +226,10 @@ def run_notebook(
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     status, error = RunStatus.OK, None
+    from wolfkit.widgets import HEADLESS_ENV
+
+    headless_before = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"  # the kernel inherits it: widgets render their static preview (no front end)
     try:
         pm.execute_notebook(
             str(source),
@@ -251,6 +255,11 @@ def run_notebook(
         if not out_nb.stat().st_size:  # nothing ran (e.g. no kernel): give the reserved name back
             out_nb.unlink()
         raise
+    finally:
+        if headless_before is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = headless_before
     elapsed = time.perf_counter() - t0
     meta = {
         "kind": kind,

@@ -123,30 +123,32 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     Fills are taken in file order within a date (the engine writes them as they happen). A trip's P&L
     is Σ over its reducing fills of (price − average entry price) × quantity closed × direction, so a
     short that is covered lower is a win. A trip still open at the end is not counted.
-    Columns: symbol, layer, opened, closed, pnl.
+    `entry_value` is what the trip put at risk: Σ price × quantity of its opening and adding fills.
+    Columns: symbol, layer, opened, closed, pnl, entry_value.
     """
     rows = []
     f = fills.assign(_order=np.arange(len(fills))).sort_values(["date", "_order"], kind="stable")
     for (symbol, layer), g in f.groupby(["symbol", "layer"], sort=False):
-        pos, cost, pnl, opened = 0.0, 0.0, 0.0, None
+        pos, cost, pnl, value, opened = 0.0, 0.0, 0.0, 0.0, None
         for d, side, qty, price in zip(g["date"], g["side"], g["qty"].abs(), g["price"]):
             signed = qty if side == Side.BUY else -qty
             if pos == 0:
-                opened, pnl = d, 0.0
+                opened, pnl, value = d, 0.0, 0.0
             if pos == 0 or np.sign(signed) == np.sign(pos):  # opening or adding: average the entry
                 cost = (cost * abs(pos) + price * qty) / (abs(pos) + qty)
                 pos += signed
+                value += price * qty
                 continue
             closed = min(qty, abs(pos))
             pnl += (price - cost) * closed * np.sign(pos)
             pos += signed
             if abs(pos) < 1e-9:
-                rows.append((symbol, layer, opened, d, pnl))
+                rows.append((symbol, layer, opened, d, pnl, value))
                 pos = 0.0
             elif np.sign(pos) == np.sign(signed):  # flipped through flat: the rest opens a new trip
-                rows.append((symbol, layer, opened, d, pnl))
-                opened, pnl, cost = d, 0.0, price
-    return pd.DataFrame(rows, columns=["symbol", "layer", "opened", "closed", "pnl"])
+                rows.append((symbol, layer, opened, d, pnl, value))
+                opened, pnl, cost, value = d, 0.0, price, price * abs(pos)
+    return pd.DataFrame(rows, columns=["symbol", "layer", "opened", "closed", "pnl", "entry_value"])
 
 
 def hit_rate(fills: pd.DataFrame) -> tuple[float | None, int]:

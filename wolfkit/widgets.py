@@ -13,6 +13,8 @@ Everything observable lives on the object (`params`, `build`, `error`, `diff()`,
 from __future__ import annotations
 
 import html
+import os
+import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -355,7 +357,39 @@ class TuningPanel:
                           W.HBox([self.name, self.save_button]), self.save_status])
         return W.HBox([acc, preview], layout={"align_items": "flex-start"})
 
+    def show_static(self) -> None:
+        """The preview as plain outputs — summary, charts, the pack, the changes — for a run with no front
+        end: an HTML report keeps them, and no widget message can leave the runner waiting."""
+        from wolfkit import report
+
+        self._render()
+        report.markdown("**Static preview** (no front end attached: open the notebook in JupyterLab for the "
+                        "controls).\n\n" + html.unescape(re.sub(r"<[^>]+>", " ", self.summary_html.value)).strip())
+        for fig in self.figures.values():
+            report.show(fig)
+        if self.build is not None:
+            w = self.build.targets.weights
+            cols = [c for c in ("symbol", "sector", "cap_tier", "score", "tier", "weight", "reason") if c in w.columns]
+            report.table(w[cols], caption="The packed portfolio", formats={"score": "{:.1f}", "weight": "{:.2%}"})
+        d = self.diff()
+        if d.empty:
+            report.markdown("No change from the current parameter set.")
+        else:
+            report.table(d, caption="Changes from the current set")
+
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        if headless():
+            self.show_static()
+        else:
+            display(self.widget)
+
+
+HEADLESS_ENV = "WOLFKIT_HEADLESS"
+
+
+def headless() -> bool:
+    """True when no front end can draw widgets: set by `wolfkit.notebooks.run_notebook` (papermill) for its
+    kernel, and by any other scheduler that exports WOLFKIT_HEADLESS=1."""
+    return os.environ.get(HEADLESS_ENV, "") not in ("", "0")

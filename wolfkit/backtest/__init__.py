@@ -146,8 +146,11 @@ def _warnings(params: Params, provider: DataProvider, start: date, jumps: pd.Dat
 
 def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | None = None, *,
                  method: str | None = None, layers: str = "both", equity: float | None = None,
-                 provider: DataProvider | None = None, progress: bool = True) -> BacktestResult:
-    """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`)."""
+                 provider: DataProvider | None = None, progress: bool = True, report: bool = True) -> BacktestResult:
+    """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`).
+
+    `report` False leaves out the tear sheet (`report.html`, a few MB): sweeps run many backtests and
+    read their tables, not their pages."""
     from wolfkit import performance, tearsheet
     from wolfkit.config import project_root
     from wolfkit.data.quality import (
@@ -223,5 +226,6 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     summary["elapsed_s"] = round(elapsed, 3)
     summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     write_summary(folder, summary)
-    tearsheet.write_report(folder)
+    if report:
+        tearsheet.write_report(folder)
     return BacktestResult(folder, eq, fills, scores, summary, time.perf_counter() - t0, timings)

@@ -232,8 +232,9 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
             if use_minutes and minutes is None:
                 use_minutes = False  # the source has no minute bars: daily rules from here on
             out.fill_rules = "minute" if use_minutes else "daily"
-            dir_bucket = params.account(equity, buying_power).directional_bucket
-            room = min(dir_bucket, targets.allocation * equity)
+            account = params.account(equity, buying_power)
+            room = min(account.directional_bucket, targets.allocation * equity)
+            total_room = account.total_bucket
 
             def bar(j: int, sym: str) -> Bar:
                 mins = None if q[j] or minutes is None else minutes.get(sym)
@@ -269,9 +270,14 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
                     if trade is None:
                         continue
                     entry, exit_, why = trade
-                    md_cost += o.qty * entry
-                    book(o.symbol, buy, o.qty, entry, Layer.MAXDIFF, Reason.MAXDIFF_ENTRY)
-                    book(o.symbol, not buy, o.qty, exit_ if why is Reason.MAXDIFF_EXIT else market_price(exit_, not buy, bt),
+                    # what the open's directional fills left of the total bucket: a gap up spends more than
+                    # planned, and the broker's buying-power check would shrink the entry the same way
+                    qty = min(o.qty, math.floor((total_room - dir_cost - md_cost) / entry + 1e-9))
+                    if qty < 1:
+                        continue
+                    md_cost += qty * entry
+                    book(o.symbol, buy, qty, entry, Layer.MAXDIFF, Reason.MAXDIFF_ENTRY)
+                    book(o.symbol, not buy, qty, exit_ if why is Reason.MAXDIFF_EXIT else market_price(exit_, not buy, bt),
                          Layer.MAXDIFF, why)
             breaches = check_limits(orders, targets.sector_weights, params, equity, buying_power, dir_cost, md_cost,
                                     packing.maxdiff_capacity)

@@ -20,7 +20,7 @@ from wolfkit.errors import BadInputError
 SCHEMA_ID = "wolfkit.backtest/1"
 BENCH_COLUMNS = ["bench_buy_hold", "bench_open_close"]
 SCORE_COLUMNS = ["date", "symbol", "score", "expected_return"]  # then score_<component>…, below
-SCORE_TAIL = ["tier", "sector", "picked", "weight", "open_to_close"]
+SCORE_TAIL = ["tier", "sector", "strategy", "picked", "weight", "open_to_close"]
 
 
 def benchmarks(market: Market, quarantine: np.ndarray, equity0: float) -> pd.DataFrame:
@@ -69,7 +69,7 @@ def scores_frame(market: Market, scans: list[pd.DataFrame], w: Walk, quarantine:
     parts = []
     for row, d, opps in zip(market.sessions, market.dates(), scans):
         comps = [c for c in opps.columns if c.startswith("score_")]
-        s = opps[["symbol", "score", "expected_return", *comps, "sector"]].copy()
+        s = opps[["symbol", "score", "expected_return", *comps, "sector", "strategy"]].copy()
         s.insert(0, "date", pd.Timestamp(d))
         j = col.reindex(s["symbol"]).to_numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
