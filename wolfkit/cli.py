@@ -546,7 +546,7 @@ def learn(
         raise BadInputError("learn: pass exactly one of --backtest DIR or --ledger FILE")
     if backtest is not None:
         learned = lr.from_backtest(backtest)
-    else:
+    elif ledger is not None:
         learned = lr.from_ledger(ledger, load_params(params_file or project_path("parameters/default.yaml")))
     for table in lr.console_tables(learned):
         console.print(table)

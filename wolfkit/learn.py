@@ -81,14 +81,13 @@ def from_ledger(path: str | Path, params: Params) -> Learned:
             day = pd.Timestamp(run["as_of"])
             orders = {o.plan_client_id: o for o in ledger.orders_for_run(run_id)}
             by_symbol: dict[str, list] = {}
-            for o in orders.values():
-                by_symbol.setdefault(o.symbol, []).append(o)
-                known.append({"date": day, "symbol": o.symbol, "layer": str(o.layer), "sector": o.sector,
-                              "strategy": str(o.strategy), "score": o.score})
+            for planned in orders.values():
+                by_symbol.setdefault(planned.symbol, []).append(planned)
+                known.append({"date": day, "symbol": planned.symbol, "layer": str(planned.layer),
+                              "sector": planned.sector, "strategy": str(planned.strategy), "score": planned.score})
             for f in ledger.fills_for_run(run_id):
-                o = orders.get(f.get("plan_client_id") or "")
-                if o is None and len(by_symbol.get(f["symbol"], [])) == 1:
-                    o = by_symbol[f["symbol"]][0]
+                mine = by_symbol.get(f["symbol"], [])
+                o = orders.get(f.get("plan_client_id") or "") or (mine[0] if len(mine) == 1 else None)
                 fills.append({"date": day, "symbol": f["symbol"], "side": f["side"], "qty": float(f["qty"]),
                               "price": float(f["price"]), "layer": str(o.layer) if o else attribution.UNKNOWN,
                               "reason": ""})
