@@ -16,9 +16,10 @@ one page per 500 orders.
   questions asked while a listing is under way share the next one. A listing that does not show the
   id leads to a resend under the SAME id, which is safe: a client id is unique at the broker, so a
   resend of an order that exists is answered 422 and adopted.
-- **A ledger intent the listing does not show** (an attempt written before a crash) is looked up by
-  client id: a list is a window, a look-up is not. On a clean run there is none; after a crash, at
-  most the orders that were in flight.
+- **A ledger intent the listing does not show** (an attempt written before a crash, never accepted)
+  is sent again under its own id — safe for the same reason. Only an order the ledger says the
+  broker accepted, and the listing does not show, is asked for by client id before the mismatch is
+  reported (a list is a window, a look-up is not).
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ def reconcile(ledger: Ledger, run: str, po: PlannedOrder, row: LedgerOrder, held
     """Bring the ledger row in line with the broker; None when the order still has to be sent.
 
     `held` is what the listing shows for this planned order (attempt -> order): its highest attempt
-    is adopted whatever the ledger says, and the ledger's attempt becomes the broker's. Only when the
-    listing shows nothing are the ledger's own intents looked up one by one (`lookup`, by client id),
-    and only then may the order be sent.
+    is adopted whatever the ledger says, and the ledger's attempt becomes the broker's. An intent the
+    listing does not show is sent again under its own id (the broker answers 422 if it holds it, and
+    the order is adopted). Only a row the ledger says the broker accepted, and the listing does not
+    show, is asked for by client id (`lookup`) before the mismatch is reported.
     """
     base = po.client_order_id
     if held:
@@ -126,14 +128,13 @@ def reconcile(ledger: Ledger, run: str, po: PlannedOrder, row: LedgerOrder, held
         return ledger_row(ledger, run, base)
     if row.state in (OrderState.REJECTED, OrderState.SKIPPED):
         return row  # a deliberate final decision from an earlier execution
-    if row.client_order_id is not None:  # an intent was written: the broker may hold any attempt
-        for a in range(row.attempt, -1, -1):
-            got = lookup(attempt_client_id(base, a))
-            if got is not None:
-                ledger.record_ack(run, base, got, event=EventKind.RECONCILED, attempt=a)
-                return ledger_row(ledger, run, base)
-    if row.state.at_broker:
-        raise BrokerError(
-            f"{po.symbol}: the ledger says order {row.client_order_id} was accepted (broker id "
-            f"{row.broker_order_id}) but the broker does not know it; is this the same account?")
-    return None
+    if not row.state.at_broker:
+        return None
+    for a in range(row.attempt, -1, -1):  # the ledger and the listing disagree: ask by id
+        got = lookup(attempt_client_id(base, a))
+        if got is not None:
+            ledger.record_ack(run, base, got, event=EventKind.RECONCILED, attempt=a)
+            return ledger_row(ledger, run, base)
+    raise BrokerError(
+        f"{po.symbol}: the ledger says order {row.client_order_id} was accepted (broker id "
+        f"{row.broker_order_id}) but the broker does not know it; is this the same account?")
