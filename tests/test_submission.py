@@ -32,7 +32,7 @@ from wolfkit.broker.submission import (
     submit,
 )
 from wolfkit.domain import OrderType, Side, TimeInForce
-from wolfkit.execute import _Executor
+from wolfkit.executor import Executor
 from wolfkit.intraday import IntradayEngine, Market
 from wolfkit.ledger import Ledger
 
@@ -64,8 +64,8 @@ def test_executor_simulator_and_emulator_share_the_limiter_and_agree_on_the_wait
     emu_app = create_app(SimBroker(100_000.0), rate_limit_per_minute=2, timer=ft.monotonic)
     client = emu_app.test_client()
     with Ledger(tmp_path / "l.sqlite", durable=False) as lg:
-        ex = _Executor(make_plan(), SimBroker(100_000.0, rate_limit_per_minute=2), lg,
-                       params(rate_limit_per_minute=2), lambda: OPEN, ft.sleep, ft.monotonic)
+        ex = Executor(make_plan(), SimBroker(100_000.0, rate_limit_per_minute=2), lg,
+                      params(rate_limit_per_minute=2), lambda: OPEN, ft.sleep, ft.monotonic)
     limiters = [ex.gate, sim._limiter, emu_app.extensions["wolfkit.emulator"].limiter]
     assert all(type(x) is SlidingWindowLimiter for x in limiters)
     for _ in range(2):

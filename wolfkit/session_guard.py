@@ -28,14 +28,16 @@ T = TypeVar("T")
 
 
 class _Executor(Protocol):
-    """What the guard needs of the executor (`wolfkit.execute`), which calls it: its broker and ledger,
-    the rate-limited, retrying call path, the id look-up and the clock's sleep."""
+    """What the guard needs of the executor (`wolfkit.executor`), which calls it: its broker and ledger,
+    the rate-limited, retrying call path, reads of the account's state the executor reuses, the id
+    look-up and the clock's sleep."""
 
     broker: Broker
     ledger: Ledger
     ex: ExecutionParams
 
     def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+    def snapshot(self, fn: Callable[[], T]) -> T: ...
     def lookup(self, client_id: str) -> BrokerOrder | None: ...
     def sleep(self, seconds: float) -> None: ...
 
@@ -89,7 +91,8 @@ def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderP
         c = cut.get(po.client_order_id, 0)
         if c == po.qty:  # all of it already held: recorded as skipped, kept in the plan for the report
             ex.ledger.register_orders(plan.run_id, [po])
-            if ex.ledger.order(plan.run_id, po.client_order_id).state == OrderState.PLANNED:
+            row = ex.ledger.order(plan.run_id, po.client_order_id)
+            if row is not None and row.state == OrderState.PLANNED:
                 ex.ledger.record_outcome(plan.run_id, po.client_order_id, OrderState.SKIPPED,
                                          f"already held: the replaced plan filled {c} {po.symbol} ({po.side})")
         elif c:
@@ -98,7 +101,7 @@ def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderP
             po = po.model_copy(update={"qty": po.qty - c, "est_cost": round((po.qty - c) * po.est_price, 2)})
         orders.append(po)
     notes.append("sized against the replaced plan's fills: " + ", ".join(
-        f"{po.symbol} -{c}" for po in plan.orders if (c := cut.get(po.client_order_id))))
+        f"{po.symbol} -{n}" for po in plan.orders if (n := cut.get(po.client_order_id))))
     return plan.model_copy(update={"orders": orders}), notes
 
 
@@ -124,8 +127,8 @@ def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[B
     others = [r for r in ledger.session_runs(plan.as_of, getattr(ex.broker, "name", "?"))
               if r["run_id"] != plan.run_id and not r["replaced_by"]]
     known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
-    open_orders = ex.call(ex.broker.open_orders)
-    held = {p.symbol: p.qty for p in ex.call(ex.broker.positions)}
+    open_orders = ex.snapshot(ex.broker.open_orders)  # the executor's budget reuses this read
+    held = {p.symbol: p.qty for p in ex.snapshot(ex.broker.positions)} if others else {}
     live = []
     for r in others:
         rows = ledger.orders_for_run(r["run_id"])

@@ -228,9 +228,13 @@ class Broker(Protocol):
     """What the executor and the intraday engine need from a broker."""
 
     name: str
-    # requests the broker allows in any 60 s; None: no limit (the in-process simulator, unless a test
-    # gives it one). The executor keeps under `execution.rate_limit_per_minute` only when there is one.
-    rate_limit_per_minute: int | None
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        """Requests the broker allows in any 60 s; None: no limit (the in-process simulator, unless a
+        test gives it one). The executor keeps under `execution.rate_limit_per_minute` only when there
+        is one. Read-only here, so a broker may declare it as a plain `int`."""
+        ...
 
     def account(self) -> AccountInfo: ...
 
@@ -240,6 +244,10 @@ class Broker(Protocol):
 
     def get_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         """The order with this client id, or None if the broker has never seen it."""
+        ...
+
+    def get(self, order_id: str) -> BrokerOrder:
+        """The order with this broker id (`OrderNotFound` if none)."""
         ...
 
     def cancel(self, order_id: str) -> None: ...
