@@ -10,7 +10,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from test_execute import OPEN, SEED, FakeTime, Wrapper, gapped_broker, make_plan, per_plan_counts, run
+from factories import OPEN, REFERENCE_PACK, FakeClock, make_plan, quoted_sim
+from test_execute import Wrapper, per_plan_counts, run
 
 from wolfkit.broker.base import BrokerUnavailable, DuplicateClientOrderId, OrderRequest
 from wolfkit.broker.sim import SimBroker
@@ -93,7 +94,7 @@ def test_clean_run_through_alpaca_py_and_the_emulator_counts_the_same(tmp_path, 
 
     n = 50
     plan, inner = wide_plan(n, run_id="emu")
-    ft = FakeTime()
+    ft = FakeClock()
     srv = serve(create_app(inner, timer=ft.monotonic))
     try:
         for k, v in {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s", "APCA_API_BASE_URL": srv.url,
@@ -109,7 +110,7 @@ def test_clean_run_through_alpaca_py_and_the_emulator_counts_the_same(tmp_path, 
 
 def test_rerun_of_a_done_plan_is_one_listing_and_sends_nothing(tmp_path):
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
     run(plan, inner, tmp_path)
     b = Counting(inner)
     rep, _, _ = run(plan, b, tmp_path)
@@ -119,7 +120,7 @@ def test_rerun_of_a_done_plan_is_one_listing_and_sends_nothing(tmp_path):
 
 def test_403_resizes_need_no_lookup_of_the_next_attempt(tmp_path):
     plan = make_plan()
-    inner = gapped_broker(market_buffer=0.12)  # reserves more than the executor budgets: 403s, resizes
+    inner = quoted_sim(market_buffer=0.12)  # reserves more than the executor budgets: 403s, resizes
     b = Counting(inner)
     rep, rows, _ = run(plan, b, tmp_path, max_concurrency=1)
     assert rep.insufficient_bp_rejections >= 1 and any(r.attempt > 0 for r in rows)
@@ -138,7 +139,7 @@ def test_crash_after_the_broker_acknowledged_is_adopted_from_the_listing(tmp_pat
     the run's orders, finds it, adopts it and does not send it again — with the ledger kept (an intent
     is written) or lost (nothing in the ledger at all): the listing alone decides."""
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
 
     class Dying(Wrapper):
         dead = False
@@ -184,7 +185,7 @@ def test_ambiguous_answer_is_settled_by_a_fresh_listing(tmp_path, accepted):
     """A 504 after acceptance: the fresh listing shows the order, it is adopted, not resent. A 503 before
     acceptance: the listing does not show it, and it is resent under the same id."""
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
 
     class Flaky(Counting):
         def submit(self, r):
@@ -211,7 +212,7 @@ def test_duplicate_id_the_listing_does_not_show_is_looked_up_and_adopted(tmp_pat
     """An order placed under the plan's id that the listing cannot show (say, outside its window): the
     submit is answered 422, the listing still does not show it, so it is asked for by id and adopted."""
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
     first = plan.orders[0]
     inner.submit(OrderRequest(first.symbol, first.qty, first.side, first.type, TimeInForce.DAY,
                               first.client_order_id))
@@ -234,7 +235,7 @@ def test_duplicate_id_the_listing_does_not_show_is_looked_up_and_adopted(tmp_pat
 def test_a_duplicate_from_the_broker_is_still_adopted_when_listed(tmp_path):
     """alpaca-py's hidden retry of an accepted POST comes back 422: the listing shows the order, adopted."""
     plan = make_plan()
-    inner = gapped_broker()
+    inner = quoted_sim()
 
     class RetriedPost(Counting):
         def submit(self, r):
@@ -259,7 +260,7 @@ def test_questions_asked_during_a_listing_share_the_next_one_and_see_what_came_b
     """A question is answered by a listing that started after it was asked: three questions, the
     first listing already under way for the later two, make two listings, not three."""
     plan = make_plan()
-    broker = gapped_broker()
+    broker = quoted_sim()
     started, release = threading.Event(), threading.Event()
     lists: list[int] = []
 
@@ -292,9 +293,9 @@ def test_questions_asked_during_a_listing_share_the_next_one_and_see_what_came_b
 
 def test_listing_window_starts_a_day_before_the_plan_was_made():
     plan = make_plan()
-    listing = RunListing(plan, gapped_broker(), lambda fn, *a: fn(*a))
+    listing = RunListing(plan, quoted_sim(), lambda fn, *a: fn(*a))
     assert listing.since == plan.created_at - timedelta(days=1)
     assert listing.prefix and all(po.client_order_id.startswith(listing.prefix) for po in plan.orders)
     naive = plan.model_copy(update={"created_at": datetime(2026, 1, 20, 8, 30)})
-    assert RunListing(naive, gapped_broker(), lambda fn, *a: fn(*a)).since.tzinfo is not None
-    assert len(SEED) == len(plan.orders)
+    assert RunListing(naive, quoted_sim(), lambda fn, *a: fn(*a)).since.tzinfo is not None
+    assert len(REFERENCE_PACK) == len(plan.orders)
