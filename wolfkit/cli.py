@@ -428,7 +428,8 @@ def status(
             snap = report.snapshot(now.date())
             record_snapshot(book, snap)
             console.print(f"snapshot recorded for {snap.session} ({snap.account}): equity ${snap.equity:,.2f}, "
-                          f"P&L ${snap.pnl:+,.2f} since the ledger's first fill", highlight=False, soft_wrap=True)
+                          f"P&L {'-' if snap.pnl < 0 else '+'}${abs(snap.pnl):,.2f} since the ledger's first fill",
+                          highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -462,7 +463,7 @@ def replay(
         record_snapshot(book, snap)
     print(result.text())
     console.print(f"end-of-day snapshot ({snap.account}, {day}): equity ${snap.equity:,.2f}, P&L directional "
-                  f"${snap.pnl_directional:+,.2f}, maxdiff ${snap.pnl_maxdiff:+,.2f}", highlight=False)
+                  f"{snap.pnl_directional:+,.2f}, maxdiff {snap.pnl_maxdiff:+,.2f} USD", highlight=False)
     console.print(f"both-layers state saved: wolfkit status --ledger {path}", highlight=False)
 
 

@@ -35,7 +35,7 @@ from wolfkit.snapshots import DailySnapshot, format_history
 
 UNATTRIBUTED = "unattributed"  # broker shares the ledger's fills do not explain (no layer)
 POSITION_COLUMNS = ["symbol", "layer", "qty", "avg_price", "last", "market_value", "unrealized_pl", "strategy"]
-ORDER_COLUMNS = ["symbol", "side", "layer", "filled_qty", "qty", "limit_price", "state", "client_order_id"]
+ORDER_COLUMNS = ["symbol", "side", "layer", "filled_qty", "qty", "price", "state", "client_order_id"]
 LISTENING_COLUMNS = ["symbol", "side", "buy_at", "sell_at", "avg_return", "rank", "status"]
 QUEUED_COLUMNS = ["symbol", "side", "price", "rank", "room_needed"]
 
@@ -58,7 +58,7 @@ class OpenOrder:
     layer: Layer | None
     qty: int
     filled_qty: int
-    limit_price: float | None
+    price: float | None  # its limit (or a stop leg's stop) price; None for a market order
     state: str
     client_order_id: str
 
@@ -192,7 +192,7 @@ def _committed(book: Book, orders: Sequence[OpenOrder], layer: Layer) -> float:
         h = book.holdings.get((layer, o.symbol))
         qty = h.qty if h is not None else 0
         if qty == 0 or (qty > 0) == (o.side == Side.BUY):
-            working += max(0, o.qty - o.filled_qty) * (o.limit_price or (h.avg_cost if h else 0.0))
+            working += max(0, o.qty - o.filled_qty) * (o.price or (h.avg_cost if h else 0.0))
     return held + working
 
 
@@ -223,7 +223,7 @@ def build_status(params: Params, *, fills: Sequence[BookedFill], unattributed_fi
         layers[layer] = LayerStatus(layer, book.realized(layer), float(mine["unrealized_pl"].sum()),
                                     float(mine["market_value"].abs().sum()), int((mine["qty"] != 0).sum()))
     orders = pd.DataFrame([(o.symbol, str(o.side), str(o.layer) if o.layer else UNATTRIBUTED, o.filled_qty, o.qty,
-                            o.limit_price, o.state, o.client_order_id) for o in open_orders], columns=ORDER_COLUMNS)
+                            o.price, o.state, o.client_order_id) for o in open_orders], columns=ORDER_COLUMNS)
     if account.source == Source.LEDGER:  # it carries the starting equity: add what the fills made
         pnl = sum(x.pnl for x in layers.values())
         account = AccountView(account.name, account.equity + pnl, account.cash + book.cash_flow, Source.LEDGER)
@@ -283,7 +283,7 @@ def _sections(r: StatusReport) -> list[tuple[str, list[str]]]:
         for x in r.positions.itertuples()
     ]
     o_lines = [f"{x.symbol} {x.side} [{x.layer}]: filled {x.filled_qty}/{x.qty}"
-               f"{f' limit ${x.limit_price:,.2f}' if x.limit_price and not pd.isna(x.limit_price) else ' market'}"
+               f"{f' @ ${x.price:,.2f}' if x.price and not pd.isna(x.price) else ' market'}"
                f" ({x.state}) {x.client_order_id}" for x in r.open_orders.itertuples()]
     pnl_lines = [f"{str(x.layer).capitalize()}: realized {_signed_usd(x.realized)}, unrealized "
                  f"{_signed_usd(x.unrealized)}, total {_signed_usd(x.pnl)} ({x.positions} positions, gross "

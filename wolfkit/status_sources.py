@@ -67,9 +67,13 @@ def _runs(ledger: Ledger) -> dict[str, dict[str, Any]]:
 
 
 def ledger_account(ledger: Ledger) -> str:
-    """The account of the latest executed run in the ledger, or `engine` when none was executed."""
+    """The account of the latest executed run in the ledger; when none was executed (the intraday engine
+    or a replay wrote it), the account of its latest snapshot; else `engine`."""
     runs = sorted(_runs(ledger).values(), key=lambda r: (r.get("started_at") or "", r["run_id"]))
-    return (runs[-1].get("broker") or ENGINE_ACCOUNT) if runs else ENGINE_ACCOUNT
+    if runs:
+        return runs[-1].get("broker") or ENGINE_ACCOUNT
+    snaps = sorted(load_snapshots(ledger), key=lambda s: s.taken_at)
+    return snaps[-1].account if snaps else ENGINE_ACCOUNT
 
 
 def read_ledger(ledger: Ledger, account: str, run_id: str | None = None) -> LedgerView:
