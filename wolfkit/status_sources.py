@@ -14,8 +14,9 @@ run's), plus intraday-engine and replay runs, which record fills without an exec
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.domain import ClientOrderId, Layer
 from wolfkit.errors import BadInputError
+from wolfkit.execute import LIST_LOOKBACK
 from wolfkit.intraday import EngineState, LegState
 from wolfkit.ledger import EventKind, Ledger, OrderState, load_engine_state
 from wolfkit.pnl import BookedFill, layer_of_fill
@@ -123,14 +125,26 @@ def read_ledger(ledger: Ledger, account: str, run_id: str | None = None) -> Ledg
     return view
 
 
+def _runs_to_sync(ledger: Ledger, view: LedgerView) -> list[str]:
+    """The executed runs the broker may still be filling: those of the latest session, and any whose
+    ledger still shows an order working (older runs are final: asking again would page through history)."""
+    runs = {rid: ledger.run(rid) or {} for rid in view.executed_runs}
+    latest = max((r.get("as_of") or "" for r in runs.values()), default="")
+    working = (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.SUBMITTING)
+    return [rid for rid, r in runs.items()
+            if (r.get("as_of") or "") == latest or any(o.state in working for o in ledger.orders_for_run(rid))]
+
+
 def sync_fills(ledger: Ledger, broker: Broker, view: LedgerView, now: datetime) -> int:
     """Record what the broker filled of the ledger's planned orders (and their bracket legs) that the
-    ledger has not seen; returns how many fills were new. Reads the broker's list of each run's orders."""
+    ledger has not seen; returns how many fills were new. One list request per run that may still be
+    filling (`_runs_to_sync`): the broker's orders with the run's client-id prefix, as the executor reads them."""
     new = 0
-    for rid in view.executed_runs:
+    for rid in _runs_to_sync(ledger, view):
         rows = {o.plan_client_id: o for o in ledger.orders_for_run(rid)}
-        prefix = f"wk-{rid[:40]}-"
-        for o in broker.orders_by_prefix(prefix):
+        as_of = (ledger.run(rid) or {}).get("as_of")  # the plan's session: its orders went out from that day on
+        since = datetime.combine(date.fromisoformat(as_of), time(0), NY) - LIST_LOOKBACK if as_of else None
+        for o in broker.orders_by_prefix(os.path.commonprefix(sorted(rows)), since):
             hit = ClientOrderId.parse(o.client_order_id, frozenset(rows))
             if hit is None:
                 continue
