@@ -177,9 +177,11 @@ def collect_status(ledger: Ledger, params: Params, broker: Broker | None = None,
     name = account or (broker.name if broker is not None else ledger_account(ledger))
     view = read_ledger(ledger, name, run_id)
     if not view.fills and not view.executed_runs and view.engine is None:
-        raise BadInputError(f"{ledger.path}: no executed run, fills or intraday engine state for account {name!r}; "
-                            "run `wolfkit execute`, `wolfkit intraday` or `wolfkit replay` first, or pass --ledger "
-                            "with the ledger they wrote")
+        others = (f" (it holds runs on {', '.join(sorted(view.other_accounts))}: unset APCA_API_KEY_ID to see the "
+                  "simulated account, or set it to see Alpaca's)") if view.other_accounts else ""
+        raise BadInputError(f"{ledger.path}: no executed run, fills or intraday engine state for account {name!r}"
+                            f"{others}; run `wolfkit execute`, `wolfkit intraday` or `wolfkit replay` first, or pass "
+                            "--ledger with the ledger they wrote")
     notes = []
     if view.other_accounts:
         notes.append(f"runs on other accounts ({', '.join(sorted(view.other_accounts))}) are in this ledger and "
