@@ -17,6 +17,7 @@ from wolfkit.calendar import NY, today_ny
 from wolfkit.cli import main
 from wolfkit.config import Params
 from wolfkit.domain import Layer, Side
+from wolfkit.errors import BadInputError
 from wolfkit.execute import execute_plan
 from wolfkit.intraday import IntradayEngine
 from wolfkit.ledger import Ledger
@@ -150,6 +151,8 @@ def test_status_after_execute_on_the_simulated_broker_sees_partial_fills_and_exi
         before = shares()
         collect_status(ledger, Params(), broker, now=OPEN)
         assert shares() == before and before[1] == sum(f.qty for f in broker.fills())
+        with pytest.raises(BadInputError, match="holds runs on sim"):  # another account: says which it has
+            collect_status(ledger, Params(), account="alpaca-paper")
 
 
 def _engine_day(ledger):

@@ -24,7 +24,7 @@ from wolfkit.broker.base import Broker, BrokerOrder, Fill, Position
 from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY
 from wolfkit.config import Params
-from wolfkit.domain import ClientOrderId, Layer
+from wolfkit.domain import ClientOrderId, Layer, Side
 from wolfkit.errors import BadInputError
 from wolfkit.execute import LIST_LOOKBACK
 from wolfkit.intraday import EngineState, LegState
@@ -119,7 +119,7 @@ def read_ledger(ledger: Ledger, account: str, run_id: str | None = None) -> Ledg
             layer = layer_of_fill(f["plan_client_id"], f["client_order_id"], view.order_layers)
             if layer is None:
                 view.unattributed += 1
-            view.fills.append(BookedFill(f["symbol"], layer or Layer.DIRECTIONAL, f["side"], int(f["qty"]),
+            view.fills.append(BookedFill(f["symbol"], layer or Layer.DIRECTIONAL, Side(f["side"]), int(f["qty"]),
                                          float(f["price"])))
             view.last_fill[f["symbol"]] = float(f["price"])
     return view
