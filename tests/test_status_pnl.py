@@ -108,6 +108,11 @@ def test_broker_positions_win_and_a_gap_is_unattributed():
     assert list(gap.symbol) == ["AAPL"] and list(gap.qty) == [10]
     assert any("AAPL: the broker holds +100 shares, the ledger's fills +90" in n for n in r.notes)
     assert r.layers[D].unrealized == pytest.approx(135.0)  # the gap counts in neither layer
+    # the broker holds no MSFT: the ledger's short is offset by an unattributed +20 with nothing unrealised
+    r = _report(positions=held[:1], account=AccountView("sim", 10_250.0, 11_128.0, Source.BROKER))
+    gap = r.positions[(r.positions["layer"] == "unattributed") & (r.positions["symbol"] == "MSFT")].iloc[0]
+    assert (gap.qty, gap.unrealized_pl) == (20, 0.0)
+    assert any("MSFT: the broker holds +0 shares, the ledger's fills -20" in n for n in r.notes)
 
 
 # ---- from the ledger and the broker -------------------------------------------------------------

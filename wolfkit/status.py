@@ -172,8 +172,8 @@ def _position_rows(book: Book, positions: Sequence[Position] | None, marks: Mapp
         if ours == theirs:
             continue
         p = held.get(sym)
-        avg = p.avg_entry_price if p is not None else 0.0
-        last = _mark(marks, sym, avg)
+        last = _mark(marks, sym, p.avg_entry_price if p is not None else 0.0)
+        avg = p.avg_entry_price if p is not None else last  # the broker holds none: nothing unrealised there
         gap = theirs - ours
         rows.append((sym, UNATTRIBUTED, gap, avg, last, gap * last, gap * (last - avg), ""))
         notes.append(f"{sym}: the broker holds {theirs:+d} shares, the ledger's fills {ours:+d}; the {gap:+d} "
@@ -182,8 +182,9 @@ def _position_rows(book: Book, positions: Sequence[Position] | None, marks: Mapp
     return rows
 
 
-def _committed(book: Book, orders: Sequence[OpenOrder], layer: Layer) -> float:
-    """Open positions at average cost plus the remainder of working orders that open or grow a position."""
+def _committed(book: Book, orders: Sequence[OpenOrder], layer: Layer, marks: Mapping[str, float]) -> float:
+    """Open positions at average cost plus the remainder of working orders that open or grow a position
+    (at their limit; a market order at the mark)."""
     held = sum(abs(h.qty) * h.avg_cost for h in book.open() if h.layer == layer)
     working = 0.0
     for o in orders:
@@ -192,7 +193,7 @@ def _committed(book: Book, orders: Sequence[OpenOrder], layer: Layer) -> float:
         h = book.holdings.get((layer, o.symbol))
         qty = h.qty if h is not None else 0
         if qty == 0 or (qty > 0) == (o.side == Side.BUY):
-            working += max(0, o.qty - o.filled_qty) * (o.price or (h.avg_cost if h else 0.0))
+            working += max(0, o.qty - o.filled_qty) * (o.price or _mark(marks, o.symbol, h.avg_cost if h else 0.0))
     return held + working
 
 
@@ -233,7 +234,7 @@ def build_status(params: Params, *, fills: Sequence[BookedFill], unattributed_fi
         e = exposure_of(engine)
         d_used, m_used = e.directional, e.maxdiff
     else:
-        d_used, m_used = _committed(book, open_orders, Layer.DIRECTIONAL), _committed(book, open_orders, Layer.MAXDIFF)
+        d_used, m_used = (_committed(book, open_orders, layer, marks) for layer in (Layer.DIRECTIONAL, Layer.MAXDIFF))
     budget = maxdiff_budget(params, eq, d_used, t.time())
     lev = Leverage(eq, d_used, m_used, max(0.0, budget - m_used), params.leverage.maxdiff_share_at(t.time()))
     listening, queued = _plans(engine) if engine is not None else (
