@@ -28,9 +28,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("execution", ("wolfkit.broker", "wolfkit.ledger", "wolfkit.execution_report", "wolfkit.session_guard",
                    "wolfkit.reconciliation", "wolfkit.executor", "wolfkit.execute")),
     ("intraday", ("wolfkit.intraday",)),
-    ("reports", ("wolfkit.replay", "wolfkit.status", "wolfkit.backtest", "wolfkit.performance", "wolfkit.report",
-                 "wolfkit.tearsheet", "wolfkit.widgets", "wolfkit.runs", "wolfkit.attribution", "wolfkit.learn",
-                 "wolfkit.sweep")),
+    ("reports", ("wolfkit.replay", "wolfkit.status", "wolfkit.status_sources", "wolfkit.pnl", "wolfkit.snapshots",
+                 "wolfkit.backtest", "wolfkit.performance", "wolfkit.report", "wolfkit.tearsheet", "wolfkit.widgets",
+                 "wolfkit.runs", "wolfkit.attribution", "wolfkit.learn", "wolfkit.sweep")),
     ("notebooks", ("wolfkit.notebooks", "wolfkit.sweep_report")),
     ("cli", ("wolfkit.cli",)),
 ]

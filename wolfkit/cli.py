@@ -301,7 +301,9 @@ def intraday(
     from wolfkit.execute import open_broker
     from wolfkit.ledger import Ledger
     from wolfkit.orders import read_orders
-    from wolfkit.status import collect_status, render_status
+    from wolfkit.snapshots import record_snapshot
+    from wolfkit.status import render_status
+    from wolfkit.status_sources import collect_status
 
     p = load_params(params or Path("parameters/default.yaml"))
     kind = broker_kind_for(p, broker, live)  # the live gate, before any other check
@@ -335,7 +337,9 @@ def intraday(
                                   keys=keys, paper=kind == "paper", max_steps=max_steps, on_step=progress,
                                   say=lambda m: console.print(m, highlight=False))
         console.print(f"stopped after {ran.steps} step(s): {ran.why}", highlight=False, soft_wrap=True)
-        render_status(collect_status(book, p, brk, run_id=plan.run_id), status_console)
+        report = collect_status(book, p, brk, run_id=plan.run_id, now=clock())
+        render_status(report, status_console)
+        record_snapshot(book, report.snapshot(session))  # the session's end-of-day snapshot, as far as it ran
 
 
 @app.command()
@@ -345,15 +349,34 @@ def status(
         None, "--params", "-p", help="parameter file for the leverage buckets (default: parameters/default.yaml "
         "when it exists, else the built-in defaults)"),
     live: bool = typer.Option(False, "--live", help="read the live account (with execution.broker: live)"),
+    sim_state: Optional[Path] = typer.Option(
+        None, "--sim-state", help="the simulated account file (default: sim_broker.json beside the latest sim "
+        "run's orders file)"),
+    run: Optional[str] = typer.Option(None, "--run", help="the intraday engine run whose plans to show (default: "
+                                      "the latest)"),
+    snapshot: bool = typer.Option(False, "--snapshot", help="record today's end-of-day snapshot in the ledger "
+                                  "(the after-the-close job)"),
+    history: bool = typer.Option(False, "--history", help="print the daily P&L history from the snapshots"),
+    days: int = typer.Option(20, "--days", min=1, help="sessions of history to print (with --history)"),
 ) -> None:
-    """Both layers at a glance: leverage used per bucket, positions, open orders and maxdiff plans."""
-    import os
+    """Positions, open orders (with partial fills), realised and unrealised P&L and leverage by layer,
+    the maxdiff plans and the daily P&L history — after `execute`, `intraday` or `replay`.
 
+    Positions come from the broker when one is reachable (Alpaca paper/live with keys in the environment,
+    or the simulated account `execute --broker sim` keeps), else from the ledger's fills; the screen says which.
+    """
+    import os
+    from datetime import datetime
+
+    from wolfkit.broker.base import Broker
     from wolfkit.broker.gate import BrokerKind, broker_kind_for
+    from wolfkit.calendar import NY
     from wolfkit.config import Params, load_params, project_path
     from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
-    from wolfkit.status import collect_status, render_status
+    from wolfkit.snapshots import daily_history, format_history, load_snapshots, record_snapshot
+    from wolfkit.status import render_status
+    from wolfkit.status_sources import collect_status, open_sim_account, sim_account_path
 
     default = Path("parameters/default.yaml")
     params = load_params(params_file) if params_file else (load_params(default) if default.is_file() else Params())
@@ -361,15 +384,34 @@ def status(
     kind = broker_kind_for(params, BrokerKind.LIVE if live else BrokerKind.PAPER, live) if alpaca else None
     path = ledger.resolve() if ledger else project_path(params.execution.ledger_path)
     if not path.is_file():
-        raise BadInputError(f"{path}: ledger not found; pass --ledger with the file the engine or `wolfkit replay` wrote")
-    broker = None
-    if kind is not None:
-        from wolfkit.broker.alpaca import AlpacaBroker
-
-        broker = AlpacaBroker(paper=kind is BrokerKind.PAPER, timeout=params.execution.request_timeout)
+        raise BadInputError(f"{path}: ledger not found; pass --ledger with the file `wolfkit execute`, "
+                            "`wolfkit intraday` or `wolfkit replay` wrote")
+    now = datetime.now(NY)
     console.print(f"ledger: {path}", highlight=False, soft_wrap=True)
     with Ledger(path) as book:
-        render_status(collect_status(book, params, broker), status_console)
+        if history:
+            print(format_history(daily_history(load_snapshots(book, days=days))), end="")
+            return
+        broker: Broker | None = None
+        if kind is not None:
+            from wolfkit.broker.alpaca import AlpacaBroker
+
+            # the protocol's rate_limit_per_minute is `int | None`, AlpacaBroker's a plain int (a mutable attribute)
+            broker = AlpacaBroker(paper=kind is BrokerKind.PAPER,  # type: ignore[assignment]
+                                  timeout=params.execution.request_timeout)
+        else:
+            sim_path = sim_state or sim_account_path(book)
+            if sim_path is not None:
+                broker, said = open_sim_account(sim_path, params, now)
+                console.print(said, highlight=False, soft_wrap=True)
+        report = collect_status(book, params, broker, run_id=run, now=now)
+        render_status(report, status_console)
+        if snapshot:
+            snap = report.snapshot(now.date())
+            record_snapshot(book, snap)
+            console.print(f"snapshot recorded for {snap.session} ({snap.account}): equity ${snap.equity:,.2f}, "
+                          f"P&L {'-' if snap.pnl < 0 else '+'}${abs(snap.pnl):,.2f} since the ledger's first fill",
+                          highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -384,6 +426,8 @@ def replay(
     from wolfkit.config import load_params
     from wolfkit.ledger import Ledger
     from wolfkit.replay import replay_session
+    from wolfkit.snapshots import record_snapshot
+    from wolfkit.status_sources import REPLAY_ACCOUNT, collect_status
 
     p = load_params(params)
     day = calendar.check_session(calendar.resolve_date(date))
@@ -391,7 +435,12 @@ def replay(
     path.unlink(missing_ok=True)
     with Ledger(path, durable=False) as book:
         result = replay_session(p, day, equity, ledger=book)
+        end = result.runs["both"].engine.state.now if "both" in result.runs else None
+        snap = collect_status(book, p, account=REPLAY_ACCOUNT, now=end).snapshot(day)
+        record_snapshot(book, snap)
     print(result.text())
+    console.print(f"end-of-day snapshot ({snap.account}, {day}): equity ${snap.equity:,.2f}, P&L directional "
+                  f"{snap.pnl_directional:+,.2f}, maxdiff {snap.pnl_maxdiff:+,.2f} USD", highlight=False)
     console.print(f"both-layers state saved: wolfkit status --ledger {path}", highlight=False)
 
 

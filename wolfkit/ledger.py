@@ -457,6 +457,13 @@ class Ledger:
                     self._full = str(err)
                 raise err from None
 
+    @contextmanager
+    def connection(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The connection under the ledger's lock and storage guard, for a module that keeps its own table
+        in this file (`wolfkit.snapshots`): sqlite failures become `LedgerError`, a full disk `LedgerFull`."""
+        with self._guard(doing) as db:
+            yield db
+
     def check_room(self, min_free_mb: float) -> None:
         """Before the first order: the disk under the ledger has at least `min_free_mb` MB free."""
         if str(self.path) == ":memory:":
