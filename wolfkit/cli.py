@@ -339,7 +339,7 @@ def intraday(
         console.print(f"stopped after {ran.steps} step(s): {ran.why}", highlight=False, soft_wrap=True)
         report = collect_status(book, p, brk, run_id=plan.run_id, now=clock())
         render_status(report, status_console)
-        record_snapshot(book, report.snapshot(session))  # the session's end-of-day snapshot, as far as it ran
+        record_snapshot(book, report.snapshot(plan.as_of))  # the session's end-of-day snapshot, as far as it ran
 
 
 @app.command()
@@ -396,9 +396,7 @@ def status(
         if kind is not None:
             from wolfkit.broker.alpaca import AlpacaBroker
 
-            # the protocol's rate_limit_per_minute is `int | None`, AlpacaBroker's a plain int (a mutable attribute)
-            broker = AlpacaBroker(paper=kind is BrokerKind.PAPER,  # type: ignore[assignment]
-                                  timeout=params.execution.request_timeout)
+            broker = AlpacaBroker(paper=kind is BrokerKind.PAPER, timeout=params.execution.request_timeout)
         else:
             sim_path = sim_state or sim_account_path(book)
             if sim_path is not None:

@@ -26,7 +26,7 @@ from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.domain import ClientOrderId, Layer, Side
 from wolfkit.errors import BadInputError
-from wolfkit.execute import LIST_LOOKBACK
+from wolfkit.reconciliation import LIST_LOOKBACK
 from wolfkit.intraday import EngineState, LegState
 from wolfkit.ledger import EventKind, Ledger, OrderState, load_engine_state
 from wolfkit.pnl import BookedFill, layer_of_fill
