@@ -8,7 +8,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from test_execute import OPEN, SEED, cli_setup, make_plan
+from factories import OPEN, REFERENCE_PACK, make_plan
+from test_execute import cli_setup
 from test_intraday import EQUITY, FLAT, bars, mplan, order, params, plan
 
 from wolfkit.broker.base import Position
@@ -119,9 +120,9 @@ def test_broker_positions_win_and_a_gap_is_unattributed():
 
 
 def test_status_after_execute_on_the_simulated_broker_sees_partial_fills_and_exits(tmp_path):
-    plan_ = make_plan(rows=SEED[:3], brackets=True)
+    plan_ = make_plan(pack=REFERENCE_PACK[:3], brackets=True)
     broker = SimBroker(100_000.0, clock=lambda: OPEN, partial_fill_prob=1.0, seed=3)
-    for sym, close, _, _ in SEED[:3]:
+    for sym, _, _, close in REFERENCE_PACK[:3]:
         broker.market.set(sym, close, close)
     with Ledger(tmp_path / "ledger.sqlite", durable=False) as ledger:
         execute_plan(plan_, broker, ledger, Params(), now=lambda: OPEN)
@@ -135,7 +136,7 @@ def test_status_after_execute_on_the_simulated_broker_sees_partial_fills_and_exi
         assert r.layers[D].unrealized == pytest.approx(sum(p.unrealized_pl for p in held.values()), abs=0.05)
         for _ in range(30):  # the rest fills
             broker.step()
-        for sym, close, _, _ in SEED[:3]:  # the market reaches every take-profit (close × 1.1)
+        for sym, _, _, close in REFERENCE_PACK[:3]:  # the market reaches every take-profit (close × 1.1)
             broker.market.set(sym, round(close * 1.12, 2), round(close * 1.12, 2))
         for _ in range(30):
             broker.step()
@@ -144,7 +145,7 @@ def test_status_after_execute_on_the_simulated_broker_sees_partial_fills_and_exi
         # every position is closed: realised = what the sells brought in − what the buys cost
         want = sum(f.qty * f.price * (1 if f.side == Side.SELL else -1) for f in broker.fills())
         assert want > 0 and all(f.price >= round(c * 1.1, 2) for f in broker.fills() if f.side == Side.SELL
-                                for s, c, _, _ in SEED[:3] if s == f.symbol)
+                                for s, _, _, c in REFERENCE_PACK[:3] if s == f.symbol)
         assert r.layers[D].realized == pytest.approx(want, abs=0.05) and r.layers[D].unrealized == 0
         assert r.layers[M].realized == 0 and r.positions.empty and r.open_orders.empty
         # the broker's shares are in the ledger once (executions between two looks arrive as one fill),
@@ -217,7 +218,7 @@ def test_snapshots_and_the_daily_history(tmp_path):
 
 def test_cli_status_after_execute_sim_snapshot_and_history(tmp_path, capsys):
     pfile, ledger, folder, day = cli_setup(tmp_path)
-    orders = write_orders(make_plan(rows=SEED[:4], as_of=day), folder / "orders.json")
+    orders = write_orders(make_plan(pack=REFERENCE_PACK[:4], as_of=day), folder / "orders.json")
     assert main(["execute", "--orders", str(orders), "--params", str(pfile)]) == 0, capsys.readouterr().err
     capsys.readouterr()
     assert main(["status", "--params", str(pfile), "--snapshot"]) == 0, capsys.readouterr().err
@@ -247,7 +248,7 @@ def test_cli_status_bad_ledger_or_sim_account_is_exit_2_naming_the_file(tmp_path
     assert main(["status", "--ledger", str(bad), "--history"]) == 2
     (tmp_path / "run").mkdir()
     pfile, ledger, folder, day = cli_setup(tmp_path / "run")
-    orders = write_orders(make_plan(rows=SEED[:2], as_of=day), folder / "orders.json")
+    orders = write_orders(make_plan(pack=REFERENCE_PACK[:2], as_of=day), folder / "orders.json")
     assert main(["execute", "--orders", str(orders), "--params", str(pfile)]) == 0
     capsys.readouterr()
     state = folder / "sim_broker.json"
@@ -285,7 +286,7 @@ def test_cli_status_after_intraday_on_the_simulated_broker(tmp_path, monkeypatch
     from wolfkit import intraday
 
     pfile, ledger, folder, day = cli_setup(tmp_path)
-    orders = write_orders(make_plan(rows=SEED[:3], as_of=day), folder / "orders.json")
+    orders = write_orders(make_plan(pack=REFERENCE_PACK[:3], as_of=day), folder / "orders.json")
     monkeypatch.setattr(intraday, "wall_clock", FakeClock(day))
     assert main(["intraday", "--orders", str(orders), "--params", str(pfile), "--poll-seconds", "0",
                  "--max-steps", "3"]) == 0, capsys.readouterr().err

@@ -26,10 +26,10 @@ from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.domain import ClientOrderId, Layer, Side
 from wolfkit.errors import BadInputError
-from wolfkit.reconciliation import LIST_LOOKBACK
 from wolfkit.intraday import EngineState, LegState
 from wolfkit.ledger import EventKind, Ledger, OrderState, load_engine_state
 from wolfkit.pnl import BookedFill, layer_of_fill
+from wolfkit.reconciliation import LIST_LOOKBACK
 from wolfkit.snapshots import daily_history, load_snapshots
 from wolfkit.status import AccountView, OpenOrder, Source, StatusReport, build_status
 
