@@ -190,6 +190,7 @@ def test_intraday_bad_orders_file_exits_2_and_sends_nothing(demo_plan, tmp_path,
     assert not ledger.exists() and not (orders.parent / "sim_broker.json").exists()
 
 
+@pytest.mark.session_rule
 def test_intraday_refuses_another_day_and_a_past_until(demo_plan, tmp_path, monkeypatch, capsys):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
     clock = FakeClock(read_orders(orders).as_of)
@@ -201,7 +202,7 @@ def test_intraday_refuses_another_day_and_a_past_until(demo_plan, tmp_path, monk
     assert "HH:MM" in capsys.readouterr().err
     clock.t += timedelta(days=1)
     assert main(base) == 2
-    assert "the plan is for the" in capsys.readouterr().err
+    assert "an earlier session" in capsys.readouterr().err
     assert main([*base, "--mode", "stream"]) == 2  # the simulated broker has no trade-update stream
     assert "--mode stream" in capsys.readouterr().err
     assert not ledger.exists()

@@ -172,7 +172,9 @@ def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
 def _parameters(kind: str, params: Path, out: Path) -> dict:
     """Small demo parameters: tuning saves into the outputs folder, replay reuses the pre-market plan."""
     extra = {"tune": {"save_dir": str(out / "saved")},
-             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")}}
+             "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")},
+             # the kernel checks the session rule on the wall clock: the suite runs at any hour, deliberately
+             "execute": {"session_override": "test suite: runs at any hour"}}
     return nbr.notebook_parameters(kind, params, SESSION, out, **extra.get(kind, {}))
 
 

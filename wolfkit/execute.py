@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import pandas as pd
 
+from wolfkit.broker.account import AccountKey, account_key, sim_account
 from wolfkit.broker.base import (
     Broker,
     BrokerOrder,
@@ -94,13 +95,16 @@ from wolfkit.execution_report import ExecutionReport, order_result
 from wolfkit.ledger import EventKind, Ledger, LedgerOrder, OrderState, Sizing
 from wolfkit.orders import OrderPlan, PlannedOrder
 from wolfkit.runlock import RunLock
-from wolfkit.session_guard import guard_session
+from wolfkit.session_guard import check_plan_account, guard_session
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
+    from wolfkit.market_hours import SessionOverride
 
 T = TypeVar("T")
 
+
+SIM_STATE = "sim_broker.json"  # the simulated account beside the orders file (`open_broker`)
 
 # The broker's order list is read from this long before the plan was created: the clock of the
 # machine that built the plan and the broker's may disagree, and a day more costs one page at most.
@@ -209,7 +213,11 @@ class _Executor:
         if row.state.at_broker:
             raise BrokerError(
                 f"{po.symbol}: the ledger says order {row.client_order_id} was accepted (broker id "
-                f"{row.broker_order_id}) but the broker does not know it; is this the same account?")
+                f"{row.broker_order_id}) on account {self.ledger.account} but that account does not know it: "
+                "its orders were reset (a deleted or replaced sim_broker.json, a reset paper account) or the keys "
+                "reach another account with the same number. Nothing more was sent. If the account was reset on "
+                f"purpose, move the ledger {self.ledger.path} aside (or set execution.ledger_path to a new file) and "
+                "run again; otherwise point APCA_API_BASE_URL and the keys at the account the plan ran on")
         return None
 
     # ---- phase 2: budget ----------------------------------------------------------------------
@@ -512,19 +520,23 @@ def execute_plan(
     timer: Callable[[], float] = time.monotonic,
     orders_path: str | None = None,
     replace: bool = False,
+    account: AccountKey | None = None,
 ) -> ExecutionReport:
     """Execute `plan` on `broker`, recording everything in `ledger` (see the module docstring).
 
     `now` is the wall clock (OPG window), `sleep`/`timer` drive rate-limit waits and backoff; all are
     injectable so tests run instantly. Safe to call again on the same plan after a crash. Holds the
     run lock for the broker's account and the plan's session throughout; `replace` deliberately
-    replaces another live plan of the session (`guard_session`).
+    replaces another live plan of the session (`guard_session`). Everything is recorded under
+    `account` (default: the broker's own, `wolfkit.broker.account.account_key`), so the same plan on
+    another account starts afresh instead of colliding with this one's rows.
     """
     clock = now or (lambda: datetime.now(NY))
+    ledger = ledger.for_account(account or account_key(broker))
     with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         guard = _Executor(plan, broker, ledger, params, clock, sleep, timer)
-        plan, notes = guard_session(plan, guard, replace)
+        plan, notes = guard_session(plan, guard, replace, orders_path)
         if ledger.notice:
             notes.insert(0, ledger.notice)
         return _execute(plan, broker, ledger, params, clock, sleep, timer, orders_path, notes, guard.gate)
@@ -624,7 +636,7 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
     if kind == "sim":
         from wolfkit.broker.sim import SimBroker
 
-        state = state_dir / "sim_broker.json"
+        state = state_dir / SIM_STATE
         broker = SimBroker.load(state, clock=lambda: datetime.now(NY)) if state.is_file() \
             else sim_broker_for(plan, params, datetime.now(NY))
         broker.persist(state)
@@ -645,24 +657,38 @@ def account_name(kind: str) -> str:
     return broker_name(paper=kind == "paper")
 
 
+def broker_account(kind: str, broker: Broker, state_dir: Path) -> AccountKey:
+    """The account `open_broker(kind, …, state_dir)` trades: the simulated one in its state file, or the
+    broker's own (Alpaca: its account number and trading URL)."""
+    return sim_account(state_dir / SIM_STATE) if kind == "sim" else account_key(broker)
+
+
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
-                        replace: bool = False) -> tuple[ExecutionReport, Path]:
+                        replace: bool = False, override: SessionOverride | None = None,
+                        ) -> tuple[ExecutionReport, Path]:
     """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
     open and check the ledger, take the run lock (before the simulated account's state is read, so a
     second process sees the first one's orders), build the broker, execute, and export
     `execution_log.json` beside the orders file — from the ledger, under the lock, so it holds every
     process's work. A relative `execution.ledger_path` is the project's (`wolfkit.config.project_path`),
-    whatever the working directory."""
-    from wolfkit.calendar import today_ny
+    whatever the working directory. The session rule (`wolfkit.market_hours.clear_to_send`) is the
+    commands' to apply before calling this; a deliberate `override` of it is recorded on the run."""
     from wolfkit.orders import read_orders
 
     kind = broker_kind_for(params, broker_kind, live)
-    plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
+    plan = read_orders(orders)
+    check_plan_account(orders, plan, kind)
     with Ledger(project_path(params.execution.ledger_path)) as ledger, \
             RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         broker = open_broker(kind, plan, params, orders.parent)
-        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace)
-        log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
-                                          extra={"report": report.summary()})
+        account = broker_account(kind, broker, orders.parent)
+        book = ledger.for_account(account)
+        if override is not None:
+            book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="execute", orders=str(orders),
+                              **override.detail())
+        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace,
+                              account=account)
+        log = book.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
+                                        extra={"report": report.summary()})
     return report, log

@@ -43,6 +43,7 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
+from wolfkit.broker.account import AccountKey
 from wolfkit.broker.base import (
     AccountInfo,
     BrokerOrder,
@@ -61,7 +62,7 @@ from wolfkit.broker.base import (
     UpdateEvent,
     WashTradeRejected,
 )
-from wolfkit.broker.gate import trading_url
+from wolfkit.broker.gate import BrokerKind, trading_url
 from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
 
@@ -310,6 +311,13 @@ class AlpacaBroker:
     def account(self) -> AccountInfo:
         with _mapped_errors():
             return _to_account(self.trading.get_account())
+
+    def account_key(self) -> AccountKey:
+        """This account as the ledger keys it: paper or live, Alpaca's account number, the trading URL."""
+        with _mapped_errors():
+            a = self.trading.get_account()
+        return AccountKey(kind=BrokerKind.PAPER if self.paper else BrokerKind.LIVE,
+                          account_id=str(a.account_number or a.id), base_url=str(self.trading._base_url))
 
     def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         if not symbols:
