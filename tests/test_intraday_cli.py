@@ -174,8 +174,9 @@ def test_intraday_live_needs_both_switches(demo_plan, tmp_path, capsys, args, pa
     assert not ledger.exists()
 
 
-@pytest.mark.parametrize("how,needle", [("negative_qty", "qty"), ("stale", "days old"),
+@pytest.mark.parametrize("how,needle", [("negative_qty", "qty"), ("stale", "an earlier session"),
                                         ("not_json", "not valid JSON")])
+@pytest.mark.session_rule
 def test_intraday_bad_orders_file_exits_2_and_sends_nothing(demo_plan, tmp_path, monkeypatch, capsys, how, needle):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
     monkeypatch.setattr(intraday, "wall_clock", FakeClock(read_orders(orders).as_of))

@@ -338,7 +338,8 @@ def intraday(
     brk = open_broker(kind, plan, p, orders.parent)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
     with Ledger(project_path(p.execution.ledger_path)) as ledger:
-        book = ledger.for_account(broker_account(kind, brk, orders.parent))
+        equity = brk.account().equity  # also tells an Alpaca broker its account number, for the key
+        book = ledger.for_account(broker_account(kind, brk, orders.parent, p.execution.max_attempts))
         if override is not None:
             book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="intraday", orders=str(orders),
                               **override.detail())
@@ -346,7 +347,7 @@ def intraday(
         if resumed:
             eng = engine_mod.IntradayEngine.resume(p, brk, book, plan.run_id)
         else:
-            eng = engine_mod.IntradayEngine.start(p, plan, brk, equity=brk.account().equity, ledger=book)
+            eng = engine_mod.IntradayEngine.start(p, plan, brk, equity=equity, ledger=book)
         console.print(
             f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
             f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "

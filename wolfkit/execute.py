@@ -528,11 +528,13 @@ def execute_plan(
     injectable so tests run instantly. Safe to call again on the same plan after a crash. Holds the
     run lock for the broker's account and the plan's session throughout; `replace` deliberately
     replaces another live plan of the session (`guard_session`). Everything is recorded under
-    `account` (default: the broker's own, `wolfkit.broker.account.account_key`), so the same plan on
-    another account starts afresh instead of colliding with this one's rows.
+    `account` (default: the account `ledger` is bound to, else the broker's own,
+    `wolfkit.broker.account.account_key`), so the same plan on another account starts afresh instead
+    of colliding with this one's rows.
     """
     clock = now or (lambda: datetime.now(NY))
-    ledger = ledger.for_account(account or account_key(broker))
+    if account is not None or ledger.account is None:  # a view already bound to an account stays on it
+        ledger = ledger.for_account(account or account_key(broker))
     with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         guard = _Executor(plan, broker, ledger, params, clock, sleep, timer)
@@ -657,10 +659,21 @@ def account_name(kind: str) -> str:
     return broker_name(paper=kind == "paper")
 
 
-def broker_account(kind: str, broker: Broker, state_dir: Path) -> AccountKey:
+def broker_account(kind: str, broker: Broker, state_dir: Path, attempts: int = 5) -> AccountKey:
     """The account `open_broker(kind, …, state_dir)` trades: the simulated one in its state file, or the
-    broker's own (Alpaca: its account number and trading URL)."""
-    return sim_account(state_dir / SIM_STATE) if kind == "sim" else account_key(broker)
+    broker's own (Alpaca: its account number and trading URL, one read-only request, retried like every
+    other on a 429 or an unknown outcome)."""
+    if kind == "sim":
+        return sim_account(state_dir / SIM_STATE)
+    for i in range(attempts):
+        try:
+            return account_key(broker)
+        except RateLimited as e:
+            time.sleep(retry_after(e))
+        except BrokerUnavailable:
+            time.sleep(backoff(i))
+    raise BrokerError(f"the broker did not say which account it is after {attempts} tries; run the same command "
+                      "again (nothing was sent)")
 
 
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
@@ -682,7 +695,7 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
             RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         broker = open_broker(kind, plan, params, orders.parent)
-        account = broker_account(kind, broker, orders.parent)
+        account = broker_account(kind, broker, orders.parent, params.execution.max_attempts)
         book = ledger.for_account(account)
         if override is not None:
             book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="execute", orders=str(orders),

@@ -304,20 +304,24 @@ class AlpacaBroker:
             _one_shot(client, timeout)
         self._watch_from: datetime | None = None  # updates() covers orders submitted from here on
         self._known: dict[str, BrokerOrder] = {}
+        self._number: str | None = None  # the account number, once an account request told it
 
     def __repr__(self) -> str:  # never shows the keys
         return f"AlpacaBroker(name={self.name!r}, url={self.trading._base_url!r})"
 
     def account(self) -> AccountInfo:
         with _mapped_errors():
-            return _to_account(self.trading.get_account())
+            a = self.trading.get_account()
+        self._number = str(a.account_number or a.id)
+        return _to_account(a)
 
     def account_key(self) -> AccountKey:
-        """This account as the ledger keys it: paper or live, Alpaca's account number, the trading URL."""
-        with _mapped_errors():
-            a = self.trading.get_account()
+        """This account as the ledger keys it: paper or live, Alpaca's account number (asked once, or
+        remembered from `account()`), the trading URL."""
+        if self._number is None:
+            self.account()
         return AccountKey(kind=BrokerKind.PAPER if self.paper else BrokerKind.LIVE,
-                          account_id=str(a.account_number or a.id), base_url=str(self.trading._base_url))
+                          account_id=str(self._number), base_url=str(self.trading._base_url))
 
     def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         if not symbols:
