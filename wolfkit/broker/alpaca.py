@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import requests
 from alpaca.common.enums import Sort
@@ -311,7 +312,7 @@ class AlpacaBroker:
 
     def account(self) -> AccountInfo:
         with _mapped_errors():
-            a = self.trading.get_account()
+            a = cast(TradeAccount, self.trading.get_account())  # a client without raw_data returns models
         self._number = str(a.account_number or a.id)
         return _to_account(a)
 
