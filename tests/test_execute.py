@@ -422,7 +422,8 @@ def _tamper(doc, how):
 
 @pytest.mark.parametrize("how,needle", [("schema", "unknown schema"), ("negative_qty", "orders.3.qty"),
                                         ("nan_price", "est_price"), ("duplicate_symbol", "appears twice"),
-                                        ("stale", "days old")])
+                                        ("stale", "an earlier session")])
+@pytest.mark.session_rule
 def test_cli_bad_orders_file_exits_2_and_submits_nothing(tmp_path, capsys, how, needle):
     pfile, ledger, folder, day = cli_setup(tmp_path)
     good = write_orders(make_plan(as_of=day), folder / "orders.json")

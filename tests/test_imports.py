@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing")),
     ("orders", ("wolfkit.orders",)),
     ("execution", ("wolfkit.broker", "wolfkit.ledger", "wolfkit.execution_report", "wolfkit.session_guard",
-                   "wolfkit.reconciliation", "wolfkit.executor", "wolfkit.execute")),
+                   "wolfkit.reconciliation", "wolfkit.executor", "wolfkit.market_hours", "wolfkit.execute")),
     ("intraday", ("wolfkit.intraday",)),
     ("reports", ("wolfkit.replay", "wolfkit.status", "wolfkit.status_sources", "wolfkit.pnl", "wolfkit.snapshots",
                  "wolfkit.backtest", "wolfkit.performance", "wolfkit.report", "wolfkit.tearsheet", "wolfkit.widgets",

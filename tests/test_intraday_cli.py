@@ -150,8 +150,9 @@ def test_intraday_live_needs_both_switches(demo_plan, tmp_path, capsys, args, pa
     assert not ledger.exists()
 
 
-@pytest.mark.parametrize("how,needle", [("negative_qty", "qty"), ("stale", "days old"),
+@pytest.mark.parametrize("how,needle", [("negative_qty", "qty"), ("stale", "an earlier session"),
                                         ("not_json", "not valid JSON")])
+@pytest.mark.session_rule
 def test_intraday_bad_orders_file_exits_2_and_sends_nothing(demo_plan, tmp_path, monkeypatch, capsys, how, needle):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
     monkeypatch.setattr(intraday, "wall_clock", session_clock(read_orders(orders).as_of).now)
@@ -166,6 +167,7 @@ def test_intraday_bad_orders_file_exits_2_and_sends_nothing(demo_plan, tmp_path,
     assert not ledger.exists() and not (orders.parent / "sim_broker.json").exists()
 
 
+@pytest.mark.session_rule
 def test_intraday_refuses_another_day_and_a_past_until(demo_plan, tmp_path, monkeypatch, capsys):
     pfile, orders, ledger = copy_setup(demo_plan, tmp_path, broker="sim")
     clock = session_clock(read_orders(orders).as_of)
@@ -177,7 +179,7 @@ def test_intraday_refuses_another_day_and_a_past_until(demo_plan, tmp_path, monk
     assert "HH:MM" in capsys.readouterr().err
     clock.sleep(timedelta(days=1).total_seconds())
     assert main(base) == 2
-    assert "the plan is for the" in capsys.readouterr().err
+    assert "an earlier session" in capsys.readouterr().err
     assert main([*base, "--mode", "stream"]) == 2  # the simulated broker has no trade-update stream
     assert "--mode stream" in capsys.readouterr().err
     assert not ledger.exists()

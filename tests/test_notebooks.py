@@ -180,7 +180,9 @@ def _parameters(kind: str, params: Path, out: Path) -> dict:
     extra = {"tune": {"save_dir": str(out / "saved")},
              "replay": {"orders_file": str(out / SESSION.isoformat() / "orders.json")},
              "sweep": {"grid_file": str(_tiny_grid(out)), "start": calendar.sessions_ending(SESSION, 6)[0].isoformat(),
-                       "workers": 1}}
+                       "workers": 1},
+             # the kernel checks the session rule on the wall clock: the suite runs at any hour, deliberately
+             "execute": {"session_override": "test suite: runs at any hour"}}
     return nbr.notebook_parameters(kind, params, SESSION, out, **extra.get(kind, {}))
 
 

@@ -57,7 +57,7 @@ def test_plan_is_deterministic_and_valid(tmp_path):
     other = build_order_plan(opps(seed=2), Params(), 100_000.0, 200_000.0, AS_OF, created_at=CREATED)
     assert not set(ids) & {o.client_order_id for o in other.plan.orders}
     path = write_orders(a.plan, tmp_path / "orders.json")
-    assert read_orders(path, today=AS_OF, max_age_days=3) == a.plan
+    assert read_orders(path) == a.plan
 
 
 def test_directional_then_maxdiff_priorities_and_prices():
@@ -157,10 +157,7 @@ def test_read_rejects_bad_files(tmp_path, mutate, match):
         read_orders(written(tmp_path, mutate))
 
 
-def test_read_rejects_stale_and_missing(tmp_path):
-    path = written(tmp_path, lambda r: None)
-    with pytest.raises(BadInputError, match="days old"):
-        read_orders(path, today=date(2026, 1, 30), max_age_days=3)
+def test_read_rejects_a_missing_file(tmp_path):
     with pytest.raises(BadInputError, match="not found"):
         read_orders(tmp_path / "nope.json")
 

@@ -101,7 +101,7 @@ def test_old_ledger_fills_are_migrated_to_the_brokers_identity(tmp_path):
     with Ledger(path) as lg:
         assert [(r["qty"], r["cum_qty"]) for r in lg.fills_for_run("r")] == [(3, 3), (5, 8)]
         assert lg.record_fill("r", None, fill(8, 8, 101.25)) is False
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_four_executions_through_alpaca_py_record_each_fill_once(tmp_path, monkeypatch):

@@ -29,6 +29,10 @@ status_console = Console(width=_width)  # the status screen styles its headings 
 
 ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
 DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
+SESSION_OVERRIDE_HELP = (
+    "send even though the plan is outside its own session (another day, after the close, opg after 09:28 ET): "
+    "deliberate only; REASON is printed and recorded in the ledger with who and when"
+)
 BUYING_POWER_HELP = (
     "USD; above equity is a margin account (both leverage buckets apply), at or below equity a cash account "
     "(default: leverage.buying_power_multiple x equity from the parameters, 2x — margin — unless changed)"
@@ -208,10 +212,16 @@ def execute(
     replace: bool = typer.Option(
         False, "--replace", help="replace another live plan of the same session: cancel its open orders and size "
         "this plan against what it filled"),
+    session_override: Optional[str] = typer.Option(
+        None, "--session-override", metavar="REASON", help=SESSION_OVERRIDE_HELP),
 ) -> None:
     """Submit the orders file in priority order with a running buying-power budget.
 
-    Exit 2 (nothing submitted) on a bad, tampered or stale orders file, when live trading lacks
+    A plan executes only in its own session: pre-open (from 04:00 ET) and regular hours of its as_of
+    day, opening-auction (opg) orders only until 09:28 ET; otherwise exit 2 saying why and what to do,
+    unless --session-override "REASON" (printed, and recorded in the ledger).
+    Exit 2 (nothing submitted) on a bad or tampered orders file, a plan for another session, a plan not
+    built for live sent live, positions the plan does not know about, when live trading lacks
     either switch, when the ledger is unusable (garbage, truncated, read-only, disk full), when
     another executor holds the run lock, or when another plan of the session is live (unless
     --replace). The execution log is written beside the orders file; the ledger is
@@ -223,10 +233,12 @@ def execute(
     """
     from rich.table import Table
 
+    from wolfkit import market_hours
     from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params
     from wolfkit.execute import execute_orders_file
     from wolfkit.ledger import OrderState
+    from wolfkit.orders import read_orders
 
     params_file = params or Path("parameters/default.yaml")
     p = load_params(params_file)
@@ -235,20 +247,20 @@ def execute(
         from wolfkit.errors import BadInputError
 
         raise BadInputError("--replace is not available with --notebook; run `wolfkit execute --replace` directly")
+    plan = read_orders(orders)  # a bad file, or one for another session, fails here with exit 2, before anything
+    override = market_hours.clear_to_send(orders, plan, market_hours.wall_clock(), session_override)
+    if override is not None:
+        console.print(f"warning: {override.message()}", style="yellow", highlight=False, soft_wrap=True)
     if notebook:
         from wolfkit import notebooks
-        from wolfkit.calendar import today_ny
-        from wolfkit.orders import read_orders
 
-        # a bad or stale file fails here with exit 2, before a kernel starts
-        plan = read_orders(orders, today=today_ny(), max_age_days=p.execution.max_plan_age_days)
         run = notebooks.run_notebook("execute", plan.as_of, notebooks.notebook_parameters(
-            "execute", params_file, plan.as_of, outputs,
-            orders_file=str(orders.resolve()), broker=broker or "", live=live), outputs)
+            "execute", params_file, plan.as_of, outputs, orders_file=str(orders.resolve()), broker=broker or "",
+            live=live, session_override=session_override), outputs)
         console.print(f"notebook: {run.notebook}\nreport:   {run.html}")
         run.raise_for_status()
         return
-    report, log = execute_orders_file(orders, p, broker, live, replace)
+    report, log = execute_orders_file(orders, p, broker, live, replace, override)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     t = Table(title=f"run {report.run_id} on {report.broker} (execution {report.execution})")
@@ -282,6 +294,8 @@ def intraday(
     until: Optional[str] = typer.Option(None, "--until", help="HH:MM New York time (default: the session close)"),
     status_every: int = typer.Option(12, "--status-every", min=1, help="print a one-line status every N steps"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="stop after N steps (dry runs, tests)"),
+    session_override: Optional[str] = typer.Option(
+        None, "--session-override", metavar="REASON", help=SESSION_OVERRIDE_HELP),
 ) -> None:
     """Run the two-layer engine on the plan's session: directional pack first, maxdiff plans in the room left.
 
@@ -291,15 +305,17 @@ def intraday(
     restart mid-day sends nothing twice. State is saved after every step: Ctrl-C stops cleanly and the
     same command resumes. `--mode stream` takes order updates from Alpaca's TradingStream (keys from
     APCA_API_KEY_ID / APCA_API_SECRET_KEY) and reconciles over REST every intraday.reconcile_seconds.
-    Exit 2 (nothing sent) on a bad or stale orders file, a plan for another day, or a past --until.
+    Exit 2 (nothing sent) on a bad orders file, a plan outside its own session (the same rule as `wolfkit
+    execute`, with the same --session-override), or a past --until.
     """
     import time as _time
 
     from wolfkit import intraday as engine_mod
+    from wolfkit import market_hours
     from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params, project_path
-    from wolfkit.execute import open_broker
-    from wolfkit.ledger import Ledger
+    from wolfkit.execute import broker_account, open_broker
+    from wolfkit.ledger import EventKind, Ledger
     from wolfkit.orders import read_orders
     from wolfkit.snapshots import record_snapshot
     from wolfkit.status import render_status
@@ -310,16 +326,25 @@ def intraday(
     feed, keys = engine_mod.feed_for(mode, kind)
     clock = engine_mod.wall_clock
     now = clock()
-    plan = read_orders(orders, today=now.date(), max_age_days=p.execution.max_plan_age_days)
+    plan = read_orders(orders)
+    override = market_hours.clear_to_send(orders, plan, now, session_override)  # the one session rule
+    if override is not None:
+        console.print(f"warning: {override.message()}", style="yellow", highlight=False, soft_wrap=True)
     stop_at = engine_mod.stop_time(plan.as_of, until, now, source=orders)
     brk = open_broker(kind, plan, p, orders.parent)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
-    with Ledger(project_path(p.execution.ledger_path)) as book:
+    with Ledger(project_path(p.execution.ledger_path)) as ledger:
+        brk.account()  # tells an Alpaca broker its account number, for the key
+        book = ledger.for_account(broker_account(kind, brk, orders.parent, p.execution.max_attempts))
+        if override is not None:
+            book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="intraday", orders=str(orders),
+                              **override.detail())
         eng, resumed = engine_mod.open_engine(p, plan, brk, book)
         console.print(
             f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
             f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "
-            f"stepping every {every:g} s until {stop_at:%H:%M} ET; ledger {book.path}", highlight=False, soft_wrap=True)
+            f"stepping every {every:g} s until {stop_at:%H:%M} ET; ledger {book.path} (account {book.account})",
+            highlight=False, soft_wrap=True)
         tick = None
         if kind == "sim":  # the simulated market moves with the data provider's quotes, and fills on them
             from wolfkit.data import get_provider

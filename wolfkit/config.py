@@ -388,7 +388,6 @@ class ExecutionParams(_Strict):
         "the in-process simulator has no limit unless it is given one, so it is not gated")
     request_timeout: float = Field(10.0, gt=0, le=120)
     max_attempts: int = Field(5, ge=1, le=20)
-    max_plan_age_days: int = Field(3, ge=0, description="orders file older than this: refused")
     ledger_path: str = Field(
         "outputs/ledger.sqlite", description="the SQLite ledger; a relative path is relative to the project "
         "(the folder holding parameters/ or pyproject.toml), whatever the working directory")
@@ -618,12 +617,18 @@ MOVED_KEYS = {  # old key path -> where it lives now, so an older file fails wit
     "backtest.buying_power_multiple": "leverage.buying_power_multiple (it now sets the account of every command)",
 }
 
+REMOVED_KEYS = {  # old key path -> why it went, so an older file fails with the fix
+    "execution.max_plan_age_days": "a plan now executes only in its own session, see docs/operations.md",
+}
+
 
 def _describe(err: ErrorDetails, raw: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         if loc in MOVED_KEYS:
             return f"{loc}: moved to {MOVED_KEYS[loc]}; rename the key"
+        if loc in REMOVED_KEYS:
+            return f"{loc}: removed ({REMOVED_KEYS[loc]}); delete the line"
         return f"{loc}: unknown key (a typo?); remove it or use one of the documented keys"
     given: Any = raw
     for p in err["loc"]:

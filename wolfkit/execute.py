@@ -25,23 +25,29 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from wolfkit.broker.base import Broker, opg_allowed
+from wolfkit.broker.account import AccountKey, account_key, sim_account
+from wolfkit.broker.base import Broker, BrokerUnavailable, RateLimited, opg_allowed
 from wolfkit.broker.gate import broker_kind_for
+from wolfkit.broker.submission import backoff, retry_after
 from wolfkit.calendar import NY
 from wolfkit.config import Params, project_path
 from wolfkit.domain import Layer
+from wolfkit.errors import BrokerError
 from wolfkit.execution_report import ExecutionReport, order_result
 from wolfkit.executor import Executor
-from wolfkit.ledger import Ledger
+from wolfkit.ledger import EventKind, Ledger
 from wolfkit.orders import OrderPlan
 from wolfkit.runlock import RunLock
-from wolfkit.session_guard import guard_session
+from wolfkit.session_guard import check_plan_account, guard_session
 
 if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
+    from wolfkit.market_hours import SessionOverride
 
 __all__ = ["ExecutionReport", "Executor", "account_name", "execute_orders_file", "execute_plan", "open_broker",
-           "opg_allowed", "sim_broker_for"]
+           "opg_allowed", "sim_broker_for", "SIM_STATE", "broker_account"]
+
+SIM_STATE = "sim_broker.json"  # the simulated account beside the orders file (`open_broker`)
 
 
 def execute_plan(
@@ -51,19 +57,25 @@ def execute_plan(
     timer: Callable[[], float] = time.monotonic,
     orders_path: str | None = None,
     replace: bool = False,
+    account: AccountKey | None = None,
 ) -> ExecutionReport:
     """Execute `plan` on `broker`, recording everything in `ledger` (see the module docstring).
 
     `now` is the wall clock (OPG window), `sleep`/`timer` drive rate-limit waits and backoff; all are
     injectable so tests run instantly. Safe to call again on the same plan after a crash. Holds the
     run lock for the broker's account and the plan's session throughout; `replace` deliberately
-    replaces another live plan of the session (`guard_session`).
+    replaces another live plan of the session (`guard_session`). Everything is recorded under
+    `account` (default: the account `ledger` is bound to, else the broker's own,
+    `wolfkit.broker.account.account_key`), so the same plan on another account starts afresh instead
+    of colliding with this one's rows.
     """
     clock = now or (lambda: datetime.now(NY))
+    if account is not None or ledger.account is None:  # a view already bound to an account stays on it
+        ledger = ledger.for_account(account or account_key(broker))
     with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         ex = Executor(plan, broker, ledger, params, clock, sleep, timer)
-        ex.plan, notes = guard_session(plan, ex, replace)
+        ex.plan, notes = guard_session(plan, ex, replace, orders_path)
         if replace:
             ex.forget()  # the guard may have cancelled orders: read the account again
         if ledger.notice:
@@ -157,7 +169,7 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
     if kind == "sim":
         from wolfkit.broker.sim import SimBroker
 
-        state = state_dir / "sim_broker.json"
+        state = state_dir / SIM_STATE
         broker = SimBroker.load(state, clock=lambda: datetime.now(NY)) if state.is_file() \
             else sim_broker_for(plan, params, datetime.now(NY))
         broker.persist(state)
@@ -178,24 +190,49 @@ def account_name(kind: str) -> str:
     return broker_name(paper=kind == "paper")
 
 
+def broker_account(kind: str, broker: Broker, state_dir: Path, attempts: int = 5) -> AccountKey:
+    """The account `open_broker(kind, …, state_dir)` trades: the simulated one in its state file, or the
+    broker's own (Alpaca: its account number and trading URL, one read-only request, retried like every
+    other on a 429 or an unknown outcome)."""
+    if kind == "sim":
+        return sim_account(state_dir / SIM_STATE)
+    for i in range(attempts):
+        try:
+            return account_key(broker)
+        except RateLimited as e:
+            time.sleep(retry_after(e))
+        except BrokerUnavailable:
+            time.sleep(backoff(i))
+    raise BrokerError(f"the broker did not say which account it is after {attempts} tries; run the same command "
+                      "again (nothing was sent)")
+
+
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
-                        replace: bool = False) -> tuple[ExecutionReport, Path]:
+                        replace: bool = False, override: SessionOverride | None = None,
+                        ) -> tuple[ExecutionReport, Path]:
     """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
     open and check the ledger, take the run lock (before the simulated account's state is read, so a
     second process sees the first one's orders), build the broker, execute, and export
     `execution_log.json` beside the orders file — from the ledger, under the lock, so it holds every
     process's work. A relative `execution.ledger_path` is the project's (`wolfkit.config.project_path`),
-    whatever the working directory."""
-    from wolfkit.calendar import today_ny
+    whatever the working directory. The session rule (`wolfkit.market_hours.clear_to_send`) is the
+    commands' to apply before calling this; a deliberate `override` of it is recorded on the run."""
     from wolfkit.orders import read_orders
 
     kind = broker_kind_for(params, broker_kind, live)
-    plan = read_orders(orders, today=today_ny(), max_age_days=params.execution.max_plan_age_days)
+    plan = read_orders(orders)
+    check_plan_account(orders, plan, kind)
     with Ledger(project_path(params.execution.ledger_path)) as ledger, \
             RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         broker = open_broker(kind, plan, params, orders.parent)
-        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace)
-        log = ledger.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
-                                          extra={"report": report.summary()})
+        account = broker_account(kind, broker, orders.parent, params.execution.max_attempts)
+        book = ledger.for_account(account)
+        if override is not None:
+            book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="execute", orders=str(orders),
+                              **override.detail())
+        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace,
+                              account=account)
+        log = book.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
+                                        extra={"report": report.summary()})
     return report, log

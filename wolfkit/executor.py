@@ -192,7 +192,7 @@ class Executor:
 
     def plan_jobs(self, pending: list[tuple[PlannedOrder, LedgerOrder]]) -> list[_Job]:
         """Decide quantities in priority order with a running budget; record skips and shrinks."""
-        acct = self.call(self.broker.account)
+        acct = self.snapshot(self.broker.account)  # the guard's read when nothing was sent since
         self.account_seen = self.account_seen or acct
         budget = acct.buying_power
         quotes = self.quotes(sorted({po.symbol for po in self.plan.orders}))

@@ -478,12 +478,20 @@ def backtest(
     return BacktestRun(result, page, others)
 
 
-def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool = False) -> ExecutionRun:
+def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool = False,
+            session_override: str = "") -> ExecutionRun:
     """Execute an orders file (default: the day folder's `orders.json`) exactly as `wolfkit execute`
-    does (`wolfkit.execute.execute_orders_file`). Live trading needs `live` and `execution.broker: live`."""
+    does: the session rule first (`wolfkit.market_hours`; `session_override` is the reason to send
+    outside the plan's session anyway, recorded in the ledger), then `wolfkit.execute.execute_orders_file`.
+    Live trading needs `live` and `execution.broker: live`."""
+    from wolfkit import market_hours
     from wolfkit.execute import execute_orders_file
     from wolfkit.orders import read_orders
 
     path = project_path(orders_file) if orders_file else ctx.day_dir / "orders.json"
-    report, log = execute_orders_file(path, ctx.params, broker or None, live)
-    return ExecutionRun(read_orders(path), report, project_path(ctx.params.execution.ledger_path), log)
+    plan = read_orders(path)
+    override = market_hours.clear_to_send(path, plan, market_hours.wall_clock(), session_override or None)
+    if override is not None:
+        print(f"warning: {override.message()}")
+    report, log = execute_orders_file(path, ctx.params, broker or None, live, override=override)
+    return ExecutionRun(plan, report, project_path(ctx.params.execution.ledger_path), log)

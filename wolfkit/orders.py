@@ -4,7 +4,8 @@ This is the contract between `wolfkit build` and `wolfkit execute`; `build_order
 from an opportunities table (diversify → pack → orders). Reading validates everything an
 executor relies on (schema id, valid symbols, whole-share quantities as JSON integers within a sane
 bound, finite prices, one order per symbol and side within a layer, client ids that cannot collide with
-a resubmission's, a plan that is not stale) and says which order and field is wrong.
+a resubmission's) and says which order and field is wrong. When a plan may be sent is the session
+rule's (`wolfkit.market_hours`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numbers
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -77,9 +78,14 @@ def _finite(v: float | None, name: str) -> float | None:
 
 
 class Account(_Model):
+    """The account the plan was sized for."""
+
     equity: float = Field(gt=0)
     buying_power: float = Field(gt=0)
     multiplier: float = Field(ge=1)
+    broker: Literal["sim", "paper", "live"] | None = Field(
+        None, description="the broker kind the plan was built for (`execution.broker`); only a plan built for "
+        "live trades live. Absent in files written before it was recorded")
 
 
 class PlannedOrder(_Model):
@@ -225,8 +231,9 @@ def write_orders(plan: OrderPlan, path: str | Path) -> Path:
     return p
 
 
-def read_orders(path: str | Path, today: date | None = None, max_age_days: int | None = None) -> OrderPlan:
-    """Read and validate an orders file; refuse a stale plan when `today` and `max_age_days` are given."""
+def read_orders(path: str | Path) -> OrderPlan:
+    """Read and validate an orders file. Whether it may send orders now is the session rule's
+    (`wolfkit.market_hours`), applied by the commands that send."""
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{p}: orders file not found; create one with `wolfkit build … --out {p}`")
@@ -246,15 +253,6 @@ def read_orders(path: str | Path, today: date | None = None, max_age_days: int |
             loc = ".".join(str(x) for x in err["loc"])
             lines.append(f"{loc or '(top level)'}: {err['msg'].removeprefix('Value error, ')}")
         raise BadInputError(f"{p}: invalid orders file (nothing was submitted):\n  " + "\n  ".join(lines)) from None
-    if today is not None and max_age_days is not None:
-        age = (today - plan.as_of).days
-        if age > max_age_days:
-            raise BadInputError(
-                f"{p}: as_of {plan.as_of} is {age} days old (limit {max_age_days}); "
-                "rebuild the plan for today with `wolfkit build` (nothing was submitted)"
-            )
-        if age < 0:
-            raise BadInputError(f"{p}: as_of {plan.as_of} is in the future (today {today}); check the file")
     return plan
 
 
@@ -409,7 +407,8 @@ def build_order_plan(
         "run_id": run_id,
         "as_of": as_of,
         "created_at": created_at or datetime.now(timezone.utc),
-        "account": {"equity": equity, "buying_power": account.buying_power, "multiplier": account.multiplier},
+        "account": {"equity": equity, "buying_power": account.buying_power, "multiplier": account.multiplier,
+                    "broker": params.execution.broker},
         "params_digest": params.digest(),
         "synthetic_prices": synthetic
         or bool("synthetic_prices" in opps.columns and opps["synthetic_prices"].fillna(False).astype(bool).any()),

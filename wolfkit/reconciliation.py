@@ -137,4 +137,8 @@ def reconcile(ledger: Ledger, run: str, po: PlannedOrder, row: LedgerOrder, held
             return ledger_row(ledger, run, base)
     raise BrokerError(
         f"{po.symbol}: the ledger says order {row.client_order_id} was accepted (broker id "
-        f"{row.broker_order_id}) but the broker does not know it; is this the same account?")
+        f"{row.broker_order_id}) on account {ledger.account} but that account does not know it: "
+        "its orders were reset (a deleted or replaced sim_broker.json, a reset paper account) or the keys "
+        "reach another account with the same number. Nothing more was sent. If the account was reset on "
+        f"purpose, move the ledger {ledger.path} aside (or set execution.ledger_path to a new file) and "
+        "run again; otherwise point APCA_API_BASE_URL and the keys at the account the plan ran on")

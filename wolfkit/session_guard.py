@@ -1,15 +1,22 @@
-"""One plan per session and account: a second plan for a session would double positions.
+"""What the account must look like before a plan is sent: one plan per session, no positions the plan
+does not know about, and a plan built for the kind of account it is sent to.
 
 Before the executor sends anything, `guard_session` looks for other runs of the session on the
 account that are still live at the broker (open orders, or filled positions still held) and for open
 wolfkit orders of runs the ledger does not know (a lost or moved ledger). Without a deliberate
 replacement that is exit 2; with one (`wolfkit execute --replace`) their open orders are cancelled,
 they are marked replaced, and this plan is sized against what they filled (`credit_orders`).
+Then every position the account holds must be explained by this session's wolfkit orders
+(`carried_positions`): a position carried from an earlier session, or bought by hand, would have
+this plan buy on top of it (exit 2, nothing sent). `check_plan_account` refuses, before anything is
+opened, a plan that was not built for live trading but is sent to the live account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from wolfkit.broker.base import BrokerOrder, OrderNotFound, OrderRejected
@@ -57,7 +64,63 @@ class _LivePlan:
     held: list[LedgerOrder]  # its orders whose symbol is still held on their side
 
 
-def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderPlan, list[str]]:
+def check_plan_account(path: Path | str, plan: OrderPlan, kind: str) -> None:
+    """A plan goes live only when it was built for live trading (`account.broker: live` in the file) from
+    real prices: one built for the simulator or paper was sized against that account, perhaps from the
+    demo market. Plans built for sim or paper run on either (trying a plan on the simulator first is
+    the point). Exit 2 naming the file and the fix otherwise."""
+    if kind != "live":
+        return
+    if plan.synthetic_prices:
+        raise BadInputError(f"{path}: this plan was built from the demo market's synthetic prices and cannot trade "
+                            "live; build one from real data with the live parameters (`wolfkit premarket --params "
+                            "<live parameters>`); nothing was sent")
+    if plan.account.broker != "live":
+        built = plan.account.broker or "an unrecorded account kind (an older orders file)"
+        raise BadInputError(f"{path}: this plan was built for {built}, not for the live account, so it was sized "
+                            "against another account; build the live plan with the live parameters "
+                            "(`execution.broker: live`) and execute that one; nothing was sent")
+
+
+def carried_positions(plan: OrderPlan, ex: _Executor, also: dict[tuple[str, str], int] | None = None
+                      ) -> dict[str, int]:
+    """Shares per symbol the account holds beyond what wolfkit orders of this session explain: this run's
+    orders as the broker lists them (entries, exits, the intraday engine's), and the ledger's other runs
+    of the session on the account (replaced or live plans), and `also` (shares by symbol and side that
+    cancelled orders of plans the ledger does not know filled). A position smaller than that is fine
+    (exits filled); more shares, or the other side, is carried from elsewhere."""
+    acct = ex.snapshot(ex.broker.account)  # the budget reuses this read
+    if not (acct.long_market_value or acct.short_market_value or also):
+        return {}  # nothing held: nothing to explain, and no listing or positions request
+    made = plan.created_at if plan.created_at.tzinfo else plan.created_at.replace(tzinfo=timezone.utc)
+    explained: dict[str, int] = {}
+
+    def add(symbol: str, side: Side | str, qty: int) -> None:
+        explained[symbol] = explained.get(symbol, 0) + (qty if Side(side) == Side.BUY else -qty)
+
+    for (symbol, side), qty in (also or {}).items():
+        add(symbol, side, qty)
+    for o in ex.call(ex.broker.orders_by_prefix, _run_prefix(plan.run_id), made - timedelta(days=1)):
+        for leg in (o, *o.legs):
+            if leg.filled_qty:
+                add(leg.symbol, leg.side, leg.filled_qty)
+    for r in ex.ledger.session_runs(plan.as_of):
+        if r["run_id"] != plan.run_id:
+            for w in ex.ledger.orders_for_run(r["run_id"]):
+                if w.filled_qty:
+                    add(w.symbol, w.side, w.filled_qty)
+    out = {}
+    for p in ex.snapshot(ex.broker.positions):
+        e = explained.get(p.symbol, 0)
+        same_side = p.qty * e > 0
+        extra = p.qty - e if same_side and abs(p.qty) > abs(e) else (0 if same_side else p.qty)
+        if extra:
+            out[p.symbol] = extra
+    return out
+
+
+def guard_session(plan: OrderPlan, ex: _Executor, replace: bool, source: str | None = None,
+                  ) -> tuple[OrderPlan, list[str]]:
     """One plan per session and account: refuse a second one while another is live, or replace it.
 
     Without `replace`, a live plan (`_live_plans`) means exit 2 naming it and the option — a second
@@ -79,6 +142,15 @@ def guard_session(plan: OrderPlan, ex: _Executor, replace: bool) -> tuple[OrderP
             "(its open orders are cancelled and this plan is sized against what it filled); to continue it, "
             "execute its own orders file")
     notes, credit = _replace(plan.run_id, ex, live, strangers) if (live or strangers) else ([], {})
+    carried = carried_positions(plan, ex, credit)
+    if carried:
+        held = ", ".join(f"{s} {q:+d}" for s, q in sorted(carried.items())[:8])
+        raise BadInputError(
+            f"{source or 'plan ' + plan.run_id}: the account {getattr(ex.ledger, 'account', '?')} holds shares no "
+            f"wolfkit plan of session {plan.as_of} bought ({held}{', …' if len(carried) > 8 else ''}): carried from "
+            "an earlier session or traded outside wolfkit. This plan was built as if they were not there and would "
+            "trade on top of them; nothing was sent. Close those positions first (or trade this plan on an account "
+            "without them)")
     for rid in ex.ledger.runs_replaced_by(plan.run_id):
         for w in ex.ledger.orders_for_run(rid):
             if w.filled_qty:
@@ -124,8 +196,7 @@ def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[B
     filled still held (an order that reached the broker may have filled since the ledger looked);
     and open wolfkit orders of runs the ledger does not know (a lost or moved ledger)."""
     ledger = ex.ledger
-    others = [r for r in ledger.session_runs(plan.as_of, getattr(ex.broker, "name", "?"))
-              if r["run_id"] != plan.run_id and not r["replaced_by"]]
+    others = [r for r in ledger.session_runs(plan.as_of) if r["run_id"] != plan.run_id and not r["replaced_by"]]
     known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
     open_orders = ex.snapshot(ex.broker.open_orders)  # the executor's budget reuses this read
     held = {p.symbol: p.qty for p in ex.snapshot(ex.broker.positions)} if others else {}
@@ -181,8 +252,9 @@ def _cancel(ex: _Executor, order: BrokerOrder) -> BrokerOrder:
         ex.call(ex.broker.cancel, order.id)
     except (OrderRejected, OrderNotFound):
         pass  # finished meanwhile (filled or cancelled): the look-up below says which
+    get: Callable[[str], BrokerOrder] = getattr(ex.broker, "get")  # every broker has it; the protocol does not
     for i in range(ex.ex.max_attempts * 2):
-        got = ex.call(ex.broker.get, order.id)
+        got = ex.call(get, order.id)
         if got.status.is_final:
             return got
         ex.sleep(backoff(i))

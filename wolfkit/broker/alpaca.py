@@ -44,6 +44,7 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
+from wolfkit.broker.account import AccountKey
 from wolfkit.broker.base import (
     AccountInfo,
     BrokerOrder,
@@ -62,7 +63,7 @@ from wolfkit.broker.base import (
     UpdateEvent,
     WashTradeRejected,
 )
-from wolfkit.broker.gate import trading_url
+from wolfkit.broker.gate import BrokerKind, trading_url
 from wolfkit.domain import OrderType, Side, TimeInForce
 from wolfkit.errors import BadInputError
 
@@ -316,13 +317,24 @@ class AlpacaBroker:
             _one_shot(client, timeout)
         self._watch_from: datetime | None = None  # updates() covers orders submitted from here on
         self._known: dict[str, BrokerOrder] = {}
+        self._number: str | None = None  # the account number, once an account request told it
 
     def __repr__(self) -> str:  # never shows the keys
         return f"AlpacaBroker(name={self.name!r}, url={self.trading._base_url!r})"
 
     def account(self) -> AccountInfo:
         with _mapped_errors():
-            return _to_account(_model(self.trading.get_account(), TradeAccount))
+            a = _model(self.trading.get_account(), TradeAccount)
+        self._number = str(a.account_number or a.id)
+        return _to_account(a)
+
+    def account_key(self) -> AccountKey:
+        """This account as the ledger keys it: paper or live, Alpaca's account number (asked once, or
+        remembered from `account()`), the trading URL."""
+        if self._number is None:
+            self.account()
+        return AccountKey(kind=BrokerKind.PAPER if self.paper else BrokerKind.LIVE,
+                          account_id=str(self._number), base_url=str(self.trading._base_url))
 
     def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
         if not symbols:

@@ -68,11 +68,11 @@ def feed_for(mode: str, broker: BrokerKind) -> tuple[FeedMode, tuple[str, str]]:
 
 def stop_time(session: date, until: str | None, now: datetime, *, source: str | Path) -> datetime:
     """When a live run on the plan of `session` (read from `source`) stops: `until` (HH:MM, New York)
-    or the session's close. Bad input — a plan for another day, an unreadable or past time — is
-    refused before anything is sent."""
-    if now.date() != session or not calendar.is_trading_day(session):
-        raise BadInputError(f"{source}: the plan is for the {session} session but today (New York) is {now.date()}; "
-                            "the engine runs a plan on its own session day: build today's plan first")
+    or the session's close. Bad input — a day without a session, an unreadable or past time — is
+    refused before anything is sent. Whether the plan may run now at all is the session rule's
+    (`wolfkit.market_hours.clear_to_send`), applied first."""
+    if not calendar.is_trading_day(session):
+        raise BadInputError(f"{source}: the plan's day {session} has no session for the engine to run; nothing was sent")
     if until is None:
         stop_at = calendar.session_close(session)
     else:
