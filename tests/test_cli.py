@@ -44,7 +44,7 @@ def test_bad_date_exits_2(capsys):
     assert "YYYY-MM-DD" in capsys.readouterr().err
 
 
-def test_scan_and_build_on_a_closed_day_say_so_and_do_nothing_unless_forced(tmp_path, capsys):
+def test_scan_on_a_closed_day_says_so_and_build_refuses_unless_forced(tmp_path, capsys):
     params = str(ROOT / "parameters/demo.yaml")
     opp = tmp_path / "opp.csv"
     assert main(["scan", "--params", params, "--date", "2026-11-21", "--out", str(opp)]) == 0
@@ -55,8 +55,11 @@ def test_scan_and_build_on_a_closed_day_say_so_and_do_nothing_unless_forced(tmp_
     assert opp.is_file(), "--force scans a holiday anyway"
     orders = tmp_path / "orders.json"
     assert main(["build", "--opportunities", str(opp), "--params", params, "--equity", "100000",
-                 "--date", "2026-11-26", "--out", str(orders)]) == 0
-    assert "an NYSE holiday" in capsys.readouterr().out and not orders.exists()
+                 "--date", "2026-11-26", "--out", str(orders)]) == 2, "a plan for a closed day is bad input"
+    assert "an NYSE holiday" in capsys.readouterr().err and not orders.exists()
+    assert main(["build", "--opportunities", str(opp), "--params", params, "--equity", "100000",
+                 "--date", "2026-11-26", "--out", str(orders), "--force"]) == 0
+    assert orders.is_file()
 
 
 def test_console_script_help_lists_every_command():

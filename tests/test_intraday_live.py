@@ -3,7 +3,7 @@ and its keys, the stop time and the plan's day, resume-or-start, the progress li
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 from test_intraday import EQUITY, SESSION, mplan, order, params, plan, setup
@@ -40,8 +40,8 @@ def test_stop_time_is_the_close_or_until_and_refuses_bad_or_past_times():
         stop_time(SESSION, "3pm", MORNING, source="o.json")
     with pytest.raises(BadInputError, match="has passed"):
         stop_time(SESSION, "09:40", MORNING, source="o.json")
-    with pytest.raises(BadInputError, match="o.json: the plan is for the 2025-06-02 session"):
-        stop_time(SESSION, None, datetime(2025, 6, 3, 9, 45, tzinfo=NY), source="o.json")
+    with pytest.raises(BadInputError, match="o.json: the plan's day 2025-06-07 has no session"):
+        stop_time(date(2025, 6, 7), None, datetime(2025, 6, 7, 9, 45, tzinfo=NY), source="o.json")
 
 
 def test_open_engine_starts_then_resumes_the_saved_run(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from seed_plan import OPEN, PACK, gapped_asks, seed_plan
+from factories import OPEN, REFERENCE_PACK, make_plan, quoted_sim
 
 from wolfkit.broker.account import AccountKey, account_key, sim_account
 from wolfkit.broker.base import OrderRequest
@@ -27,14 +27,11 @@ PAPER = AccountKey(kind=BrokerKind.PAPER, account_id="PA0001", base_url="http://
 
 
 def sim(**kw) -> SimBroker:
-    b = SimBroker(100_000.0, 1.0, clock=lambda: OPEN, **kw)
-    for s, ask in gapped_asks().items():
-        b.market.set(s, round(ask * 0.999, 2), ask, OPEN)
-    return b
+    return quoted_sim(now=OPEN, **kw)
 
 
 def plan(run_id: str = "acct", n: int = 5):
-    return seed_plan(run_id=run_id, pack=[(s, sec, w / 2, c) for s, sec, w, c in PACK[:n]])
+    return make_plan(run_id=run_id, pack=REFERENCE_PACK[:n], scale=0.5)
 
 
 def params() -> Params:

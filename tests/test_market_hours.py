@@ -8,7 +8,7 @@ import json
 from datetime import date, datetime, time
 
 import pytest
-from seed_plan import PACK, seed_plan
+from factories import REFERENCE_PACK, make_plan
 
 from wolfkit import market_hours
 from wolfkit.calendar import NY
@@ -75,7 +75,7 @@ def test_naive_times_are_new_york_and_utc_is_converted():
 
 
 def plan_for(day: date, tif: TimeInForce = TimeInForce.DAY, bracket: bool = False):
-    plan = seed_plan(run_id=f"mh{day:%m%d}", pack=[(s, sec, w / 2, c) for s, sec, w, c in PACK[:4]])
+    plan = make_plan(run_id=f"mh{day:%m%d}", pack=REFERENCE_PACK[:4], scale=0.5)
     orders = [o.model_copy(update={"time_in_force": tif, **({"take_profit": o.est_price * 1.1} if bracket else {})})
               for o in plan.orders]
     return plan.model_copy(update={"as_of": day, "orders": orders})

@@ -216,8 +216,13 @@ def test_snapshots_and_the_daily_history(tmp_path):
 # ---- the command line ---------------------------------------------------------------------------
 
 
-def test_cli_status_after_execute_sim_snapshot_and_history(tmp_path, capsys):
-    pfile, ledger, folder, day = cli_setup(tmp_path)
+def test_cli_status_after_execute_sim_snapshot_and_history(tmp_path, capsys, monkeypatch):
+    from wolfkit import market_hours
+
+    pfile, ledger, folder, _ = cli_setup(tmp_path)
+    day = date(2024, 6, 3)  # a Monday session; the commands' clock reads 10:00 on it (the simulator fills then)
+    folder = tmp_path / "outputs" / str(day)
+    monkeypatch.setattr(market_hours, "wall_clock", lambda: datetime(2024, 6, 3, 10, 0, tzinfo=NY))
     orders = write_orders(make_plan(pack=REFERENCE_PACK[:4], as_of=day), folder / "orders.json")
     assert main(["execute", "--orders", str(orders), "--params", str(pfile)]) == 0, capsys.readouterr().err
     capsys.readouterr()
@@ -229,14 +234,14 @@ def test_cli_status_after_execute_sim_snapshot_and_history(tmp_path, capsys):
     held = {p.symbol: p.qty for p in b.positions()}
     assert held and all(f"{s} │ directional │ {q} │" in out for s, q in held.items())
     assert "P&L BY LAYER" in out and "Directional: realized +$0.00" in out and "LEVERAGE USAGE" in out
-    assert f"snapshot recorded for {today_ny()} (sim)" in out
+    assert f"snapshot recorded for {day} (sim)" in out
     with Ledger(ledger) as book:
         [snap] = load_snapshots(book)
         assert snap.positions == len(held) and snap.source == "broker"
         assert sum(f["qty"] for rid in book.run_ids() for f in book.fills_for_run(rid)) == sum(held.values())
     assert main(["status", "--params", str(pfile), "--history", "--days", "5"]) == 0
     out = capsys.readouterr().out
-    assert str(today_ny()) in out and "first snapshot" in out
+    assert str(day) in out and "first snapshot" in out
 
 
 def test_cli_status_bad_ledger_or_sim_account_is_exit_2_naming_the_file(tmp_path, capsys):
@@ -281,13 +286,13 @@ def test_cli_replay_records_its_snapshot(tmp_path, capsys):
 
 
 def test_cli_status_after_intraday_on_the_simulated_broker(tmp_path, monkeypatch, capsys):
-    from test_intraday_cli import FakeClock
+    from test_intraday_cli import session_clock
 
     from wolfkit import intraday
 
     pfile, ledger, folder, day = cli_setup(tmp_path)
     orders = write_orders(make_plan(pack=REFERENCE_PACK[:3], as_of=day), folder / "orders.json")
-    monkeypatch.setattr(intraday, "wall_clock", FakeClock(day))
+    monkeypatch.setattr(intraday, "wall_clock", session_clock(day).now)
     assert main(["intraday", "--orders", str(orders), "--params", str(pfile), "--poll-seconds", "0",
                  "--max-steps", "3"]) == 0, capsys.readouterr().err
     capsys.readouterr()
@@ -297,7 +302,7 @@ def test_cli_status_after_intraday_on_the_simulated_broker(tmp_path, monkeypatch
     # the engine alone wrote no executed run: without the account file, positions come from the ledger
     assert main(["status", "--params", str(pfile)]) == 0, capsys.readouterr().err
     out = " ".join(capsys.readouterr().out.split())
-    assert "account sim" in out and "engine run seed003" in out and "POSITIONS (from the ledger)" in out
+    assert "account sim" in out and "engine run ref" in out and "POSITIONS (from the ledger)" in out
     assert "DAILY P&L" in out
     assert main(["status", "--params", str(pfile), "--sim-state", str(folder / "sim_broker.json")]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -307,8 +312,13 @@ def test_cli_status_after_intraday_on_the_simulated_broker(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_premarket_then_execute_sim_then_status_as_a_new_user(tmp_path, monkeypatch, capsys):
     """From a fresh project folder: the demo pre-market run, its orders executed on the simulated broker,
-    then `wolfkit status` shows the positions and the P&L by layer."""
-    day = today_ny()
+    then `wolfkit status` shows the positions and the P&L by layer. The commands' clock reads 10:00 on
+    the last complete session (the simulator fills only while its market is open)."""
+    from wolfkit import calendar, market_hours
+
+    day = calendar.previous_session(today_ny())
+    monkeypatch.setattr(market_hours, "wall_clock", lambda: datetime.combine(day, datetime.min.time().replace(hour=10),
+                                                                             NY))
     outputs = tmp_path / "outputs"
     pfile = tmp_path / "params.yaml"
     pfile.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\nexecution:\n  broker: sim\n"

@@ -107,9 +107,9 @@ def closed_notice(d: date, outcome: str) -> str | None:
     return f"{d} is not a trading day ({why}); the next session is {next_session(d)}. {outcome} (use --force to run anyway)."
 
 
-def check_session(d: date, what: str = "--date") -> date:
+def check_session(d: date, what: str = "--date", fix: str = "") -> date:
     """`d` when it is an NYSE session the calendar covers; otherwise a `BadInputError` naming the
-    supported range, or the sessions either side of the weekend or holiday."""
+    supported range, or the sessions either side of the weekend or holiday (and `fix`, when given)."""
     from wolfkit.errors import BadInputError
 
     first, last = _xnys().first_session.date(), last_session()
@@ -120,5 +120,5 @@ def check_session(d: date, what: str = "--date") -> date:
         why = f"a {d:%A}" if d.weekday() >= 5 else "an NYSE holiday"
         raise BadInputError(
             f"{what} {d} is {why}, not a trading session; the previous session is {previous_session(d)}, "
-            f"the next is {next_session(d)}")
+            f"the next is {next_session(d)}" + (f"; {fix}" if fix else ""))
     return d

@@ -116,10 +116,8 @@ def build(
     p = load_params(params)
     check_output_path(out)
     day = resolve_date(date)
-    if _closed(day, force, "No orders built"):
-        return
-    if not force:
-        check_session(day)
+    if not force:  # a plan for a day without a session is a mistake in a chain of commands: exit 2
+        check_session(day, fix="use --force to build for it anyway")
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
     )
@@ -334,12 +332,12 @@ def intraday(
     brk = open_broker(kind, plan, p, orders.parent)
     every = p.intraday.poll_seconds if poll_seconds is None else poll_seconds
     with Ledger(project_path(p.execution.ledger_path)) as ledger:
-        brk.account()  # tells an Alpaca broker its account number, for the key
-        book = ledger.for_account(broker_account(kind, brk, orders.parent, p.execution.max_attempts))
+        key, seen = broker_account(kind, brk, orders.parent, p.execution.max_attempts)  # retried like every read
+        book = ledger.for_account(key)
         if override is not None:
             book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="intraday", orders=str(orders),
                               **override.detail())
-        eng, resumed = engine_mod.open_engine(p, plan, brk, book)
+        eng, resumed = engine_mod.open_engine(p, plan, brk, book, equity=seen.equity if seen else None)
         console.print(
             f"{'resumed' if resumed else 'started'} run {plan.run_id} on {getattr(brk, 'name', kind)} ({mode}): "
             f"{len(eng.state.directional)} directional, {len(eng.state.plans)} maxdiff plans; "
@@ -391,11 +389,11 @@ def status(
     or the simulated account `execute --broker sim` keeps), else from the ledger's fills; the screen says which.
     """
     import os
-    from datetime import datetime
 
+    from wolfkit import market_hours
+    from wolfkit.broker.account import sim_account
     from wolfkit.broker.base import Broker
     from wolfkit.broker.gate import BrokerKind, broker_kind_for
-    from wolfkit.calendar import NY
     from wolfkit.config import Params, load_params, project_path
     from wolfkit.errors import BadInputError
     from wolfkit.ledger import Ledger
@@ -411,13 +409,14 @@ def status(
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file `wolfkit execute`, "
                             "`wolfkit intraday` or `wolfkit replay` wrote")
-    now = datetime.now(NY)
+    now = market_hours.wall_clock()
     console.print(f"ledger: {path}", highlight=False, soft_wrap=True)
     with Ledger(path) as book:
         if history:
             print(format_history(daily_history(load_snapshots(book, days=days))), end="")
             return
         broker: Broker | None = None
+        key = None
         if kind is not None:
             from wolfkit.broker.alpaca import AlpacaBroker
 
@@ -426,8 +425,9 @@ def status(
             sim_path = sim_state or sim_account_path(book)
             if sim_path is not None:
                 broker, said = open_sim_account(sim_path, params, now)
+                key = sim_account(sim_path)  # the account `execute --broker sim` keyed its rows by
                 console.print(said, highlight=False, soft_wrap=True)
-        report = collect_status(book, params, broker, run_id=run, now=now)
+        report = collect_status(book, params, broker, run_id=run, now=now, broker_key=key)
         render_status(report, status_console)
         if snapshot:
             snap = report.snapshot(now.date())

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
+from wolfkit import market_hours
 from wolfkit.broker.account import AccountKey, account_key, sim_account
-from wolfkit.broker.base import Broker, BrokerUnavailable, RateLimited, opg_allowed
+from wolfkit.broker.base import AccountInfo, Broker, BrokerUnavailable, RateLimited, opg_allowed
 from wolfkit.broker.gate import broker_kind_for
 from wolfkit.broker.submission import backoff, retry_after
 from wolfkit.calendar import NY
@@ -58,6 +59,7 @@ def execute_plan(
     orders_path: str | None = None,
     replace: bool = False,
     account: AccountKey | None = None,
+    account_info: AccountInfo | None = None,
 ) -> ExecutionReport:
     """Execute `plan` on `broker`, recording everything in `ledger` (see the module docstring).
 
@@ -67,14 +69,21 @@ def execute_plan(
     replaces another live plan of the session (`guard_session`). Everything is recorded under
     `account` (default: the account `ledger` is bound to, else the broker's own,
     `wolfkit.broker.account.account_key`), so the same plan on another account starts afresh instead
-    of colliding with this one's rows.
+    of colliding with this one's rows. `account_info`: the account as just read (with the key), which
+    the guard and the budget reuse instead of reading it again.
     """
     clock = now or (lambda: datetime.now(NY))
-    if account is not None or ledger.account is None:  # a view already bound to an account stays on it
-        ledger = ledger.for_account(account or account_key(broker))
+    if account is None and ledger.account is None:  # a view already bound to an account stays on it
+        if callable(getattr(broker, "account_key", None)):  # Alpaca: one account read names the account,
+            account_info = broker.account()                 # and the guard and the budget reuse it
+        account = account_key(broker)
+    if account is not None:
+        ledger = ledger.for_account(account)
     with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         ex = Executor(plan, broker, ledger, params, clock, sleep, timer)
+        if account_info is not None:
+            ex.remember(broker.account, account_info)
         ex.plan, notes = guard_session(plan, ex, replace, orders_path)
         if replace:
             ex.forget()  # the guard may have cancelled orders: read the account again
@@ -144,7 +153,7 @@ def sim_broker_for(plan: OrderPlan, params: Params, now: datetime) -> SimBroker:
     from the plan's estimated prices where the provider has no quote."""
     from wolfkit.broker.sim import SimBroker
 
-    b = SimBroker(plan.account.equity, plan.account.multiplier, clock=lambda: datetime.now(NY))
+    b = SimBroker(plan.account.equity, plan.account.multiplier, clock=lambda: market_hours.wall_clock())
     symbols = sorted({o.symbol for o in plan.orders})
     quotes = pd.DataFrame()
     try:
@@ -170,8 +179,8 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
         from wolfkit.broker.sim import SimBroker
 
         state = state_dir / SIM_STATE
-        broker = SimBroker.load(state, clock=lambda: datetime.now(NY)) if state.is_file() \
-            else sim_broker_for(plan, params, datetime.now(NY))
+        broker = SimBroker.load(state, clock=lambda: market_hours.wall_clock()) if state.is_file() \
+            else sim_broker_for(plan, params, market_hours.wall_clock())
         broker.persist(state)
         return broker
     from wolfkit.broker.alpaca import AlpacaBroker
@@ -190,15 +199,17 @@ def account_name(kind: str) -> str:
     return broker_name(paper=kind == "paper")
 
 
-def broker_account(kind: str, broker: Broker, state_dir: Path, attempts: int = 5) -> AccountKey:
-    """The account `open_broker(kind, …, state_dir)` trades: the simulated one in its state file, or the
-    broker's own (Alpaca: its account number and trading URL, one read-only request, retried like every
-    other on a 429 or an unknown outcome)."""
+def broker_account(kind: str, broker: Broker, state_dir: Path,
+                   attempts: int = 5) -> tuple[AccountKey, AccountInfo | None]:
+    """The account `open_broker(kind, …, state_dir)` trades, and the account as read to learn it: the
+    simulated one in its state file (no read), or the broker's own (Alpaca: its account number and
+    trading URL from one account request, retried like every other on a 429 or an unknown outcome)."""
     if kind == "sim":
-        return sim_account(state_dir / SIM_STATE)
+        return sim_account(state_dir / SIM_STATE), None
     for i in range(attempts):
         try:
-            return account_key(broker)
+            info = broker.account()
+            return account_key(broker), info
         except RateLimited as e:
             time.sleep(retry_after(e))
         except BrokerUnavailable:
@@ -226,13 +237,13 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
             RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         broker = open_broker(kind, plan, params, orders.parent)
-        account = broker_account(kind, broker, orders.parent, params.execution.max_attempts)
+        account, info = broker_account(kind, broker, orders.parent, params.execution.max_attempts)
         book = ledger.for_account(account)
         if override is not None:
             book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="execute", orders=str(orders),
                               **override.detail())
         report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace,
-                              account=account)
+                              account=account, account_info=info)
         log = book.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
                                         extra={"report": report.summary()})
     return report, log

@@ -148,6 +148,11 @@ class Executor:
             self._reads[key] = got
         return got
 
+    def remember(self, fn: Callable[[], T], value: T) -> None:
+        """Seed `snapshot` with a read just made elsewhere (the account read that named the account)."""
+        with self._lock:
+            self._reads[getattr(fn, "__name__", repr(fn))] = value
+
     def forget(self) -> None:
         """Something was sent or cancelled: the next `snapshot` reads the broker again."""
         with self._lock:

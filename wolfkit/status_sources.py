@@ -20,6 +20,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from wolfkit.broker.account import AccountKey, account_key
 from wolfkit.broker.base import Broker, BrokerOrder, Fill, Position
 from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY
@@ -170,9 +171,12 @@ def _broker_open_orders(orders: list[BrokerOrder], view: LedgerView) -> list[Ope
 
 
 def collect_status(ledger: Ledger, params: Params, broker: Broker | None = None, run_id: str | None = None, *,
-                   account: str | None = None, now: datetime | None = None, history_days: int = 5) -> StatusReport:
+                   account: str | None = None, now: datetime | None = None, history_days: int = 5,
+                   broker_key: AccountKey | None = None) -> StatusReport:
     """The status of `account` (default: the broker's, else the ledger's latest executed run's) from the
-    ledger, and from the broker when one is given (its fills are recorded first: `sync_fills`)."""
+    ledger, and from the broker when one is given (its fills are recorded first: `sync_fills`, into the
+    ledger's rows of the broker's account — `broker_key`, default the one the broker names, e.g. a
+    simulated account's state file as `wolfkit.broker.account.sim_account` keys it)."""
     at = (now or datetime.now(NY)).astimezone(NY)
     name = account or (broker.name if broker is not None else ledger_account(ledger))
     view = read_ledger(ledger, name, run_id)
@@ -188,7 +192,8 @@ def collect_status(ledger: Ledger, params: Params, broker: Broker | None = None,
                      "not counted here")
     positions: list[Position] | None = None
     if broker is not None:
-        new = sync_fills(ledger, broker, view, at)
+        writer = ledger if ledger.account is not None else ledger.for_account(broker_key or account_key(broker))
+        new = sync_fills(writer, broker, view, at)
         if new:
             notes.append(f"{new} fill(s) the broker made since the ledger last heard were recorded")
             view = read_ledger(ledger, name, run_id)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from wolfkit import calendar
+from wolfkit import calendar, market_hours
 from wolfkit.broker.base import Broker, BrokerUnavailable, OrderUpdate, Quote, RateLimited
 from wolfkit.broker.gate import BrokerKind
 from wolfkit.calendar import NY
@@ -85,12 +85,15 @@ def stop_time(session: date, until: str | None, now: datetime, *, source: str | 
     return stop_at
 
 
-def open_engine(params: Params, plan: OrderPlan, broker: Broker, ledger: Ledger) -> tuple[IntradayEngine, bool]:
+def open_engine(params: Params, plan: OrderPlan, broker: Broker, ledger: Ledger,
+                equity: float | None = None) -> tuple[IntradayEngine, bool]:
     """The plan's engine: resumed (and reconciled) when the ledger holds its saved state, else started
-    fresh at the account's equity. Returns it and whether it was resumed."""
+    fresh at the account's equity (`equity` when the caller has just read it, else read now). Returns it
+    and whether it was resumed."""
     if load_engine_state(ledger, plan.run_id) is not None:
         return IntradayEngine.resume(params, broker, ledger, plan.run_id), True
-    return IntradayEngine.start(params, plan, broker, equity=broker.account().equity, ledger=ledger), False
+    start_equity = broker.account().equity if equity is None else equity
+    return IntradayEngine.start(params, plan, broker, equity=start_equity, ledger=ledger), False
 
 
 def status_line(engine: IntradayEngine, step: int) -> str:
@@ -104,8 +107,8 @@ def status_line(engine: IntradayEngine, step: int) -> str:
 
 
 def wall_clock() -> datetime:
-    """Now in New York: the live engine's clock (the one place a live run reads the time)."""
-    return datetime.now(NY)
+    """Now in New York: the live engine's clock, the commands' one wall clock (`market_hours.wall_clock`)."""
+    return market_hours.wall_clock()
 
 
 def market_from_quotes(symbols: Sequence[str], quotes: dict[str, Quote]) -> Market:
