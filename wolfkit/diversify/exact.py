@@ -25,6 +25,9 @@ from wolfkit.diversify.candidates import (
 )
 from wolfkit.milp import solve
 
+EDGE = 1e-9
+"""A solver weight this close to its band edge is that edge (see `on_band_edges`)."""
+
 RULE_FAMILIES = ("sector", "cap", "count", "minimum")
 """What `solve_milp(drop=...)` can leave out: sector caps, market-cap bands, the count, band minima."""
 
@@ -121,7 +124,19 @@ def solve_milp(
     if w is None:
         return None
     lo = np.zeros(len(c)) if "minimum" in drop else c["lo"].to_numpy(float)
-    return np.where(w > 0, np.clip(w, lo, c["u"].to_numpy(float)), 0.0)
+    return on_band_edges(w, lo, c["u"].to_numpy(float))
+
+
+def on_band_edges(w: np.ndarray, lo: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Solver weights clipped to their bands, and put exactly on a band edge when within `EDGE` of it.
+
+    The solver returns a band edge give or take 1e-16, and which way depends on the model it was
+    given: without this two formulations with the same optimum would list the names in another
+    order (the weights sort the pack) and size a share differently at a rounding boundary.
+    """
+    w = np.where(w > 0, np.clip(w, lo, u), 0.0)
+    w = np.where(np.abs(w - lo) <= EDGE, lo, w)
+    return np.where((w > 0) & (np.abs(w - u) <= EDGE), u, w)
 
 
 def solve_relaxed(c: pd.DataFrame, params: Params, count: int) -> np.ndarray | None:
