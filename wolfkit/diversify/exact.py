@@ -33,7 +33,7 @@ RULE_FAMILIES = ("sector", "cap", "count", "minimum")
 
 
 @dataclass(frozen=True)
-class _Model:
+class PackModel:
     """The pack MILP over x = [w (n weights), z (n selections)]: rows lb <= A x <= ub."""
 
     obj: np.ndarray
@@ -43,14 +43,14 @@ class _Model:
     upper: np.ndarray
 
 
-def _model(
+def pack_model(
     c: pd.DataFrame,
     params: Params,
     count: tuple[int, int],
     *,
     maximize_allocation: bool = False,
     drop: frozenset[str] = frozenset(),
-) -> _Model:
+) -> PackModel:
     """Build the MILP (minimisation form) with `count[0]` <= Σ z <= `count[1]`, as sparse arrays.
 
     `maximize_allocation` relaxes the total to <= T and the count minimum, and maximises the total
@@ -86,10 +86,10 @@ def _model(
     ub = np.r_[np.full(n, np.inf), np.zeros(n), [g[2] for g in groups], c_hi]
     a = csr_array((vals, (rows, cols)), shape=(2 * n + m + 1, 2 * n))
     obj = np.r_[-np.ones(n), np.zeros(n)] if maximize_allocation else np.r_[-c["c"].to_numpy(float), np.zeros(n)]
-    return _Model(obj, a, lb, ub, np.r_[u, np.ones(n)])
+    return PackModel(obj, a, lb, ub, np.r_[u, np.ones(n)])
 
 
-def _solve(m: _Model) -> np.ndarray | None:
+def _solve(m: PackModel) -> np.ndarray | None:
     """Weights per candidate from the exact MILP, or None when infeasible."""
     n = len(m.obj) // 2
     res = solve(
@@ -120,7 +120,7 @@ def solve_milp(
     rule families (`RULE_FAMILIES`) so the explanations can find the binding one. The reference the
     faster `solve_exact` is tested against.
     """
-    w = _solve(_model(c, params, count, maximize_allocation=maximize_allocation, drop=drop))
+    w = _solve(pack_model(c, params, count, maximize_allocation=maximize_allocation, drop=drop))
     if w is None:
         return None
     lo = np.zeros(len(c)) if "minimum" in drop else c["lo"].to_numpy(float)
