@@ -142,9 +142,10 @@ def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: str, params: Params, 
     picked = c.loc[sel].copy()
     picked["weight"] = w[sel]
     picked["reason"] = explain.reasons_in(picked)
+    picked["size"] = np.round(w[sel], 9)  # the order must not hang on the solver's last bits (1e-17)
     weights = (
-        picked[["symbol", "sector", "cap_tier", "score", "expected_return", "tier", "weight", "reason"]]
-        .sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+        picked.sort_values(["size", "score", "symbol"], ascending=[False, False, True])
+        [["symbol", "sector", "cap_tier", "score", "expected_return", "tier", "weight", "reason"]]
         .reset_index(drop=True)
     )
     out = pd.DataFrame({"symbol": c.loc[~sel, "symbol"].to_numpy(), "reason": [why[i] for i in np.flatnonzero(~sel).tolist()]})

@@ -197,7 +197,7 @@ def solve_exact(c: pd.DataFrame, params: Params, count: tuple[int, int], prune: 
     if count[0] == count[1]:
         w = solve_relaxed(c, params, count[0])
         if w is not None and not violations(c, w, params):
-            return w
+            return on_band_edges(w, c["lo"].to_numpy(float), c["u"].to_numpy(float))  # lo + (u - lo) is u
     keep = prune_dominated(c, params, count[1]) if prune else np.ones(len(c), dtype=bool)
     w_sub = solve_milp(c.loc[keep].reset_index(drop=True), params, count)
     if w_sub is None:
