@@ -79,7 +79,8 @@ MIXES = [  # market-cap bands (share of the allocation): no minimum, one minimum
     bands=st.sampled_from(MIXES),
 )
 def test_every_rule_holds_the_count_is_a_rule_and_optimal_beats_greedy(n, sectors, seed, cap, er, bands):
-    p = params_from_dict({"portfolio": {"sector_cap": cap, "market_cap": {"bands": bands}}})
+    # strict bands: every rule hard (bands as preferences: test_diversify_bands.py)
+    p = params_from_dict({"portfolio": {"sector_cap": cap, "market_cap": {"bands": bands, "strict": True}}})
     opps = validate_opportunities(table(n, sectors, seed, er=er), p, "t").valid
     try:
         opt = build_targets(opps, p, "optimal")
@@ -312,7 +313,7 @@ def test_tier_minimums_above_target():
 
 
 def test_cap_band_minimum_unreachable():
-    p = params_from_dict({"portfolio": {"market_cap": {"bands": {"micro": [0.2, 0.3]}}}})
+    p = params_from_dict({"portfolio": {"market_cap": {"bands": {"micro": [0.2, 0.3]}, "strict": True}}})
     df = table(30, 10, 4, lo=70)
     df["market_cap"] = 5e10
     df.loc[0, "market_cap"] = 1e8
@@ -324,7 +325,7 @@ def test_cap_band_minimum_unreachable():
 def test_solver_infeasible_is_explained_not_a_status():
     # each sector alone passes the pre-checks, but the count cap with tight bands cannot reach the target
     p = params_from_dict({"portfolio": {"max_positions": 10, "min_positions": 10, "target_positions": 10,
-                                        "market_cap": {"bands": {"mega": [0.0, 0.2], "large": [0.0, 0.2]}}}})
+                                        "market_cap": {"bands": {"mega": [0.0, 0.2], "large": [0.0, 0.2]}, "strict": True}}})
     df = table(40, 20, 9, lo=75)
     df["market_cap"] = np.where(np.arange(40) % 2 == 0, 3e11, 5e10)
     opps = validate_opportunities(df, p, "t").valid

@@ -177,6 +177,12 @@ class MarketCapParams(_Strict):
         },
         description="tier -> [min, max] share of the directional allocation",
     )
+    strict: bool = Field(
+        False,
+        description="false: the bands are preferences, met as far as the candidates allow (the pack comes "
+        "as close as it can and the report says which band was missed and why); true: a band the candidates "
+        "cannot meet stops the build (exit 3)",
+    )
 
     @field_validator("thresholds")
     @classmethod

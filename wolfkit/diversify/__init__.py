@@ -26,40 +26,46 @@ Guarantee: at equal counts optimal >= greedy (optimal is the exact optimum at it
 `weight_rule` bounds a name inside its band: ``score`` (the whole band) or ``kelly`` (leverage-aware
 Kelly from `sizing` caps the name's weight for both methods). Infeasible rules give an
 `InfeasibleError` naming the binding rule and the best achievable allocation, never a bare solver
-status.
+status. The market-cap bands are the exception unless `market_cap.strict`: a band the candidates
+cannot meet is missed by the least the candidates allow and reported, the other rules stay hard (so
+the count still beats a band: a pack of `target_positions` missing a band is preferred to one of
+another count meeting it).
 
-One module per responsibility, imported one way (candidates → exact → explain; candidates → greedy):
+One module per responsibility, imported one way (candidates → exact → explain, bands; candidates → greedy):
 
 - `candidates`: eligibility, score tiers and bands, market-cap band rows, the rule check, pruning;
 - `exact`: the MILP, the exact relaxation and the count search;
 - `greedy`: `GreedyFill`, the score-order fill in named phases;
-- `explain`: reasons in and out, count notes, the infeasibility diagnosis.
+- `explain`: reasons in and out, count notes, the infeasibility diagnosis;
+- `bands`: market-cap bands as preferences (`market_cap.strict: false`, the default): when the
+  candidates cannot meet a band, the least total shortfall (an exact first solve), the build on the
+  bands widened by it, and per band what was missed and why (`Targets.band_misses`, `notes`).
 
 Internal entry points (documented, for tests and benchmarks; the pipeline calls only `build_targets`):
 `candidates.candidate_table(opps, params)` → (table, excluded, basis); `candidates.violations(c, w,
 params)`; `candidates.prune_dominated(c, params, k)`; `exact.solve_milp(c, params, count)` (the
 reference MILP, no pruning); `exact.solve_relaxed(c, params, count)`; `exact.solve_exact(c, params,
 count, prune)`; `exact.counts_by_preference(params)`; `exact.solve_count(c, params)`;
-`greedy.GreedyFill(c, params).run()`.
+`greedy.GreedyFill(c, params).run()`; `bands.least_shortfall(c, params)`, `bands.widened(params,
+shortfall)`, `bands.missed(...)`, `bands.band_table(...)` (the report's table).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from wolfkit.config import CAP_TIERS, Params
-from wolfkit.diversify import explain
-from wolfkit.diversify.candidates import candidate_table, tier_labels, violations
+from wolfkit.diversify import bands, explain
+from wolfkit.diversify.candidates import TOL, candidate_table, tier_labels, violations
 from wolfkit.diversify.exact import solve_count
 from wolfkit.diversify.greedy import GreedyFill
-from wolfkit.errors import BadInputError
+from wolfkit.errors import BadInputError, InfeasibleError
 
 __all__ = ["Method", "Targets", "build_targets", "tier_labels"]
-
 
 
 class Method(StrEnum):
@@ -74,7 +80,8 @@ class Targets:
     `weights`: symbol, sector, cap_tier, score, expected_return, tier, weight, reason (by weight desc).
     `excluded`: symbol, reason. `objective` = Σ weight × coefficient (`basis` says which).
     `notes`: why the pack does not hold exactly `target_positions` names, naming the binding rule
-    (empty when it does).
+    (empty when it does), and one line per market-cap band missed. `band_misses`: those bands, with
+    the share reached and why (`bands.BandMiss`; empty when every band is met).
     """
 
     weights: pd.DataFrame
@@ -86,6 +93,7 @@ class Targets:
     cap_weights: dict[str, float]
     basis: str
     notes: tuple[str, ...] = ()
+    band_misses: tuple[bands.BandMiss, ...] = ()
 
 
 def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None) -> Targets:
@@ -93,13 +101,30 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None)
 
     `opps` is a validated opportunities table (`validate_opportunities(...).valid`).
     Raises `InfeasibleError` (exit 3) naming the binding rule and the best achievable allocation.
+    Market-cap bands the candidates cannot meet are preferences unless `market_cap.strict` (`bands`):
+    the pack comes as close as it can and `Targets.band_misses` / `notes` say which band and why.
     """
     try:
         m = Method(method or params.portfolio.method)
     except ValueError:
         raise BadInputError(f"method {method!r}: use optimal or greedy") from None
     c, excluded, basis = candidate_table(opps, params)
-    explain.diagnose(c, params, len(opps))
+    try:
+        return _build(c, excluded, basis, params, m, len(opps))
+    except InfeasibleError:
+        if params.portfolio.market_cap.strict or not len(c):
+            raise
+        shortfall = bands.least_shortfall(c, params)
+        if shortfall is None or all(b + a <= TOL for b, a in shortfall.values()):
+            raise  # the bands are not what stops it
+    t = _build(c, excluded, basis, bands.widened(params, shortfall), m, len(opps))
+    misses = bands.missed(c, params, t.cap_weights, t.allocation)
+    return replace(t, band_misses=misses, notes=(*t.notes, *(b.note() for b in misses)))
+
+
+def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: str, params: Params, m: Method, n_rows: int) -> Targets:
+    """The pack under `params` with every rule hard (the candidate table from `candidate_table`)."""
+    explain.diagnose(c, params, n_rows)
     if m is Method.OPTIMAL:
         found = solve_count(c, params)
         if found is None:
@@ -117,9 +142,10 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None)
     picked = c.loc[sel].copy()
     picked["weight"] = w[sel]
     picked["reason"] = explain.reasons_in(picked)
+    picked["size"] = np.round(w[sel], 9)  # the order must not hang on the solver's last bits (1e-17)
     weights = (
-        picked[["symbol", "sector", "cap_tier", "score", "expected_return", "tier", "weight", "reason"]]
-        .sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
+        picked.sort_values(["size", "score", "symbol"], ascending=[False, False, True])
+        [["symbol", "sector", "cap_tier", "score", "expected_return", "tier", "weight", "reason"]]
         .reset_index(drop=True)
     )
     out = pd.DataFrame({"symbol": c.loc[~sel, "symbol"].to_numpy(), "reason": [why[i] for i in np.flatnonzero(~sel).tolist()]})

@@ -65,11 +65,12 @@ def candidate_table(opps: pd.DataFrame, params: Params) -> Candidates:
     c = opps.loc[~low].copy()
     if "cap_tier" not in c:
         c["cap_tier"] = [pp.market_cap.tier_of(m) for m in c["market_cap"]]
-    labels = tier_labels(params)
-    idx = [next(i for i, t in enumerate(pp.tiers) if s >= t.min_score) for s in c["score"]]
-    c["tier"] = [labels[i] for i in idx]
-    c["lo"] = [pp.tiers[i].weight_min for i in idx]
-    c["hi"] = [pp.tiers[i].weight_max for i in idx]
+    labels = np.array(tier_labels(params), dtype=object)
+    mins = np.array([t.min_score for t in pp.tiers], dtype=float)  # strictly decreasing
+    idx = (mins[None, :] > c["score"].to_numpy(float)[:, None]).sum(axis=1)  # the first tier the score reaches
+    c["tier"] = labels[idx]
+    c["lo"] = np.array([t.weight_min for t in pp.tiers])[idx]
+    c["hi"] = np.array([t.weight_max for t in pp.tiers])[idx]
     if "expected_return" not in c:
         c["expected_return"] = np.nan
     target = pp.target_allocation
@@ -88,7 +89,8 @@ def candidate_table(opps: pd.DataFrame, params: Params) -> Candidates:
         c["u"] = c["hi"]
     basis = "expected_return" if len(c) and c["expected_return"].notna().all() else "score"
     c["c"] = c[basis].astype(float)
-    c = c.sort_values(["score", "c", "symbol"], ascending=[False, False, True]).reset_index(drop=True)
+    order = np.lexsort((c["symbol"].to_numpy(str), -c["c"].to_numpy(float), -c["score"].to_numpy(float)))
+    c = c.iloc[order].reset_index(drop=True)
     return Candidates(c, excluded.reset_index(drop=True), basis)
 
 
@@ -100,6 +102,12 @@ def top_sum(values: np.ndarray, k: int) -> float:
 def band_rows(params: Params, target: float) -> dict[str, tuple[float, float]]:
     """Each market-cap tier's [min, max] as fractions of equity (the bands are shares of the allocation)."""
     return {t: (lo * target, hi * target) for t, (lo, hi) in params.portfolio.market_cap.bands.items()}
+
+
+def group_sums(keys: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    """Σ w per key (sector or cap tier), in sorted key order: the totals the rules bound."""
+    names, code = np.unique(keys.astype(str), return_inverse=True)
+    return dict(zip(names.tolist(), np.bincount(code, weights=w, minlength=len(names)).tolist()))
 
 
 def violations(c: pd.DataFrame, w: np.ndarray, params: Params) -> list[str]:
@@ -115,12 +123,12 @@ def violations(c: pd.DataFrame, w: np.ndarray, params: Params) -> list[str]:
     lo, u = c["lo"].to_numpy(), c["u"].to_numpy()
     if ((w[sel] < lo[sel] - TOL) | (w[sel] > u[sel] + TOL)).any():
         out.append("a weight outside its tier band")
-    for s, tot in pd.Series(w).groupby(c["sector"].to_numpy()).sum().items():
+    for s, tot in group_sums(c["sector"].to_numpy(), w).items():
         if tot > pp.cap_for(s) + TOL:
             out.append(f"sector {s} at {pct(tot)} above its cap {pct(pp.cap_for(s))}")
-    by_tier = pd.Series(w).groupby(c["cap_tier"].to_numpy()).sum()
+    by_tier = group_sums(c["cap_tier"].to_numpy(), w)
     for t, (blo, bhi) in band_rows(params, target).items():
-        tot = float(by_tier.get(t, 0.0))
+        tot = by_tier.get(t, 0.0)
         if not blo - TOL <= tot <= bhi + TOL:
             out.append(f"market-cap tier {t} at {pct(tot)} outside [{pct(blo)}, {pct(bhi)}]")
     return out
@@ -141,16 +149,21 @@ def prune_dominated(c: pd.DataFrame, params: Params, k: int) -> np.ndarray:
     Group the names by cap tier and sector, where every sector whose cap cannot bind
     (`free_sectors`: its k largest upper bounds fit under the cap, so no pack of <= k names reaches
     it) joins one shared "no binding cap" group. Inside a group, name j dominates name i when
-    lo_j <= lo_i, u_j >= u_i and c_j >= c_i (ties broken by position: a strict partial order).
-    Exchange argument: in a pack holding i but not a dominator j, give j the weight of i and drop i.
+    lo_j <= lo_i, u_j >= u_i and c_j >= c_i (ties broken by position: a strict partial order);
+    D(i) is the set of i's dominators.
+
+    Exchange argument: in a pack holding i but not some j in D(i), give j the weight of i and drop i.
     The weight fits j's band, the count is unchanged, the cap tier's total is unchanged, the sector
     totals are unchanged (same sector) or the weight moves into a sector whose cap cannot bind (free
-    group), and the objective does not fall. Each such swap moves up the strict order, so repeating
-    it ends in an optimum where no chosen name has an unselected dominator. A name
-    with >= m dominators always has an unselected one when i is chosen, where m bounds how many
-    names of the group a pack can hold: k, and floor(cap / min lo of the group) under the tier band
-    maximum and, for a sector group, the sector cap (every chosen name carries at least its lo).
-    Dropping names with >= m dominators therefore keeps an optimum.
+    group), and the objective does not fall. Each swap replaces a name by one above it in the strict
+    order, so the sum of the chosen names' ranks in a fixed linear extension of that order rises
+    strictly and the swaps end: from any optimum they reach an optimum P* in which every chosen name
+    holds all of D(i) beside it. So name i can be dropped when no pack holds i and all of D(i):
+    when |D(i)| + 1 > k, or when their band minima lo_i + Σ lo_D(i) pass what the group can hold
+    (the tier band maximum, the sector cap for a sector group, the target allocation) — every
+    chosen name carries at least its lo. Every dropped name is outside the same P*, so dropping them
+    all at once keeps P*: the optimum value is unchanged (among several optimal packs the solver
+    may then return another one of equal objective; with distinct coefficients there is one).
     """
     pp = params.portfolio
     target = pp.target_allocation
@@ -164,18 +177,15 @@ def prune_dominated(c: pd.DataFrame, params: Params, k: int) -> np.ndarray:
     bands = band_rows(params, target)
     frame = pd.DataFrame({"tier": c["cap_tier"].to_numpy(), "key": key})
     for (tier, s), pos in frame.groupby(["tier", "key"], sort=False).indices.items():
-        lo_min = float(lo[pos].min())
-        m = k
-        if lo_min > 0:
-            m = min(m, int(np.floor(bands[tier][1] / lo_min + 1e-9)))
-            if s:
-                m = min(m, int(np.floor(pp.cap_for(s) / lo_min + 1e-9)))
-        if len(pos) <= m:
+        if len(pos) < 2:
             continue
+        limit = min(bands[tier][1], target, pp.cap_for(s) if s else np.inf)
         L, U, C = lo[pos], u[pos], cc[pos]
         geq = (L[:, None] <= L[None, :]) & (U[:, None] >= U[None, :]) & (C[:, None] >= C[None, :])
         same = (L[:, None] == L[None, :]) & (U[:, None] == U[None, :]) & (C[:, None] == C[None, :])
         order = np.arange(len(pos))
         dom = geq & (~same | (order[:, None] < order[None, :]))  # dom[j, i]: j dominates i
-        keep[pos[dom.sum(axis=0) >= max(m, 0)]] = False
+        n_dom = dom.sum(axis=0)
+        lo_with_dom = L + L @ dom
+        keep[pos[(n_dom + 1 > k) | (lo_with_dom > limit + TOL)]] = False
     return keep

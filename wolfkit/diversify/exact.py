@@ -25,12 +25,15 @@ from wolfkit.diversify.candidates import (
 )
 from wolfkit.milp import solve
 
+EDGE = 1e-9
+"""A solver weight this close to its band edge is that edge (see `on_band_edges`)."""
+
 RULE_FAMILIES = ("sector", "cap", "count", "minimum")
 """What `solve_milp(drop=...)` can leave out: sector caps, market-cap bands, the count, band minima."""
 
 
 @dataclass(frozen=True)
-class _Model:
+class PackModel:
     """The pack MILP over x = [w (n weights), z (n selections)]: rows lb <= A x <= ub."""
 
     obj: np.ndarray
@@ -40,14 +43,14 @@ class _Model:
     upper: np.ndarray
 
 
-def _model(
+def pack_model(
     c: pd.DataFrame,
     params: Params,
     count: tuple[int, int],
     *,
     maximize_allocation: bool = False,
     drop: frozenset[str] = frozenset(),
-) -> _Model:
+) -> PackModel:
     """Build the MILP (minimisation form) with `count[0]` <= Σ z <= `count[1]`, as sparse arrays.
 
     `maximize_allocation` relaxes the total to <= T and the count minimum, and maximises the total
@@ -83,10 +86,10 @@ def _model(
     ub = np.r_[np.full(n, np.inf), np.zeros(n), [g[2] for g in groups], c_hi]
     a = csr_array((vals, (rows, cols)), shape=(2 * n + m + 1, 2 * n))
     obj = np.r_[-np.ones(n), np.zeros(n)] if maximize_allocation else np.r_[-c["c"].to_numpy(float), np.zeros(n)]
-    return _Model(obj, a, lb, ub, np.r_[u, np.ones(n)])
+    return PackModel(obj, a, lb, ub, np.r_[u, np.ones(n)])
 
 
-def _solve(m: _Model) -> np.ndarray | None:
+def _solve(m: PackModel) -> np.ndarray | None:
     """Weights per candidate from the exact MILP, or None when infeasible."""
     n = len(m.obj) // 2
     res = solve(
@@ -117,11 +120,23 @@ def solve_milp(
     rule families (`RULE_FAMILIES`) so the explanations can find the binding one. The reference the
     faster `solve_exact` is tested against.
     """
-    w = _solve(_model(c, params, count, maximize_allocation=maximize_allocation, drop=drop))
+    w = _solve(pack_model(c, params, count, maximize_allocation=maximize_allocation, drop=drop))
     if w is None:
         return None
     lo = np.zeros(len(c)) if "minimum" in drop else c["lo"].to_numpy(float)
-    return np.where(w > 0, np.clip(w, lo, c["u"].to_numpy(float)), 0.0)
+    return on_band_edges(w, lo, c["u"].to_numpy(float))
+
+
+def on_band_edges(w: np.ndarray, lo: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Solver weights clipped to their bands, and put exactly on a band edge when within `EDGE` of it.
+
+    The solver returns a band edge give or take 1e-16, and which way depends on the model it was
+    given: without this two formulations with the same optimum would list the names in another
+    order (the weights sort the pack) and size a share differently at a rounding boundary.
+    """
+    w = np.where(w > 0, np.clip(w, lo, u), 0.0)
+    w = np.where(np.abs(w - lo) <= EDGE, lo, w)
+    return np.where((w > 0) & (np.abs(w - u) <= EDGE), u, w)
 
 
 def solve_relaxed(c: pd.DataFrame, params: Params, count: int) -> np.ndarray | None:
@@ -182,7 +197,7 @@ def solve_exact(c: pd.DataFrame, params: Params, count: tuple[int, int], prune: 
     if count[0] == count[1]:
         w = solve_relaxed(c, params, count[0])
         if w is not None and not violations(c, w, params):
-            return w
+            return on_band_edges(w, c["lo"].to_numpy(float), c["u"].to_numpy(float))  # lo + (u - lo) is u
     keep = prune_dominated(c, params, count[1]) if prune else np.ones(len(c), dtype=bool)
     w_sub = solve_milp(c.loc[keep].reset_index(drop=True), params, count)
     if w_sub is None:

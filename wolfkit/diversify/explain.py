@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.config import CAP_TIERS, Params
-from wolfkit.diversify.candidates import TOL, band_rows, pct, top_sum
+from wolfkit.diversify.candidates import TOL, band_rows, group_sums, pct, top_sum
 from wolfkit.diversify.exact import solve_exact, solve_milp
 from wolfkit.errors import InfeasibleError
 
@@ -51,9 +51,9 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
             f"positions are required (portfolio.min_positions); {n} names allow at most {pct(best)} allocated, "
             f"the target is {pct(target)}"
         )
-    sec_room = {
-        s: min(pp.cap_for(s), top_sum(g["u"].to_numpy(), k)) for s, g in c.groupby("sector", sort=True)
-    }
+    u = c["u"].to_numpy(float)
+    sec = c["sector"].to_numpy().astype(str)
+    sec_room = {s: min(pp.cap_for(s), top_sum(u[sec == s], k)) for s in np.unique(sec).tolist()}
     sec_best = sum(sec_room.values())
     if sec_best < target - TOL:
         caps = sorted({pp.cap_for(s) for s in sec_room})
@@ -62,14 +62,15 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
             f"sector cap: only {len(sec_room)} sectors among {n} candidates: {cap_txt} allows at most "
             f"{pct(sec_best)} allocated, the target is {pct(target)}"
         )
-    top = top_sum(c["u"].to_numpy(), k)
+    top = top_sum(u, k)
     if top < target - TOL:
         raise InfeasibleError(
             f"tier bands: the {min(k, n)} largest band maxima among {n} candidates sum to {pct(top)} "
             f"(max_positions {k}); the best achievable allocation is {pct(top)}, the target is {pct(target)}"
         )
     bands = band_rows(params, target)
-    tier_room = {t: min(bands[t][1], top_sum(c.loc[c["cap_tier"] == t, "u"].to_numpy(), k)) for t in CAP_TIERS}
+    tiers = c["cap_tier"].to_numpy()
+    tier_room = {t: min(bands[t][1], top_sum(u[tiers == t], k)) for t in CAP_TIERS}
     if sum(tier_room.values()) < target - TOL:
         raise InfeasibleError(
             "market-cap bands: the tier maxima (portfolio.market_cap.bands) and the candidates in each tier "
@@ -79,7 +80,7 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
         if bands[t][0] > tier_room[t] + TOL:
             raise InfeasibleError(
                 f"market-cap band {t}: needs at least {pct(bands[t][0])} but its "
-                f"{int((c['cap_tier'] == t).sum())} candidates can take at most {pct(tier_room[t])}; "
+                f"{int((tiers == t).sum())} candidates can take at most {pct(tier_room[t])}; "
                 f"lower portfolio.market_cap.bands.{t} or add {t} candidates"
             )
     floor = float(np.sort(c["lo"].to_numpy())[: pp.min_positions].sum())
@@ -165,7 +166,7 @@ def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> d
     """Why each unpicked candidate of the exact pack is out (the rule it would break, else the objective)."""
     pp = params.portfolio
     sec = c["sector"].to_numpy()
-    sec_w = pd.Series(w).groupby(sec).sum().to_dict()
+    sec_w = group_sums(sec, w)
     lo = c["lo"].to_numpy(float)
     count = int((w > 0).sum())
     why: dict[int, str] = {}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from wolfkit.data.quality import quarantine_count
+from wolfkit.diversify.bands import band_table
 from wolfkit.domain import PlanStatus
 from wolfkit.report.display import markdown, record, show, table
 from wolfkit.report.figures import (
@@ -131,6 +132,8 @@ def breakdown(build: BuildResult, params: Params) -> None:
     alloc = t.allocation or 1.0
     shares = {k: v / alloc for k, v in t.cap_weights.items()}
     show(fig_against_caps(shares, dict(port.market_cap.bands), "Market-cap tier share of the allocation vs band"))
+    table(band_table(params, t.cap_weights, t.allocation, t.band_misses), caption="Market-cap bands: met, or why not",
+          formats={"min": "{:.0%}", "max": "{:.0%}", "share": "{:.1%}"})
     rows = pd.DataFrame(
         [(s, v, port.cap_for(s)) for s, v in sorted(t.sector_weights.items(), key=lambda kv: -kv[1])],
         columns=["sector", "weight", "cap"],
@@ -139,6 +142,7 @@ def breakdown(build: BuildResult, params: Params) -> None:
     markdown("Every sector is within its cap." if not over else f"**Over the cap:** {over}")
     record("sector_weights", t.sector_weights)
     record("cap_weights", t.cap_weights)
+    record("band_misses", [{"tier": b.tier, "share": b.share, "miss": str(b.miss), "why": b.why} for b in t.band_misses])
     record("sectors_within_caps", not over)
 
 
