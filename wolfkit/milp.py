@@ -23,7 +23,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
@@ -73,8 +73,9 @@ def solve(
     with warnings.catch_warnings(), _quiet_stdout():
         # mip_abs_gap is a HiGHS option scipy passes on verbatim, warning that it does not know it
         warnings.filterwarnings("ignore", message="Unrecognized options detected", category=RuntimeWarning)
+        options: dict[str, Any] = {"mip_rel_gap": gap, "mip_abs_gap": 0.0, "time_limit": time_limit}
         res = milp(c / scale, constraints=list(constraints), integrality=integrality, bounds=bounds,
-                   options={"mip_rel_gap": gap, "mip_abs_gap": 0.0, "time_limit": time_limit})
+                   options=options)  # type: ignore[arg-type]  # scipy-stubs list only the options scipy knows
     if res.status == 0:
         res.fun = float(c @ res.x)
         return res
