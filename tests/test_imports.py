@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("wolfkit", "wolfkit.domain", "wolfkit.errors", "wolfkit.symbols", "wolfkit.config",
                     "wolfkit.calendar", "wolfkit.milp", "wolfkit.runlock")),
     ("data", ("wolfkit.data",)),
-    ("scan", ("wolfkit.signals", "wolfkit.scan")),
+    ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.walk_forward", "wolfkit.scan", "wolfkit.panel_scan")),
     ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing")),
     ("orders", ("wolfkit.orders",)),
     ("execution", ("wolfkit.broker", "wolfkit.ledger", "wolfkit.execution_report", "wolfkit.session_guard",

@@ -18,32 +18,6 @@ Why it is built this way:
   gaps, non-positive prices or missing metadata are listed in `excluded` with the reason. Bars that
   end more than `scan.max_gap_days` weekdays before D stop the scan (stale prices would size every order wrong).
 
-Directional strategies (long, one session, entered at the session's open `O`; the levels use only
-bars before the session; within a bar the extreme nearer the open is assumed to come first):
-
-- `takeprofit`: take profit at O + take_profit_atr x ATR, stop at O - stop_loss_atr x ATR (ATR: the
-  mean true range over `atr_period` sessions before the session); if neither is touched, exit at
-  the close.
-- `highlow`: take profit at the predicted high, stop at the predicted low (below); exit at the close
-  if neither is touched; no trade when the open is already outside the predicted range.
-- `simple`: buy at the open, sell at the close. On close-only data the open is unknown, so it is
-  backtested close to close (the only strategy available there).
-
-The predicted range for a session with reference price P (the prior close in the backtest, the
-scan price for the coming session): pred_high = P x (1 + mean(high / prior close - 1)),
-pred_low = P x (1 - mean(1 - low / prior close)), means over the last `atr_period` sessions.
-
-`expected_return` / `return_std` are the mean and standard deviation of the per-trade returns of
-the chosen strategy — the one with the highest mean among those with at least `MIN_TRADES` trades —
-walked forward over the lookback. `take_profit` / `stop_loss` are the levels the chosen strategy
-uses around the price (ATR-based for `takeprofit`, the predicted range for `highlow`, none for
-`simple`).
-
-Maxdiff: each session, a buy limit at pred_low and a sell limit (short) at pred_high. A buy fills
-when the low reaches pred_low (at the open if it opens below), exits at pred_high if the high is
-reached after the fill, else at the close; the sell mirrors it. A day whose limit is not touched
-returns 0. `maxdiff_avg_return` is the mean daily return per unit of capital of the chosen side:
-`both` when both sides average > 0 (their mean), else the better side.
 """
 
 from __future__ import annotations
@@ -66,14 +40,15 @@ from wolfkit.data.quality import (
 )
 from wolfkit.domain import MaxdiffSide, PriceSource, Strategy
 from wolfkit.errors import BadInputError
+from wolfkit.rolling import ffill, last_seen
 from wolfkit.signals import Panel, Signal, get_signal
+from wolfkit.walk_forward import choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
     from wolfkit.config import Params, ScanParams
     from wolfkit.data.base import DataProvider
 
 
-MIN_TRADES = 20
 OPPORTUNITY_COLUMNS = [
     "symbol", "sector", "market_cap", "cap_tier", "price", "price_source", "score",
     "expected_return", "return_std", "strategy", "take_profit", "stop_loss",
@@ -157,20 +132,6 @@ def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc
     return Panel.from_bars(bars.loc[before & (dates >= kept[0])], has_ohlc=has_ohlc)
 
 
-def _last_seen(observed: np.ndarray) -> np.ndarray:
-    """Row index of the latest observed row at or before each row (-1 before the first)."""
-    idx = np.where(observed, np.arange(observed.shape[0])[:, None], -1)
-    return np.maximum.accumulate(idx, axis=0)
-
-
-def ffill(a: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs down each column (leading NaNs stay)."""
-    seen = _last_seen(~np.isnan(a))
-    out = a[np.maximum(seen, 0), np.arange(a.shape[1])]
-    out[seen < 0] = np.nan
-    return out
-
-
 def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.DataFrame:
     """Symbols that cannot be scanned, with every reason (columns: symbol, reason).
 
@@ -179,7 +140,7 @@ def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.Da
     """
     T = panel.shape[0]
     obs = ~np.isnan(panel.close)
-    seen = _last_seen(obs)
+    seen = last_seen(obs)
     n_bars = obs.sum(axis=0)
     since_last = np.where(seen[-1] >= 0, T - 1 - seen[-1], T)
     prev = np.vstack([np.full((1, obs.shape[1]), -1), seen[:-1]])
@@ -222,112 +183,6 @@ def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.Da
     return pd.DataFrame(rows, columns=EXCLUDED_COLUMNS)
 
 
-# ---------------------------------------------------------------- walk-forward backtests (pure)
-
-
-def _shift(a: np.ndarray) -> np.ndarray:
-    out = np.full_like(a, np.nan)
-    out[1:] = a[:-1]
-    return out
-
-
-def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
-    """Mean over the last w rows of each column, over the values present (at least half of w).
-
-    Cumulative sums over the whole panel at once: no per-column work.
-    """
-    ok = ~np.isnan(a)
-    zero = np.zeros((1, a.shape[1]))
-    total = np.vstack([zero, np.cumsum(np.where(ok, a, 0.0), axis=0)])
-    count = np.vstack([zero, np.cumsum(ok, axis=0)])
-    hi = np.arange(1, a.shape[0] + 1)
-    lo = np.maximum(hi - w, 0)
-    n = count[hi] - count[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= max(2, w // 2), (total[hi] - total[lo]) / n, np.nan)
-
-
-def _bracket_exit(H: np.ndarray, L: np.ndarray, C: np.ndarray, tp: np.ndarray, sl: np.ndarray,
-                  low_first: np.ndarray) -> np.ndarray:
-    hit_tp, hit_sl = H >= tp, L <= sl
-    return np.where(hit_tp & hit_sl, np.where(low_first, sl, tp), np.where(hit_tp, tp, np.where(hit_sl, sl, C)))
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Per-session inputs known before the open (rows: sessions of the panel).
-
-    `prev_close` is the last close before each session; `atr` and the range means are computed
-    through each row (use the previous row's value to trade a session).
-    """
-
-    prev_close: np.ndarray
-    atr: np.ndarray
-    range_up: np.ndarray
-    range_down: np.ndarray
-
-
-def levels(panel: Panel, period: int) -> Levels:
-    """ATR and the mean up/down range around the prior close, walk-forward."""
-    pc = _shift(ffill(panel.close))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tr = np.fmax(panel.high, pc) - np.fmin(panel.low, pc)
-        tr = np.where(np.isnan(panel.high) | np.isnan(panel.low), np.nan, tr)
-        up = panel.high / pc - 1
-        down = 1 - panel.low / pc
-    return Levels(pc, _rolling_mean(tr, period), _rolling_mean(up, period), _rolling_mean(down, period))
-
-
-def trade_returns(panel: Panel, lv: Levels, scan: ScanParams) -> dict[Strategy, np.ndarray]:
-    """Per-session returns of each directional strategy (dates x symbols; NaN: no trade / no data).
-
-    Row t trades session t using only rows before t for its levels. On close-only data only
-    `simple` (close to close) is returned. `lv` is `levels(panel, scan.atr_period)`.
-    """
-    O, H, L, C = panel.open, panel.high, panel.low, panel.close
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if not panel.has_ohlc:
-            return {Strategy.SIMPLE: C / lv.prev_close - 1}
-        low_first = (O - L) <= (H - O)
-        atr = _shift(lv.atr)
-        exit_tp = _bracket_exit(H, L, C, O + scan.take_profit_atr * atr, O - scan.stop_loss_atr * atr, low_first)
-        tp = np.where(np.isnan(atr), np.nan, exit_tp / O - 1)
-        ph = lv.prev_close * (1 + _shift(lv.range_up))
-        pl = lv.prev_close * (1 - _shift(lv.range_down))
-        inside = (pl < O) & (O < ph)
-        hl = np.where(inside, _bracket_exit(H, L, C, ph, pl, low_first) / O - 1, np.nan)
-        simple = C / O - 1
-    return {Strategy.TAKEPROFIT: tp, Strategy.HIGHLOW: hl, Strategy.SIMPLE: simple}
-
-
-def maxdiff_returns(panel: Panel, lv: Levels) -> tuple[np.ndarray, np.ndarray]:
-    """Per-session returns of the maxdiff buy side and sell side (0 when the limit was not touched)."""
-    O, H, L, C = panel.open, panel.high, panel.low, panel.close
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ph = lv.prev_close * (1 + _shift(lv.range_up))
-        pl = lv.prev_close * (1 - _shift(lv.range_down))
-        low_first = (O - L) <= (H - O)
-        known = ~(np.isnan(ph) | np.isnan(pl) | np.isnan(O) | np.isnan(H) | np.isnan(L) | np.isnan(C))
-        buy_entry = np.fmin(O, pl)
-        buy_exit = np.where(((O <= pl) | low_first) & (H >= ph), ph, C)
-        buy = np.where(L <= pl, buy_exit / buy_entry - 1, 0.0)
-        sell_entry = np.fmax(O, ph)
-        sell_exit = np.where(((O >= ph) | ~low_first) & (L <= pl), pl, C)
-        sell = np.where(H >= ph, 1 - sell_exit / sell_entry, 0.0)
-    return np.where(known, buy, np.nan), np.where(known, sell, np.nan)
-
-
-def _stats(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column-wise mean, sample std and count over non-NaN values, without warnings."""
-    ok = ~np.isnan(r)
-    n = ok.sum(axis=0)
-    x = np.where(ok, r, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, x.sum(axis=0) / n, np.nan)
-        var = np.where(n > 1, (np.where(ok, r - mean, 0.0) ** 2).sum(axis=0) / (n - 1), np.nan)
-    return mean, np.sqrt(var), n
-
-
 # ---------------------------------------------------------------- per-chunk work and ranking (pure)
 
 
@@ -341,43 +196,34 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
     filled = replace(panel, close=ffill(panel.close))
     out = pd.DataFrame(index=panel.symbols)
     for s in signals:
-        if s.needs_ohlc and not panel.has_ohlc:
-            out[f"raw_{s.name}"] = np.nan
-        else:
-            values = s.compute(filled)
-            if not isinstance(values, pd.Series):
-                raise BadInputError(
-                    f"signal {s.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
-                    f"the panel's last date), got {type(values).__name__}"
-                )
-            out[f"raw_{s.name}"] = values.astype(float).reindex(panel.symbols).to_numpy()
+        out[f"raw_{s.name}"] = signal_values(s, filled)
     out["last_close"] = filled.close[-1]
 
     lv = levels(panel, scan.atr_period)
     out["atr"], out["range_up"], out["range_down"] = lv.atr[-1], lv.range_up[-1], lv.range_down[-1]
     if not panel.has_ohlc:
         out[["atr", "range_up", "range_down"]] = np.nan
-
-    names, means, stds = [], [], []
-    for strat, r in trade_returns(panel, lv, scan).items():
-        m, sd, n = _stats(r)
-        names.append(strat.value)
-        means.append(np.where(n >= MIN_TRADES, m, np.nan))
-        stds.append(sd)
-    M, S = np.vstack(means), np.vstack(stds)
-    has = ~np.isnan(M).all(axis=0)
-    best = np.argmax(np.where(np.isnan(M), -np.inf, M), axis=0)
-    cols = np.arange(M.shape[1])
-    out["strategy"] = np.where(has, np.asarray(names, dtype=object)[best], None)
-    out["expected_return"] = np.where(has, M[best, cols], np.nan)
-    out["return_std"] = np.where(has, S[best, cols], np.nan)
-
+    out["strategy"], out["expected_return"], out["return_std"] = choose_strategy(
+        {str(strat): stats(r) for strat, r in trade_returns(panel, lv, scan).items()})
     if panel.has_ohlc:
         buy, sell = maxdiff_returns(panel, lv)
-        out["maxdiff_buy"], out["maxdiff_sell"] = _stats(buy)[0], _stats(sell)[0]
+        out["maxdiff_buy"], out["maxdiff_sell"] = stats(buy)[0], stats(sell)[0]
     else:
         out["maxdiff_buy"] = out["maxdiff_sell"] = np.nan
     return out
+
+
+def signal_values(signal: Signal, filled: Panel) -> np.ndarray:
+    """One signal's values at the panel's last date, by symbol (`filled`: close forward-filled)."""
+    if signal.needs_ohlc and not filled.has_ohlc:
+        return np.full(filled.shape[1], np.nan)
+    values = signal.compute(filled)
+    if not isinstance(values, pd.Series):
+        raise BadInputError(
+            f"signal {signal.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
+            f"the panel's last date), got {type(values).__name__}"
+        )
+    return values.astype(float).reindex(filled.symbols).to_numpy()
 
 
 def percentile_rank(values: pd.Series) -> pd.Series:
@@ -456,7 +302,7 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
                 advance()
         return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan)
     own = executor is None
-    pool = ProcessPoolExecutor(max_workers=params.scan.workers) if own else executor
+    pool: Executor = ProcessPoolExecutor(max_workers=params.scan.workers) if executor is None else executor
     try:
         futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan): i
                                       for i, b in enumerate(bounds)}
@@ -558,16 +404,35 @@ def scan_window(panel: Panel, uni: pd.DataFrame, signals: list[Signal], weights:
     symbol. `quotes`: pre-market mids by symbol (None or empty: the last close is the price).
     Returns (opportunities, excluded, unavailable columns).
     """
-    symbols = list(uni.index)
-    no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
-    excluded = find_exclusions(panel, symbols, params.scan)
-    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
-    excluded = (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
-                .agg("; ".join).reset_index())
+    excluded = exclusions(panel, uni, params.scan)
     keep = np.flatnonzero(~panel.symbols.isin(excluded["symbol"]) & panel.symbols.isin(uni.index))
     per_symbol = _run_chunks(panel.take(keep), signals, params, executor, progress)
+    return rank(per_symbol, excluded, uni, weights, params, quotes)
 
-    raw = per_symbol[[f"raw_{s.name}" for s in signals]].rename(columns=lambda c: c[4:])
+
+def exclusions(panel: Panel, uni: pd.DataFrame, scan: ScanParams, symbols: list[str] | None = None) -> pd.DataFrame:
+    """`find_exclusions` plus the universe rows without metadata, one row per symbol (reasons joined).
+
+    `symbols`: the universe symbols to report as "no bars" when not among the panel's columns
+    (default: the whole universe).
+    """
+    no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
+    excluded = find_exclusions(panel, list(uni.index) if symbols is None else symbols, scan)
+    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
+    return (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
+            .agg("; ".join).reset_index())
+
+
+def rank(per_symbol: pd.DataFrame, excluded: pd.DataFrame, uni: pd.DataFrame, weights: dict[str, float],
+         params: Params, quotes: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Per-symbol values (`scan_chunk`'s columns, the symbols that are not excluded) -> the ranked table.
+
+    The cross-sectional half of a scan, shared by `scan_window` and the panel form
+    (`wolfkit.panel_scan`). `weights`: by signal name, in the order of the `raw_<signal>` columns.
+    Returns (opportunities, excluded + symbols no signal could score, unavailable columns).
+    """
+    names = list(weights)
+    raw = per_symbol[[f"raw_{n}" for n in names]].rename(columns=lambda c: c[4:])
     scores = composite_scores(raw, weights)
     unscored = scores.index[scores["score"].isna()]
     if len(unscored):
@@ -575,7 +440,7 @@ def scan_window(panel: Panel, uni: pd.DataFrame, signals: list[Signal], weights:
                              ignore_index=True)
     prices = quotes if quotes is not None else pd.Series(dtype=float)
     table = _assemble(per_symbol.join(scores).drop(index=unscored), uni, prices, params)
-    comp_cols = [f"score_{s.name}" for s in signals]
+    comp_cols = [f"score_{n}" for n in names]
     unavailable = [c for c in OPPORTUNITY_COLUMNS + comp_cols if len(table) and table[c].isna().all()]
     return table[OPPORTUNITY_COLUMNS + comp_cols], excluded.sort_values("symbol", ignore_index=True), unavailable
 
@@ -603,9 +468,8 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
     out["pred_high"], out["pred_low"] = pred_high, pred_low
     buy, sell = df["maxdiff_buy"], df["maxdiff_sell"]
     both = (buy > 0) & (sell > 0)
-    out["maxdiff_side"] = np.select(
-        [buy.isna() | sell.isna(), both, buy >= sell],
-        [None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value], MaxdiffSide.SELL.value)
+    sides = np.array([None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value, MaxdiffSide.SELL.value], dtype=object)
+    out["maxdiff_side"] = sides[np.select([buy.isna() | sell.isna(), both, buy >= sell], [0, 1, 2], 3)]
     out["maxdiff_avg_return"] = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
     out.loc[buy.isna() | sell.isna(), "maxdiff_avg_return"] = np.nan
     for c in df.columns:
