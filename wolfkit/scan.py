@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from wolfkit.data.quality import (
     empty_quarantine,
@@ -226,12 +227,19 @@ def signal_values(signal: Signal, filled: Panel) -> np.ndarray:
     return values.astype(float).reindex(filled.symbols).to_numpy()
 
 
+def _percentile(v: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(v)
+    n = int(ok.sum())
+    if n <= 1:
+        return np.where(ok, 50.0, np.nan)
+    r = np.full(v.shape, np.nan)
+    r[ok] = rankdata(v[ok], method="average")
+    return (r - 1) / (n - 1) * 100
+
+
 def percentile_rank(values: pd.Series) -> pd.Series:
     """Cross-sectional rank scaled to 0 (lowest) .. 100 (highest); ties share their average; NaN stays."""
-    n = values.notna().sum()
-    if n <= 1:
-        return pd.Series(np.where(values.notna(), 50.0, np.nan), index=values.index)
-    return (values.rank(method="average") - 1) / (n - 1) * 100
+    return pd.Series(_percentile(values.to_numpy(dtype=float)), index=values.index)
 
 
 def composite_scores(raw: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
@@ -240,15 +248,17 @@ def composite_scores(raw: pd.DataFrame, weights: dict[str, float]) -> pd.DataFra
     `raw` has one column per signal name. The composite is the weighted mean of the components
     present for a row (weights renormalised), percentile-ranked again so it spans 0-100.
     """
-    comps = pd.DataFrame({f"score_{k}": percentile_rank(raw[k]) for k in raw.columns}, index=raw.index)
+    # symbols x signals in column-major order, as a frame's values are: the weighted sum below then rounds
+    # alike whichever way the components were built (a tie in `score` must stay a tie)
+    v = np.vstack([_percentile(raw[k].to_numpy(dtype=float)) for k in raw.columns] or
+                  [np.empty((0, len(raw)))]).T
     w = np.array([weights[k] for k in raw.columns], dtype=float)
-    v = comps.to_numpy()
     ok = ~np.isnan(v)
     wsum = (ok * w).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mix = np.where(wsum > 0, np.where(ok, v, 0.0) @ w / wsum, np.nan)
-    comps.insert(0, "score", percentile_rank(pd.Series(mix, index=raw.index)))
-    return comps
+    cols = {"score": _percentile(mix)} | {f"score_{k}": v[:, i] for i, k in enumerate(raw.columns)}
+    return pd.DataFrame(cols, index=raw.index)
 
 
 # ---------------------------------------------------------------- the scan (I/O through the provider)
@@ -418,9 +428,14 @@ def exclusions(panel: Panel, uni: pd.DataFrame, scan: ScanParams, symbols: list[
     """
     no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
     excluded = find_exclusions(panel, list(uni.index) if symbols is None else symbols, scan)
-    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
-    return (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
-            .agg("; ".join).reset_index())
+    reasons: dict[str, list[str]] = {}
+    for sym, why in zip(excluded["symbol"], excluded["reason"]):
+        reasons.setdefault(sym, []).append(why)
+    for sym in no_meta:
+        reasons.setdefault(sym, []).append("no metadata: no sector or no positive market_cap in the universe")
+    rows = sorted(reasons.items())
+    return pd.DataFrame({"symbol": [s for s, _ in rows], "reason": ["; ".join(r) for _, r in rows]},
+                        columns=EXCLUDED_COLUMNS, dtype=object)
 
 
 def rank(per_symbol: pd.DataFrame, excluded: pd.DataFrame, uni: pd.DataFrame, weights: dict[str, float],
@@ -446,38 +461,44 @@ def rank(per_symbol: pd.DataFrame, excluded: pd.DataFrame, uni: pd.DataFrame, we
 
 
 def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Params) -> pd.DataFrame:
-    """Per-symbol results + metadata + price -> the opportunities table, sorted by score."""
-    q = quotes.reindex(df.index)
-    price = q.where(q > 0, df["last_close"])
-    out = pd.DataFrame(index=df.index)
-    out["sector"] = uni["sector"].reindex(df.index).astype(str)
-    out["market_cap"] = pd.to_numeric(uni["market_cap"].reindex(df.index), errors="coerce").astype(float)
-    out["cap_tier"] = [params.portfolio.market_cap.tier_of(m) for m in out["market_cap"]]
-    out["price"] = price
-    out["price_source"] = np.where(q > 0, PriceSource.QUOTE.value, PriceSource.CLOSE.value)
-    out["score"] = df["score"]
-    out["expected_return"], out["return_std"], out["strategy"] = df["expected_return"], df["return_std"], df["strategy"]
+    """Per-symbol results + metadata + price -> the opportunities table, sorted by score.
+
+    Built column by column as arrays and made a frame once: it runs for every session of a backtest.
+    """
+    q = quotes.reindex(df.index).to_numpy(dtype=float)
+    quoted = q > 0
+    price = np.where(quoted, q, df["last_close"].to_numpy(dtype=float))
+    market_cap = pd.to_numeric(uni["market_cap"].reindex(df.index), errors="coerce").to_numpy(dtype=float)
+    strategy = df["strategy"].to_numpy(dtype=object)
+    atr, up, down = (df[c].to_numpy(dtype=float) for c in ("atr", "range_up", "range_down"))
     scan = params.scan
-    pred_high = price * (1 + df["range_up"])
-    pred_low = price * (1 - df["range_down"])
-    tp = np.select([df["strategy"] == Strategy.TAKEPROFIT, df["strategy"] == Strategy.HIGHLOW],
-                   [price + scan.take_profit_atr * df["atr"], pred_high], np.nan)
-    sl = np.select([df["strategy"] == Strategy.TAKEPROFIT, df["strategy"] == Strategy.HIGHLOW],
-                   [price - scan.stop_loss_atr * df["atr"], pred_low], np.nan)
-    out["take_profit"], out["stop_loss"] = tp, sl
-    out["pred_high"], out["pred_low"] = pred_high, pred_low
-    buy, sell = df["maxdiff_buy"], df["maxdiff_sell"]
+    pred_high, pred_low = price * (1 + up), price * (1 - down)
+    is_tp, is_hl = strategy == Strategy.TAKEPROFIT, strategy == Strategy.HIGHLOW
+    buy, sell = df["maxdiff_buy"].to_numpy(dtype=float), df["maxdiff_sell"].to_numpy(dtype=float)
+    unknown = np.isnan(buy) | np.isnan(sell)
     both = (buy > 0) & (sell > 0)
     sides = np.array([None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value, MaxdiffSide.SELL.value], dtype=object)
-    out["maxdiff_side"] = sides[np.select([buy.isna() | sell.isna(), both, buy >= sell], [0, 1, 2], 3)]
-    out["maxdiff_avg_return"] = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
-    out.loc[buy.isna() | sell.isna(), "maxdiff_avg_return"] = np.nan
-    for c in df.columns:
-        if c.startswith("score_"):
-            out[c] = df[c]
-    out = out.rename_axis("symbol").reset_index()
-    out["maxdiff_side"] = out["maxdiff_side"].where(out["maxdiff_side"].notna(), None)
-    return out.sort_values(["score", "symbol"], ascending=[False, True], ignore_index=True)
+    avg = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
+    cols = {
+        "symbol": df.index.to_numpy(dtype=object),
+        "sector": uni["sector"].reindex(df.index).astype(str).to_numpy(dtype=object),
+        "market_cap": market_cap,
+        "cap_tier": np.array([params.portfolio.market_cap.tier_of(m) for m in market_cap], dtype=object),
+        "price": price,
+        "price_source": np.where(quoted, PriceSource.QUOTE.value, PriceSource.CLOSE.value).astype(object),
+        "score": df["score"].to_numpy(dtype=float),
+        "expected_return": df["expected_return"].to_numpy(dtype=float),
+        "return_std": df["return_std"].to_numpy(dtype=float),
+        "strategy": strategy,
+        "take_profit": np.select([is_tp, is_hl], [price + scan.take_profit_atr * atr, pred_high], np.nan),
+        "stop_loss": np.select([is_tp, is_hl], [price - scan.stop_loss_atr * atr, pred_low], np.nan),
+        "pred_high": pred_high,
+        "pred_low": pred_low,
+        "maxdiff_side": sides[np.select([unknown, both, buy >= sell], [0, 1, 2], 3)],
+        "maxdiff_avg_return": np.where(unknown, np.nan, avg),
+    } | {c: df[c].to_numpy(dtype=float) for c in df.columns if c.startswith("score_")}
+    order = np.lexsort((cols["symbol"].astype(str), -cols["score"]))
+    return pd.DataFrame({c: v[order] for c, v in cols.items()})
 
 
 def write_scan(result: ScanResult, out: Path | str) -> list[Path]:

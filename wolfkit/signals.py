@@ -160,8 +160,10 @@ class Windows:
 
     def close_back(self, lag: int) -> np.ndarray:
         """The window's (forward-filled) close `lag` rows before its last row; NaN outside the window."""
+        rows = self.close.shape[0]
         out = np.full(self.close.shape, np.nan)
-        out[lag:] = self.close[:self.close.shape[0] - lag]
+        if lag < rows:
+            out[lag:] = self.close[:rows - lag]
         return np.where(self.row - lag >= self.first, out, np.nan)
 
     def sums(self, a: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
