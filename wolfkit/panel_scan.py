@@ -19,7 +19,7 @@ row of the window holding a close:
   the whole-panel value is the window's value. Before `f` the symbol has no bar (a bar without a
   close is no bar, `Panel.from_bars`), so every return there is NaN either way;
 - exclusions: a symbol with a close on every row of the window and no non-positive price cannot be
-  excluded by its bars; the others (few) go through `scan.exclusions` on their window columns.
+  excluded by its bars; the others (few) go through `exclusions.exclusions` on their window columns.
 
 Floats equal the per-session scan to rounding (sums by differences of cumulative sums rather than
 directly); ranks and picks are identical (tests/test_panel_scan.py). A user signal without
@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
+from wolfkit.exclusions import exclusions
 from wolfkit.rolling import ffill
-from wolfkit.scan import exclusions, signal_values
+from wolfkit.scan import signal_values
 from wolfkit.signals import PanelSignal, Windows
 from wolfkit.walk_forward import BarArrays, Levels, choose_strategy, levels, maxdiff_returns, trade_returns
 

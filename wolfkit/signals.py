@@ -8,7 +8,9 @@ them in chunks of symbols on any executor and rank the whole universe afterwards
 Built-in signals are registered by name (`momentum`, `trend`, `relative_volume`,
 `vol_adjusted_return`, `breakout`, `mean_reversion`, and single-horizon `momentum_1m/3m/6m/12m`).
 A user adds their own in the parameters by dotted path, `package.module:ClassName`: a class with
-`name`, `needs_ohlc` and `compute(panel)` whose constructor takes no arguments.
+`name`, `needs_ohlc` and `compute(panel)` whose constructor takes no arguments; optionally
+`compute_panel(windows)` (`PanelSignal`), the same values for every window of a long panel at once,
+which the backtest uses (without it, the backtest calls `compute` once per session).
 """
 
 from __future__ import annotations
