@@ -3,8 +3,8 @@
 Why: the backtest scans hundreds of sessions whose lookback windows overlap almost entirely;
 re-running the scan per session costs tens of milliseconds each. Here the per-symbol half of the
 scan (signal values, walk-forward strategy statistics, levels, exclusions) is computed once over the
-whole dates x symbols panel with cumulative sums and range maxima; a session's values are a row of
-those arrays. The cross-sectional half (ranks, composite score, the table) is `scan.rank`, the very
+whole dates x symbols panel (cumulative sums, range maxima, returns and levels over all rows); a
+session's values are read off those arrays. The cross-sectional half (ranks, composite score, the table) is `scan.rank`, the very
 function `scan_window` ends with, so the ranking has one definition.
 
 Where the window matters, and how it is kept: a scan window forward-fills the close only from its
@@ -15,15 +15,17 @@ row of the window holding a close:
 - the levels and strategy returns of rows `f .. f + atr_period` differ from the whole panel's
   (the previous close and the ATR/range means there see only the window); they are recomputed as
   the window sees them (one batch of short panels per block of sessions) and swapped into the
-  window's sums. From row `f + atr_period + 1` on, every input of a row lies inside the window and
+  window. From row `f + atr_period + 1` on, every input of a row lies inside the window and
   the whole-panel value is the window's value. Before `f` the symbol has no bar (a bar without a
   close is no bar, `Panel.from_bars`), so every return there is NaN either way;
 - exclusions: a symbol with a close on every row of the window and no non-positive price cannot be
   excluded by its bars; the others (few) go through `exclusions.exclusions` on their window columns.
 
-Floats equal the per-session scan to rounding (sums by differences of cumulative sums rather than
-directly); ranks and picks are identical (tests/test_panel_scan.py). A user signal without
-`compute_panel` is computed per session from its window (`signals.PanelSignal`).
+The table equals the per-session scan's to the last bit (tests/test_panel_scan.py): each window's
+strategy means and standard deviations are summed over its rows in the same order as `scan_window`
+sums them (`walk_forward.stats`, on a batch of windows: sessions x rows x symbols); the signal values
+behind the ranks are differences of cumulative sums, equal to rounding, and their ranks identical.
+A user signal without `compute_panel` is computed per session from its window (`signals.PanelSignal`).
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ from wolfkit.exclusions import exclusions
 from wolfkit.rolling import ffill
 from wolfkit.scan import signal_values
 from wolfkit.signals import PanelSignal, Windows
-from wolfkit.walk_forward import BarArrays, Levels, choose_strategy, levels, maxdiff_returns, trade_returns
+from wolfkit.walk_forward import BarArrays, Levels, choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
     from wolfkit.signals import Panel, Signal
 
-BLOCK = 64  # sessions whose window heads are recomputed together
+BLOCK = 16  # sessions computed together (their windows of returns: BLOCK x lookback x symbols)
 
 
 @dataclass(frozen=True)
@@ -56,29 +58,6 @@ class SessionScan:
 
     per_symbol: pd.DataFrame
     excluded: pd.DataFrame
-
-
-def _cumulative(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Running sums of the finite values, of their squares and their count (a leading zero row)."""
-    ok = np.isfinite(a)
-    x = np.where(ok, a, 0.0)
-    zero = np.zeros((1, a.shape[1]))
-    return (np.vstack([zero, np.cumsum(x, axis=0)]), np.vstack([zero, np.cumsum(x * x, axis=0)]),
-            np.vstack([zero, np.cumsum(ok, axis=0)]))
-
-
-def _sums(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum, sum of squares and count of the finite values over axis 1 (the rows of a batch of heads)."""
-    ok = np.isfinite(a)
-    x = np.where(ok, a, 0.0)
-    return x.sum(axis=1), (x * x).sum(axis=1), ok.sum(axis=1)
-
-
-def _mean_std(s1: np.ndarray, s2: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, s1 / n, np.nan)
-        var = np.where(n > 1, (s2 - s1 * mean) / (n - 1), np.nan)
-    return mean, np.sqrt(np.maximum(var, 0.0)), n
 
 
 class PanelScan:
@@ -104,7 +83,6 @@ class PanelScan:
                 self.raw[s.name] = None  # computed per session from its window
         self.levels = levels(panel, self.period)
         self.returns = self._series(panel, self.levels)
-        self.cum = {key: _cumulative(x) for key, x in self.returns.items()}
         obs = ~np.isnan(panel.close)
         nonpos = np.zeros(panel.shape, dtype=bool)
         for f in [panel.close] + ([panel.open, panel.high, panel.low] if panel.has_ohlc else []):
@@ -154,12 +132,17 @@ class PanelScan:
         bars = BarArrays(head(P.open), head(P.high), head(P.low), head(P.close), P.has_ohlc)
         lv_head = levels(bars, w)
         window_head = self._series(bars, lv_head)
+        # each session's window of walk-forward returns: the whole panel's rows, with the head swapped in
+        L = self.lookback
+        rows = R[:, None] - L + np.arange(L)[None, :]                      # (B, L); < 0 before the data
+        at_row = np.clip(rows, 0, T - 1)[:, :, None]
+        pos = idx - (R - L)[:, None, None]                                 # the head rows' places in the window
+        b_, k_, j_ = np.nonzero(inside)
         moments = {}
-        for key, (c1, c2, cn) in self.cum.items():
-            a1, a2, an = _sums(head(self.returns[key]))
-            b1, b2, bn = _sums(np.where(inside, window_head[key], np.nan))
-            moments[key] = _mean_std(c1[R] - c1[s] - a1 + b1, c2[R] - c2[s] - a2 + b2, cn[R] - cn[s] - an + bn)
-
+        for key, whole in self.returns.items():
+            win = np.where((rows >= s[:, None])[:, :, None], whole[at_row, np.arange(N)], np.nan)
+            win[b_, pos[b_, k_, j_], j_] = window_head[key][b_, k_, j_]
+            moments[key] = stats(win)
         values: dict[str, np.ndarray] = {f"raw_{n}": v[t] for n, v in self.raw.items() if v is not None}
         values["last_close"] = self.windows.close_back(0)[t]
         settled = t[:, None] >= first + w                                  # the last row's means lie past the head

@@ -146,14 +146,27 @@ def maxdiff_returns(panel: Bars, lv: Levels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stats(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column-wise mean, sample std and count over the finite values, without warnings."""
+    """Mean, sample std and count of the finite values down the rows (axis -2), without warnings.
+
+    Two passes, each summed row after row (`_down`): numpy's own reductions add in an order that
+    depends on the array's shape, and a batch of windows (sessions x rows x symbols, the panel form
+    of the scan) must give each window the very bits a scan of that window alone gives.
+    """
     ok = np.isfinite(r)
-    n = ok.sum(axis=0)
-    x = np.where(ok, r, 0.0)
+    n = ok.sum(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, x.sum(axis=0) / n, np.nan)
-        var = np.where(n > 1, (np.where(ok, r - mean, 0.0) ** 2).sum(axis=0) / (n - 1), np.nan)
+        mean = np.where(n > 0, _down(np.where(ok, r, 0.0)) / n, np.nan)
+        dev = np.where(ok, r - np.expand_dims(mean, -2), 0.0)
+        var = np.where(n > 1, _down(dev * dev) / (n - 1), np.nan)
     return mean, np.sqrt(var), n
+
+
+def _down(x: np.ndarray) -> np.ndarray:
+    """Sum down axis -2, one row after the other (a fixed order, whatever the shape)."""
+    total = np.zeros(x.shape[:-2] + x.shape[-1:])
+    for i in range(x.shape[-2]):
+        total += x[..., i, :]
+    return total
 
 
 def choose_strategy(stats_by: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
