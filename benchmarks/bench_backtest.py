@@ -1,10 +1,12 @@
 """Benchmark: the research backtest on the real S&P 500 file, 2014-01-02 -> 2016-12-30, exact pack every
 session, with per-stage timings (wall and the process's CPU); a year of backtest against 20 single-day
-scan + build runs; then the vectorbt cross-check on the same window (both curves' final values, max abs
+scan + build runs; the scan stage alone (every session's scan from one panel against the per-session
+scan on a sample of sessions); then the vectorbt cross-check on the same window (both curves' final values, max abs
 difference, both times). Targets (issue 12): 3 years x 500 symbols under 60 s on 2 cores; a whole year
 no dearer than 20 single-day `scan` + `build` runs.
 
-Run: .venv/bin/python benchmarks/bench_backtest.py [--workers N] [--check REF_DIR] [--no-crosscheck]
+Run: .venv/bin/python benchmarks/bench_backtest.py [--workers N] [--check REF_DIR] [--no-crosscheck] [--no-year]
+     [--no-scan-stage]
 `--check REF_DIR`: REF_DIR is a backtest folder of the same window made by an earlier version; equity.csv
 and fills.csv must be byte for byte the same (exit 1 otherwise) — a speed-up must not move a cent.
 """
@@ -38,6 +40,33 @@ def _single_days(p, provider, days: list[date]) -> list[float]:
     return out
 
 
+def _scan_stage(p, provider, start: date, end: date, every: int = 10) -> str:
+    """CPU seconds of the scan stage: every session from one `PanelScan` (+ `scan.rank`) against
+    `scan.scan_window` per session on every `every`-th session, scaled to all sessions."""
+    from wolfkit.backtest.panel import load_market
+    from wolfkit.panel_scan import PanelScan
+    from wolfkit.scan import rank, resolve_signals, scan_window
+
+    market = load_market(provider, p, start, end)
+    signals, weights = resolve_signals(p.scan)
+    rows = [int(r) for r in market.sessions]
+    c = time.process_time()
+    scans = PanelScan(market.panel, market.universe, signals, p).sessions(rows)
+    per_symbol = time.process_time() - c
+    for sc in scans:
+        rank(sc.per_symbol, sc.excluded, market.universe, weights, p)
+    panel = time.process_time() - c
+    sample = rows[::every]
+    c = time.process_time()
+    for r in sample:
+        scan_window(market.panel.rows(max(0, r - p.scan.lookback_days), r), market.universe, signals, weights, p)
+    each = (time.process_time() - c) / len(sample)
+    return (f"scan stage, {len(rows)} sessions (CPU): panel form {panel:.1f} s (per-symbol half {per_symbol:.1f} s, "
+            f"ranking {panel - per_symbol:.1f} s; {1000 * panel / len(rows):.1f} ms a session); per-session "
+            f"scan_window {1000 * each:.1f} ms a session (mean over {len(sample)}), "
+            f"x {len(rows)} = {each * len(rows):.1f} s; ratio {each * len(rows) / panel:.1f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2, help="scan processes beside the trading loop (scan.workers)")
@@ -47,6 +76,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the run here (default: a temporary folder)")
     ap.add_argument("--no-crosscheck", action="store_true")
     ap.add_argument("--no-year", action="store_true", help="skip the year vs 20 single days comparison")
+    ap.add_argument("--no-scan-stage", action="store_true", help="skip the scan stage timing (panel vs per session)")
     a = ap.parse_args()
     bars, uni = DATA / "sp500_ohlcv_2013_2016.csv.gz", DATA / "sp500_universe_2018.csv"
     if not bars.is_file():
@@ -94,6 +124,9 @@ def main() -> int:
         print(f"one year ({yr.summary['window']['sessions']} sessions, provider already read): {year:.1f} s; "
               f"single-day scan + build (in-process, median of {len(days)}): {one:.2f} s, x 20 = {20 * one:.1f} s; "
               f"year / (20 single days) = {year / (20 * one):.2f} (target <= 1)")
+
+    if not a.no_scan_stage:
+        print(_scan_stage(params_from_dict({**raw, "scan": {"workers": 0}}), get_provider(p), start, end))
 
     if not a.no_crosscheck:
         provider = get_provider(p)  # data.bad_rows as configured

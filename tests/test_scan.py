@@ -18,10 +18,10 @@ from wolfkit.data.base import BAR_COLUMNS, QUOTE_COLUMNS
 from wolfkit.data.files import FileProvider
 from wolfkit.domain import Strategy
 from wolfkit.errors import BadInputError
+from wolfkit.exclusions import find_exclusions
 from wolfkit.scan import (
     OPPORTUNITY_COLUMNS,
     composite_scores,
-    find_exclusions,
     levels,
     maxdiff_returns,
     percentile_rank,

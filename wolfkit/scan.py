@@ -13,37 +13,12 @@ Why it is built this way:
 - **Fast.** Everything per symbol runs vectorised over a dates x symbols panel; chunks of
   `scan.chunk_size` symbols go to any `concurrent.futures.Executor` (a process pool when
   `scan.workers > 0`, or a Dask client's `get_executor()`); ranks are taken over the whole universe
-  after the chunks return.
+  after the chunks return (`rank`). A backtest computes the per-symbol half for all its sessions at
+  once instead (`wolfkit.panel_scan`), then ranks each session with the same `rank`.
 - **Nothing dropped silently.** Symbols with too little history, no bars, a stale last bar, long
   gaps, non-positive prices or missing metadata are listed in `excluded` with the reason. Bars that
   end more than `scan.max_gap_days` weekdays before D stop the scan (stale prices would size every order wrong).
 
-Directional strategies (long, one session, entered at the session's open `O`; the levels use only
-bars before the session; within a bar the extreme nearer the open is assumed to come first):
-
-- `takeprofit`: take profit at O + take_profit_atr x ATR, stop at O - stop_loss_atr x ATR (ATR: the
-  mean true range over `atr_period` sessions before the session); if neither is touched, exit at
-  the close.
-- `highlow`: take profit at the predicted high, stop at the predicted low (below); exit at the close
-  if neither is touched; no trade when the open is already outside the predicted range.
-- `simple`: buy at the open, sell at the close. On close-only data the open is unknown, so it is
-  backtested close to close (the only strategy available there).
-
-The predicted range for a session with reference price P (the prior close in the backtest, the
-scan price for the coming session): pred_high = P x (1 + mean(high / prior close - 1)),
-pred_low = P x (1 - mean(1 - low / prior close)), means over the last `atr_period` sessions.
-
-`expected_return` / `return_std` are the mean and standard deviation of the per-trade returns of
-the chosen strategy — the one with the highest mean among those with at least `MIN_TRADES` trades —
-walked forward over the lookback. `take_profit` / `stop_loss` are the levels the chosen strategy
-uses around the price (ATR-based for `takeprofit`, the predicted range for `highlow`, none for
-`simple`).
-
-Maxdiff: each session, a buy limit at pred_low and a sell limit (short) at pred_high. A buy fills
-when the low reaches pred_low (at the open if it opens below), exits at pred_high if the high is
-reached after the fill, else at the close; the sell mirrors it. A day whose limit is not touched
-returns 0. `maxdiff_avg_return` is the mean daily return per unit of capital of the chosen side:
-`both` when both sides average > 0 (their mean), else the better side.
 """
 
 from __future__ import annotations
@@ -57,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from wolfkit.data.quality import (
     empty_quarantine,
@@ -66,20 +42,21 @@ from wolfkit.data.quality import (
 )
 from wolfkit.domain import MaxdiffSide, PriceSource, Strategy
 from wolfkit.errors import BadInputError
+from wolfkit.exclusions import exclusions
+from wolfkit.rolling import ffill
 from wolfkit.signals import Panel, Signal, get_signal
+from wolfkit.walk_forward import choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
     from wolfkit.config import Params, ScanParams
     from wolfkit.data.base import DataProvider
 
 
-MIN_TRADES = 20
 OPPORTUNITY_COLUMNS = [
     "symbol", "sector", "market_cap", "cap_tier", "price", "price_source", "score",
     "expected_return", "return_std", "strategy", "take_profit", "stop_loss",
     "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side",
 ]
-EXCLUDED_COLUMNS = ["symbol", "reason"]
 
 
 @dataclass
@@ -140,7 +117,7 @@ class ScanResult:
                 "listed in the data_quality.csv beside the opportunities")
 
 
-# ---------------------------------------------------------------- panel and exclusions (pure)
+# ---------------------------------------------------------------- the window (pure)
 
 
 def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc: bool = True) -> Panel:
@@ -157,177 +134,6 @@ def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc
     return Panel.from_bars(bars.loc[before & (dates >= kept[0])], has_ohlc=has_ohlc)
 
 
-def _last_seen(observed: np.ndarray) -> np.ndarray:
-    """Row index of the latest observed row at or before each row (-1 before the first)."""
-    idx = np.where(observed, np.arange(observed.shape[0])[:, None], -1)
-    return np.maximum.accumulate(idx, axis=0)
-
-
-def ffill(a: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs down each column (leading NaNs stay)."""
-    seen = _last_seen(~np.isnan(a))
-    out = a[np.maximum(seen, 0), np.arange(a.shape[1])]
-    out[seen < 0] = np.nan
-    return out
-
-
-def find_exclusions(panel: Panel, symbols: list[str], scan: ScanParams) -> pd.DataFrame:
-    """Symbols that cannot be scanned, with every reason (columns: symbol, reason).
-
-    Each reason reads `<kind>: <detail>` (kinds: no bars, halted, too little history, gap,
-    non-positive price); several are joined with "; ". Sessions are the panel's bar dates.
-    """
-    T = panel.shape[0]
-    obs = ~np.isnan(panel.close)
-    seen = _last_seen(obs)
-    n_bars = obs.sum(axis=0)
-    since_last = np.where(seen[-1] >= 0, T - 1 - seen[-1], T)
-    prev = np.vstack([np.full((1, obs.shape[1]), -1), seen[:-1]])
-    gaps = np.where(obs & (prev >= 0), np.arange(T)[:, None] - prev - 1, 0)
-    longest = gaps.max(axis=0, initial=0)
-    gap_end = gaps.argmax(axis=0)
-    fields = [panel.close] + ([panel.open, panel.high, panel.low] if panel.has_ohlc else [])
-    nonpos = np.zeros_like(obs)
-    for f in fields:
-        nonpos |= obs & (f <= 0)
-    first_nonpos = nonpos.argmax(axis=0)
-
-    reasons: dict[str, list[str]] = {}
-    for j in np.flatnonzero((n_bars == 0) | (since_last > scan.max_gap_days) | (n_bars < scan.min_history)
-                            | (longest > scan.max_gap_days) | nonpos.any(axis=0)):
-        sym, why = panel.symbols[j], []
-        if n_bars[j] == 0:
-            why.append(f"no bars: none in the {T} sessions before the scan date (halted, delisted or unknown)")
-        else:
-            if since_last[j] > scan.max_gap_days:
-                why.append(
-                    f"halted: last bar {panel.dates[seen[-1, j]].date()}, {since_last[j]} sessions "
-                    f"before the last data date > max_gap_days {scan.max_gap_days}"
-                )
-            if n_bars[j] < scan.min_history:
-                why.append(f"too little history: {n_bars[j]} bars < min_history {scan.min_history}")
-            if longest[j] > scan.max_gap_days:
-                why.append(
-                    f"gap: {longest[j]} sessions without bars (ending {panel.dates[gap_end[j]].date()}) "
-                    f"> max_gap_days {scan.max_gap_days}"
-                )
-            if nonpos[:, j].any():
-                why.append(f"non-positive price: on {panel.dates[first_nonpos[j]].date()}")
-        reasons[sym] = why
-    in_panel = set(panel.symbols)
-    for sym in symbols:
-        if sym not in in_panel:
-            reasons[sym] = [f"no bars: none in the {T} sessions before the scan date (halted, delisted or unknown)"]
-    rows = [(s, "; ".join(r)) for s, r in reasons.items()]
-    return pd.DataFrame(rows, columns=EXCLUDED_COLUMNS)
-
-
-# ---------------------------------------------------------------- walk-forward backtests (pure)
-
-
-def _shift(a: np.ndarray) -> np.ndarray:
-    out = np.full_like(a, np.nan)
-    out[1:] = a[:-1]
-    return out
-
-
-def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
-    """Mean over the last w rows of each column, over the values present (at least half of w).
-
-    Cumulative sums over the whole panel at once: no per-column work.
-    """
-    ok = ~np.isnan(a)
-    zero = np.zeros((1, a.shape[1]))
-    total = np.vstack([zero, np.cumsum(np.where(ok, a, 0.0), axis=0)])
-    count = np.vstack([zero, np.cumsum(ok, axis=0)])
-    hi = np.arange(1, a.shape[0] + 1)
-    lo = np.maximum(hi - w, 0)
-    n = count[hi] - count[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= max(2, w // 2), (total[hi] - total[lo]) / n, np.nan)
-
-
-def _bracket_exit(H: np.ndarray, L: np.ndarray, C: np.ndarray, tp: np.ndarray, sl: np.ndarray,
-                  low_first: np.ndarray) -> np.ndarray:
-    hit_tp, hit_sl = H >= tp, L <= sl
-    return np.where(hit_tp & hit_sl, np.where(low_first, sl, tp), np.where(hit_tp, tp, np.where(hit_sl, sl, C)))
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Per-session inputs known before the open (rows: sessions of the panel).
-
-    `prev_close` is the last close before each session; `atr` and the range means are computed
-    through each row (use the previous row's value to trade a session).
-    """
-
-    prev_close: np.ndarray
-    atr: np.ndarray
-    range_up: np.ndarray
-    range_down: np.ndarray
-
-
-def levels(panel: Panel, period: int) -> Levels:
-    """ATR and the mean up/down range around the prior close, walk-forward."""
-    pc = _shift(ffill(panel.close))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tr = np.fmax(panel.high, pc) - np.fmin(panel.low, pc)
-        tr = np.where(np.isnan(panel.high) | np.isnan(panel.low), np.nan, tr)
-        up = panel.high / pc - 1
-        down = 1 - panel.low / pc
-    return Levels(pc, _rolling_mean(tr, period), _rolling_mean(up, period), _rolling_mean(down, period))
-
-
-def trade_returns(panel: Panel, lv: Levels, scan: ScanParams) -> dict[Strategy, np.ndarray]:
-    """Per-session returns of each directional strategy (dates x symbols; NaN: no trade / no data).
-
-    Row t trades session t using only rows before t for its levels. On close-only data only
-    `simple` (close to close) is returned. `lv` is `levels(panel, scan.atr_period)`.
-    """
-    O, H, L, C = panel.open, panel.high, panel.low, panel.close
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if not panel.has_ohlc:
-            return {Strategy.SIMPLE: C / lv.prev_close - 1}
-        low_first = (O - L) <= (H - O)
-        atr = _shift(lv.atr)
-        exit_tp = _bracket_exit(H, L, C, O + scan.take_profit_atr * atr, O - scan.stop_loss_atr * atr, low_first)
-        tp = np.where(np.isnan(atr), np.nan, exit_tp / O - 1)
-        ph = lv.prev_close * (1 + _shift(lv.range_up))
-        pl = lv.prev_close * (1 - _shift(lv.range_down))
-        inside = (pl < O) & (O < ph)
-        hl = np.where(inside, _bracket_exit(H, L, C, ph, pl, low_first) / O - 1, np.nan)
-        simple = C / O - 1
-    return {Strategy.TAKEPROFIT: tp, Strategy.HIGHLOW: hl, Strategy.SIMPLE: simple}
-
-
-def maxdiff_returns(panel: Panel, lv: Levels) -> tuple[np.ndarray, np.ndarray]:
-    """Per-session returns of the maxdiff buy side and sell side (0 when the limit was not touched)."""
-    O, H, L, C = panel.open, panel.high, panel.low, panel.close
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ph = lv.prev_close * (1 + _shift(lv.range_up))
-        pl = lv.prev_close * (1 - _shift(lv.range_down))
-        low_first = (O - L) <= (H - O)
-        known = ~(np.isnan(ph) | np.isnan(pl) | np.isnan(O) | np.isnan(H) | np.isnan(L) | np.isnan(C))
-        buy_entry = np.fmin(O, pl)
-        buy_exit = np.where(((O <= pl) | low_first) & (H >= ph), ph, C)
-        buy = np.where(L <= pl, buy_exit / buy_entry - 1, 0.0)
-        sell_entry = np.fmax(O, ph)
-        sell_exit = np.where(((O >= ph) | ~low_first) & (L <= pl), pl, C)
-        sell = np.where(H >= ph, 1 - sell_exit / sell_entry, 0.0)
-    return np.where(known, buy, np.nan), np.where(known, sell, np.nan)
-
-
-def _stats(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column-wise mean, sample std and count over non-NaN values, without warnings."""
-    ok = ~np.isnan(r)
-    n = ok.sum(axis=0)
-    x = np.where(ok, r, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, x.sum(axis=0) / n, np.nan)
-        var = np.where(n > 1, (np.where(ok, r - mean, 0.0) ** 2).sum(axis=0) / (n - 1), np.nan)
-    return mean, np.sqrt(var), n
-
-
 # ---------------------------------------------------------------- per-chunk work and ranking (pure)
 
 
@@ -341,51 +147,49 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
     filled = replace(panel, close=ffill(panel.close))
     out = pd.DataFrame(index=panel.symbols)
     for s in signals:
-        if s.needs_ohlc and not panel.has_ohlc:
-            out[f"raw_{s.name}"] = np.nan
-        else:
-            values = s.compute(filled)
-            if not isinstance(values, pd.Series):
-                raise BadInputError(
-                    f"signal {s.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
-                    f"the panel's last date), got {type(values).__name__}"
-                )
-            out[f"raw_{s.name}"] = values.astype(float).reindex(panel.symbols).to_numpy()
+        out[f"raw_{s.name}"] = signal_values(s, filled)
     out["last_close"] = filled.close[-1]
 
     lv = levels(panel, scan.atr_period)
     out["atr"], out["range_up"], out["range_down"] = lv.atr[-1], lv.range_up[-1], lv.range_down[-1]
     if not panel.has_ohlc:
         out[["atr", "range_up", "range_down"]] = np.nan
-
-    names, means, stds = [], [], []
-    for strat, r in trade_returns(panel, lv, scan).items():
-        m, sd, n = _stats(r)
-        names.append(strat.value)
-        means.append(np.where(n >= MIN_TRADES, m, np.nan))
-        stds.append(sd)
-    M, S = np.vstack(means), np.vstack(stds)
-    has = ~np.isnan(M).all(axis=0)
-    best = np.argmax(np.where(np.isnan(M), -np.inf, M), axis=0)
-    cols = np.arange(M.shape[1])
-    out["strategy"] = np.where(has, np.asarray(names, dtype=object)[best], None)
-    out["expected_return"] = np.where(has, M[best, cols], np.nan)
-    out["return_std"] = np.where(has, S[best, cols], np.nan)
-
+    out["strategy"], out["expected_return"], out["return_std"] = choose_strategy(
+        {str(strat): stats(r) for strat, r in trade_returns(panel, lv, scan).items()})
     if panel.has_ohlc:
         buy, sell = maxdiff_returns(panel, lv)
-        out["maxdiff_buy"], out["maxdiff_sell"] = _stats(buy)[0], _stats(sell)[0]
+        out["maxdiff_buy"], out["maxdiff_sell"] = stats(buy)[0], stats(sell)[0]
     else:
         out["maxdiff_buy"] = out["maxdiff_sell"] = np.nan
     return out
 
 
+def signal_values(signal: Signal, filled: Panel) -> np.ndarray:
+    """One signal's values at the panel's last date, by symbol (`filled`: close forward-filled)."""
+    if signal.needs_ohlc and not filled.has_ohlc:
+        return np.full(filled.shape[1], np.nan)
+    values = signal.compute(filled)
+    if not isinstance(values, pd.Series):
+        raise BadInputError(
+            f"signal {signal.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
+            f"the panel's last date), got {type(values).__name__}"
+        )
+    return values.astype(float).reindex(filled.symbols).to_numpy()
+
+
+def _percentile(v: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(v)
+    n = int(ok.sum())
+    if n <= 1:
+        return np.where(ok, 50.0, np.nan)
+    r = np.full(v.shape, np.nan)
+    r[ok] = rankdata(v[ok], method="average")
+    return (r - 1) / (n - 1) * 100
+
+
 def percentile_rank(values: pd.Series) -> pd.Series:
     """Cross-sectional rank scaled to 0 (lowest) .. 100 (highest); ties share their average; NaN stays."""
-    n = values.notna().sum()
-    if n <= 1:
-        return pd.Series(np.where(values.notna(), 50.0, np.nan), index=values.index)
-    return (values.rank(method="average") - 1) / (n - 1) * 100
+    return pd.Series(_percentile(values.to_numpy(dtype=float)), index=values.index)
 
 
 def composite_scores(raw: pd.DataFrame, weights: dict[str, float]) -> pd.DataFrame:
@@ -394,15 +198,17 @@ def composite_scores(raw: pd.DataFrame, weights: dict[str, float]) -> pd.DataFra
     `raw` has one column per signal name. The composite is the weighted mean of the components
     present for a row (weights renormalised), percentile-ranked again so it spans 0-100.
     """
-    comps = pd.DataFrame({f"score_{k}": percentile_rank(raw[k]) for k in raw.columns}, index=raw.index)
+    # symbols x signals in column-major order, as a frame's values are: the weighted sum below then rounds
+    # alike whichever way the components were built (a tie in `score` must stay a tie)
+    v = np.vstack([_percentile(raw[k].to_numpy(dtype=float)) for k in raw.columns] or
+                  [np.empty((0, len(raw)))]).T
     w = np.array([weights[k] for k in raw.columns], dtype=float)
-    v = comps.to_numpy()
     ok = ~np.isnan(v)
     wsum = (ok * w).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mix = np.where(wsum > 0, np.where(ok, v, 0.0) @ w / wsum, np.nan)
-    comps.insert(0, "score", percentile_rank(pd.Series(mix, index=raw.index)))
-    return comps
+    cols = {"score": _percentile(mix)} | {f"score_{k}": v[:, i] for i, k in enumerate(raw.columns)}
+    return pd.DataFrame(cols, index=raw.index)
 
 
 # ---------------------------------------------------------------- the scan (I/O through the provider)
@@ -456,7 +262,7 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
                 advance()
         return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan)
     own = executor is None
-    pool = ProcessPoolExecutor(max_workers=params.scan.workers) if own else executor
+    pool: Executor = ProcessPoolExecutor(max_workers=params.scan.workers) if executor is None else executor
     try:
         futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan): i
                                       for i, b in enumerate(bounds)}
@@ -558,16 +364,22 @@ def scan_window(panel: Panel, uni: pd.DataFrame, signals: list[Signal], weights:
     symbol. `quotes`: pre-market mids by symbol (None or empty: the last close is the price).
     Returns (opportunities, excluded, unavailable columns).
     """
-    symbols = list(uni.index)
-    no_meta = uni.index[uni["sector"].isna() | ~(pd.to_numeric(uni["market_cap"], errors="coerce") > 0)]
-    excluded = find_exclusions(panel, symbols, params.scan)
-    meta_rows = pd.DataFrame({"symbol": no_meta, "reason": "no metadata: no sector or no positive market_cap in the universe"})
-    excluded = (pd.concat([excluded, meta_rows]).groupby("symbol", sort=True)["reason"]
-                .agg("; ".join).reset_index())
+    excluded = exclusions(panel, uni, params.scan)
     keep = np.flatnonzero(~panel.symbols.isin(excluded["symbol"]) & panel.symbols.isin(uni.index))
     per_symbol = _run_chunks(panel.take(keep), signals, params, executor, progress)
+    return rank(per_symbol, excluded, uni, weights, params, quotes)
 
-    raw = per_symbol[[f"raw_{s.name}" for s in signals]].rename(columns=lambda c: c[4:])
+
+def rank(per_symbol: pd.DataFrame, excluded: pd.DataFrame, uni: pd.DataFrame, weights: dict[str, float],
+         params: Params, quotes: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Per-symbol values (`scan_chunk`'s columns, the symbols that are not excluded) -> the ranked table.
+
+    The cross-sectional half of a scan, shared by `scan_window` and the panel form
+    (`wolfkit.panel_scan`). `weights`: by signal name, in the order of the `raw_<signal>` columns.
+    Returns (opportunities, excluded + symbols no signal could score, unavailable columns).
+    """
+    names = list(weights)
+    raw = per_symbol[[f"raw_{n}" for n in names]].rename(columns=lambda c: c[4:])
     scores = composite_scores(raw, weights)
     unscored = scores.index[scores["score"].isna()]
     if len(unscored):
@@ -575,45 +387,50 @@ def scan_window(panel: Panel, uni: pd.DataFrame, signals: list[Signal], weights:
                              ignore_index=True)
     prices = quotes if quotes is not None else pd.Series(dtype=float)
     table = _assemble(per_symbol.join(scores).drop(index=unscored), uni, prices, params)
-    comp_cols = [f"score_{s.name}" for s in signals]
+    comp_cols = [f"score_{n}" for n in names]
     unavailable = [c for c in OPPORTUNITY_COLUMNS + comp_cols if len(table) and table[c].isna().all()]
     return table[OPPORTUNITY_COLUMNS + comp_cols], excluded.sort_values("symbol", ignore_index=True), unavailable
 
 
 def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Params) -> pd.DataFrame:
-    """Per-symbol results + metadata + price -> the opportunities table, sorted by score."""
-    q = quotes.reindex(df.index)
-    price = q.where(q > 0, df["last_close"])
-    out = pd.DataFrame(index=df.index)
-    out["sector"] = uni["sector"].reindex(df.index).astype(str)
-    out["market_cap"] = pd.to_numeric(uni["market_cap"].reindex(df.index), errors="coerce").astype(float)
-    out["cap_tier"] = [params.portfolio.market_cap.tier_of(m) for m in out["market_cap"]]
-    out["price"] = price
-    out["price_source"] = np.where(q > 0, PriceSource.QUOTE.value, PriceSource.CLOSE.value)
-    out["score"] = df["score"]
-    out["expected_return"], out["return_std"], out["strategy"] = df["expected_return"], df["return_std"], df["strategy"]
+    """Per-symbol results + metadata + price -> the opportunities table, sorted by score.
+
+    Built column by column as arrays and made a frame once: it runs for every session of a backtest.
+    """
+    q = quotes.reindex(df.index).to_numpy(dtype=float)
+    quoted = q > 0
+    price = np.where(quoted, q, df["last_close"].to_numpy(dtype=float))
+    market_cap = pd.to_numeric(uni["market_cap"].reindex(df.index), errors="coerce").to_numpy(dtype=float)
+    strategy = df["strategy"].to_numpy(dtype=object)
+    atr, up, down = (df[c].to_numpy(dtype=float) for c in ("atr", "range_up", "range_down"))
     scan = params.scan
-    pred_high = price * (1 + df["range_up"])
-    pred_low = price * (1 - df["range_down"])
-    tp = np.select([df["strategy"] == Strategy.TAKEPROFIT, df["strategy"] == Strategy.HIGHLOW],
-                   [price + scan.take_profit_atr * df["atr"], pred_high], np.nan)
-    sl = np.select([df["strategy"] == Strategy.TAKEPROFIT, df["strategy"] == Strategy.HIGHLOW],
-                   [price - scan.stop_loss_atr * df["atr"], pred_low], np.nan)
-    out["take_profit"], out["stop_loss"] = tp, sl
-    out["pred_high"], out["pred_low"] = pred_high, pred_low
-    buy, sell = df["maxdiff_buy"], df["maxdiff_sell"]
+    pred_high, pred_low = price * (1 + up), price * (1 - down)
+    is_tp, is_hl = strategy == Strategy.TAKEPROFIT, strategy == Strategy.HIGHLOW
+    buy, sell = df["maxdiff_buy"].to_numpy(dtype=float), df["maxdiff_sell"].to_numpy(dtype=float)
+    unknown = np.isnan(buy) | np.isnan(sell)
     both = (buy > 0) & (sell > 0)
-    out["maxdiff_side"] = np.select(
-        [buy.isna() | sell.isna(), both, buy >= sell],
-        [None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value], MaxdiffSide.SELL.value)
-    out["maxdiff_avg_return"] = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
-    out.loc[buy.isna() | sell.isna(), "maxdiff_avg_return"] = np.nan
-    for c in df.columns:
-        if c.startswith("score_"):
-            out[c] = df[c]
-    out = out.rename_axis("symbol").reset_index()
-    out["maxdiff_side"] = out["maxdiff_side"].where(out["maxdiff_side"].notna(), None)
-    return out.sort_values(["score", "symbol"], ascending=[False, True], ignore_index=True)
+    sides = np.array([None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value, MaxdiffSide.SELL.value], dtype=object)
+    avg = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
+    cols = {
+        "symbol": df.index.to_numpy(dtype=object),
+        "sector": uni["sector"].reindex(df.index).astype(str).to_numpy(dtype=object),
+        "market_cap": market_cap,
+        "cap_tier": np.array([params.portfolio.market_cap.tier_of(m) for m in market_cap], dtype=object),
+        "price": price,
+        "price_source": np.where(quoted, PriceSource.QUOTE.value, PriceSource.CLOSE.value).astype(object),
+        "score": df["score"].to_numpy(dtype=float),
+        "expected_return": df["expected_return"].to_numpy(dtype=float),
+        "return_std": df["return_std"].to_numpy(dtype=float),
+        "strategy": strategy,
+        "take_profit": np.select([is_tp, is_hl], [price + scan.take_profit_atr * atr, pred_high], np.nan),
+        "stop_loss": np.select([is_tp, is_hl], [price - scan.stop_loss_atr * atr, pred_low], np.nan),
+        "pred_high": pred_high,
+        "pred_low": pred_low,
+        "maxdiff_side": sides[np.select([unknown, both, buy >= sell], [0, 1, 2], 3)],
+        "maxdiff_avg_return": np.where(unknown, np.nan, avg),
+    } | {c: df[c].to_numpy(dtype=float) for c in df.columns if c.startswith("score_")}
+    order = np.lexsort((cols["symbol"].astype(str), -cols["score"]))
+    return pd.DataFrame({c: v[order] for c, v in cols.items()})
 
 
 def write_scan(result: ScanResult, out: Path | str) -> list[Path]:

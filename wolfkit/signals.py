@@ -8,7 +8,9 @@ them in chunks of symbols on any executor and rank the whole universe afterwards
 Built-in signals are registered by name (`momentum`, `trend`, `relative_volume`,
 `vol_adjusted_return`, `breakout`, `mean_reversion`, and single-horizon `momentum_1m/3m/6m/12m`).
 A user adds their own in the parameters by dotted path, `package.module:ClassName`: a class with
-`name`, `needs_ohlc` and `compute(panel)` whose constructor takes no arguments.
+`name`, `needs_ohlc` and `compute(panel)` whose constructor takes no arguments; optionally
+`compute_panel(windows)` (`PanelSignal`), the same values for every window of a long panel at once,
+which the backtest uses (without it, the backtest calls `compute` once per session).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.errors import BadInputError
+from wolfkit.rolling import RangeMax, ffill, next_seen, sums_since
 
 PANEL_FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -49,7 +52,8 @@ class Panel:
     def from_bars(cls, bars: pd.DataFrame, has_ohlc: bool = True) -> Panel:
         """Pivot a long bars frame (`wolfkit.data.base.BAR_COLUMNS`) into a panel, vectorised.
 
-        Dates are the union of the frame's dates; a (symbol, date) pair given twice is an error.
+        Dates are the union of the frame's dates; a (symbol, date) pair given twice is an error; a
+        bar without a close counts as missing in every field.
         """
         missing = [c for c in ("symbol", "date", *PANEL_FIELDS) if c not in bars.columns]
         if missing:
@@ -70,11 +74,19 @@ class Panel:
             a = np.full(shape, np.nan)
             a[di, si] = pd.to_numeric(bars[f], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             arrays[f] = a
+        no_close = np.isnan(arrays["close"])
+        for f in PANEL_FIELDS:  # a bar without a close is no bar: nothing may read its other fields
+            arrays[f][no_close] = np.nan
         return cls(pd.DatetimeIndex(dates), pd.Index(symbols.astype(str), name="symbol"), has_ohlc=has_ohlc, **arrays)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.close.shape
+
+    def rows(self, lo: int, hi: int) -> Panel:
+        """Rows lo .. hi-1 (all symbols): a scan window, or what a block of sessions reads."""
+        return Panel(self.dates[lo:hi], self.symbols, has_ohlc=self.has_ohlc,
+                     **{f: getattr(self, f)[lo:hi] for f in PANEL_FIELDS})
 
     def take(self, columns: np.ndarray | slice) -> Panel:
         """The same dates for a subset of symbols (positions or a slice): the unit of chunked work."""
@@ -98,6 +110,90 @@ class Signal(Protocol):
     needs_ohlc: bool
 
     def compute(self, panel: Panel) -> pd.Series: ...
+
+
+@runtime_checkable
+class PanelSignal(Signal, Protocol):
+    """A signal that can also give its value for every scan window of a long panel at once.
+
+    `compute_panel(windows)` returns a dates x symbols array whose row t is exactly what `compute`
+    returns on the window of `windows.lookback` rows ending at row t (close forward-filled inside
+    that window). The backtest scans every session from it; a signal without it still works there,
+    through one `compute` call per session (slower).
+    """
+
+    def compute_panel(self, windows: Windows) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Every scan window of a long panel at once: row t stands for the `lookback` rows ending at t.
+
+    A scan window forward-fills the close only from its own first row, so a symbol whose last bar
+    before the window is older than the window has no close until its first bar inside it. `first`
+    holds that row for each window and symbol (the row count when none); `close_back`, `sums` and
+    `log_return_std` give what `compute` sees on each window, computed once over the whole panel.
+    """
+
+    panel: Panel
+    lookback: int
+    close: np.ndarray
+    first: np.ndarray
+
+    @classmethod
+    def of(cls, panel: Panel, lookback: int) -> Windows:
+        """The windows of `lookback` rows over `panel` (raw bars: the close is not forward-filled)."""
+        first = next_seen(~np.isnan(panel.close))[cls._starts(panel.shape[0], lookback)]
+        return cls(panel, lookback, ffill(panel.close), first)
+
+    @staticmethod
+    def _starts(rows: int, lookback: int) -> np.ndarray:
+        return np.maximum(np.arange(rows) + 1 - lookback, 0)
+
+    @property
+    def start(self) -> np.ndarray:
+        """First row of the window ending at each row, as a column (rows x 1)."""
+        return self._starts(self.panel.shape[0], self.lookback)[:, None]
+
+    @property
+    def row(self) -> np.ndarray:
+        """Each window's last row, as a column (rows x 1)."""
+        return np.arange(self.panel.shape[0])[:, None]
+
+    def close_back(self, lag: int) -> np.ndarray:
+        """The window's (forward-filled) close `lag` rows before its last row; NaN outside the window."""
+        rows = self.close.shape[0]
+        out = np.full(self.close.shape, np.nan)
+        if lag < rows:
+            out[lag:] = self.close[:rows - lag]
+        return np.where(self.row - lag >= self.first, out, np.nan)
+
+    def sums(self, a: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and count of the values present of `a` over the window's last `length` rows (raw `a`)."""
+        return sums_since(a, np.maximum(self.start, self.row - length + 1))
+
+    def close_sum(self, length: int) -> np.ndarray:
+        """Sum of the window's close over its last `length` rows; NaN unless all `length` are present."""
+        s, n = sums_since(self.close, self.row - length + 1)
+        return np.where((self.row - length + 1 >= self.first) & (n == length), s, np.nan)
+
+    def log_return_std(self, h: int) -> np.ndarray:
+        """`_daily_log_std(close, h)` of every window: std of the last h daily log returns (at least h/2)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lc = np.log(self.close)
+        d = np.full(lc.shape, np.nan)
+        d[1:] = lc[1:] - lc[:-1]
+        lo = np.maximum(np.maximum(self.start + 1, self.row - h + 1), self.first + 1)
+        s1, n = sums_since(d, lo)
+        s2, _ = sums_since(d * d, lo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = (s2 - s1 * s1 / n) / (n - 1)
+        return np.where(n >= max(2, h // 2), np.sqrt(np.maximum(var, 0.0)), np.nan)
+
+    def ratio_log(self, h: int) -> np.ndarray:
+        """`_last_ratio_log(close, h)` of every window: log of the close over the close h rows earlier."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(self.close_back(0) / self.close_back(h))
 
 
 _REGISTRY: dict[str, Callable[[], Signal]] = {}
@@ -199,6 +295,9 @@ class Momentum:
         rates = np.stack([_last_ratio_log(panel.close, h) * 21.0 / h for h in self.horizons])
         return _series(panel, _nanmean(rates))
 
+    def compute_panel(self, windows: Windows) -> np.ndarray:
+        return _nanmean(np.stack([windows.ratio_log(h) * 21.0 / h for h in self.horizons]))
+
 
 register("momentum")(Momentum)
 for _label, _h in (("1m", 21), ("3m", 63), ("6m", 126), ("12m", 251)):
@@ -227,6 +326,12 @@ class Trend:
                 parts.append(np.log(c[-1] / sma))
         return _series(panel, _nanmean(np.stack(parts)))
 
+    def compute_panel(self, windows: Windows) -> np.ndarray:
+        last = windows.close_back(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts = [np.log(last / (windows.close_sum(w) / w)) for w in self.windows]
+        return _nanmean(np.stack(parts))
+
 
 @register("relative_volume")
 class RelativeVolume:
@@ -248,6 +353,14 @@ class RelativeVolume:
         move = _last_ratio_log(panel.close, self.short)
         return _series(panel, np.sign(move) * ratio)
 
+    def compute_panel(self, windows: Windows) -> np.ndarray:
+        (s5, n5), (s50, n50) = windows.sums(windows.panel.volume, self.short), windows.sums(windows.panel.volume, self.long)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (np.where(n5 >= 3, s5 / np.maximum(n5, 1), np.nan)
+                     / np.where(n50 >= 20, s50 / np.maximum(n50, 1), np.nan))
+        ratio = np.where(np.isfinite(ratio), ratio, np.nan)
+        return np.sign(windows.ratio_log(self.short)) * ratio
+
 
 @register("vol_adjusted_return")
 class VolAdjustedReturn:
@@ -262,6 +375,12 @@ class VolAdjustedReturn:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = _last_ratio_log(panel.close, h) / (_daily_log_std(panel.close, h) * np.sqrt(h))
         return _series(panel, np.where(np.isfinite(z), z, np.nan))
+
+    def compute_panel(self, windows: Windows) -> np.ndarray:
+        h = self.horizon
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = windows.ratio_log(h) / (windows.log_return_std(h) * np.sqrt(h))
+        return np.where(np.isfinite(z), z, np.nan)
 
 
 @register("breakout")
@@ -283,6 +402,13 @@ class Breakout:
             top = np.nanmax(c[-self.window:], axis=0)
         return _series(panel, c[-1] / top - 1)
 
+    def compute_panel(self, windows: Windows) -> np.ndarray:
+        row = np.broadcast_to(windows.row, windows.first.shape)
+        lo = np.maximum(np.maximum(windows.start, windows.row - self.window + 1), windows.first)
+        top = RangeMax(windows.close).query(lo, row)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return windows.close_back(0) / top - 1
+
 
 @register("mean_reversion")
 class MeanReversion:
@@ -300,3 +426,9 @@ class MeanReversion:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = -_last_ratio_log(panel.close, self.horizon) / sd
         return _series(panel, np.where(np.isfinite(z), z, np.nan))
+
+    def compute_panel(self, windows: Windows) -> np.ndarray:
+        sd = windows.log_return_std(self.vol_window) * np.sqrt(self.horizon)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = -windows.ratio_log(self.horizon) / sd
+        return np.where(np.isfinite(z), z, np.nan)

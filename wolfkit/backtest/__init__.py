@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,8 @@ from wolfkit.backtest.panel import Market, load_market, scan_sessions
 from wolfkit.errors import BadInputError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from wolfkit.config import Params
     from wolfkit.data.base import DataProvider
 
@@ -66,7 +68,7 @@ class _Stages:
 
     def __init__(self, show: bool) -> None:
         self.show = show
-        self._bar = None
+        self._bar: Progress | None = None
 
     def __enter__(self) -> _Stages:
         if self.show:
@@ -83,11 +85,12 @@ class _Stages:
             self._bar.__enter__()
         return self
 
-    def stage(self, name: str, total: int):
-        if self._bar is None:
+    def stage(self, name: str, total: int) -> Callable[[int], None]:
+        bar = self._bar
+        if bar is None:
             return lambda n: None
-        task = self._bar.add_task(name, total=total)
-        return lambda n: self._bar.advance(task, n)
+        task = bar.add_task(name, total=total)
+        return lambda n: bar.advance(task, n)
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:

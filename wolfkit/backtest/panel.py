@@ -1,17 +1,20 @@
 """The market a backtest walks: every bar loaded once as a panel, and every session's morning from it.
 
 Why: a backtest must scan each session exactly as `wolfkit scan` would on that morning, without
-re-reading files or re-fetching bars per day. The bars for the whole window (plus the lookback
-before it) become one `Panel`; session t is scanned from the row slice of the `scan.lookback_days`
-bar dates before it through `wolfkit.scan.scan_window`, the same function `run_scan` calls, so the
-two cannot disagree. The backtest has no pre-market quotes: the scan price is the last close.
-Each scan is followed, in the same (worker) process, by the directional target weights
-(`plan_morning`): they are fractions of equity, so they need not wait for the trading loop.
+re-reading files, re-fetching bars or re-running a full scan per day. The bars for the whole window
+(plus the lookback before it) become one `Panel`; the per-symbol half of every session's scan
+(signals, strategy statistics, levels, exclusions) is computed once over that panel
+(`wolfkit.panel_scan.PanelScan`, tested equal to `wolfkit.scan.scan_window` on each session's
+window: the scan `run_scan` runs) and ranked per session by `wolfkit.scan.rank`, the function both
+end with. The backtest has no pre-market quotes: the scan price is the last close. Each scan is
+followed, in the same (worker) process, by the directional target weights (`plan_morning`): they are
+fractions of equity, so they need not wait for the trading loop.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -21,8 +24,9 @@ import pandas as pd
 
 from wolfkit.diversify import Targets, build_targets
 from wolfkit.errors import BadInputError, InfeasibleError
-from wolfkit.scan import resolve_signals, scan_window
-from wolfkit.signals import PANEL_FIELDS, Panel
+from wolfkit.panel_scan import PanelScan, SessionScan
+from wolfkit.scan import rank, resolve_signals
+from wolfkit.signals import Panel
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
@@ -100,62 +104,62 @@ def load_market(provider: DataProvider, params: Params, start: date, end: date) 
 BLOCK = 16  # sessions per task sent to a worker process
 
 
-def window(panel: Panel, row: int, lookback: int) -> Panel:
-    """The scan panel for the session at `row`: the `lookback` bar dates strictly before it."""
-    return _rows(panel, max(0, row - lookback), row)
-
-
 def _dirty(quarantine: np.ndarray, symbols: pd.Index, row: int, lookback: int) -> set[str]:
     """Symbols with a quarantined date among the `lookback` bar dates before `row`: not candidates."""
     return set(symbols[quarantine[max(0, row - lookback):row].any(axis=0)])
 
 
-def _morning_rows(panel: Panel, quarantine: np.ndarray, universe: pd.DataFrame, rows: list[int], params: Params,
-                  method: str | None) -> list[Morning]:
-    signals, weights = resolve_signals(params.scan)
-    solo = params.with_changes({"scan": {"workers": 0}})
-    lookback = params.scan.lookback_days
-    return [plan_morning(scan_window(window(panel, r, lookback), universe, signals, weights, solo)[0],
-                         _dirty(quarantine, panel.symbols, r, lookback), params, method)
-            for r in rows]
+def _plan_block(scans: list[SessionScan], dirty: list[set[str]], universe: pd.DataFrame,
+                weights: dict[str, float], params: Params, method: str | None) -> list[Morning]:
+    """Rank each session's scan (`scan.rank`, as `scan_window` does) and plan its directional targets."""
+    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, weights, params)[0], d, params, method)
+            for sc, d in zip(scans, dirty)]
 
 
 def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None, *,
                   quarantine: np.ndarray | None = None, method: str | None = None) -> Iterator[Morning]:
     """Every session's morning (its scan, candidates and directional targets), in order, as they are ready.
 
-    `quarantine`: the dates x symbols mask of quarantined bars (None: none). With `scan.workers` > 0
-    blocks of consecutive sessions are scanned and planned in worker processes (each gets only the
-    panel rows its block reads) while the caller trades earlier ones: the scans overlap with the
-    trading loop instead of preceding it.
+    The per-symbol half of every scan comes from one `PanelScan` over the whole panel (computed here,
+    block by block); ranking and the targets run per session. `quarantine`: the dates x symbols mask
+    of quarantined bars (None: none). With `scan.workers` > 0 blocks of sessions are ranked and
+    planned in worker processes while the caller trades earlier ones.
     """
     rows = [int(r) for r in market.sessions]
     q = np.zeros(market.panel.shape, dtype=bool) if quarantine is None else quarantine
+    signals, weights = resolve_signals(params.scan)
+    scanner = PanelScan(market.panel, market.universe, signals, params)
+    lookback = params.scan.lookback_days
+    blocks = iter([rows[k:k + BLOCK] for k in range(0, len(rows), BLOCK)])
+
+    def inputs(block: list[int]) -> tuple[list[SessionScan], list[set[str]], pd.DataFrame, dict[str, float],
+                                          Params, str | None]:
+        dirty = [_dirty(q, market.panel.symbols, r, lookback) for r in block]
+        return scanner.sessions(block), dirty, market.universe, weights, params, method
+
     workers = params.scan.workers
     if workers <= 0:
-        for r in rows:
-            morning = _morning_rows(market.panel, q, market.universe, [r], params, method)[0]
-            advance(1)
-            yield morning
+        for block in blocks:
+            for morning in _plan_block(*inputs(block)):
+                advance(1)
+                yield morning
         return
-    lookback = params.scan.lookback_days
     pool = ProcessPoolExecutor(max_workers=workers)
+    pending: deque[Future[list[Morning]]] = deque()
+
+    def submit_next() -> None:
+        block = next(blocks, None)
+        if block is not None:
+            pending.append(pool.submit(_plan_block, *inputs(block)))
+
     try:
-        futures = []
-        for k in range(0, len(rows), BLOCK):
-            block = rows[k:k + BLOCK]
-            lo = max(0, block[0] - lookback)
-            futures.append(pool.submit(_morning_rows, _rows(market.panel, lo, block[-1]), q[lo:block[-1]],
-                                       market.universe, [r - lo for r in block], params, method))
-        for f in futures:
-            for morning in f.result():
+        for _ in range(2 * workers):  # keep the workers busy while this process scans the next blocks
+            submit_next()
+        while pending:
+            done = pending.popleft()
+            submit_next()
+            for morning in done.result():
                 advance(1)
                 yield morning
     finally:
         pool.shutdown(cancel_futures=True)
-
-
-def _rows(panel: Panel, lo: int, hi: int) -> Panel:
-    """Rows lo..hi-1 of the panel (all symbols): what a block of sessions ending before `hi` reads."""
-    return Panel(panel.dates[lo:hi], panel.symbols, has_ohlc=panel.has_ohlc,
-                 **{f: getattr(panel, f)[lo:hi] for f in PANEL_FIELDS})
