@@ -127,7 +127,7 @@ def test_the_graph_reader_sees_every_kind_of_import():
     assert "wolfkit.domain" in GRAPH["wolfkit.orders"]
     assert "wolfkit.orders" in GRAPH["wolfkit.widgets"]  # imported inside a method
     assert "wolfkit.runs" in GRAPH["wolfkit.report.identity"]  # imported under TYPE_CHECKING
-    assert {"wolfkit.calendar", "wolfkit.notebooks"} <= GRAPH["wolfkit.cli"]  # `from wolfkit import calendar, …`
+    assert {"wolfkit.calendar", "wolfkit.notebooks"} <= GRAPH["wolfkit.cli.daily"]  # `from wolfkit import calendar, …`
     assert "wolfkit.diversify.candidates" in GRAPH["wolfkit.diversify.greedy"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None

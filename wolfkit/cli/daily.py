@@ -1,42 +1,25 @@
-"""`wolfkit …` — every job runnable without Jupyter.
-
-Exit codes: 0 success, 2 bad input or parameters, 3 infeasible constraints, 1 anything else.
-Commands are thin: parse, load parameters, call the owning module, print a summary.
-"""
+"""The trading day's commands: scan, build, premarket, execute, intraday, status, replay, emulator, params."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
+from wolfkit.cli.app import (
+    BUYING_POWER_HELP,
+    SESSION_OVERRIDE_HELP,
+    DateOpt,
+    ForceOpt,
+    ParamsOpt,
+    app,
+    closed_day,
+    console,
+    params_app,
+    status_console,
+)
 from wolfkit.errors import WolfkitError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-params_app = typer.Typer(no_args_is_help=True, help="Validate or print a parameter file.")
-app.add_typer(params_app, name="params")
-# Piped output (papermill, cron logs) gets a readable width instead of rich's 80-column fallback.
-# No console markup: paths, symbols, sectors and messages are the user's text, and `[bold]` or `[/]`
-# in them must print as written (rich would strip the one and crash on the other); styles are explicit.
-_width = None if sys.stdout.isatty() else 140  # None: rich measures the terminal
-console = Console(markup=False, width=_width)
-err_console = Console(stderr=True, markup=False, width=None if sys.stderr.isatty() else 140)
-status_console = Console(width=_width)  # the status screen styles its headings with markup
-
-ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
-DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
-SESSION_OVERRIDE_HELP = (
-    "send even though the plan is outside its own session (another day, after the close, opg after 09:28 ET): "
-    "deliberate only; REASON is printed and recorded in the ledger with who and when"
-)
-BUYING_POWER_HELP = (
-    "USD; above equity is a margin account (both leverage buckets apply), at or below equity a cash account "
-    "(default: leverage.buying_power_multiple x equity from the parameters, 2x — margin — unless changed)"
-)
 
 
 @params_app.command("check")
@@ -56,17 +39,6 @@ def params_show(file: Path = typer.Argument(..., help="parameter YAML file")) ->
     print(load_params(file).to_yaml(), end="")
 
 
-ForceOpt = typer.Option(False, "--force", help="run even on a weekend or holiday")
-
-
-def _closed(day, force: bool, outcome: str) -> bool:
-    """On a weekend or holiday without --force: say so (exit 0, nothing done) and return True."""
-    from wolfkit.calendar import closed_notice
-
-    notice = None if force else closed_notice(day, outcome)
-    if notice:
-        console.print(notice, soft_wrap=True, markup=False, highlight=False)
-    return notice is not None
 
 
 @app.command()
@@ -83,7 +55,7 @@ def scan(
 
     p = load_params(params)
     day = resolve_date(date)
-    if _closed(day, force, "Nothing scanned"):
+    if closed_day(day, force, "Nothing scanned"):
         return
     result = run_scan(p, day, progress=True)
     paths = write_scan(result, out or Path("outputs") / day.isoformat() / "opportunities.csv")
@@ -177,7 +149,7 @@ def premarket(
 
     load_params(params)  # bad parameters fail here (exit 2), before a kernel starts
     session = calendar.resolve_date(date)
-    if _closed(session, force, "No pre-market run, no orders"):
+    if closed_day(session, force, "No pre-market run, no orders"):
         return
     run = notebooks.run_notebook(
         "premarket", session,
@@ -497,155 +469,3 @@ def emulator(port: int = typer.Option(8765, "--port", help="port on 127.0.0.1"))
         if e.errno not in (errno.EADDRINUSE, errno.EACCES):
             raise
         raise BadInputError(f"--port {port}: cannot listen on 127.0.0.1:{port} ({e.strerror}); pick another port") from None
-
-
-@app.command()
-def backtest(
-    params: Path = ParamsOpt,
-    start: str = typer.Option(..., "--start", help="first session, YYYY-MM-DD"),
-    end: str = typer.Option(..., "--end", help="last session, YYYY-MM-DD"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/backtests/<run-id>/)"),
-    method: Optional[str] = typer.Option(None, "--method", help="optimal | greedy (default: parameters)"),
-    layers: str = typer.Option("both", "--layers", help="both | directional"),
-    equity: Optional[float] = typer.Option(None, "--equity", help="starting equity in USD (default: backtest.equity)"),
-) -> None:
-    """Walk the daily loop over history: scan, build, fill, exit, session by session; write the folder."""
-    import warnings
-    from datetime import date as _date
-
-    from rich.table import Table
-
-    from wolfkit.backtest import run_backtest
-    from wolfkit.config import load_params
-    from wolfkit.errors import BadInputError
-
-    def day(flag: str, text: str) -> _date:
-        try:
-            return _date.fromisoformat(text)
-        except ValueError:
-            raise BadInputError(f"{flag} {text!r}: write the date as YYYY-MM-DD") from None
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        console.print(f"warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-
-    with warnings.catch_warnings():  # one clean line per warning (data quality, …), not Python's source echo
-        warnings.showwarning = show
-        result = run_backtest(load_params(params), day("--start", start), day("--end", end), out, method=method,
-                              layers=layers, equity=equity, progress=True)
-    s, eq = result.summary, result.equity
-    table = Table(title=f"backtest {s['window']['start']} … {s['window']['end']} ({s['window']['sessions']} sessions)")
-    table.add_column("")
-    table.add_column("value", justify="right")
-
-    def fmt(key: str, spec: str) -> str:
-        v = s.get(key)
-        return format(v, spec) if isinstance(v, (int, float)) else "n/a"
-
-    rows = [
-        ("final equity", f"${eq['equity'].iloc[-1]:,.0f} (from ${s['equity_start']:,.0f})"),
-        ("buy-and-hold / open→close benchmark", f"${eq['bench_buy_hold'].iloc[-1]:,.0f} / ${eq['bench_open_close'].iloc[-1]:,.0f}"),
-        ("CAGR", fmt("cagr", ".2%")), ("Sharpe", fmt("sharpe", ".2f")), ("max drawdown", fmt("max_drawdown", ".2%")),
-        ("IC mean (t)", f"{fmt('ic_mean', '.4f')} ({fmt('ic_t', '.2f')})"),
-        ("fees", f"${eq['fees'].sum():,.2f}"), ("fills", f"{len(result.fills):,}"),
-        ("time", f"{result.elapsed_s:.1f} s"),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
-    console.print(table)
-    for w in s["warnings"][:10]:
-        console.print(f"warning: {w}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-    if len(s["warnings"]) > 10:
-        console.print(f"… {len(s['warnings']) - 10} more warnings in summary.json", style="yellow")
-    console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
-
-
-
-@app.command()
-def sweep(
-    params: Path = ParamsOpt,
-    grid: Path = typer.Option(..., "--grid", help="YAML: dotted parameter path -> list of values to try"),
-    start: str = typer.Option(..., "--start", help="first session, YYYY-MM-DD"),
-    end: str = typer.Option(..., "--end", help="last session, YYYY-MM-DD"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/sweeps/<run-id>/)"),
-    executor: str = typer.Option("local", "--executor", help="local (processes on this machine) | dask"),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default: a local cluster)"),
-    train_end: Optional[str] = typer.Option(None, "--train-end", help="choose on start..this session, report on the rest"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="processes (local) or cluster workers (default: cores)"),
-) -> None:
-    """One backtest per combination of a parameter grid; sweep.csv ranks them, sweep.json says what was chosen."""
-    from contextlib import ExitStack
-
-    from rich.progress import Progress
-
-    from wolfkit import calendar
-    from wolfkit import sweep as sw
-    from wolfkit.config import load_params, project_path
-    from wolfkit.runs import new_run_id
-
-    p = load_params(params)
-    g = sw.load_grid(grid, p)
-    first, last = calendar.resolve_date(start), calendar.resolve_date(end)
-    cut = calendar.resolve_date(train_end) if train_end else None
-    folder = project_path(out) if out else project_path("outputs") / "sweeps" / new_run_id("sweep", first)
-    n = len(g.configurations()) * (2 if cut else 1)
-    with ExitStack() as stack, Progress(console=console, transient=True) as bar:
-        pool = sw.open_executor(executor, stack, scheduler=scheduler, workers=workers)
-        task = bar.add_task(f"{n} backtests on {executor}", total=n)
-        result = sw.run_sweep(p, g, first, last, folder, executor=pool, train_end=cut,
-                              advance=lambda k: bar.advance(task, k))
-    console.print(sw.console_table(result), soft_wrap=True)
-    console.print(f"wrote {result.out_dir}", highlight=False, markup=False, soft_wrap=True)
-
-
-
-@app.command()
-def learn(
-    backtest: Optional[Path] = typer.Option(None, "--backtest", help="a backtest folder (wolfkit backtest --out)"),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", help="the live ledger (execution.ledger_path)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/learn/<run-id>/)"),
-    params_file: Optional[Path] = typer.Option(None, "--params", "-p", help="parameters for the ledger's score tiers "
-                                               "(default parameters/default.yaml)"),
-) -> None:
-    """Attribution of realised returns by sector, score tier, strategy, layer and signal, with intervals."""
-    from datetime import date as _date
-
-    from wolfkit import learn as lr
-    from wolfkit.config import load_params, project_path
-    from wolfkit.errors import BadInputError
-    from wolfkit.runs import new_run_id
-
-    if (backtest is None) == (ledger is None):
-        raise BadInputError("learn: pass exactly one of --backtest DIR or --ledger FILE")
-    if backtest is not None:
-        learned = lr.from_backtest(backtest)
-    elif ledger is not None:
-        learned = lr.from_ledger(ledger, load_params(params_file or project_path("parameters/default.yaml")))
-    for table in lr.console_tables(learned):
-        console.print(table)
-    folder = project_path(out) if out else project_path("outputs") / "learn" / new_run_id("learn", _date.today())
-    lr.write(learned, folder)
-    s = learned.summary()
-    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions; wrote {folder}",
-                  highlight=False, markup=False, soft_wrap=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning WolfkitError into its exit code and a one-screen message.
-
-    Usage errors (unknown option, missing argument) are typer's own: message and exit 2.
-    """
-    try:
-        app(args=argv, prog_name="wolfkit")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except WolfkitError as e:
-        err_console.print(Text.assemble(("error:", "bold red"), " ", str(e)), highlight=False, soft_wrap=True)
-        return e.exit_code
-    except KeyboardInterrupt:
-        err_console.print("aborted")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The command line's shared parts: the typer app, the consoles, the options several commands take.
+
+The commands themselves live in `wolfkit.cli.daily` (the trading day) and `wolfkit.cli.research`
+(backtests, sweeps, attribution); `wolfkit.cli` registers them and holds `main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+HELP = """`wolfkit …` — every job runnable without Jupyter.
+
+Exit codes: 0 success, 2 bad input or parameters, 3 infeasible constraints, 1 anything else.
+Commands are thin: parse, load parameters, call the owning module, print a summary.
+"""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+params_app = typer.Typer(no_args_is_help=True, help="Validate or print a parameter file.")
+app.add_typer(params_app, name="params")
+# Piped output (papermill, cron logs) gets a readable width instead of rich's 80-column fallback.
+# No console markup: paths, symbols, sectors and messages are the user's text, and `[bold]` or `[/]`
+# in them must print as written (rich would strip the one and crash on the other); styles are explicit.
+_width = None if sys.stdout.isatty() else 140  # None: rich measures the terminal
+console = Console(markup=False, width=_width)
+err_console = Console(stderr=True, markup=False, width=None if sys.stderr.isatty() else 140)
+status_console = Console(width=_width)  # the status screen styles its headings with markup
+
+ParamsOpt = typer.Option(..., "--params", "-p", help="parameter file, e.g. parameters/demo.yaml")
+DateOpt = typer.Option("today", "--date", "-d", help="YYYY-MM-DD, 'today' (New York) or 'latest' session")
+SESSION_OVERRIDE_HELP = (
+    "send even though the plan is outside its own session (another day, after the close, opg after 09:28 ET): "
+    "deliberate only; REASON is printed and recorded in the ledger with who and when"
+)
+BUYING_POWER_HELP = (
+    "USD; above equity is a margin account (both leverage buckets apply), at or below equity a cash account "
+    "(default: leverage.buying_power_multiple x equity from the parameters, 2x — margin — unless changed)"
+)
+ForceOpt = typer.Option(False, "--force", help="run even on a weekend or holiday")
+
+
+def closed_day(day, force: bool, outcome: str) -> bool:
+    """On a weekend or holiday without --force: say so (exit 0, nothing done) and return True."""
+    from wolfkit.calendar import closed_notice
+
+    notice = None if force else closed_notice(day, outcome)
+    if notice:
+        console.print(notice, soft_wrap=True, markup=False, highlight=False)
+    return notice is not None
