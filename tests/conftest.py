@@ -1,4 +1,5 @@
-"""Shared test fixtures: the repo root, the real data folder (skip when absent), the parameter files."""
+"""Shared test fixtures: the repo root, the real data folder (skip when absent), the parameter files, the
+Alpaca-compatible emulator on 127.0.0.1 and the environment pointing alpaca-py at it."""
 
 from __future__ import annotations
 
@@ -34,3 +35,33 @@ def _session_rule_off_unless_marked(request, monkeypatch):
     import wolfkit.market_hours as market_hours
 
     monkeypatch.setattr(market_hours, "clear_to_send", lambda path, plan, now, override=None: None)
+
+
+@pytest.fixture
+def emulator_server():
+    """Start the emulator over a given simulated account (`start(sim, faults=None, **create_app options)`);
+    every server started is shut down after the test."""
+    from wolfkit.broker.emulator import create_app, serve
+
+    started = []
+
+    def start(sim, faults=None, **kw):
+        srv = serve(create_app(sim, faults, **kw))
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.shutdown()
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """`point(url)`: alpaca-py's keys and both base URLs set to the emulator at `url` (dummy keys)."""
+    def point(url: str) -> None:
+        monkeypatch.setenv("APCA_API_KEY_ID", "emulator-key")
+        monkeypatch.setenv("APCA_API_SECRET_KEY", "emulator-secret")
+        monkeypatch.setenv("APCA_API_BASE_URL", url)
+        monkeypatch.setenv("APCA_API_DATA_URL", url)
+
+    return point

@@ -15,7 +15,6 @@ import pytest
 from wolfkit.broker import matching
 from wolfkit.broker.alpaca import AlpacaBroker
 from wolfkit.broker.base import Broker, BrokerOrder, OrderRejected, OrderRequest, OrderStatus
-from wolfkit.broker.emulator import create_app, serve
 from wolfkit.broker.sim import NY, SimBroker
 from wolfkit.domain import OrderType, Side, TimeInForce
 
@@ -72,36 +71,11 @@ class Venue:
 
 
 @pytest.fixture(params=["sim", "emulator"])
-def venue(request, server, env):
+def venue(request, emulator_server, env):
     def make(**sim_kw) -> Venue:
-        return Venue(request.param, server, env, **sim_kw)
+        return Venue(request.param, emulator_server, env, **sim_kw)
 
     return make
-
-
-@pytest.fixture
-def server():
-    started = []
-
-    def start(sim: SimBroker):
-        srv = serve(create_app(sim))
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.shutdown()
-
-
-@pytest.fixture
-def env(monkeypatch):
-    def point(url: str) -> None:
-        monkeypatch.setenv("APCA_API_KEY_ID", "emulator-key")
-        monkeypatch.setenv("APCA_API_SECRET_KEY", "emulator-secret")
-        monkeypatch.setenv("APCA_API_BASE_URL", url)
-        monkeypatch.setenv("APCA_API_DATA_URL", url)
-
-    return point
 
 
 def test_day_market_order_after_the_close_waits_for_the_next_open_and_fills_at_its_price(venue):

@@ -39,7 +39,7 @@ from wolfkit.broker.base import (
     RateLimited,
     WashTradeRejected,
 )
-from wolfkit.broker.emulator import Faults, create_app, emulator_of, serve
+from wolfkit.broker.emulator import Faults, emulator_of
 from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import NY
 from wolfkit.domain import OrderType, Side, TimeInForce
@@ -55,28 +55,9 @@ def make_sim(equity: float = 100_000, multiplier: float = 1.0, now: datetime = O
 
 
 @pytest.fixture
-def server():
-    started = []
-
-    def start(sim: SimBroker | None = None, faults: Faults | None = None, **kw):
-        srv = serve(create_app(sim or make_sim(), faults, **kw))
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.shutdown()
-
-
-@pytest.fixture
-def env(monkeypatch):
-    def point(url: str) -> None:
-        monkeypatch.setenv("APCA_API_KEY_ID", "emulator-key")
-        monkeypatch.setenv("APCA_API_SECRET_KEY", "emulator-secret")
-        monkeypatch.setenv("APCA_API_BASE_URL", url)
-        monkeypatch.setenv("APCA_API_DATA_URL", url)
-
-    return point
+def server(emulator_server):
+    """The emulator over `sim` (default: `make_sim()`), with `faults` and other `create_app` options."""
+    return lambda sim=None, faults=None, **kw: emulator_server(sim or make_sim(), faults, **kw)
 
 
 def client(url: str) -> TradingClient:

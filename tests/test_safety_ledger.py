@@ -476,7 +476,7 @@ print(report.execution, report.accepted, report.unresolved, report.fills, report
 
 
 def two_executors(tmp_path, second_wait: float):
-    plan = small_plan("twice", n=8, as_of=today_ny())
+    plan = small_plan("twice", n=8)  # its session is the simulated clock's (the children's OPEN)
     folder = tmp_path / "out"
     orders = write_orders(plan, folder / "orders.json")
     b = quoted_sim(fill_on_submit=True)
