@@ -65,15 +65,17 @@ def solve(
     *,
     what: str,
     gap: float = 1e-9,
+    abs_gap: float = 0.0,
     time_limit: float = TIME_LIMIT_S,
 ) -> OptimizeResult | None:
-    """Minimise c·x; the proven optimum (relative gap `gap`), None when infeasible, SolverTimeout past `time_limit`."""
+    """Minimise c·x; the proven optimum (relative gap `gap`, absolute gap `abs_gap` in the units of c·x, e.g.
+    half a cent for a problem in USD), None when infeasible, SolverTimeout past `time_limit`."""
     scale = float(np.abs(c).max()) if len(c) else 0.0
     scale = scale if scale > 0 else 1.0
     with warnings.catch_warnings(), _quiet_stdout():
         # mip_abs_gap is a HiGHS option scipy passes on verbatim, warning that it does not know it
         warnings.filterwarnings("ignore", message="Unrecognized options detected", category=RuntimeWarning)
-        options: dict[str, Any] = {"mip_rel_gap": gap, "mip_abs_gap": 0.0, "time_limit": time_limit}
+        options: dict[str, Any] = {"mip_rel_gap": gap, "mip_abs_gap": abs_gap / scale, "time_limit": time_limit}
         res = milp(c / scale, constraints=list(constraints), integrality=integrality, bounds=bounds,
                    options=options)  # type: ignore[arg-type]  # scipy-stubs list only the options scipy knows
     if res.status == 0:
