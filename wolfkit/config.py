@@ -529,6 +529,16 @@ class Params(_Strict):
         cash = min(self.portfolio.target_allocation * equity, bp)
         return AccountLimits(equity, bp, AccountKind.CASH, cash, cash)
 
+    def maxdiff_budget(self, equity: float, directional_committed: float, t: time,
+                       buying_power: float | None = None) -> float:
+        """USD the maxdiff layer may commit at wall-clock time `t` (ET), the one rule of build, engine and
+        status: its time-of-day share (`leverage.maxdiff_share_at`) of the ROOM the directional layer leaves
+        in the total bucket, share(t) x (total bucket - directional committed). A share of the room, not of
+        the whole bucket, so it can never displace directional exposure and keeps most of the directional
+        bucket's headroom free early in the day; a directional exit grows the room, and the share of it."""
+        total = self.account(equity, buying_power).total_bucket
+        return self.leverage.maxdiff_share_at(t) * max(0.0, total - directional_committed)
+
     def with_changes(self, changes: Mapping[str, Any], source: str = "parameter changes") -> Params:
         """A new parameter set: `changes`, nested as in the YAML (``{"portfolio": {"sector_cap": 0.25}}``),
         merged over this one and validated again like a loaded file (a bare `model_copy(update=...)` would

@@ -12,9 +12,9 @@ allocation·E (95 % by default) in whole shares (`sizing.allocate_shares`), it i
 1.3x bucket. The rest of the directional bucket is room for the intraday engine's directional adds.
 
 Maxdiff layer: its budget is the room up to the total bucket left by the directional pack's cost
-(room = E × total_max − current exposure); at time `at` it may use
-`leverage.maxdiff_share_at(at)` of that budget (20 % at the open by default — which keeps the
-directional bucket's room free early in the day). Eligible plans (all of pred_high, pred_low,
+(room = total bucket − directional cost); at time `at` it may use `leverage.maxdiff_share_at(at)` of
+that room (20 % at the open by default — which keeps the directional bucket's room free early in the
+day): `Params.maxdiff_budget`, the same rule the intraday engine applies all day. Eligible plans (all of pred_high, pred_low,
 maxdiff_avg_return > 0 and >= `maxdiff.min_avg_return`, maxdiff_side; at most
 `max_positions_per_symbol` positions per symbol across the layers, a directional holding counting
 one) are ranked by avg_return. Each plan's size is the dynamic rule, capacity / active plans
@@ -199,7 +199,7 @@ def pack_layers(
     directional, leftover = _directional(targets, opps, equity, dir_bucket)
     dir_cost = float(directional["cost"].sum())
     budget = max(total_bucket - dir_cost, 0.0)
-    capacity = budget * params.leverage.maxdiff_share_at(at)
+    capacity = params.maxdiff_budget(equity, dir_cost, at, buying_power)
     plans, excluded = _eligible(opps, set(directional.loc[directional["qty"] > 0, "symbol"]), params, margin)
     max_active = params.sizing.maxdiff_max_active
     n = len(plans)

@@ -11,8 +11,9 @@ from what is still working, within the same step.
   every bar (a low at or through the stop for a long) that cancels the limit and closes at market. At
   `flatten_minutes` before the close, working exits are cancelled and directional positions closed at
   market when `intraday.close_directional_eod`, otherwise kept (brackets and all).
-- maxdiff budget at time t = min(share(t) × total_max × equity, total_max × equity − directional
-  committed), with share(t) = `leverage.maxdiff_share_at(t)`. Plans are taken in rank order; a plan
+- maxdiff budget at time t = share(t) × (total bucket − directional committed), with share(t) =
+  `leverage.maxdiff_share_at(t)`: `Params.maxdiff_budget`, the rule the build packs with. Plans are
+  taken in rank order; a plan
   listens while there is room for it (its `room_needed`, or one share), at most `maxdiff_max_active`
   at once, at most `max_positions_per_symbol` positions on its symbol across layers. The rest queue.
   A plan leaves the listening set when its entry fills (FILLED) or `maxdiff.expire_minutes` after its
@@ -30,7 +31,7 @@ from what is still working, within the same step.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Callable, Protocol
 
 from wolfkit.calendar import NY
@@ -53,16 +54,6 @@ class Desk(Protocol):
     """The order side, as far as a decision needs it."""
 
     def cancel(self, leg: Leg) -> None: ...
-
-
-def maxdiff_budget(params: Params, equity: float, directional_committed: float, t: time,
-                   buying_power: float | None = None) -> float:
-    """USD the maxdiff layer may commit at wall-clock time `t`: its time-of-day share of the total
-    bucket (of the account `Params.account` makes of equity and buying power), never more than the room
-    the directional layer leaves in it."""
-    total = params.account(equity, buying_power).total_bucket
-    share = params.leverage.maxdiff_share_at(t)
-    return max(0.0, min(share * total, total - directional_committed))
 
 
 def ramp_price(params: Params, side: Side, target: float, minutes_active: float) -> float:
@@ -222,7 +213,7 @@ def decide_maxdiff(state: EngineState, params: Params, now: datetime, flatten: b
         return
     # 3. who listens: rank order, room, max active, per-symbol limit
     e = exposure_of(state)
-    budget = maxdiff_budget(params, state.equity, e.directional, et(now).time(), state.buying_power)
+    budget = params.maxdiff_budget(state.equity, e.directional, et(now).time(), state.buying_power)
     held_value = sum(max(0, s.qty) * s.entry.avg_price for s in state.slots)
     free = max(0.0, budget - held_value)
     listening: list[MaxdiffPlanState] = []

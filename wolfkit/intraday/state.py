@@ -99,6 +99,7 @@ class Leg(BaseModel):
     order_limit: float | None = None  # its limit price
     booked: dict[str, tuple[int, float]] = Field(default_factory=dict)  # order id -> (qty, value) booked
     pending: list[str] = Field(default_factory=list)  # ids sent whose outcome is not yet known
+    waiting: str | None = None  # why the broker does not yet match this leg (the wash-trade rule), if so
 
     @classmethod
     def new(cls, key: str, symbol: str, side: Side, layer: Layer, purpose: Purpose, type_: OrderType,

@@ -1,0 +1,123 @@
+"""The engine keeps the rules the build keeps: the wash-trade rule on every order it places (new or
+replaced), one time-of-day maxdiff budget, maxdiff sizing from the maxdiff trade's own variance, and
+expired plans that listen again when room frees."""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+from test_intraday import EQUITY, FLAT, SESSION, bars, mplan, order, params, plan, setup
+from test_packing import build
+
+from wolfkit.broker.base import OrderStatus
+from wolfkit.broker.sim import SimBroker
+from wolfkit.domain import Layer, OrderType, Side
+from wolfkit.intraday import IntradayEngine, Leg, LegState, Purpose, Slot
+from wolfkit.intraday.tracking import OrderTracker
+from wolfkit.ledger import Ledger
+from wolfkit.replay import drive
+
+
+def working_sides(broker: SimBroker, symbol: str) -> set[Side]:
+    """Sides of the orders working at the broker on `symbol` (a held bracket leg is not working yet)."""
+    return {o.side for o in broker.open_orders() if o.symbol == symbol and o.status != OrderStatus.HELD}
+
+
+def watch_replacements(broker: SimBroker) -> list[str]:
+    """Record every replacement sent while an opposite-side order works on its symbol (a wash-trade risk)."""
+    bad: list[str] = []
+    replace = broker.replace
+
+    def watched(order_id, **kw):
+        old = broker.get(order_id)
+        if old.side.opposite() in working_sides(broker, old.symbol):
+            bad.append(f"{old.client_order_id} replaced beside an opposite-side order")
+        return replace(order_id, **kw)
+
+    broker.replace = watched  # type: ignore[method-assign]
+    return bad
+
+
+# ---- 1. the wash-trade rule on every order -----------------------------------------------------
+
+
+def test_maxdiff_buy_never_sits_beside_a_bracket_sell(tmp_path):
+    """A bracket buy and a maxdiff buy on one symbol: once the entry fills, the bracket's sells work, and the
+    maxdiff buy (ramping every 10 minutes) must not stay beside them nor be replaced there."""
+    p = params(leverage=FLAT, maxdiff={"expire_minutes": 390})
+    op = plan([order("AAPL", 100, 100.0, "takeprofit", tp=110.0, sl=90.0)], [mplan("AAPL", 1, low=98.0, high=104.0)])
+    b = bars({"AAPL": 100.0})
+    broker = SimBroker(EQUITY, 2.0)
+    bad = watch_replacements(broker)
+    ledger = Ledger(tmp_path / "l.sqlite")
+    eng = IntradayEngine.start(p, op, broker, equity=EQUITY, session=SESSION, ledger=ledger)
+    both: list[int] = []
+
+    def check(e, now):
+        if working_sides(broker, "AAPL") == {Side.BUY, Side.SELL}:
+            both.append(now.minute)
+
+    drive(eng, broker, b, stop=120, check=check)
+    assert eng.state.directional[0].qty == 100 and eng.state.directional[0].bracket
+    assert both == [] and bad == []
+    entry = eng.state.slots[0].entry
+    assert entry.state == LegState.IDLE and entry.filled_qty == 0  # it waits, with the reason
+    assert entry.waiting is not None and "wash-trade" in entry.waiting and "bracket" in entry.waiting
+    skipped = [ev for ev in ledger.events(eng.state.run_id) if ev.kind == "skipped"]
+    assert skipped and len(skipped) <= 3  # said once per reason, not every step
+
+
+def test_a_replacement_waits_while_an_opposite_order_is_open():
+    """A maxdiff exit whose size changes (the entry filled more) is not replaced while a bracket's opposite
+    order is working; it is replaced once that order is gone."""
+    p = params(leverage=FLAT)
+    op = plan([], [mplan("AAPL", 1, side="sell", low=95.0, high=105.0)])
+    b = bars({"AAPL": 100.0})
+    eng, broker = setup(p, op, b)
+    bad = watch_replacements(broker)
+    drive(eng, broker, b, stop=1, end_of_day=False)
+    tr: OrderTracker = eng.orders
+    # an exit leg working a sell, and an opposite buy working on the symbol
+    sell = Leg.new("x-sell", "AAPL", Side.SELL, Layer.MAXDIFF, Purpose.EXIT, OrderType.LIMIT, 10, 120.0)
+    buy = Leg.new("x-buy", "AAPL", Side.BUY, Layer.MAXDIFF, Purpose.EXIT, OrderType.LIMIT, 10, 80.0)
+    slot = eng.state.slots[0]
+    eng.state.slots[0].entry.target_qty = 0
+    slot.exit = sell
+    assert tr._submit(sell)
+    eng.state.slots.append(Slot(id="other", symbol="AAPL", side=Side.SELL, members=[], activated_at=slot.activated_at,
+                                entry=Leg.new("x-e", "AAPL", Side.SELL, Layer.MAXDIFF, Purpose.ENTRY, OrderType.LIMIT,
+                                              0, None), exit=buy, closed=True))
+    broker.wash_trade_check = False  # the state this test needs: both sides working
+    assert tr._submit(buy)
+    broker.wash_trade_check = True
+    sell.target_qty = 12  # wants a replacement
+    tr.send()
+    assert bad == [] and sell.order_qty == 10 and "replacement waits" in (sell.waiting or "")
+    buy.target_qty = 0  # the opposite order goes: the replacement follows
+    tr.send()
+    assert sell.order_qty == 12 and sell.waiting is None and bad == []
+
+
+# ---- 2. one time-of-day budget ------------------------------------------------------------------
+
+
+def test_build_and_engine_give_the_maxdiff_layer_the_same_budget():
+    """The time-of-day share applies to the room the directional layer leaves, at build time and in the
+    engine: with $95k directional of a $150k bucket, 20% of the $55k room at the open, not 20% of $150k."""
+    p = params(maxdiff={"ramp_minutes": 1, "ramp_step_minutes": 1, "expire_minutes": 390},
+               sizing={"maxdiff_max_active": 1})
+    # the engine: one directional position of $95k and one maxdiff plan, sized by the dynamic rule
+    op = plan([order("SPY", 950, 100.0)], [mplan("MSFT", 1, low=50.0, high=60.0)])
+    b = bars({"SPY": 100.0, "MSFT": 55.0})
+    eng, broker = setup(p, op, b)
+    drive(eng, broker, b, stop=1, end_of_day=False)
+    entry = eng.state.slots[0].entry
+    room = 1.5 * EQUITY - 95_000
+    assert p.maxdiff_budget(EQUITY, 95_000, time(9, 30)) == pytest.approx(0.2 * room)
+    assert entry.target_qty == int(0.2 * room // entry.limit_price)
+    # the build, from the same rule: capacity = share x (total bucket - directional cost)
+    _, _, pk = build(p, at=time(11, 0))
+    dir_cost = float(pk.directional["cost"].sum())
+    assert pk.maxdiff_capacity == pytest.approx(0.4 * (1.5 * EQUITY - dir_cost))
+    assert pk.maxdiff_capacity == pytest.approx(p.maxdiff_budget(EQUITY, dir_cost, time(11, 0), 2 * EQUITY))
