@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import time
 
 import pytest
-from test_intraday import EQUITY, FLAT, SESSION, bars, mplan, order, params, plan, setup
+from test_intraday import EQUITY, FLAT, SESSION, bars, mplan, order, params, plan, plan_status, setup
 from test_packing import build
 
 from wolfkit.broker.base import OrderStatus
 from wolfkit.broker.sim import SimBroker
-from wolfkit.domain import Layer, OrderType, Side
-from wolfkit.intraday import IntradayEngine, Leg, LegState, Purpose, Slot
+from wolfkit.domain import Layer, OrderType, PlanStatus, Side
+from wolfkit.intraday import IllegalTransition, IntradayEngine, Leg, LegState, MaxdiffPlanState, Purpose, Slot
 from wolfkit.intraday.tracking import OrderTracker
 from wolfkit.ledger import Ledger
 from wolfkit.replay import drive
@@ -121,3 +121,43 @@ def test_build_and_engine_give_the_maxdiff_layer_the_same_budget():
     dir_cost = float(pk.directional["cost"].sum())
     assert pk.maxdiff_capacity == pytest.approx(0.4 * (1.5 * EQUITY - dir_cost))
     assert pk.maxdiff_capacity == pytest.approx(p.maxdiff_budget(EQUITY, dir_cost, time(11, 0), 2 * EQUITY))
+
+
+# ---- 4. an expired plan listens again when room frees --------------------------------------------
+
+
+def test_expired_plan_listens_again_when_an_exit_frees_room():
+    p = params(leverage=FLAT, maxdiff={"expire_minutes": 30}, sizing={"maxdiff_max_active": 5})
+    op = plan([order("AAPL", 1200, 100.0, "takeprofit", tp=101.0)], [mplan("MSFT", 1, low=95.0, room=25_000)])
+    b = bars({"AAPL": 100.0, "MSFT": 100.0}, touch={"AAPL": {60: 101.0}})
+    eng, broker = setup(p, op, b)
+    drive(eng, broker, b, stop=45, end_of_day=False)
+    assert plan_status(eng, 1) == PlanStatus.EXPIRED  # listened 30 minutes, the limit never touched
+    assert not [o for o in broker.open_orders() if o.symbol == "MSFT"]
+    drive(eng, broker, b, start=45, stop=59, end_of_day=False)
+    assert plan_status(eng, 1) == PlanStatus.EXPIRED  # no room freed yet: it stays out (no churn)
+    drive(eng, broker, b, start=59, stop=62, end_of_day=False)
+    assert eng.state.directional[0].qty == 0  # the take-profit filled at minute 60: room freed
+    assert plan_status(eng, 1) == PlanStatus.LISTENING
+    [o] = [o for o in broker.open_orders() if o.symbol == "MSFT"]
+    msft = [s for s in eng.state.slots if s.symbol == "MSFT"]
+    assert len(msft) == 2 and o.client_order_id == msft[1].entry.client_id  # a new slot, a new order id
+
+
+def test_expired_plan_stays_out_when_its_window_would_end_after_the_flatten_time():
+    p = params(leverage=FLAT, maxdiff={"expire_minutes": 120}, sizing={"maxdiff_max_active": 5})
+    op = plan([order("AAPL", 1200, 100.0, "takeprofit", tp=101.0)], [mplan("MSFT", 1, low=95.0, room=25_000)])
+    b = bars({"AAPL": 100.0, "MSFT": 100.0}, touch={"AAPL": {300: 101.0}})  # 14:30: less than 120 min left
+    eng, broker = setup(p, op, b)
+    drive(eng, broker, b, stop=310, end_of_day=False)
+    assert eng.state.directional[0].qty == 0
+    assert plan_status(eng, 1) == PlanStatus.EXPIRED
+
+
+def test_the_transition_table_allows_expired_to_queued_only():
+    mp = MaxdiffPlanState(rank=1, symbol="X", side="buy", high_target=2.0, low_target=1.0, avg_return=0.01,
+                          status=PlanStatus.EXPIRED)
+    with pytest.raises(IllegalTransition):
+        mp.move(PlanStatus.LISTENING)
+    mp.move(PlanStatus.QUEUED)
+    assert mp.status == PlanStatus.QUEUED
