@@ -6,17 +6,26 @@ from __future__ import annotations
 
 from datetime import time
 
+import numpy as np
 import pytest
 from test_intraday import EQUITY, FLAT, SESSION, bars, mplan, order, params, plan, plan_status, setup
-from test_packing import build
+from test_packing import build, opps_table
+from test_scan import PARAMS, FrameProvider, _next_day, market
 
 from wolfkit.broker.base import OrderStatus
 from wolfkit.broker.sim import SimBroker
+from wolfkit.config import params_from_dict
+from wolfkit.diversify import build_targets
 from wolfkit.domain import Layer, OrderType, PlanStatus, Side
+from wolfkit.errors import BadInputError
 from wolfkit.intraday import IllegalTransition, IntradayEngine, Leg, LegState, MaxdiffPlanState, Purpose, Slot
 from wolfkit.intraday.tracking import OrderTracker
 from wolfkit.ledger import Ledger
+from wolfkit.opportunities import validate_opportunities
+from wolfkit.packing import pack_layers
 from wolfkit.replay import drive
+from wolfkit.scan import levels, maxdiff_returns, run_scan, window_panel
+from wolfkit.sizing import kelly_fraction
 
 
 def working_sides(broker: SimBroker, symbol: str) -> set[Side]:
@@ -161,3 +170,59 @@ def test_the_transition_table_allows_expired_to_queued_only():
         mp.move(PlanStatus.LISTENING)
     mp.move(PlanStatus.QUEUED)
     assert mp.status == PlanStatus.QUEUED
+
+
+# ---- 3. maxdiff sizing from the maxdiff trade's own variance -------------------------------------
+
+
+def test_scan_gives_each_maxdiff_side_its_own_return_std():
+    """`maxdiff_return_std` is the std of the chosen side's daily maxdiff returns over the lookback window
+    (for `both`, of the even mixture of the two sides), independent of the directional `return_std`."""
+    bars_, uni, dates = market(n=60, T=200, seed=4, planted=False)  # a seed with a `both` side
+    res = run_scan(PARAMS, _next_day(dates), FrameProvider(bars_, uni))
+    opp = res.opportunities.set_index("symbol")
+    panel = window_panel(bars_, _next_day(dates), PARAMS.scan.lookback_days)
+    buy, sell = maxdiff_returns(panel, levels(panel, PARAMS.scan.atr_period))
+    seen = set()
+    for sym, row in opp.iterrows():
+        j = list(panel.symbols).index(sym)
+        b, s = buy[:, j][np.isfinite(buy[:, j])], sell[:, j][np.isfinite(sell[:, j])]
+        if row["maxdiff_side"] == "buy":
+            want = np.std(b, ddof=1)
+        elif row["maxdiff_side"] == "sell":
+            want = np.std(s, ddof=1)
+        else:
+            want = np.sqrt((b.var(ddof=1) + s.var(ddof=1)) / 2 + ((b.mean() - s.mean()) / 2) ** 2)
+        assert row["maxdiff_return_std"] == pytest.approx(want, rel=1e-9), sym
+        seen.add(row["maxdiff_side"])
+    assert seen == {"buy", "sell", "both"}
+    assert not np.allclose(opp["maxdiff_return_std"], opp["return_std"])
+
+
+def test_kelly_sizes_maxdiff_plans_from_their_own_variance():
+    p = params_from_dict({"sizing": {"maxdiff_rule": "kelly", "maxdiff_max_active": 100}})
+    o = opps_table(40, 0)
+    o["return_std"] = 5.0  # a directional std that would size every maxdiff plan at almost nothing
+    o["maxdiff_return_std"] = np.linspace(0.02, 0.2, len(o))
+    v = validate_opportunities(o, p, "t").valid
+    t = build_targets(v, p, "greedy")
+    pk = pack_layers(t, v, p, 100_000.0, 200_000.0, method="greedy")
+    md = pk.maxdiff.set_index("symbol")
+    sd = v.set_index("symbol")["maxdiff_return_std"]
+    for sym, r in md.iterrows():
+        size = min(kelly_fraction(r["avg_return"], sd[sym] ** 2, pk.maxdiff_budget / 100_000.0,
+                                  p.sizing.kelly_fraction) * 100_000.0, pk.maxdiff_capacity)
+        assert r["room_needed"] == pytest.approx(max(np.floor(size / r["limit_price"] + 1e-9), 1) * r["limit_price"])
+    assert md["room_needed"].nunique() > 5  # sized plan by plan, not all at one floor
+
+
+def test_kelly_without_the_maxdiff_std_is_a_clear_error():
+    p = params_from_dict({"sizing": {"maxdiff_rule": "kelly"}})
+    o = opps_table(40, 0)
+    o["return_std"] = 0.02  # the directional std is no stand-in
+    v = validate_opportunities(o, p, "t").valid
+    with pytest.raises(BadInputError, match="maxdiff_return_std"):
+        pack_layers(build_targets(v, p, "greedy"), v, p, 100_000.0, 200_000.0, method="greedy")
+    o["maxdiff_return_std"] = -1.0
+    with pytest.raises(BadInputError, match=r"row 2.*maxdiff_return_std"):
+        validate_opportunities(o, p, "t")
