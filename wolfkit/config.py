@@ -337,7 +337,9 @@ class LeverageParams(_Strict):
             TimeShare(start=time(9, 30), share=0.2),
             TimeShare(start=time(11, 0), share=0.4),
             TimeShare(start=time(14, 0), share=0.6),
-        ]
+        ],
+        description="the maxdiff layer's budget by time of day (ET): share x (total bucket - directional "
+        "committed), the room the directional layer leaves (Params.maxdiff_budget; build, engine and status alike)",
     )
 
     @model_validator(mode="after")
@@ -375,7 +377,8 @@ class SizingParams(_Strict):
     )
     kelly_fraction: float = Field(0.5, gt=0, le=1, description="fractional Kelly cap")
     maxdiff_rule: Literal["dynamic", "kelly"] = Field(
-        "dynamic", description="dynamic: room / active plans; kelly: edge / variance"
+        "dynamic", description="dynamic: room / active plans; kelly: edge / variance of the maxdiff trade's own "
+        "returns (maxdiff_avg_return, maxdiff_return_std)"
     )
     maxdiff_max_active: int = Field(15, ge=1, description="plans listening at once; the rest queue")
 
