@@ -3,7 +3,7 @@ consolidation, wash-trade avoidance; invariants over many seeded days; restart e
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,6 @@ from wolfkit.domain import (
 from wolfkit.intraday import (
     IntradayEngine,
     LegState,
-    maxdiff_budget,
     ramp_price,
 )
 from wolfkit.ledger import Ledger
@@ -100,16 +99,6 @@ def plan_status(eng: IntradayEngine, rank: int) -> PlanStatus:
 
 
 # ---- pure pieces ---------------------------------------------------------------------------------
-
-
-def test_budget_directional_first_and_time_share():
-    p = params()
-    # 20% of the 1.5x bucket early, but never past the room the directional layer leaves
-    assert maxdiff_budget(p, EQUITY, 100_000, time(10, 0)) == pytest.approx(30_000)
-    assert maxdiff_budget(p, EQUITY, 130_000, time(10, 0)) == pytest.approx(20_000)
-    assert maxdiff_budget(p, EQUITY, 50_000, time(11, 0)) == pytest.approx(60_000)
-    assert maxdiff_budget(p, EQUITY, 100_000, time(15, 0)) == pytest.approx(50_000)
-    assert maxdiff_budget(p, EQUITY, 160_000, time(15, 0)) == 0.0
 
 
 def test_ramp_steps_and_bound():

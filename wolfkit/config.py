@@ -337,7 +337,9 @@ class LeverageParams(_Strict):
             TimeShare(start=time(9, 30), share=0.2),
             TimeShare(start=time(11, 0), share=0.4),
             TimeShare(start=time(14, 0), share=0.6),
-        ]
+        ],
+        description="the maxdiff layer's budget by time of day (ET): share x (total bucket - directional "
+        "committed), the room the directional layer leaves (Params.maxdiff_budget; build, engine and status alike)",
     )
 
     @model_validator(mode="after")
@@ -375,7 +377,8 @@ class SizingParams(_Strict):
     )
     kelly_fraction: float = Field(0.5, gt=0, le=1, description="fractional Kelly cap")
     maxdiff_rule: Literal["dynamic", "kelly"] = Field(
-        "dynamic", description="dynamic: room / active plans; kelly: edge / variance"
+        "dynamic", description="dynamic: room / active plans; kelly: edge / variance of the maxdiff trade's own "
+        "returns (maxdiff_avg_return, maxdiff_return_std)"
     )
     maxdiff_max_active: int = Field(15, ge=1, description="plans listening at once; the rest queue")
 
@@ -528,6 +531,16 @@ class Params(_Strict):
                                  min(lev.total_max * equity, bp))
         cash = min(self.portfolio.target_allocation * equity, bp)
         return AccountLimits(equity, bp, AccountKind.CASH, cash, cash)
+
+    def maxdiff_budget(self, equity: float, directional_committed: float, t: time,
+                       buying_power: float | None = None) -> float:
+        """USD the maxdiff layer may commit at wall-clock time `t` (ET), the one rule of build, engine and
+        status: its time-of-day share (`leverage.maxdiff_share_at`) of the ROOM the directional layer leaves
+        in the total bucket, share(t) x (total bucket - directional committed). A share of the room, not of
+        the whole bucket, so it can never displace directional exposure and keeps most of the directional
+        bucket's headroom free early in the day; a directional exit grows the room, and the share of it."""
+        total = self.account(equity, buying_power).total_bucket
+        return self.leverage.maxdiff_share_at(t) * max(0.0, total - directional_committed)
 
     def with_changes(self, changes: Mapping[str, Any], source: str = "parameter changes") -> Params:
         """A new parameter set: `changes`, nested as in the YAML (``{"portfolio": {"sector_cap": 0.25}}``),

@@ -31,12 +31,13 @@ OPTIONAL = [
     "pred_low",
     "maxdiff_avg_return",
     "maxdiff_side",
+    "maxdiff_return_std",
 ]
 
 STRATEGIES = tuple(s.value for s in Strategy.directional())
 MAXDIFF_SIDES = tuple(s.value for s in MaxdiffSide)
 _NUMERIC = ["market_cap", "price", "score", "expected_return", "return_std", "take_profit", "stop_loss",
-            "pred_high", "pred_low", "maxdiff_avg_return"]
+            "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_return_std"]
 _POSITIVE_IF_GIVEN = ["return_std", "take_profit", "stop_loss", "pred_high", "pred_low"]
 _MAXDIFF = ["pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side"]
 
@@ -108,6 +109,9 @@ def _row_problems(df: pd.DataFrame) -> dict[int, list[str]]:
     for col in ("expected_return", "maxdiff_avg_return"):
         if col in num:
             flag(num[col].notna() & ~np.isfinite(num[col]), f"{col}: must be finite when given")
+    if "maxdiff_return_std" in num:  # 0 is a side whose limit never traded in the lookback
+        v = num["maxdiff_return_std"]
+        flag(v.notna() & ~(np.isfinite(v) & (v >= 0)), "maxdiff_return_std: must be a number >= 0 when given")
     if "strategy" in df:
         s = df["strategy"].astype("string").str.strip()
         flag(s.notna() & (s != "") & ~s.isin(STRATEGIES), f"strategy: must be one of {', '.join(STRATEGIES)}")

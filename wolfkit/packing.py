@@ -12,13 +12,14 @@ allocation·E (95 % by default) in whole shares (`sizing.allocate_shares`), it i
 1.3x bucket. The rest of the directional bucket is room for the intraday engine's directional adds.
 
 Maxdiff layer: its budget is the room up to the total bucket left by the directional pack's cost
-(room = E × total_max − current exposure); at time `at` it may use
-`leverage.maxdiff_share_at(at)` of that budget (20 % at the open by default — which keeps the
-directional bucket's room free early in the day). Eligible plans (all of pred_high, pred_low,
+(room = total bucket − directional cost); at time `at` it may use `leverage.maxdiff_share_at(at)` of
+that room (20 % at the open by default — which keeps the directional bucket's room free early in the
+day): `Params.maxdiff_budget`, the same rule the intraday engine applies all day. Eligible plans (all of pred_high, pred_low,
 maxdiff_avg_return > 0 and >= `maxdiff.min_avg_return`, maxdiff_side; at most
 `max_positions_per_symbol` positions per symbol across the layers, a directional holding counting
 one) are ranked by avg_return. Each plan's size is the dynamic rule, capacity / active plans
-(active = min(`maxdiff_max_active`, eligible)), or leverage-aware Kelly; its limit price is the start
+(active = min(`maxdiff_max_active`, eligible)), or leverage-aware Kelly from the plan's own statistics
+(edge `maxdiff_avg_return`, variance `maxdiff_return_std`², never the directional strategy's); its limit price is the start
 of its ramp (buy and both: pred_low × buy_ramp[0]; sell: pred_high × sell_ramp[0]).
 
 Knapsack, same objective for both methods: maximise Σ avg_return × qty × limit (expected profit in USD)
@@ -120,6 +121,20 @@ def _eligible(opps: pd.DataFrame, held: set[str], params: Params, margin: bool) 
     return m, pd.DataFrame(reasons, columns=["symbol", "reason"])
 
 
+def _maxdiff_std(plans: pd.DataFrame) -> np.ndarray:
+    """Each plan's own return std (the maxdiff trade's, never the directional strategy's `return_std`)."""
+    sd = plans["maxdiff_return_std"] if "maxdiff_return_std" in plans else pd.Series(np.nan, index=plans.index)
+    bad = plans.loc[~(sd > 0), "symbol"].tolist()
+    if bad:
+        raise BadInputError(
+            f"opportunities: sizing.maxdiff_rule kelly sizes a maxdiff plan from the variance of its own returns "
+            f"and needs a positive maxdiff_return_std on every maxdiff plan; missing or not positive for "
+            f"{', '.join(map(str, bad[:5]))}{' …' if len(bad) > 5 else ''} ({len(bad)}). Scan again (the scan "
+            "writes it), add the column, or use maxdiff_rule: dynamic"
+        )
+    return sd.to_numpy(float)
+
+
 def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
     """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active.
 
@@ -199,7 +214,7 @@ def pack_layers(
     directional, leftover = _directional(targets, opps, equity, dir_bucket)
     dir_cost = float(directional["cost"].sum())
     budget = max(total_bucket - dir_cost, 0.0)
-    capacity = budget * params.leverage.maxdiff_share_at(at)
+    capacity = params.maxdiff_budget(equity, dir_cost, at, buying_power)
     plans, excluded = _eligible(opps, set(directional.loc[directional["qty"] > 0, "symbol"]), params, margin)
     max_active = params.sizing.maxdiff_max_active
     n = len(plans)
@@ -211,14 +226,9 @@ def pack_layers(
     else:
         price = plans["limit_price"].to_numpy(float)
         if params.sizing.maxdiff_rule == "kelly":
-            if "return_std" not in plans or plans["return_std"].isna().any():
-                raise BadInputError(
-                    "opportunities: sizing.maxdiff_rule kelly needs return_std on every maxdiff plan; "
-                    "add the column or use maxdiff_rule: dynamic"
-                )
             size = np.array([
                 min(kelly_fraction(r, sd**2, budget / equity, params.sizing.kelly_fraction) * equity, capacity)
-                for r, sd in zip(plans["maxdiff_avg_return"], plans["return_std"])
+                for r, sd in zip(plans["maxdiff_avg_return"], _maxdiff_std(plans))
             ])
         else:
             size = np.full(n, capacity / min(max_active, n))

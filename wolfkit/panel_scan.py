@@ -153,7 +153,8 @@ class PanelScan:
         values["strategy"], values["expected_return"], values["return_std"] = choose_strategy(
             {k: v for k, v in moments.items() if not k.startswith("maxdiff")})
         for side in ("maxdiff_buy", "maxdiff_sell"):
-            values[side] = moments[side][0] if side in moments else np.full((len(R), N), np.nan)
+            nan = np.full((len(R), N), np.nan)
+            values[side], values[f"{side}_std"] = (moments[side][0], moments[side][1]) if side in moments else (nan, nan)
         return [self._session(int(R[b]), int(s[b]), {k: v[b] for k, v in values.items()}) for b in range(len(R))]
 
     def _session(self, r: int, s: int, values: dict[str, np.ndarray]) -> SessionScan:
@@ -173,7 +174,7 @@ class PanelScan:
                 values[name][keep] = signal_values(sig, replace(sub, close=ffill(sub.close)))
             cols[name] = values[name][keep]
         for name in ("last_close", "atr", "range_up", "range_down", "strategy", "expected_return", "return_std",
-                     "maxdiff_buy", "maxdiff_sell"):
+                     "maxdiff_buy", "maxdiff_sell", "maxdiff_buy_std", "maxdiff_sell_std"):
             cols[name] = values[name][keep]
         return SessionScan(pd.DataFrame(cols, index=P.symbols[keep]), excluded)
 

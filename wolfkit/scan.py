@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 OPPORTUNITY_COLUMNS = [
     "symbol", "sector", "market_cap", "cap_tier", "price", "price_source", "score",
     "expected_return", "return_std", "strategy", "take_profit", "stop_loss",
-    "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side",
+    "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side", "maxdiff_return_std",
 ]
 
 
@@ -142,7 +142,7 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
 
     `panel` holds raw bars (NaN where a bar is missing). Index: symbol. Columns: `raw_<signal>`,
     last_close, atr, range_up, range_down, strategy, expected_return, return_std, maxdiff_buy,
-    maxdiff_sell.
+    maxdiff_sell, maxdiff_buy_std, maxdiff_sell_std (mean and std of each maxdiff side's daily returns).
     """
     filled = replace(panel, close=ffill(panel.close))
     out = pd.DataFrame(index=panel.symbols)
@@ -157,10 +157,11 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
     out["strategy"], out["expected_return"], out["return_std"] = choose_strategy(
         {str(strat): stats(r) for strat, r in trade_returns(panel, lv, scan).items()})
     if panel.has_ohlc:
-        buy, sell = maxdiff_returns(panel, lv)
-        out["maxdiff_buy"], out["maxdiff_sell"] = stats(buy)[0], stats(sell)[0]
+        buy, sell = (stats(r) for r in maxdiff_returns(panel, lv))
+        out["maxdiff_buy"], out["maxdiff_sell"] = buy[0], sell[0]
+        out["maxdiff_buy_std"], out["maxdiff_sell_std"] = buy[1], sell[1]
     else:
-        out["maxdiff_buy"] = out["maxdiff_sell"] = np.nan
+        out["maxdiff_buy"] = out["maxdiff_sell"] = out["maxdiff_buy_std"] = out["maxdiff_sell_std"] = np.nan
     return out
 
 
@@ -411,6 +412,9 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
     both = (buy > 0) & (sell > 0)
     sides = np.array([None, MaxdiffSide.BOTH.value, MaxdiffSide.BUY.value, MaxdiffSide.SELL.value], dtype=object)
     avg = np.select([both, buy >= sell], [(buy + sell) / 2, buy], sell)
+    sd_buy, sd_sell = df["maxdiff_buy_std"].to_numpy(dtype=float), df["maxdiff_sell_std"].to_numpy(dtype=float)
+    # a `both` plan trades one side or the other: its return is an even mixture of the two sides'
+    sd_both = np.sqrt((sd_buy**2 + sd_sell**2) / 2 + ((buy - sell) / 2) ** 2)
     cols = {
         "symbol": df.index.to_numpy(dtype=object),
         "sector": uni["sector"].reindex(df.index).astype(str).to_numpy(dtype=object),
@@ -428,6 +432,7 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
         "pred_low": pred_low,
         "maxdiff_side": sides[np.select([unknown, both, buy >= sell], [0, 1, 2], 3)],
         "maxdiff_avg_return": np.where(unknown, np.nan, avg),
+        "maxdiff_return_std": np.where(unknown, np.nan, np.select([both, buy >= sell], [sd_both, sd_buy], sd_sell)),
     } | {c: df[c].to_numpy(dtype=float) for c in df.columns if c.startswith("score_")}
     order = np.lexsort((cols["symbol"].astype(str), -cols["score"]))
     return pd.DataFrame({c: v[order] for c, v in cols.items()})

@@ -29,7 +29,7 @@ from wolfkit.broker.base import Position
 from wolfkit.calendar import NY
 from wolfkit.config import Params
 from wolfkit.domain import Layer, MaxdiffSide, PlanStatus, Side
-from wolfkit.intraday import EngineState, LegState, exposure_of, maxdiff_budget
+from wolfkit.intraday import EngineState, LegState, exposure_of
 from wolfkit.pnl import Book, BookedFill, book_fills
 from wolfkit.snapshots import DailySnapshot, format_history
 
@@ -235,7 +235,7 @@ def build_status(params: Params, *, fills: Sequence[BookedFill], unattributed_fi
         d_used, m_used = e.directional, e.maxdiff
     else:
         d_used, m_used = (_committed(book, open_orders, layer, marks) for layer in (Layer.DIRECTIONAL, Layer.MAXDIFF))
-    budget = maxdiff_budget(params, eq, d_used, t.time())
+    budget = params.maxdiff_budget(eq, d_used, t.time())
     lev = Leverage(eq, d_used, m_used, max(0.0, budget - m_used), params.leverage.maxdiff_share_at(t.time()))
     listening, queued = _plans(engine) if engine is not None else (
         pd.DataFrame(columns=LISTENING_COLUMNS), pd.DataFrame(columns=QUEUED_COLUMNS))

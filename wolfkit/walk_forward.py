@@ -30,7 +30,9 @@ Maxdiff: each session, a buy limit at pred_low and a sell limit (short) at pred_
 when the low reaches pred_low (at the open if it opens below), exits at pred_high if the high is
 reached after the fill, else at the close; the sell mirrors it. A day whose limit is not touched
 returns 0. `maxdiff_avg_return` is the mean daily return per unit of capital of the chosen side:
-`both` when both sides average > 0 (their mean), else the better side.
+`both` when both sides average > 0 (their mean), else the better side. `maxdiff_return_std` is the
+standard deviation of that side's daily returns (for `both`, of the even mixture of the two sides:
+sqrt((var_buy + var_sell) / 2 + ((mean_buy - mean_sell) / 2)^2)); the maxdiff Kelly sizes from it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ always comes first. By responsibility:
 - `live`: the poll and stream runners and `run_live`, the loop `wolfkit intraday` runs.
 """
 
-from wolfkit.intraday.decisions import maxdiff_budget, ramp_price
+from wolfkit.intraday.decisions import ramp_price
 from wolfkit.intraday.engine import IntradayEngine
 from wolfkit.intraday.live import (
     FeedMode,
@@ -51,7 +51,7 @@ from wolfkit.intraday.tracking import PLAN_LOOKBACK
 __all__ = [
     "LEG_TRANSITIONS", "PLAN_LOOKBACK", "PLAN_TRANSITIONS", "DirectionalPosition", "EngineState", "Exposure",
     "FeedMode", "FillRecord", "IllegalTransition", "IntradayEngine", "Leg", "LegEvent", "LegState", "LiveRun", "Market",
-    "MaxdiffPlanState", "Purpose", "Slot", "StreamSession", "exposure_of", "feed_for", "market_from_quotes", "maxdiff_budget",
+    "MaxdiffPlanState", "Purpose", "Slot", "StreamSession", "exposure_of", "feed_for", "market_from_quotes",
     "open_engine", "ramp_price", "run_live", "run_polling", "run_streaming", "sim_market_feed", "status_line",
     "stop_time", "wall_clock",
 ]

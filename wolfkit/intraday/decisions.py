@@ -11,12 +11,16 @@ from what is still working, within the same step.
   every bar (a low at or through the stop for a long) that cancels the limit and closes at market. At
   `flatten_minutes` before the close, working exits are cancelled and directional positions closed at
   market when `intraday.close_directional_eod`, otherwise kept (brackets and all).
-- maxdiff budget at time t = min(share(t) × total_max × equity, total_max × equity − directional
-  committed), with share(t) = `leverage.maxdiff_share_at(t)`. Plans are taken in rank order; a plan
+- maxdiff budget at time t = share(t) × (total bucket − directional committed), with share(t) =
+  `leverage.maxdiff_share_at(t)`: `Params.maxdiff_budget`, the rule the build packs with. Plans are
+  taken in rank order; a plan
   listens while there is room for it (its `room_needed`, or one share), at most `maxdiff_max_active`
   at once, at most `max_positions_per_symbol` positions on its symbol across layers. The rest queue.
   A plan leaves the listening set when its entry fills (FILLED) or `maxdiff.expire_minutes` after its
   order first reached the broker (EXPIRED without a fill; FILLED with the part that did fill).
+- an EXPIRED plan listens again: it returns to the queue (then listens by the rules above, a new
+  slot and ramp from its start) once an exit of either layer has filled since it expired (room freed)
+  and a whole listening period (`maxdiff.expire_minutes`) still ends before the flatten time.
 - sizing (`sizing.maxdiff_rule`): `dynamic` gives every listening plan an equal slice of the budget
   left after maxdiff positions; `kelly` uses the plan's own packed `room_needed`, capped by that slice.
 - consolidation: listening plans on one symbol and side share ONE slot; its limit is the most
@@ -30,7 +34,7 @@ from what is still working, within the same step.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time
+from datetime import date, datetime, timedelta
 from typing import Callable, Protocol
 
 from wolfkit.calendar import NY
@@ -45,6 +49,7 @@ from wolfkit.intraday.state import (
     MaxdiffPlanState,
     Purpose,
     Slot,
+    exit_shares,
     exposure_of,
 )
 
@@ -53,16 +58,6 @@ class Desk(Protocol):
     """The order side, as far as a decision needs it."""
 
     def cancel(self, leg: Leg) -> None: ...
-
-
-def maxdiff_budget(params: Params, equity: float, directional_committed: float, t: time,
-                   buying_power: float | None = None) -> float:
-    """USD the maxdiff layer may commit at wall-clock time `t`: its time-of-day share of the total
-    bucket (of the account `Params.account` makes of equity and buying power), never more than the room
-    the directional layer leaves in it."""
-    total = params.account(equity, buying_power).total_bucket
-    share = params.leverage.maxdiff_share_at(t)
-    return max(0.0, min(share * total, total - directional_committed))
 
 
 def ramp_price(params: Params, side: Side, target: float, minutes_active: float) -> float:
@@ -193,6 +188,9 @@ def decide_maxdiff(state: EngineState, params: Params, now: datetime, flatten: b
         expired = flatten or (s.started and age(s, now) >= md.expire_minutes)
         if entry_done and s.entry.filled_qty > 0 or expired:
             close_entry(s, plans, PlanStatus.FILLED if s.entry.filled_qty > 0 else PlanStatus.EXPIRED)
+            if s.entry.filled_qty == 0:
+                for r in s.members:
+                    plans[r].expired_at_exits = exit_shares(state)
     # 2. exits of held slots
     for s in state.slots:
         held = s.qty
@@ -220,9 +218,10 @@ def decide_maxdiff(state: EngineState, params: Params, now: datetime, flatten: b
                 s.exit.move(LegEvent.REOPENED)
     if flatten:
         return
+    requeue_expired(state, params, now)
     # 3. who listens: rank order, room, max active, per-symbol limit
     e = exposure_of(state)
-    budget = maxdiff_budget(params, state.equity, e.directional, et(now).time(), state.buying_power)
+    budget = params.maxdiff_budget(state.equity, e.directional, et(now).time(), state.buying_power)
     held_value = sum(max(0, s.qty) * s.entry.avg_price for s in state.slots)
     free = max(0.0, budget - held_value)
     listening: list[MaxdiffPlanState] = []
@@ -268,6 +267,22 @@ def decide_maxdiff(state: EngineState, params: Params, now: datetime, flatten: b
         s.entry.limit_price = lim
         s.entry.ref_price = lim
         s.entry.target_qty = s.entry.filled_qty + int(room // lim)
+
+
+def requeue_expired(state: EngineState, params: Params, now: datetime) -> None:
+    """Expired plans go back to the queue when room has freed since they expired (an exit filled) and a
+    whole listening period still ends before the flatten time (module docstring)."""
+    freed = exit_shares(state)
+    again = [p for p in state.plans
+             if p.status == PlanStatus.EXPIRED and p.expired_at_exits is not None and freed > p.expired_at_exits]
+    if not again:
+        return
+    flatten_at = session_close(state.session, now) - timedelta(minutes=params.intraday.flatten_minutes)
+    if now + timedelta(minutes=params.maxdiff.expire_minutes) > flatten_at:
+        return
+    for p in again:
+        p.slot, p.expired_at_exits = None, None
+        p.move(PlanStatus.QUEUED)
 
 
 def join(state: EngineState, p: MaxdiffPlanState, side: Side, now: datetime, slot: Slot | None) -> Slot:

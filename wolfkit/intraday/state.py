@@ -66,12 +66,15 @@ LEG_TRANSITIONS: dict[tuple[LegState, LegEvent], LegState] = {
 }
 
 # A plan listens while it has room, goes back to the queue when it loses it, and leaves the
-# listening set for good when its entry fills or expires.
+# listening set when its entry fills (for good) or expires. An expired plan (nothing filled) returns to
+# the queue when room frees after its expiry and a whole listening period still fits before the flatten
+# time (`decisions.requeue_expired`).
 PLAN_TRANSITIONS: frozenset[tuple[PlanStatus, PlanStatus]] = frozenset({
     (PlanStatus.QUEUED, PlanStatus.LISTENING),
     (PlanStatus.LISTENING, PlanStatus.QUEUED),
     (PlanStatus.LISTENING, PlanStatus.FILLED),
     (PlanStatus.LISTENING, PlanStatus.EXPIRED),
+    (PlanStatus.EXPIRED, PlanStatus.QUEUED),
 })
 
 
@@ -99,6 +102,7 @@ class Leg(BaseModel):
     order_limit: float | None = None  # its limit price
     booked: dict[str, tuple[int, float]] = Field(default_factory=dict)  # order id -> (qty, value) booked
     pending: list[str] = Field(default_factory=list)  # ids sent whose outcome is not yet known
+    waiting: str | None = None  # why the broker does not yet match this leg (the wash-trade rule), if so
 
     @classmethod
     def new(cls, key: str, symbol: str, side: Side, layer: Layer, purpose: Purpose, type_: OrderType,
@@ -161,6 +165,7 @@ class MaxdiffPlanState(BaseModel):
     room_needed: float = 0.0
     status: PlanStatus = PlanStatus.QUEUED
     slot: str | None = None  # the slot it trades in while listening or after filling
+    expired_at_exits: int | None = None  # when it expired: shares the exits had filled (`exit_shares`)
 
     def target(self, side: Side) -> float:
         return self.low_target if side == Side.BUY else self.high_target
@@ -278,6 +283,12 @@ class FillRecord:
     qty: int
     price: float
     client_order_id: str
+
+
+def exit_shares(state: EngineState) -> int:
+    """Shares every exit of both layers has filled so far: it grows exactly when an exit frees room."""
+    return (sum(x.filled_qty for d in state.directional for x in d.exits)
+            + sum(s.exit.filled_qty for s in state.slots if s.exit is not None))
 
 
 def _committed(entry: Leg, held: int) -> float:

@@ -248,15 +248,34 @@ class OrderTracker:
     # ---- sending ------------------------------------------------------------------------------
 
     def send(self) -> None:
-        """Make the broker match the legs: cancels first, then replacements, then new orders (wash-safe)."""
+        """Make the broker match the legs: cancels first, then replacements, then new orders.
+
+        The wash-trade rule holds for every order the engine places, new or replaced: none goes out while
+        an opposite-side order of another leg is open on its symbol (any layer; a bracket's held exit legs
+        count, they work once their entry fills). Such a leg skips the step and retries at the next one,
+        its reason in `Leg.waiting` and the ledger (`skipped`). A maxdiff entry found beside an
+        opposite-side order (a bracket's exits went live after the entry filled) is cancelled and waits:
+        the directional layer comes first."""
         legs = self.state.legs()
         for leg in legs:  # cancels: open legs that want nothing more
             if leg.state == LegState.OPEN and leg.target_qty <= leg.filled_qty:
                 self.cancel(leg)
-        open_sides: dict[str, set[Side]] = {}
+        group = self._order_groups()
+        by_symbol: dict[str, list[Leg]] = {}
         for leg in legs:
-            if leg.state == LegState.OPEN:
-                open_sides.setdefault(leg.symbol, set()).add(leg.side)
+            by_symbol.setdefault(leg.symbol, []).append(leg)
+
+        def blocker(leg: Leg) -> Leg | None:
+            """An open opposite-side order of another order on the leg's symbol (a wash-trade risk)."""
+            return next((x for x in by_symbol.get(leg.symbol, ()) if x.state == LegState.OPEN
+                         and x.side != leg.side and group.get(x.key, x.key) != group.get(leg.key, leg.key)), None)
+
+        for leg in legs:  # a maxdiff entry never sits beside an opposite-side order: it yields
+            if leg.layer == Layer.MAXDIFF and leg.purpose == Purpose.ENTRY and leg.state == LegState.OPEN:
+                other = blocker(leg)
+                if other is not None and (other.layer, other.purpose) != (Layer.MAXDIFF, Purpose.ENTRY):
+                    self._wait(leg, other, "cancelled")
+                    self.cancel(leg)
         for leg in legs:  # replacements (qty or price changed)
             if leg.state != LegState.OPEN:
                 continue
@@ -264,19 +283,46 @@ class OrderTracker:
             if want != leg.working_qty or (leg.type == OrderType.LIMIT and leg.limit_price != leg.order_limit):
                 if want <= 0:
                     self.cancel(leg)
-                else:
-                    self._replace(leg, want)
+                    continue
+                other = blocker(leg)
+                if other is not None:
+                    self._wait(leg, other, "replacement")
+                    continue
+                leg.waiting = None
+                self._replace(leg, want)
         for leg in self._priority(legs):  # submissions: directional, maxdiff exits, maxdiff entries by rank
             if leg.state != LegState.IDLE or leg.target_qty <= leg.filled_qty:
                 continue
-            if leg.side.opposite() in open_sides.get(leg.symbol, set()):
-                continue  # wash-trade risk: wait until the opposite order is gone
+            other = blocker(leg)
+            if other is not None:
+                self._wait(leg, other, "order")
+                if self._planned(leg) and self._adopt_planned(leg) and leg.state == LegState.OPEN:
+                    self.cancel(leg)  # the executor's order sits beside the opposite one: never left unmanaged
+                continue
+            leg.waiting = None
             if self._submit(leg):
-                open_sides.setdefault(leg.symbol, set()).add(leg.side)
+                if leg.layer == Layer.DIRECTIONAL and leg.purpose == Purpose.ENTRY:  # a bracket's legs came along
+                    d = next(x for x in self.state.directional if x.entry is leg)
+                    by_symbol[leg.symbol] = [*by_symbol[leg.symbol], *(x for x in d.exits
+                                                                        if x not in by_symbol[leg.symbol])]
+                    group.update(self._order_groups())
                 if leg.layer == Layer.MAXDIFF and leg.purpose == Purpose.ENTRY:
                     slot = next(x for x in self.state.slots if x.entry is leg)
                     if not slot.started:
                         slot.started, slot.activated_at = True, self.state.now or slot.activated_at
+
+    def _order_groups(self) -> dict[str, str]:
+        """Leg key -> the order it belongs to: a bracket's exit legs are one order with their entry (the
+        broker holds them together; they never count as a wash trade against each other)."""
+        return {x.key: d.entry.key for d in self.state.directional if d.bracket
+                for x in d.exits if "-bracket-" in x.key}
+
+    def _wait(self, leg: Leg, other: Leg, what: str) -> None:
+        """The leg skips this step (wash-trade rule); the reason goes to its state and, once, to the ledger."""
+        reason = (f"wash-trade rule: {what} waits, {other.side} order {other.key} is open on {leg.symbol}")
+        if leg.waiting != reason:
+            leg.waiting = reason
+            self._log(EventKind.SKIPPED, leg, leg.client_id, reason=reason)
 
     def _priority(self, legs: list[Leg]) -> list[Leg]:
         rank = {s.entry.key: min(s.members, default=10**9) for s in self.state.slots}
@@ -296,14 +342,26 @@ class OrderTracker:
             on_rate_limited=lambda e: self._log(EventKind.RATE_LIMITED, leg, cid, retry_after=e.retry_after),
             on_unknown=lambda e: self._log(EventKind.UNKNOWN_OUTCOME, leg, cid, error=str(e)), **kw)  # type: ignore[arg-type]
 
+    @staticmethod
+    def _planned(leg: Leg) -> bool:
+        """An entry whose first id is the plan's: the executor may have sent it (or a resize of it)."""
+        return leg.purpose == Purpose.ENTRY and leg.seq == 0 and leg.client_id is not None
+
+    def _adopt_planned(self, leg: Leg) -> bool:
+        """Adopt the executor's order of a planned entry when the broker holds one (True)."""
+        assert leg.client_id is not None
+        existing = self.planned_order(leg.client_id)
+        if existing is None:
+            return False
+        leg.seq = 1  # the planned id is used: any later order of this leg gets a fresh one
+        self.adopt(leg, existing)
+        self.book(leg, existing)
+        return True
+
     def _submit(self, leg: Leg) -> bool:
         qty = leg.target_qty - leg.filled_qty
-        if leg.purpose == Purpose.ENTRY and leg.seq == 0 and leg.client_id:
-            existing = self.planned_order(leg.client_id)  # the executor may have sent it (or a resize of it)
-            if existing is not None:
-                leg.seq = 1  # the planned id is used: any later order of this leg gets a fresh one
-                self.adopt(leg, existing)
-                self.book(leg, existing)
+        if self._planned(leg) and leg.client_id is not None:
+            if self._adopt_planned(leg):
                 return leg.state == LegState.OPEN
             cid = leg.client_id
             leg.seq = 1
