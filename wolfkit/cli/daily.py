@@ -19,7 +19,7 @@ from wolfkit.cli.app import (
     params_app,
     status_console,
 )
-from wolfkit.errors import WolfkitError
+from wolfkit.errors import BrokerError, WolfkitError
 
 
 @params_app.command("check")
@@ -332,7 +332,12 @@ def intraday(
                                   keys=keys, paper=kind == "paper", max_steps=max_steps, on_step=progress,
                                   say=lambda m: console.print(m, highlight=False))
         console.print(f"stopped after {ran.steps} step(s): {ran.why}", highlight=False, soft_wrap=True)
-        report = collect_status(book, p, brk, run_id=plan.run_id, now=clock())
+        try:  # the run is over and saved: a broker hiccup now must not turn it into a failure
+            report = collect_status(book, p, brk, run_id=plan.run_id, now=clock())
+        except BrokerError as e:
+            console.print(f"warning: no status screen ({e}); the run is saved: `wolfkit status` shows it",
+                          style="yellow", highlight=False, soft_wrap=True)
+            return
         render_status(report, status_console)
         record_snapshot(book, report.snapshot(plan.as_of))  # the session's end-of-day snapshot, as far as it ran
 
