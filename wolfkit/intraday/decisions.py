@@ -39,7 +39,7 @@ from typing import Callable, Protocol
 
 from wolfkit.calendar import NY
 from wolfkit.config import Params
-from wolfkit.domain import Layer, MaxdiffSide, OrderType, PlanStatus, Side, round_to_tick
+from wolfkit.domain import Layer, MaxdiffSide, OrderType, PlanStatus, Side, Strategy, round_to_tick
 from wolfkit.intraday.state import (
     EngineState,
     Leg,
@@ -162,7 +162,7 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
                 if mkt.state == LegState.DONE:
                     mkt.move(LegEvent.REOPENED)
             continue
-        if d.strategy in ("takeprofit", "highlow") and d.take_profit is not None and not d.exits:
+        if d.strategy in (Strategy.TAKEPROFIT, Strategy.HIGHLOW) and d.take_profit is not None and not d.exits:
             d.exits.append(Leg.new(f"d-{d.symbol}-{d.side}-tp", d.symbol, exit_side, Layer.DIRECTIONAL,
                                    Purpose.TAKE_PROFIT, OrderType.LIMIT, held, round_to_tick(d.take_profit, exit_side)))
 
