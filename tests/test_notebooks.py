@@ -28,7 +28,7 @@ from wolfkit import notebooks as nbr
 from wolfkit.cli import main
 from wolfkit.config import load_params
 from wolfkit.report import read_records
-from wolfkit.runs import unique_path
+from wolfkit.runs import claim_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -128,11 +128,11 @@ def test_rerun_same_day_never_overwrites_and_kernel_is_this_interpreter(tmp_path
     assert nbr.claim_suffix(out / SESSION.isoformat(), "boom") == ".2"
 
 
-def test_unique_path_and_claim_suffix(tmp_path):
+def test_claim_file_and_claim_suffix(tmp_path):
     (tmp_path / "orders.json").write_text("{}")
     (tmp_path / "orders.2.json").write_text("{}")
-    assert unique_path(tmp_path / "orders.json").name == "orders.3.json"
-    assert unique_path(tmp_path / "new.csv").name == "new.csv"
+    assert claim_file(tmp_path / "orders.json").name == "orders.3.json"
+    assert claim_file(tmp_path / "new.csv").name == "new.csv"
     assert [nbr.claim_suffix(tmp_path, "k") for _ in range(3)] == ["", ".2", ".3"]
 
 
