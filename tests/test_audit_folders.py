@@ -14,8 +14,8 @@ from factories import FakeClock
 from wolfkit import calendar, intraday
 from wolfkit.calendar import NY
 from wolfkit.cli import main
+from wolfkit.day_folder import OnTaken, claim_file, claimed, current_plan, read_manifest, update_manifest
 from wolfkit.errors import BadInputError
-from wolfkit.runs import OnTaken, claim_file, claimed, current_plan, read_manifest, update_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION = calendar.latest_session(calendar.today_ny())  # fresh enough for the executor's plan-age check

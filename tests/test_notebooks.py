@@ -27,8 +27,8 @@ from wolfkit import calendar
 from wolfkit import notebooks as nbr
 from wolfkit.cli import main
 from wolfkit.config import load_params
+from wolfkit.day_folder import claim_file
 from wolfkit.report import read_records
-from wolfkit.runs import claim_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -349,6 +349,7 @@ def test_execute_records(executed):
     out, runs, _ = executed
     rec = read_records(runs["execute"].notebook)
     plan = read_orders(out / SESSION.isoformat() / "orders.json")
+    assert rec["orders_file"] == str(out / SESSION.isoformat() / "orders.json")  # the plan latest.json names
     assert rec["exec_planned"] == len(plan.orders) and rec["exec_execution"] == 1
     assert rec["exec_accepted"] == rec["exec_planned"] and rec["exec_unresolved"] == 0
     assert rec["exec_deployed_pct"] >= 0.9 and rec["ledger_status"] == "done"

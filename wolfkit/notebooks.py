@@ -5,7 +5,8 @@ Naming (an earlier audit report is never overwritten): the day's first run of a 
 `<kind>.ipynb` and `<kind>.html`; later runs the same day write `<kind>.2.ipynb`, `<kind>.3.ipynb`, …
 and their exports carry the same suffix (`orders.2.json`, `opportunities.2.csv`). A run whose cell
 fails or times out is kept as `<kind>[.N].failed.ipynb` (+ `.failed.html`) and the call reports a
-non-zero status. Every run appends one line to `outputs/<date>/runs.jsonl` (run id, status, files).
+non-zero status. Every run appends one line to `outputs/<date>/runs.jsonl` (run id, status, files); a
+good run that exported an orders file makes it the day's current plan in `latest.json`.
 
 The kernel is always this interpreter (`python3` from the running environment's ipykernel), never a
 kernelspec found elsewhere on the machine, so `.venv/bin/wolfkit premarket` works without any global
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wolfkit.config import project_path, project_root
+from wolfkit.day_folder import claim_file, current_plan, day_dir, read_manifest, update_manifest
 from wolfkit.errors import BadInputError, WolfkitError
-from wolfkit.runs import ExecutionRun, RunContext, claim_file, current_plan, day_dir, new_run_id, update_manifest
+from wolfkit.runs import ExecutionRun, RunContext, new_run_id
 
 if TYPE_CHECKING:
     from wolfkit.backtest import BacktestResult
@@ -77,7 +79,7 @@ NOTEBOOK_COMPANIONS = (".failed.ipynb", ".html", ".failed.html")  # beside `<kin
 
 def claim_suffix(folder: Path, kind: str) -> str:
     """Reserve the next free run suffix for `kind` in `folder` ("" first, then ".2", ".3", …): the
-    day folder's one naming rule (`wolfkit.runs.claim_file`), the placeholder notebook its reservation,
+    day folder's one naming rule (`wolfkit.day_folder.claim_file`), the placeholder notebook its reservation,
     so two runs started at the same moment never share a name."""
     return claim_file(folder / f"{kind}.ipynb", companions=NOTEBOOK_COMPANIONS).name[len(kind):-len(".ipynb")]
 
@@ -272,15 +274,10 @@ def run_notebook(
 
 
 def _record_plan(run: NotebookRun, folder: Path) -> None:
-    """A run that exported an orders file (the pre-market run) makes it the day's current plan."""
-    from wolfkit.report import read_records
-
-    exports = read_records(run.notebook).get("exports", {})
-    if exports.get("orders"):
-        opportunities = exports.get("opportunities")
-        update_manifest(folder, run.session, orders=exports["orders"],
-                        opportunities=opportunities[0] if isinstance(opportunities, list) else opportunities,
-                        notebook=run.notebook, html=run.html, run_id=run.run_id, command=run.kind)
+    """The plan this run exported (`export_premarket` made it current) gets its audit report in the manifest."""
+    m = read_manifest(folder)
+    if m is not None and m.run_id == run.run_id:
+        update_manifest(folder, run.session, notebook=run.notebook, html=run.html)
 
 
 def _append_index(folder: Path, meta: dict[str, Any], run: NotebookRun) -> None:
@@ -390,7 +387,8 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
 
 
 def export_premarket(ctx: RunContext, scan_result: ScanResult, build_result: BuildResult) -> dict[str, Any]:
-    """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder."""
+    """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder, and
+    make the plan the day's current one (`latest.json`; the runner adds the notebook and its HTML)."""
     from wolfkit import report
     from wolfkit.orders import write_orders
     from wolfkit.scan import SCAN_COMPANIONS, write_scan
@@ -399,6 +397,8 @@ def export_premarket(ctx: RunContext, scan_result: ScanResult, build_result: Bui
         "opportunities": write_scan(scan_result, ctx.export_path("opportunities.csv", SCAN_COMPANIONS)),
         "orders": write_orders(build_result.plan, ctx.export_path("orders.json")),
     }
+    update_manifest(ctx.day_dir, ctx.session, orders=paths["orders"], opportunities=paths["opportunities"][0],
+                    notebook=None, html=None, run_id=ctx.run_id, command=ctx.kind)
     report.exports(paths)
     return paths
 

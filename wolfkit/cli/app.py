@@ -62,7 +62,7 @@ def plan_file(orders: Optional[Path], outputs: Path, date: str) -> Path:
     """The orders file to send: --orders when given, else the current plan the day folder's manifest
     names — said on the console either way, so the log shows which file was used."""
     from wolfkit.calendar import resolve_date
-    from wolfkit.runs import current_plan, day_dir
+    from wolfkit.day_folder import current_plan, day_dir
 
     if orders is not None:
         console.print(f"orders: {orders}", highlight=False, soft_wrap=True)

@@ -57,7 +57,7 @@ def scan(
     `outputs/<date>/opportunities[.N].csv` and names it in the day's `latest.json` as the newest scan."""
     from wolfkit.calendar import resolve_date
     from wolfkit.config import load_params
-    from wolfkit.runs import OnTaken, claim_file, claimed, day_dir, update_manifest
+    from wolfkit.day_folder import OnTaken, claim_file, claimed, day_dir, update_manifest
     from wolfkit.scan import SCAN_COMPANIONS, run_scan, write_scan
 
     p = load_params(params)
@@ -99,10 +99,10 @@ def build(
 
     from wolfkit.calendar import check_session, resolve_date
     from wolfkit.config import load_params
+    from wolfkit.day_folder import OnTaken, claim_file, claimed, update_manifest
     from wolfkit.domain import PlanStatus
     from wolfkit.opportunities import load_opportunities
     from wolfkit.orders import build_order_plan, check_output_path, write_orders
-    from wolfkit.runs import OnTaken, claim_file, claimed, update_manifest
 
     p = load_params(params)
     check_output_path(out)
@@ -166,7 +166,8 @@ def premarket(
     """Run notebooks/premarket.ipynb via papermill into outputs/<date>/.
 
     Writes the executed notebook, an HTML report without code (readable offline), opportunities.csv
-    and orders.json. A weekend or NYSE holiday: says so and exits 0 without orders, unless --force.
+    and orders.json (numbered on a re-run), and names them in the day's latest.json as the current plan.
+    A weekend or NYSE holiday: says so and exits 0 without orders, unless --force.
     A failed or timed-out cell: exit 1, the notebook kept as premarket[.N].failed.ipynb.
     """
     from wolfkit import calendar, notebooks
@@ -452,9 +453,9 @@ def replay(
     """Replay a full intraday session of both layers through the simulated broker."""
     from wolfkit import calendar
     from wolfkit.config import load_params
+    from wolfkit.day_folder import claim_file, day_dir
     from wolfkit.ledger import Ledger
     from wolfkit.replay import replay_session
-    from wolfkit.runs import claim_file, day_dir
     from wolfkit.snapshots import record_snapshot
     from wolfkit.status_sources import REPLAY_ACCOUNT, collect_status
 
