@@ -19,7 +19,8 @@ from wolfkit.errors import BadInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION = calendar.latest_session(calendar.today_ny())  # fresh enough for the executor's plan-age check
-MUTABLE = {"latest.json", "runs.jsonl"}  # the pointer (rewritten atomically) and the run log (appended)
+# the pointer (rewritten atomically), the run log (appended) and the simulated account's state
+MUTABLE = {"latest.json", "runs.jsonl", "sim_broker.json"}
 
 
 Snapshot = dict[str, tuple[bytes, int]]
@@ -149,6 +150,10 @@ def test_no_command_overwrites_the_day_folder_and_execute_sends_the_current_plan
     log = json.loads((day / "execution_log.json").read_text())
     assert log["run"]["run_id"] == m.run_id  # the plan the manifest names is the one sent
     _assert_append_only(before_execute, _hashes(day))
+    before_rerun = _hashes(day)
+    assert main(["execute", "--broker", "sim", "--params", str(params), "--date", d, "--outputs", "outputs"]) == 0
+    assert json.loads((day / "execution_log.2.json").read_text())["run"]["run_id"] == m.run_id  # its own log
+    _assert_append_only(before_rerun, _hashes(day))
 
     monkeypatch.setattr(intraday, "wall_clock", FakeClock(datetime.combine(SESSION, time(10, 0), tzinfo=NY),
                                                          tick=timedelta(minutes=1)).now)
