@@ -77,6 +77,12 @@ def test_a_failed_write_gives_its_name_back(tmp_path):
         assert p.is_file()
         raise RuntimeError("disk full")
     assert not (day / "orders.json").exists()
+    mine = tmp_path / "elsewhere" / "orders.json"  # outside a day folder an existing file is the user's
+    mine.parent.mkdir()
+    mine.touch()
+    with pytest.raises(RuntimeError), claimed(mine, on_taken=OnTaken.REFUSE):
+        raise RuntimeError("disk full")
+    assert mine.is_file()
 
 
 def test_manifest_keeps_entries_it_is_not_told_about_and_is_checked(tmp_path):

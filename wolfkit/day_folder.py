@@ -97,11 +97,12 @@ def claim_file(path: str | Path, *, on_taken: OnTaken = OnTaken.NUMBER, companio
 def claimed(path: str | Path, **how: Any) -> Iterator[Path]:
     """`claim_file(path, **how)` for a write that may still fail: the empty placeholder is removed when
     the body raises, so a failed command leaves no file behind and takes no number."""
+    existed = Path(path).exists()  # written over outside a day folder: not ours to remove
     p = claim_file(path, **how)
     try:
         yield p
     except BaseException:
-        if p.is_file() and not p.stat().st_size:
+        if not (existed and p == Path(path)) and p.is_file() and not p.stat().st_size:
             p.unlink()
         raise
 
