@@ -27,8 +27,8 @@ from wolfkit import calendar
 from wolfkit import notebooks as nbr
 from wolfkit.cli import main
 from wolfkit.config import load_params
+from wolfkit.day_folder import claim_file
 from wolfkit.report import read_records
-from wolfkit.runs import unique_path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -128,11 +128,11 @@ def test_rerun_same_day_never_overwrites_and_kernel_is_this_interpreter(tmp_path
     assert nbr.claim_suffix(out / SESSION.isoformat(), "boom") == ".2"
 
 
-def test_unique_path_and_claim_suffix(tmp_path):
+def test_claim_file_and_claim_suffix(tmp_path):
     (tmp_path / "orders.json").write_text("{}")
     (tmp_path / "orders.2.json").write_text("{}")
-    assert unique_path(tmp_path / "orders.json").name == "orders.3.json"
-    assert unique_path(tmp_path / "new.csv").name == "new.csv"
+    assert claim_file(tmp_path / "orders.json").name == "orders.3.json"
+    assert claim_file(tmp_path / "new.csv").name == "new.csv"
     assert [nbr.claim_suffix(tmp_path, "k") for _ in range(3)] == ["", ".2", ".3"]
 
 
@@ -349,6 +349,7 @@ def test_execute_records(executed):
     out, runs, _ = executed
     rec = read_records(runs["execute"].notebook)
     plan = read_orders(out / SESSION.isoformat() / "orders.json")
+    assert rec["orders_file"] == str(out / SESSION.isoformat() / "orders.json")  # the plan latest.json names
     assert rec["exec_planned"] == len(plan.orders) and rec["exec_execution"] == 1
     assert rec["exec_accepted"] == rec["exec_planned"] and rec["exec_unresolved"] == 0
     assert rec["exec_deployed_pct"] >= 0.9 and rec["ledger_status"] == "done"

@@ -218,6 +218,15 @@ def broker_account(kind: str, broker: Broker, state_dir: Path,
                       "again (nothing was sent)")
 
 
+def execution_log_path(orders: Path) -> Path:
+    """`execution_log.json` beside the orders file; in a day folder, which is append-only, each run's
+    own (`execution_log.2.json` for the second, … via `wolfkit.day_folder.claim_file`)."""
+    from wolfkit.day_folder import claim_file, in_day_folder
+
+    path = orders.parent / "execution_log.json"
+    return claim_file(path) if in_day_folder(path) else path
+
+
 def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = None, live: bool = False,
                         replace: bool = False, override: SessionOverride | None = None,
                         ) -> tuple[ExecutionReport, Path]:
@@ -225,7 +234,7 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
     open and check the ledger, take the run lock (before the simulated account's state is read, so a
     second process sees the first one's orders), build the broker, execute, and export
     `execution_log.json` beside the orders file — from the ledger, under the lock, so it holds every
-    process's work. A relative `execution.ledger_path` is the project's (`wolfkit.config.project_path`),
+    process's work; in a day folder each run writes its own numbered log. A relative `execution.ledger_path` is the project's (`wolfkit.config.project_path`),
     whatever the working directory. The session rule (`wolfkit.market_hours.clear_to_send`) is the
     commands' to apply before calling this; a deliberate `override` of it is recorded on the run."""
     from wolfkit.orders import read_orders
@@ -244,6 +253,6 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
                               **override.detail())
         report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace,
                               account=account, account_info=info)
-        log = book.export_execution_log(plan.run_id, orders.parent / "execution_log.json",
+        log = book.export_execution_log(plan.run_id, execution_log_path(orders),
                                         extra={"report": report.summary()})
     return report, log

@@ -5,7 +5,8 @@ Naming (an earlier audit report is never overwritten): the day's first run of a 
 `<kind>.ipynb` and `<kind>.html`; later runs the same day write `<kind>.2.ipynb`, `<kind>.3.ipynb`, …
 and their exports carry the same suffix (`orders.2.json`, `opportunities.2.csv`). A run whose cell
 fails or times out is kept as `<kind>[.N].failed.ipynb` (+ `.failed.html`) and the call reports a
-non-zero status. Every run appends one line to `outputs/<date>/runs.jsonl` (run id, status, files).
+non-zero status. Every run appends one line to `outputs/<date>/runs.jsonl` (run id, status, files); a
+good run that exported an orders file makes it the day's current plan in `latest.json`.
 
 The kernel is always this interpreter (`python3` from the running environment's ipykernel), never a
 kernelspec found elsewhere on the machine, so `.venv/bin/wolfkit premarket` works without any global
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wolfkit.config import project_path, project_root
+from wolfkit.day_folder import claim_file, current_plan, day_dir, read_manifest, update_manifest
 from wolfkit.errors import BadInputError, WolfkitError
-from wolfkit.runs import ExecutionRun, RunContext, day_dir, new_run_id
+from wolfkit.runs import ExecutionRun, RunContext, new_run_id
 
 if TYPE_CHECKING:
     from wolfkit.backtest import BacktestResult
@@ -72,29 +74,14 @@ class NotebookRun:
         return self
 
 
-def _suffix(n: int) -> str:
-    return "" if n == 1 else f".{n}"
+NOTEBOOK_COMPANIONS = (".failed.ipynb", ".html", ".failed.html")  # beside `<kind>[.N].ipynb`
 
 
 def claim_suffix(folder: Path, kind: str) -> str:
-    """Reserve the next free run suffix for `kind` in `folder` ("" first, then ".2", ".3", …).
-
-    The reservation is an exclusively-created placeholder notebook, so two runs started at the same
-    moment never share a name.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while True:
-        sfx = _suffix(n)
-        taken = [folder / f"{kind}{sfx}{tail}" for tail in (".ipynb", ".failed.ipynb", ".html", ".failed.html")]
-        if not any(p.exists() for p in taken):
-            try:
-                with open(folder / f"{kind}{sfx}.ipynb", "x"):
-                    pass
-                return sfx
-            except FileExistsError:
-                pass
-        n += 1
+    """Reserve the next free run suffix for `kind` in `folder` ("" first, then ".2", ".3", …): the
+    day folder's one naming rule (`wolfkit.day_folder.claim_file`), the placeholder notebook its reservation,
+    so two runs started at the same moment never share a name."""
+    return claim_file(folder / f"{kind}.ipynb", companions=NOTEBOOK_COMPANIONS).name[len(kind):-len(".ipynb")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -281,7 +268,16 @@ def run_notebook(
     out_html = export_html(out_nb, out_nb.with_suffix(".html")) if out_nb.stat().st_size else None
     result = NotebookRun(kind, session, run_id, sfx, out_nb, out_html, status, error, elapsed)
     _append_index(folder, meta, result)
+    if status is RunStatus.OK:
+        _record_plan(result, folder)
     return result
+
+
+def _record_plan(run: NotebookRun, folder: Path) -> None:
+    """The plan this run exported (`export_premarket` made it current) gets its audit report in the manifest."""
+    m = read_manifest(folder)
+    if m is not None and m.run_id == run.run_id:
+        update_manifest(folder, run.session, notebook=run.notebook, html=run.html)
 
 
 def _append_index(folder: Path, meta: dict[str, Any], run: NotebookRun) -> None:
@@ -391,15 +387,18 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
 
 
 def export_premarket(ctx: RunContext, scan_result: ScanResult, build_result: BuildResult) -> dict[str, Any]:
-    """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder."""
+    """Write `opportunities<suffix>.csv` (+ excluded) and `orders<suffix>.json` into the day folder, and
+    make the plan the day's current one (`latest.json`; the runner adds the notebook and its HTML)."""
     from wolfkit import report
     from wolfkit.orders import write_orders
-    from wolfkit.scan import write_scan
+    from wolfkit.scan import SCAN_COMPANIONS, write_scan
 
     paths: dict[str, Any] = {
-        "opportunities": write_scan(scan_result, ctx.export_path("opportunities.csv")),
+        "opportunities": write_scan(scan_result, ctx.export_path("opportunities.csv", SCAN_COMPANIONS)),
         "orders": write_orders(build_result.plan, ctx.export_path("orders.json")),
     }
+    update_manifest(ctx.day_dir, ctx.session, orders=paths["orders"], opportunities=paths["opportunities"][0],
+                    notebook=None, html=None, run_id=ctx.run_id, command=ctx.kind)
     report.exports(paths)
     return paths
 
@@ -480,15 +479,19 @@ def backtest(
 
 def execute(ctx: RunContext, orders_file: str = "", broker: str = "", live: bool = False,
             session_override: str = "") -> ExecutionRun:
-    """Execute an orders file (default: the day folder's `orders.json`) exactly as `wolfkit execute`
-    does: the session rule first (`wolfkit.market_hours`; `session_override` is the reason to send
+    """Execute an orders file (default: the current plan the day folder's `latest.json` names; the
+    file used is printed and recorded) exactly as `wolfkit execute` does: the session rule first (`wolfkit.market_hours`; `session_override` is the reason to send
     outside the plan's session anyway, recorded in the ledger), then `wolfkit.execute.execute_orders_file`.
     Live trading needs `live` and `execution.broker: live`."""
     from wolfkit import market_hours
     from wolfkit.execute import execute_orders_file
     from wolfkit.orders import read_orders
 
-    path = project_path(orders_file) if orders_file else ctx.day_dir / "orders.json"
+    path = project_path(orders_file) if orders_file else current_plan(ctx.day_dir)
+    print(f"orders file: {path}" + ("" if orders_file else " (the current plan in the day folder's latest.json)"))
+    from wolfkit.report import record
+
+    record("orders_file", str(path))
     plan = read_orders(path)
     override = market_hours.clear_to_send(path, plan, market_hours.wall_clock(), session_override or None)
     if override is not None:

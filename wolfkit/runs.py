@@ -1,5 +1,5 @@
-"""One run's identity and files: its id, the day folder `outputs/<date>/`, export paths that never
-overwrite an earlier run's, and the records the report sections take (`RunContext`, `ExecutionRun`).
+"""One run's identity: its id, where its exports go (through `wolfkit.day_folder`, so an earlier run's
+files are never overwritten), and the records the report sections take (`RunContext`, `ExecutionRun`).
 
 The notebook runner (`wolfkit.notebooks`), the report sections (`wolfkit.report`) and the backtest all
 use these, so they live below all three.
@@ -8,10 +8,13 @@ use these, so they live below all three.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from wolfkit.day_folder import claim_file, day_dir
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
@@ -22,28 +25,6 @@ if TYPE_CHECKING:
 def new_run_id(kind: str, session: date) -> str:
     """A fresh run id: session, kind and 8 random hex digits (a re-run gets new client order ids)."""
     return f"{session:%Y%m%d}-{kind[:3]}-{secrets.token_hex(4)}"
-
-
-def day_dir(outputs_dir: str | Path, session: date) -> Path:
-    """The per-day folder `outputs/<YYYY-MM-DD>/`."""
-    return Path(outputs_dir) / session.isoformat()
-
-
-def unique_path(path: str | Path) -> Path:
-    """`path` if it is free, else the same name with `.2`, `.3`, … before the extension.
-
-    Exports go through this so an interactive re-run never overwrites an earlier run's files.
-    """
-    p = Path(path)
-    if not p.exists():
-        return p
-    stem, ext = p.name.split(".", 1) if "." in p.name else (p.name, "")
-    n = 2
-    while True:
-        q = p.with_name(f"{stem}.{n}.{ext}" if ext else f"{stem}.{n}")
-        if not q.exists():
-            return q
-        n += 1
 
 
 @dataclass
@@ -64,11 +45,15 @@ class RunContext:
     def day_dir(self) -> Path:
         return day_dir(self.outputs_dir, self.session)
 
-    def export_path(self, name: str) -> Path:
-        """`outputs/<date>/<stem><suffix>.<ext>`, never an existing file."""
-        stem, ext = name.split(".", 1)
-        self.day_dir.mkdir(parents=True, exist_ok=True)
-        return unique_path(self.day_dir / f"{stem}{self.suffix}.{ext}")
+    @property
+    def run_number(self) -> int:
+        """1 for the day's first run of this notebook, 2 for the second (suffix ".2"), …"""
+        return int(self.suffix.lstrip(".") or 1)
+
+    def export_path(self, name: str, companions: Sequence[str] = ()) -> Path:
+        """`outputs/<date>/<stem><suffix>.<ext>` (this run's number), or the next free number when a
+        command already took that one: never an existing file (`claim_file`)."""
+        return claim_file(self.day_dir / name, companions=companions, start=self.run_number)
 
 
 @dataclass(frozen=True)

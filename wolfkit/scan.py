@@ -438,6 +438,9 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
     return pd.DataFrame({c: v[order] for c, v in cols.items()})
 
 
+SCAN_COMPANIONS = (".excluded.csv", ".data_quality.csv")  # written beside `<stem>.csv` by `write_scan`
+
+
 def write_scan(result: ScanResult, out: Path | str) -> list[Path]:
     """Write the opportunities (.csv or .parquet by suffix) and `<stem>.excluded.csv` beside it, and
     `<stem>.data_quality.csv` when bad rows of the data files were quarantined.
@@ -454,8 +457,8 @@ def write_scan(result: ScanResult, out: Path | str) -> list[Path]:
         table.to_csv(out, index=False)
     else:
         table.to_parquet(out, index=False)
-    ex = out.with_name(f"{out.stem}.excluded.csv")
+    ex = out.with_name(out.stem + SCAN_COMPANIONS[0])
     result.excluded.to_csv(ex, index=False)
     if not len(result.quarantined):
         return [out, ex]
-    return [out, ex, write_data_quality(out.with_name(f"{out.stem}.data_quality.csv"), result.quarantined)]
+    return [out, ex, write_data_quality(out.with_name(out.stem + SCAN_COMPANIONS[1]), result.quarantined)]

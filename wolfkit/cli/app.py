@@ -7,6 +7,8 @@ The commands themselves live in `wolfkit.cli.daily` (the trading day) and `wolfk
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -49,3 +51,23 @@ def closed_day(day, force: bool, outcome: str) -> bool:
     if notice:
         console.print(notice, soft_wrap=True, markup=False, highlight=False)
     return notice is not None
+
+
+ORDERS_HELP = ("orders file from `wolfkit build` or `wolfkit premarket` (default: the current plan named in "
+               "outputs/<date>/latest.json)")
+PLAN_DATE_HELP = "with no --orders: the day folder whose current plan to send (YYYY-MM-DD, 'today' or 'latest')"
+
+
+def plan_file(orders: Optional[Path], outputs: Path, date: str) -> Path:
+    """The orders file to send: --orders when given, else the current plan the day folder's manifest
+    names — said on the console either way, so the log shows which file was used."""
+    from wolfkit.calendar import resolve_date
+    from wolfkit.day_folder import current_plan, day_dir
+
+    if orders is not None:
+        console.print(f"orders: {orders}", highlight=False, soft_wrap=True)
+        return orders
+    folder = day_dir(outputs, resolve_date(date))
+    path = current_plan(folder)
+    console.print(f"orders: {path} (the current plan in {folder / 'latest.json'})", highlight=False, soft_wrap=True)
+    return path

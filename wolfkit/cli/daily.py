@@ -9,6 +9,8 @@ import typer
 
 from wolfkit.cli.app import (
     BUYING_POWER_HELP,
+    ORDERS_HELP,
+    PLAN_DATE_HELP,
     SESSION_OVERRIDE_HELP,
     DateOpt,
     ForceOpt,
@@ -17,6 +19,7 @@ from wolfkit.cli.app import (
     closed_day,
     console,
     params_app,
+    plan_file,
     status_console,
 )
 from wolfkit.errors import BrokerError, WolfkitError
@@ -39,26 +42,37 @@ def params_show(file: Path = typer.Argument(..., help="parameter YAML file")) ->
     print(load_params(file).to_yaml(), end="")
 
 
-
-
 @app.command()
 def scan(
     params: Path = ParamsOpt,
     date: str = DateOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="opportunities .csv or .parquet"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="opportunities .csv or .parquet (default: the next free "
+        "outputs/<date>/opportunities[.N].csv; an existing file in a day folder is refused)"),
     force: bool = ForceOpt,
 ) -> None:
-    """Scan the universe into a ranked opportunities table (+ a companion file of exclusions)."""
+    """Scan the universe into a ranked opportunities table (+ a companion file of exclusions).
+
+    Never overwrites a file in a day folder: without --out it writes the next free
+    `outputs/<date>/opportunities[.N].csv` and names it in the day's `latest.json` as the newest scan."""
     from wolfkit.calendar import resolve_date
     from wolfkit.config import load_params
-    from wolfkit.scan import run_scan, write_scan
+    from wolfkit.day_folder import OnTaken, claim_file, claimed, day_dir, update_manifest
+    from wolfkit.scan import SCAN_COMPANIONS, run_scan, write_scan
 
     p = load_params(params)
     day = resolve_date(date)
     if closed_day(day, force, "Nothing scanned"):
         return
+    folder = day_dir("outputs", day)
+    target = out or folder / "opportunities.csv"
+    if out is not None:  # a taken name is refused before the work
+        claim_file(out, companions=SCAN_COMPANIONS, on_taken=OnTaken.REFUSE, reserve=False)
     result = run_scan(p, day, progress=True)
-    paths = write_scan(result, out or Path("outputs") / day.isoformat() / "opportunities.csv")
+    with claimed(target, companions=SCAN_COMPANIONS, on_taken=OnTaken.REFUSE if out else OnTaken.NUMBER) as path:
+        paths = write_scan(result, path)
+    if path.parent.resolve() == folder.resolve():
+        update_manifest(folder, day, scan=path)
     console.print(result.summary(), highlight=False, markup=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(x) for x in paths), highlight=False, markup=False, soft_wrap=True)
 
@@ -73,28 +87,40 @@ def build(
     ),
     method: Optional[str] = typer.Option(None, "--method", help="optimal | greedy (default: parameters)"),
     date: str = DateOpt,
-    out: Path = typer.Option(..., "--out", help="orders.json to write"),
+    out: Path = typer.Option(..., "--out", help="orders.json to write (an existing file in a day folder is "
+                             "refused; a plan written into outputs/<date>/ becomes the day's current plan)"),
     force: bool = ForceOpt,
 ) -> None:
-    """Build the day's pack and write the orders file."""
+    """Build the day's pack and write the orders file.
+
+    Written into the plan's day folder (`outputs/<date>/`), it becomes the current plan that day's
+    `latest.json` names, which `execute` and `intraday` send when no --orders is given."""
     from rich.table import Table
 
     from wolfkit.calendar import check_session, resolve_date
     from wolfkit.config import load_params
+    from wolfkit.day_folder import OnTaken, claim_file, claimed, update_manifest
     from wolfkit.domain import PlanStatus
     from wolfkit.opportunities import load_opportunities
     from wolfkit.orders import build_order_plan, check_output_path, write_orders
 
     p = load_params(params)
     check_output_path(out)
+    claim_file(out, on_taken=OnTaken.REFUSE, reserve=False)  # a taken name is refused before the work
     day = resolve_date(date)
     if not force:  # a plan for a day without a session is a mistake in a chain of commands: exit 2
         check_session(day, fix="use --force to build for it anyway")
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
     )
-    write_orders(result.plan, out)
+    with claimed(out, on_taken=OnTaken.REFUSE) as target:
+        write_orders(result.plan, target)
     plan = result.plan
+    if out.parent.name == day.isoformat():
+        update_manifest(out.parent, day, orders=out, opportunities=opportunities, notebook=None, html=None,
+                        run_id=plan.run_id, command="build")
+        console.print(f"{out} is now the current plan in {out.parent / 'latest.json'}", highlight=False,
+                      soft_wrap=True)
     if plan.synthetic_prices:
         from wolfkit.data.demo import SYNTHETIC_NOTICE
 
@@ -140,7 +166,8 @@ def premarket(
     """Run notebooks/premarket.ipynb via papermill into outputs/<date>/.
 
     Writes the executed notebook, an HTML report without code (readable offline), opportunities.csv
-    and orders.json. A weekend or NYSE holiday: says so and exits 0 without orders, unless --force.
+    and orders.json (numbered on a re-run), and names them in the day's latest.json as the current plan.
+    A weekend or NYSE holiday: says so and exits 0 without orders, unless --force.
     A failed or timed-out cell: exit 1, the notebook kept as premarket[.N].failed.ipynb.
     """
     from wolfkit import calendar, notebooks
@@ -165,20 +192,23 @@ def premarket(
         written = read_records(run.notebook).get("exports", {})
         for name, p in written.items():
             console.print(f"{name + ':':9} {', '.join(p) if isinstance(p, list) else p}", soft_wrap=True)
-        console.print(f"run id {run.run_id}, {run.elapsed_s:.1f} s")
+        console.print(f"run id {run.run_id}, {run.elapsed_s:.1f} s; the current plan is named in "
+                      f"{run.notebook.parent / 'latest.json'}", highlight=False, soft_wrap=True)
     run.raise_for_status()
 
 
 @app.command()
+@app.command()
 def execute(
-    orders: Path = typer.Option(..., "--orders", help="orders.json from `wolfkit build`"),
+    orders: Optional[Path] = typer.Option(None, "--orders", help=ORDERS_HELP),
+    date: str = typer.Option("today", "--date", "-d", help=PLAN_DATE_HELP),
     broker: Optional[str] = typer.Option(None, "--broker", help="sim | paper | live (default: parameters)"),
     live: bool = typer.Option(False, "--live", help="required, with broker: live in the parameters, to trade live"),
     params: Optional[Path] = typer.Option(None, "--params", "-p", help="parameter file (default: parameters/default.yaml)"),
     notebook: bool = typer.Option(
         False, "--notebook", help="run notebooks/execute.ipynb via papermill: executed notebook + HTML audit report"
     ),
-    outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders (with --notebook)"),
+    outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
     replace: bool = typer.Option(
         False, "--replace", help="replace another live plan of the same session: cancel its open orders and size "
         "this plan against what it filled"),
@@ -217,6 +247,7 @@ def execute(
         from wolfkit.errors import BadInputError
 
         raise BadInputError("--replace is not available with --notebook; run `wolfkit execute --replace` directly")
+    orders = plan_file(orders, outputs, date)
     plan = read_orders(orders)  # a bad file, or one for another session, fails here with exit 2, before anything
     override = market_hours.clear_to_send(orders, plan, market_hours.wall_clock(), session_override)
     if override is not None:
@@ -254,7 +285,9 @@ def execute(
 
 @app.command()
 def intraday(
-    orders: Path = typer.Option(..., "--orders", help="orders.json from `wolfkit build` (today's session)"),
+    orders: Optional[Path] = typer.Option(None, "--orders", help=ORDERS_HELP),
+    date: str = typer.Option("today", "--date", "-d", help=PLAN_DATE_HELP),
+    outputs: Path = typer.Option(Path("outputs"), "--outputs", help="root of the per-day folders"),
     params: Optional[Path] = typer.Option(None, "--params", "-p", help="parameter file (default: parameters/default.yaml)"),
     broker: Optional[str] = typer.Option(None, "--broker", help="sim | paper | live (default: parameters)"),
     live: bool = typer.Option(False, "--live", help="required, with broker: live in the parameters, to trade live"),
@@ -296,6 +329,7 @@ def intraday(
     feed, keys = engine_mod.feed_for(mode, kind)
     clock = engine_mod.wall_clock
     now = clock()
+    orders = plan_file(orders, outputs, date)
     plan = read_orders(orders)
     override = market_hours.clear_to_send(orders, plan, now, session_override)  # the one session rule
     if override is not None:
@@ -424,6 +458,7 @@ def replay(
     """Replay a full intraday session of both layers through the simulated broker."""
     from wolfkit import calendar
     from wolfkit.config import load_params
+    from wolfkit.day_folder import claim_file, day_dir
     from wolfkit.ledger import Ledger
     from wolfkit.replay import replay_session
     from wolfkit.snapshots import record_snapshot
@@ -431,8 +466,8 @@ def replay(
 
     p = load_params(params)
     day = calendar.check_session(calendar.resolve_date(date))
-    path = outputs / str(day) / "replay.sqlite"
-    path.unlink(missing_ok=True)
+    path = claim_file(day_dir(outputs, day) / "replay.sqlite")  # replay[.N].sqlite: an earlier one is kept
+    path.unlink()  # the reservation: SQLite creates its own file in the name
     with Ledger(path, durable=False) as book:
         result = replay_session(p, day, equity, ledger=book)
         end = result.runs["both"].engine.state.now if "both" in result.runs else None
