@@ -417,13 +417,13 @@ def status(
     params = load_params(params_file) if params_file else (load_params(default) if default.is_file() else Params())
     alpaca = bool(os.environ.get("APCA_API_KEY_ID"))  # marks and equity from the account the engine trades
     kind = broker_kind_for(params, BrokerKind.LIVE if live else BrokerKind.PAPER, live) if alpaca else None
+    now = market_hours.wall_clock()
+    if snapshot and closed_day(now.date(), False, "No snapshot recorded", "the last session's stands"):
+        return
     path = ledger.resolve() if ledger else project_path(params.execution.ledger_path)
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file `wolfkit execute`, "
                             "`wolfkit intraday` or `wolfkit replay` wrote")
-    now = market_hours.wall_clock()
-    if snapshot and closed_day(now.date(), False, "No snapshot recorded", "the last session's stands"):
-        return
     console.print(f"ledger: {path}", highlight=False, soft_wrap=True)
     with Ledger(path) as book:
         if history:
