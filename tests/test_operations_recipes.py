@@ -317,14 +317,15 @@ def test_the_jupyter_scheduler_job_runs_the_premarket_notebook(tmp_path, emulato
     for line in d.keys.read_text().splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
         monkeypatch.setenv(name, value)
-    staging = tmp_path / "staging"
-    staging.mkdir()
+    staging = tmp_path / "scheduler_staging_area" / "job-1"  # its `../shared` is not the project's
+    staging.mkdir(parents=True)
     params = json.loads(d.substitute(json.dumps(job["parameters"])))
     pm.execute_notebook(d.substitute(job["input_uri"]), str(staging / "premarket-out.ipynb"), parameters=params,
                         kernel_name="python3", cwd=str(staging), progress_bar=False)
     folder = d.project / "outputs" / SUMMER.isoformat()
     assert (folder / "orders.json").is_file() and (folder / "opportunities.csv").is_file()
     assert json.loads((folder / "orders.json").read_text())["as_of"] == SUMMER.isoformat()
+    assert [p.name for p in staging.iterdir()] == ["premarket-out.ipynb"]  # the project's paths, not the staging's
 
 
 # ---- the emulator the recipes are rehearsed against: its market-data errors are Alpaca's JSON too ----------
