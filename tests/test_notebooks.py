@@ -157,9 +157,13 @@ def test_premarket_on_a_closed_day_says_so_and_exits_0(tmp_path, capsys, day, wh
 
 
 def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
-    bad = tmp_path / "bad.yaml"  # valid parameters whose data files do not exist: the scan cell fails
+    # valid parameters whose data files exist (missing ones are exit 2 before a kernel starts) but hold no
+    # bars: the scan cell fails
+    (tmp_path / "bars.csv").write_text("symbol,date,close\n")
+    (tmp_path / "uni.csv").write_text("symbol,sector,market_cap\nAAPL,Information Technology,3e12\n")
+    bad = tmp_path / "bad.yaml"
     bad.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\ndata:\n  source: csv\n"
-                   f"  bars_path: {tmp_path / 'missing_bars.csv'}\n  universe_path: {tmp_path / 'missing_uni.csv'}\n")
+                   f"  bars_path: {tmp_path / 'bars.csv'}\n  universe_path: {tmp_path / 'uni.csv'}\n")
     rc = main(["premarket", "--params", str(bad), "--date", SESSION.isoformat(), "--outputs", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 1 and "failed" in err
