@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "wolfkit"
 # by its longest listed prefix (`wolfkit.broker` covers `wolfkit.broker.sim`).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("wolfkit", "wolfkit.domain", "wolfkit.errors", "wolfkit.symbols", "wolfkit.config",
-                    "wolfkit.calendar", "wolfkit.milp", "wolfkit.runlock", "wolfkit.day_folder")),
+                    "wolfkit.calendar", "wolfkit.milp", "wolfkit.runlock", "wolfkit.day_folder", "wolfkit.keys_file")),
     ("data", ("wolfkit.data",)),
     ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.walk_forward", "wolfkit.exclusions", "wolfkit.scan",
               "wolfkit.panel_scan")),

@@ -1,10 +1,13 @@
 """The NYSE market calendar (exchange_calendars XNYS): trading days, open/close with early closes.
 
 Every date here is a session date in New York; times come back as tz-aware America/New_York.
+The wall clock lives here too (`now_ny`): the real time, or `WOLFKIT_NOW` when set, so a schedule can
+be rehearsed at the hour it would run (see docs/operations.md).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -13,6 +16,7 @@ import exchange_calendars as xcals
 import pandas as pd
 
 NY = ZoneInfo("America/New_York")
+NOW_ENV = "WOLFKIT_NOW"  # ISO-8601; when set, it is the wall clock (naive = New York time)
 
 
 @lru_cache(maxsize=1)
@@ -71,9 +75,26 @@ def sessions_ending(end: date | str, count: int) -> list[date]:
     return [s.date() for s in _xnys().sessions_window(_ts(last), -count)]
 
 
+def now_ny() -> datetime:
+    """Now in New York: the real clock, or the instant `WOLFKIT_NOW` names (ISO-8601; without an offset it
+    is New York time). Why: a schedule is rehearsed at its own hour (the recipe tests), and every command
+    reads this one clock. A live broker refuses it (`wolfkit.broker.gate`)."""
+    from wolfkit.errors import BadInputError
+
+    text = os.environ.get(NOW_ENV, "").strip()
+    if not text:
+        return datetime.now(NY)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInputError(f"{NOW_ENV}={text!r}: not an ISO-8601 time; use e.g. 2026-01-15T08:30 (New York) "
+                            f"or 2026-01-15T13:30+00:00, or unset it to use the real clock") from None
+    return at.astimezone(NY) if at.tzinfo else at.replace(tzinfo=NY)
+
+
 def today_ny() -> date:
-    """Today's date in New York (the clock lives here, at the edge)."""
-    return datetime.now(NY).date()
+    """Today's date in New York, by the wall clock (`now_ny`)."""
+    return now_ny().date()
 
 
 def resolve_date(text: str | date | None, today: date | None = None) -> date:
@@ -98,13 +119,13 @@ def last_session() -> date:
     return _xnys().last_session.date()
 
 
-def closed_notice(d: date, outcome: str) -> str | None:
+def closed_notice(d: date, outcome: str, hint: str = "use --force to run anyway") -> str | None:
     """None on a session; on a weekend or holiday the line a command prints instead of running
-    (`outcome` says what did not happen, e.g. "Nothing scanned")."""
+    (`outcome` says what did not happen, e.g. "Nothing scanned"; `hint` how to go on anyway)."""
     if is_trading_day(d):
         return None
     why = "a weekend" if d.weekday() >= 5 else "an NYSE holiday"
-    return f"{d} is not a trading day ({why}); the next session is {next_session(d)}. {outcome} (use --force to run anyway)."
+    return f"{d} is not a trading day ({why}); the next session is {next_session(d)}. {outcome} ({hint})."
 
 
 def check_session(d: date, what: str = "--date", fix: str = "") -> date:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, time
@@ -678,14 +679,19 @@ def load_params(path: str | Path) -> Params:
 
 # ---- the project: where relative paths in parameters and notebooks point ---------------------------
 
+PROJECT_ENV = "WOLFKIT_PROJECT"  # the project folder, for a process whose working directory is elsewhere
+
 
 def project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above `start` (default: the working directory) holding `parameters/`
-    or `pyproject.toml`; `start` itself when there is none.
+    or `pyproject.toml`; `start` itself when there is none. Without `start`, `WOLFKIT_PROJECT` when set:
+    a scheduler that runs a notebook from its own staging folder (jupyter-scheduler) names the project so.
 
     Relative paths (the ledger, notebook inputs) resolve against it, so a command or a notebook run
     from `notebooks/` or any other subfolder reads and writes the same files as one run from the root.
     """
+    if start is None and os.environ.get(PROJECT_ENV, "").strip():
+        return Path(os.environ[PROJECT_ENV].strip()).expanduser().resolve()
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         if (d / "parameters").is_dir() or (d / "pyproject.toml").is_file():

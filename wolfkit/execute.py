@@ -30,7 +30,6 @@ from wolfkit.broker.account import AccountKey, account_key, sim_account
 from wolfkit.broker.base import AccountInfo, Broker, BrokerUnavailable, RateLimited, opg_allowed
 from wolfkit.broker.gate import broker_kind_for
 from wolfkit.broker.submission import backoff, retry_after
-from wolfkit.calendar import NY
 from wolfkit.config import Params, project_path
 from wolfkit.domain import Layer
 from wolfkit.errors import BrokerError
@@ -72,7 +71,7 @@ def execute_plan(
     of colliding with this one's rows. `account_info`: the account as just read (with the key), which
     the guard and the budget reuse instead of reading it again.
     """
-    clock = now or (lambda: datetime.now(NY))
+    clock = now or market_hours.wall_clock
     if account is None and ledger.account is None:  # a view already bound to an account stays on it
         if callable(getattr(broker, "account_key", None)):  # Alpaca: one account read names the account,
             account_info = broker.account()                 # and the guard and the budget reuse it

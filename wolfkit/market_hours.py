@@ -41,8 +41,9 @@ OVERRIDE_FLAG = "--session-override"
 
 
 def wall_clock() -> datetime:
-    """Now in New York: the clock `wolfkit execute` and the execute notebook check the session rule with."""
-    return datetime.now(NY)
+    """Now in New York: the clock `wolfkit execute` and the execute notebook check the session rule with —
+    the real time, or `WOLFKIT_NOW` (ISO-8601) when set (`wolfkit.calendar.now_ny`)."""
+    return calendar.now_ny()
 
 
 @dataclass(frozen=True)

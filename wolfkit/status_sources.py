@@ -23,7 +23,7 @@ from typing import Any
 from wolfkit.broker.account import AccountKey, account_key
 from wolfkit.broker.base import Broker, BrokerOrder, Fill, Position
 from wolfkit.broker.sim import SimBroker
-from wolfkit.calendar import NY
+from wolfkit.calendar import NY, now_ny
 from wolfkit.config import Params
 from wolfkit.domain import ClientOrderId, Layer, Side
 from wolfkit.errors import BadInputError
@@ -177,7 +177,7 @@ def collect_status(ledger: Ledger, params: Params, broker: Broker | None = None,
     ledger, and from the broker when one is given (its fills are recorded first: `sync_fills`, into the
     ledger's rows of the broker's account — `broker_key`, default the one the broker names, e.g. a
     simulated account's state file as `wolfkit.broker.account.sim_account` keys it)."""
-    at = (now or datetime.now(NY)).astimezone(NY)
+    at = (now or now_ny()).astimezone(NY)
     name = account or (broker.name if broker is not None else ledger_account(ledger))
     view = read_ledger(ledger, name, run_id)
     if not view.fills and not view.executed_runs and view.engine is None:

@@ -104,7 +104,7 @@ class DemoFeed:
     fill step. Runs in a daemon thread; a failed refresh is counted, not fatal."""
 
     def __init__(self, broker: SimBroker, provider: DataProvider, interval_s: float = 5.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(calendar.NY)):
+                 clock: Callable[[], datetime] = calendar.now_ny):
         self.broker, self.provider, self.interval_s, self.clock = broker, provider, interval_s, clock
         self.symbols = list(provider.universe()["symbol"])
         self.errors = 0
@@ -144,7 +144,7 @@ def run_demo(port: int, *, provider: DataProvider, equity: float = 100_000.0, mu
     With `state_path`, the account is loaded from it when it exists and saved after every change,
     so a restart keeps every order (client ids stay unique across restarts, as at Alpaca).
     """
-    clock = lambda: datetime.now(calendar.NY)  # noqa: E731
+    clock = calendar.now_ny  # the wall clock, or WOLFKIT_NOW when a schedule is rehearsed
     if state_path is not None and Path(state_path).exists():
         broker = SimBroker.load(state_path, clock=clock)
     else:

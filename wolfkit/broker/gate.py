@@ -21,6 +21,7 @@ import os
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from wolfkit.calendar import NOW_ENV
 from wolfkit.config import Params
 from wolfkit.errors import BadInputError
 
@@ -91,6 +92,10 @@ def trading_url(live: bool, url: str | None = None) -> str:
     `live` means both switches are on (`broker_kind_for` checked them). A live-class URL without them,
     or anything but Alpaca's live URL with them, is a `BadInputError` naming the URL and the switches.
     """
+    if live and os.environ.get(NOW_ENV, "").strip():
+        raise BadInputError(
+            f"{NOW_ENV} is set ({os.environ[NOW_ENV].strip()!r}): a rehearsal clock never trades live money; "
+            f"unset {NOW_ENV} to trade live on the real clock; nothing was sent")
     given = url if url is not None else os.environ.get(BASE_URL_ENV, "")
     given = normalize_url(given) if given.strip() else ""
     source = "the broker's base_url" if url is not None else BASE_URL_ENV

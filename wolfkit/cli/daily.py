@@ -172,9 +172,10 @@ def premarket(
     """
     from wolfkit import calendar, notebooks
     from wolfkit.config import load_params
+    from wolfkit.data.registry import check_source
     from wolfkit.report import read_records
 
-    load_params(params)  # bad parameters fail here (exit 2), before a kernel starts
+    check_source(load_params(params))  # bad parameters or data source: exit 2 here, before a kernel starts
     session = calendar.resolve_date(date)
     if closed_day(session, force, "No pre-market run, no orders"):
         return
@@ -197,7 +198,6 @@ def premarket(
     run.raise_for_status()
 
 
-@app.command()
 @app.command()
 def execute(
     orders: Optional[Path] = typer.Option(None, "--orders", help=ORDERS_HELP),
@@ -296,7 +296,8 @@ def intraday(
         None, "--poll-seconds", min=0, help="seconds between steps (default: intraday.poll_seconds)"),
     until: Optional[str] = typer.Option(None, "--until", help="HH:MM New York time (default: the session close)"),
     status_every: int = typer.Option(12, "--status-every", min=1, help="print a one-line status every N steps"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="stop after N steps (dry runs, tests)"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, envvar="WOLFKIT_MAX_STEPS",
+                                            help="stop after N steps (dry runs, schedule rehearsals)"),
     session_override: Optional[str] = typer.Option(
         None, "--session-override", metavar="REASON", help=SESSION_OVERRIDE_HELP),
 ) -> None:
@@ -416,11 +417,13 @@ def status(
     params = load_params(params_file) if params_file else (load_params(default) if default.is_file() else Params())
     alpaca = bool(os.environ.get("APCA_API_KEY_ID"))  # marks and equity from the account the engine trades
     kind = broker_kind_for(params, BrokerKind.LIVE if live else BrokerKind.PAPER, live) if alpaca else None
+    now = market_hours.wall_clock()
+    if snapshot and closed_day(now.date(), False, "No snapshot recorded", "the last session's stands"):
+        return
     path = ledger.resolve() if ledger else project_path(params.execution.ledger_path)
     if not path.is_file():
         raise BadInputError(f"{path}: ledger not found; pass --ledger with the file `wolfkit execute`, "
                             "`wolfkit intraday` or `wolfkit replay` wrote")
-    now = market_hours.wall_clock()
     console.print(f"ledger: {path}", highlight=False, soft_wrap=True)
     with Ledger(path) as book:
         if history:

@@ -51,7 +51,7 @@ class AlpacaProvider:
         if universe_path is None:
             raise BadInputError(
                 "data.source alpaca has no sectors or market caps: set data.universe_path to a universe "
-                "file with symbol, sector, market_cap (e.g. ../shared/data/sp500_financials.csv)"
+                "file with symbol, GICS sector, market_cap (e.g. ../shared/data/sp500_universe_2018.csv)"
             )
         self._universe, self.excluded = read_universe(Path(universe_path))
         url = os.environ.get("APCA_API_DATA_URL") or None
@@ -150,12 +150,12 @@ def _ny(d: date, t: time) -> datetime:
 
 def _settled(end: datetime) -> datetime:
     """`end`, but not within the last 16 minutes: free plans may not query recent SIP data."""
-    return min(end, datetime.now(calendar.NY) - timedelta(minutes=16))
+    return min(end, calendar.now_ny() - timedelta(minutes=16))
 
 
 def _last_completed_session(now: datetime | None = None) -> date:
     """The latest session whose daily bar is final (today's only after the close)."""
-    now = now or datetime.now(calendar.NY)
+    now = now or calendar.now_ny()
     today = now.date()
     if calendar.is_trading_day(today) and now >= calendar.session_close(today):
         return today

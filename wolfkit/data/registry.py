@@ -46,6 +46,21 @@ def provider_for(params: Params) -> DataProvider:
     return Restricted(provider, data.symbols) if data.symbols else provider
 
 
+def check_source(params: Params) -> None:
+    """Refuse a data source that cannot load — its files missing, Alpaca without keys or a universe file —
+    before a command starts a notebook kernel, whose failure would be exit 1 and a failed notebook
+    instead of exit 2 naming the key and the fix. Cheap: no bars are read and no request is made."""
+    data = params.data
+    base = data.source.partition(":")[0]
+    if base in ("csv", "parquet"):
+        for key, given in (("data.bars_path", data.bars_path), ("data.universe_path", data.universe_path)):
+            if given is not None and not _path(given).is_file():
+                raise BadInputError(f"{key}: {given} not found (looked at {_path(given)}); point {key} at an "
+                                    "existing file (relative paths are relative to the project folder)")
+    elif base == "alpaca":
+        provider_for(params)  # reads the keys from the environment and the universe file; sends nothing
+
+
 def _path(p: str) -> Path:
     """A parameter's path, relative ones against the project root; normalised, so messages and
     data_quality.csv name the file plainly."""
