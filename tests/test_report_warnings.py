@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from factories import REFERENCE_PACK, make_plan, planned_order
 
-from tests.factories import REFERENCE_PACK, make_plan, planned_order
 from wolfkit.config import Params, load_params
 from wolfkit.diversify.bands import BandMiss, Miss
 from wolfkit.domain import Layer, Side

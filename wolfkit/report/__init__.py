@@ -30,7 +30,14 @@ from wolfkit.report.display import (
     table,
     table_html,
 )
-from wolfkit.report.execution import deployment_vs_plan, execution_orders, execution_summary, ledger_snapshot
+from wolfkit.report.execution import (
+    EXECUTION_RECORD,
+    deployment_vs_plan,
+    execution_fills,
+    execution_orders,
+    execution_summary,
+    ledger_snapshot,
+)
 from wolfkit.report.figures import (
     fig_against_caps,
     fig_components,
@@ -71,7 +78,7 @@ __all__ = [
     "WarningKind", "account_summary", "banner", "banner_html", "commitments", "exit_fields", "long_table",
     "other_exits", "plan_warnings", "premarket_warnings", "rounded_weights", "warnings_banner", "warnings_frame",
     "warnings_section", "breakdown", "deployment_vs_plan",
-    "execution_orders", "execution_summary", "exports", "fig_against_caps", "fig_components", "fig_leverage",
+    "EXECUTION_RECORD", "execution_fills", "execution_orders", "execution_summary", "exports", "fig_against_caps", "fig_components", "fig_leverage",
     "fig_orders_budget", "fig_replay_leverage", "fig_weights", "figure_html", "header", "jsonable",
     "ledger_snapshot", "leverage", "leverage_buckets", "market_day", "markdown", "maxdiff_plans", "orders_preview",
     "orders_table", "pack", "plotlyjs_bundle", "read_records", "record", "replay_fills", "replay_leverage",
