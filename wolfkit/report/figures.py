@@ -50,7 +50,9 @@ def fig_weights(weights: pd.DataFrame) -> go.Figure:
     if "target" in weights.columns:
         fig.add_scatter(x=weights["symbol"], y=weights["target"], mode="markers", name="target",
                         marker={"symbol": "line-ew-open", "size": 22, "color": "black"})
-    fig.update_layout(title="The pack: weight by name after share rounding", barmode="group",
+    title = "The pack: weight by name after share rounding" if "target" in weights.columns else \
+        "The pack: target weight by name"
+    fig.update_layout(title=title, barmode="group",
                       yaxis={"tickformat": ".1%", "title": EQUITY_AXIS})
     return fig
 
