@@ -32,7 +32,7 @@ def test_before_any_fill_everything_deployed_is_open_orders_then_the_fills_show(
     assert first.accepted == 12 and first.fills == 0 and first.fill_log == []
     assert first.filled_value == 0 and first.open_value == pytest.approx(first.deployed) and first.deployed > 90_000
     text = format_execution(first, tmp_path / "log.json")
-    assert "filled $0 (0.0%; 0 fills, 0 shares) + open orders $" in text and "no fills yet" in text
+    assert "filled $0 (0.0%; 0 fills, 0 shares) + open orders $" in text and "no fills yet: accepted orders wait" in text
     assert f"deployed ${first.deployed:,.0f} ({first.deployed_pct:.1%} of equity $100,000)" in text
     assert all(o.symbol in text for o in plan.orders) and "log: " in text
 

@@ -21,6 +21,9 @@ from wolfkit.domain import Side
 from wolfkit.ledger import LedgerOrder, OrderState, Sizing
 from wolfkit.orders import PlannedOrder
 
+NO_FILLS_YET = ("accepted orders wait at the broker until they trade (outside market hours, until the next open); "
+                "`wolfkit status` shows the fills as they happen")
+
 
 @dataclass(frozen=True)
 class OrderResult:
@@ -205,8 +208,7 @@ def format_execution(r: ExecutionReport, log: str | Path | None = None) -> str:
             lines.append(f"  {_time(f.at)} {f.symbol} {f.side} {f.qty:,} @ {f.price:,.2f} = ${f.qty * f.price:,.0f} "
                          f"(running ${total:,.0f})")
     else:
-        lines.append("no fills yet (orders sent before the open fill when the market opens: `wolfkit status` "
-                     "shows them as they happen)")
+        lines.append(f"no fills yet: {NO_FILLS_YET}")
     lines.append(f"accepted {r.accepted}/{len(r.orders)}, rejected {r.rejected}, unresolved {r.unresolved}; "
                  + deployed_text(r))
     if log is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import plotly.graph_objects as go
 
-from wolfkit.execution_report import deployed_text, format_execution
+from wolfkit.execution_report import NO_FILLS_YET, deployed_text, format_execution
 from wolfkit.report.display import markdown, record, show, table
 
 if TYPE_CHECKING:
@@ -53,8 +53,7 @@ def execution_fills(result: ExecutionRun) -> None:
     """The run's fills in the order they happened (from the ledger), with the running filled value."""
     log = result.report.fill_log
     if not log:
-        markdown("No fills yet: orders sent before the open fill when the market opens (`wolfkit status` shows "
-                 "fills as they happen).")
+        markdown(f"No fills yet: {NO_FILLS_YET}.")
         record("exec_fill_log", [])
         return
     df = pd.DataFrame([(f.at, f.symbol, f.side, f.qty, f.price, f.qty * f.price) for f in log],
@@ -87,9 +86,10 @@ def deployment_vs_plan(result: ExecutionRun) -> None:
     df["deployed"] = df["filled"] + df["open"]
     eq = rep.equity
     fig = go.Figure()
-    fig.add_bar(x=df["symbol"], y=df["planned"] / eq, name="planned (est. cost)", offsetgroup="plan")
-    fig.add_bar(x=df["symbol"], y=df["filled"] / eq, name="filled", offsetgroup="done")
-    fig.add_bar(x=df["symbol"], y=df["open"] / eq, name="open orders", offsetgroup="done", base=df["filled"] / eq)
+    x = df["symbol"] + "/" + df["layer"]  # a symbol may trade in both layers
+    fig.add_bar(x=x, y=df["planned"] / eq, name="planned (est. cost)", offsetgroup="plan")
+    fig.add_bar(x=x, y=df["filled"] / eq, name="filled", offsetgroup="done")
+    fig.add_bar(x=x, y=df["open"] / eq, name="open orders", offsetgroup="done", base=df["filled"] / eq)
     fig.update_layout(barmode="group", title="Deployment against the plan: filled + open orders",
                       yaxis={"tickformat": ".1%", "title": "fraction of equity"})
     show(fig)
