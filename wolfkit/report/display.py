@@ -88,6 +88,11 @@ def banner(style: BannerStyle, title: str, lines: Sequence[str] = ()) -> None:
     _display({"text/html": banner_html(style, title, lines), "text/plain": "\n".join([title, *lines])})
 
 
+def anchor(name: str) -> None:
+    """An invisible link target (`#name`) at this point of the report."""
+    _display({"text/html": f"<a id='{html.escape(name)}'></a>", "text/plain": ""})
+
+
 def setup() -> None:
     """Register the `wolfkit` plotly renderer as the default and embed plotly.js once (offline reading),
     with the report's table and banner styles."""

@@ -14,9 +14,9 @@ import pandas as pd
 
 from wolfkit.data.quality import quarantine_count
 from wolfkit.diversify.bands import band_table
-from wolfkit.report.display import BannerStyle, banner, long_table, markdown, record, show, table
+from wolfkit.report.display import BannerStyle, anchor, banner, long_table, markdown, record, show, table
 from wolfkit.report.figures import fig_against_caps, fig_components, fig_leverage, fig_weights, leverage_buckets
-from wolfkit.report.warnings import PlanWarning, Severity, plan_warnings, warnings_frame
+from wolfkit.report.warnings import PlanWarning, Severity, WarningKind, plan_warnings, warnings_frame
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
@@ -39,7 +39,7 @@ def premarket_warnings(ctx: RunContext, scan: ScanResult, build: BuildResult) ->
 def warnings_banner(rows: list[PlanWarning]) -> None:
     """The banner at the top: how many warnings, the first few, a link to the section (synthetic prices
     have their own banner in the header)."""
-    shown = [w for w in rows if w.severity is Severity.WARNING and w.kind != "synthetic prices"]
+    shown = [w for w in rows if w.severity is Severity.WARNING and w.kind is not WarningKind.SYNTHETIC]
     link = f"<a href='#{WARNINGS_ANCHOR}'>see Warnings</a>"
     if not shown:
         banner(BannerStyle.OK, f"No warnings for this plan ({link}).")
@@ -53,9 +53,7 @@ def warnings_banner(rows: list[PlanWarning]) -> None:
 
 def warnings_section(rows: list[PlanWarning]) -> None:
     """Every warning and notice as a table (severity, kind, symbol, message)."""
-    from wolfkit.report.display import _display
-
-    _display({"text/html": f"<a id='{WARNINGS_ANCHOR}'></a>"})
+    anchor(WARNINGS_ANCHOR)
     if not rows:
         markdown("Nothing to flag: prices above the floor, no margin in use, fresh data, no opposite-side orders, "
                  "every rule met.")
