@@ -196,7 +196,7 @@ def breakdown(build: BuildResult, params: Params) -> None:
     for c in ("min", "max", "share"):
         bt[c] = bt[c] * alloc
     bt["met"] = bt["met"].map({True: "yes", False: "NO"})
-    table(bt.rename(columns={"share": "weight"}), caption="Market-cap bands (fractions of equity): met, or why not",
+    table(bt.rename(columns={"share": "weight"}), caption="Market-cap bands: met, or why not (fractions of equity)",
           formats={"min": "{:.1%}", "max": "{:.1%}", "weight": "{:.1%}"})
     rows = pd.DataFrame(
         [(s, v, port.cap_for(s)) for s, v in sorted(sector_w.items(), key=lambda kv: -kv[1])],
