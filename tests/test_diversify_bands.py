@@ -202,7 +202,8 @@ def test_the_report_shows_each_band_and_why_it_was_missed(capsys):
 
     p = Params()
     t = build_targets(validate_opportunities(mids_missing(), p, "t").valid, p)
-    report.breakdown(SimpleNamespace(targets=t), p)  # type: ignore[arg-type]
+    summary = SimpleNamespace(sector_weights=t.sector_weights, cap_weights=t.cap_weights)  # the plan's, after rounding
+    report.breakdown(SimpleNamespace(targets=t, plan=SimpleNamespace(summary=summary)), p)  # type: ignore[arg-type]
     out = capsys.readouterr().out
     assert "Market-cap bands: met, or why not" in out
     assert "its 0 candidates can take at most 0% of equity" in out

@@ -116,16 +116,19 @@ def test_orders_table_is_in_priority_order():
     plan = _plan([_order("B", 1000, priority=2), _order("A", 2000, priority=0), _order("C", 500, "maxdiff", 5)])
     df = report.orders_table(plan)
     assert df["symbol"].tolist() == ["A", "B", "C"] and df["est_cost"].sum() == 3500
-    fig = report.fig_orders_budget(df, 200_000.0)
-    assert list(fig.data[0].y) == [2000, 3000, 3500]
+    fig = report.fig_orders_budget(df, 200_000.0, 100_000.0)
+    assert list(fig.data[0].y) == pytest.approx([0.02, 0.03, 0.035])  # fractions of equity
 
 
 def test_fig_against_caps_and_components():
     fig = report.fig_against_caps({"Tech": 0.3, "Energy": 0.1}, {"Tech": (0.0, 0.3), "Energy": (0.0, 0.25)}, "t")
     assert list(fig.data[0].y) == [0.3, 0.1] and list(fig.data[1].y) == [0.3, 0.25] and len(fig.data) == 2
     top = pd.DataFrame({"symbol": ["A", "B"], "score": [95, 90], "score_momentum": [50, 40], "score_trend": [45, 50]})
-    comps = report.fig_components(top)
-    assert [t.name for t in comps.data] == ["momentum", "trend"]
+    comps = report.fig_components(top, {"momentum": 1.0, "trend": 3.0})
+    assert [t.name for t in comps.data] == ["momentum", "trend", "composite score"]
+    # weighted contributions on the 0-100 scale: the stack is the weighted mean of the percentiles
+    stack = [m + t for m, t in zip(comps.data[0].x, comps.data[1].x)]
+    assert stack == pytest.approx([(50 + 3 * 45) / 4, (40 + 3 * 50) / 4]) and comps.layout.xaxis.range == (0, 100)
     w = pd.DataFrame({"symbol": ["A", "B", "C"], "tier": ["90+", "90+", "75–89"], "weight": [0.12, 0.1, 0.08]})
     assert sorted(t.name for t in report.fig_weights(w).data) == ["tier 75–89", "tier 90+"]
 

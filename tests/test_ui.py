@@ -144,16 +144,23 @@ def test_tuning_panel_in_jupyterlab(browser, lab):
     context.close()
 
 
-def test_premarket_html_report_draws_offline(browser, tmp_path):
-    """The HTML audit report opened from disk with all network blocked: every chart draws."""
+@pytest.fixture(scope="module")
+def premarket_html(tmp_path_factory):
+    """The demo pre-market run's HTML report and its orders file (one papermill run for the module)."""
     from wolfkit import notebooks
 
+    out = tmp_path_factory.mktemp("premarket")
     run = notebooks.run_notebook(
         "premarket", SESSION,
-        notebooks.notebook_parameters("premarket", ROOT / "parameters/demo.yaml", SESSION, tmp_path), tmp_path,
+        notebooks.notebook_parameters("premarket", ROOT / "parameters/demo.yaml", SESSION, out), out,
     ).raise_for_status()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    assert run.html is not None
+    return run.html, run.notebook.parent / "orders.json"
+
+
+def _offline_page(browser, width: int):
+    """A page that may load only `file://` URLs (every other request is aborted and listed)."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
     blocked: list[str] = []
 
     def _route(route):
@@ -163,10 +170,17 @@ def test_premarket_html_report_draws_offline(browser, tmp_path):
         return route.abort()
 
     context.route("**/*", _route)
-    page = context.new_page()
+    return context, context.new_page(), blocked
+
+
+def test_premarket_html_report_draws_offline(browser, premarket_html):
+    """The HTML audit report opened from disk with all network blocked: every chart draws."""
+    html, _ = premarket_html
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context, page, _blocked = _offline_page(browser, 1300)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(run.html.as_uri(), wait_until="load", timeout=60_000)
+    page.goto(html.as_uri(), wait_until="load", timeout=60_000)
     page.wait_for_function("() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= 5",
                            timeout=60_000)
     n_divs = page.locator(".plotly-graph-div").count()
@@ -175,4 +189,51 @@ def test_premarket_html_report_draws_offline(browser, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "premarket-report-offline.png"), full_page=True)
     assert drawn == n_divs >= 5, f"{drawn} of {n_divs} charts drew offline"
     assert not [e for e in errors if "Plotly" in e], errors
+    context.close()
+
+
+def test_premarket_html_fits_1280px_with_banner_warnings_and_exits(browser, premarket_html):
+    """What a trader reads at 08:35 on a 1,280 px screen: nothing scrolls sideways (neither the page nor an
+    output), the warnings banner is at the top, the warnings section lists them, the orders show their exits."""
+    from wolfkit.orders import read_orders
+
+    html, orders = premarket_html
+    plan = read_orders(orders)
+    context, page, _blocked = _offline_page(browser, 1280)
+    page.goto(html.as_uri(), wait_until="load", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= 5",
+                           timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "premarket-report-1280.png"), full_page=True)
+    width = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways: {width}"
+    wide = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output, table, .plotly-graph-div')]"
+                         ".filter(e => e.scrollWidth > e.clientWidth + 1)"
+                         ".map(e => `${e.tagName}.${e.className} ${e.scrollWidth}/${e.clientWidth}`)")
+    assert wide == [], f"outputs with a sideways scrollbar: {wide}"
+
+    # the banners: synthetic prices, and the warnings, above the first section, linking to the section
+    synthetic = page.locator(".wolfkit-banner.synthetic")
+    warning = page.locator(".wolfkit-banner.warning")
+    assert synthetic.count() == 1 and "synthetic" in synthetic.inner_text().lower()
+    assert warning.count() == 1 and re.search(r"\d+ warnings? before the open", warning.inner_text())
+    first_section = page.locator("h2").first.bounding_box()
+    assert warning.bounding_box()["y"] < first_section["y"] and "Warnings" in page.locator("h2").first.inner_text()
+    assert warning.locator("a[href='#warnings']").count() == 1
+
+    # the warnings section: penny stocks and margin in use, as the orders say
+    section = page.locator("table", has=page.locator("caption", has_text="Warnings")).first
+    text = section.inner_text()
+    penny = sorted({o.symbol for o in plan.orders if o.est_price < 5})
+    assert penny and all(s in text for s in penny) and "price floor" in text
+    if sum(o.est_cost for o in plan.orders) > plan.account.equity:
+        assert "margin in use" in text
+
+    # the orders table: take-profit and stop columns, each bracket's levels shown, `—` where none
+    orders_table = page.locator("table", has=page.locator("th", has_text="take-profit")).first
+    headers = orders_table.locator("thead th").all_inner_texts()
+    assert {"take-profit", "stop", "other exits"} <= set(headers), headers
+    body = orders_table.inner_text()
+    brackets = [o for o in plan.orders if o.take_profit is not None]
+    assert brackets and all(f"{o.take_profit:,.2f}" in body and f"{o.stop_loss:,.2f}" in body for o in brackets)
+    assert "—" in body
     context.close()

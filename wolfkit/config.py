@@ -473,6 +473,27 @@ class BacktestParams(_Strict):
     )
 
 
+class ReportParams(_Strict):
+    """What the pre-market report warns about and how long a table may run before it is summarised
+    (the full list goes to a CSV beside the report)."""
+
+    warn_price_below: float = Field(
+        5.0, ge=0, description="USD: an order in a stock priced below this is flagged (penny stock)"
+    )
+    warn_dollar_volume_below: float = Field(
+        5_000_000.0, ge=0, description="USD: a stock whose average daily dollar volume (opportunities column "
+        "`adv_usd`, when the scan provides it) is below this is flagged as illiquid"
+    )
+    warn_volume_share_above: float = Field(
+        0.01, gt=0, le=1, description="an order worth more than this share of the stock's average daily dollar "
+        "volume is flagged"
+    )
+    table_rows: int = Field(
+        25, ge=5, le=1000, description="longer tables show their first rows and a summary; the full list is "
+        "written to a CSV beside the report"
+    )
+
+
 class AccountKind(StrEnum):
     """Margin or cash: read from buying power against equity, never from a separate switch."""
 
@@ -514,6 +535,7 @@ class Params(_Strict):
     maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
     intraday: IntradayParams = Field(default_factory=IntradayParams)
     backtest: BacktestParams = Field(default_factory=BacktestParams)
+    report: ReportParams = Field(default_factory=ReportParams)
 
     def account(self, equity: float, buying_power: float | None = None) -> AccountLimits:
         """The account for `equity` and an optional `buying_power` (USD), by the one rule every command

@@ -33,7 +33,7 @@ from wolfkit.broker.submission import backoff, retry_after
 from wolfkit.config import Params, project_path
 from wolfkit.domain import Layer
 from wolfkit.errors import BrokerError
-from wolfkit.execution_report import ExecutionReport, order_result
+from wolfkit.execution_report import ExecutionReport, FillRow, order_result
 from wolfkit.executor import Executor
 from wolfkit.ledger import EventKind, Ledger
 from wolfkit.orders import OrderPlan
@@ -136,6 +136,7 @@ def _execute(ex: Executor, orders_path: str | None, notes: list[str]) -> Executi
         unknown_outcomes=ex.n_unknown, started_at=started, finished_at=ex.now(), counts=counts,
         ledger_path=str(ledger.path),
         fills=len(fills), filled_shares=sum(f["qty"] for f in fills), notes=notes,
+        fill_log=[FillRow.from_ledger(f) for f in fills],
     )
     ledger.finish_run(plan.run_id, "error" if errors else ("incomplete" if report.unresolved else "done"),
                       report.summary())

@@ -91,17 +91,29 @@ class LayerStatus:
 @dataclass(frozen=True)
 class Leverage:
     """USD committed at cost by layer (open positions at average cost plus working entry orders);
-    leverage is each divided by `equity`."""
+    leverage is each divided by `equity`. `*_held` is the filled part (positions at average cost, from
+    the fills); the rest of each layer is what its open orders commit."""
 
     equity: float
     directional: float
     maxdiff: float
     available_maxdiff: float
     maxdiff_share: float
+    directional_held: float = 0.0
+    maxdiff_held: float = 0.0
 
     @property
     def total(self) -> float:
         return self.directional + self.maxdiff
+
+    @property
+    def held(self) -> float:
+        return self.directional_held + self.maxdiff_held
+
+    @property
+    def open_orders(self) -> float:
+        """What working orders commit beyond the filled positions (USD)."""
+        return max(0.0, self.total - self.held)
 
 
 @dataclass(frozen=True)
@@ -182,10 +194,15 @@ def _position_rows(book: Book, positions: Sequence[Position] | None, marks: Mapp
     return rows
 
 
+def _held(book: Book, layer: Layer) -> float:
+    """The layer's open positions at average cost (USD): what has filled and is still held."""
+    return sum(abs(h.qty) * h.avg_cost for h in book.open() if h.layer == layer)
+
+
 def _committed(book: Book, orders: Sequence[OpenOrder], layer: Layer, marks: Mapping[str, float]) -> float:
     """Open positions at average cost plus the remainder of working orders that open or grow a position
     (at their limit; a market order at the mark)."""
-    held = sum(abs(h.qty) * h.avg_cost for h in book.open() if h.layer == layer)
+    held = _held(book, layer)
     working = 0.0
     for o in orders:
         if o.layer != layer:
@@ -236,7 +253,8 @@ def build_status(params: Params, *, fills: Sequence[BookedFill], unattributed_fi
     else:
         d_used, m_used = (_committed(book, open_orders, layer, marks) for layer in (Layer.DIRECTIONAL, Layer.MAXDIFF))
     budget = params.maxdiff_budget(eq, d_used, t.time())
-    lev = Leverage(eq, d_used, m_used, max(0.0, budget - m_used), params.leverage.maxdiff_share_at(t.time()))
+    lev = Leverage(eq, d_used, m_used, max(0.0, budget - m_used), params.leverage.maxdiff_share_at(t.time()),
+                   min(d_used, _held(book, Layer.DIRECTIONAL)), min(m_used, _held(book, Layer.MAXDIFF)))
     listening, queued = _plans(engine) if engine is not None else (
         pd.DataFrame(columns=LISTENING_COLUMNS), pd.DataFrame(columns=QUEUED_COLUMNS))
     return StatusReport(account, now, frame, orders, layers, lev, Source.BROKER if positions is not None else
@@ -293,9 +311,12 @@ def _sections(r: StatusReport) -> list[tuple[str, list[str]]]:
                      f"total {_signed_usd(r.realized + r.unrealized)}")
     pnl_lines.append(f"Equity {_k(r.account.equity)}, cash {_k(r.account.cash)} (from the {r.account.source})")
     lev_lines = [
-        f"Current: {lev.total / eq:.2f}x ({_k(lev.total)} / {_k(lev.equity)} equity)",
-        f"Directional: {lev.directional / eq:.2f}x ({_k(lev.directional)})",
-        f"Maxdiff: {lev.maxdiff / eq:.2f}x ({_k(lev.maxdiff)})",
+        f"Current: {lev.total / eq:.2f}x ({_k(lev.total)} / {_k(lev.equity)} equity) = filled {_k(lev.held)} "
+        f"held at cost + open orders {_k(lev.open_orders)}",
+        f"Directional: {lev.directional / eq:.2f}x ({_k(lev.directional)}: filled {_k(lev.directional_held)} + open "
+        f"orders {_k(lev.directional - lev.directional_held)})",
+        f"Maxdiff: {lev.maxdiff / eq:.2f}x ({_k(lev.maxdiff)}: filled {_k(lev.maxdiff_held)} + open orders "
+        f"{_k(lev.maxdiff - lev.maxdiff_held)})",
         f"Available for Maxdiff: {lev.available_maxdiff / eq:.2f}x ({_k(lev.available_maxdiff)}; "
         f"time-of-day share {lev.maxdiff_share:.0%})",
     ]

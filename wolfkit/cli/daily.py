@@ -231,13 +231,11 @@ def execute(
     when an outcome is still unknown (re-run to reconcile). With `--notebook` the
     same run happens inside notebooks/execute.ipynb and its audit report lands in outputs/<as_of>/.
     """
-    from rich.table import Table
-
     from wolfkit import market_hours
     from wolfkit.broker.gate import broker_kind_for
     from wolfkit.config import load_params
     from wolfkit.execute import execute_orders_file
-    from wolfkit.ledger import OrderState
+    from wolfkit.execution_report import format_execution
     from wolfkit.orders import read_orders
 
     params_file = params or Path("parameters/default.yaml")
@@ -254,31 +252,20 @@ def execute(
         console.print(f"warning: {override.message()}", style="yellow", highlight=False, soft_wrap=True)
     if notebook:
         from wolfkit import notebooks
+        from wolfkit.report import read_records
+        from wolfkit.report.execution import EXECUTION_RECORD
 
         run = notebooks.run_notebook("execute", plan.as_of, notebooks.notebook_parameters(
             "execute", params_file, plan.as_of, outputs, orders_file=str(orders.resolve()), broker=broker or "",
             live=live, session_override=session_override), outputs)
+        if run.status is notebooks.RunStatus.OK:  # the same summary as a plain run, recorded by the notebook
+            console.print(read_records(run.notebook).get(EXECUTION_RECORD, ""), highlight=False, markup=False,
+                          soft_wrap=True)
         console.print(f"notebook: {run.notebook}\nreport:   {run.html}")
         run.raise_for_status()
         return
     report, log = execute_orders_file(orders, p, broker, live, replace, override)
-    for note in report.notes:
-        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-    t = Table(title=f"run {report.run_id} on {report.broker} (execution {report.execution})")
-    for col in ("#", "symbol", "side", "state", "qty/planned", "filled", "attempts", "reason"):
-        t.add_column(col)
-    for o in report.orders:
-        t.add_row(str(o.priority), o.symbol, str(o.side), str(o.state), f"{o.submitted_qty}/{o.planned_qty}",
-                  str(o.filled_qty), str(o.attempts), o.reason)
-    console.print(t)
-    for o in report.orders:
-        if o.state == OrderState.REJECTED:
-            console.print(f"rejected (final): {o.symbol} {o.side}: {o.reason}", highlight=False, soft_wrap=True)
-    console.print(
-        f"accepted {report.accepted}/{len(report.orders)}, deployed ${report.deployed:,.2f} "
-        f"({report.deployed_pct:.1%} of equity), rejected {report.rejected}, unresolved {report.unresolved}, "
-        f"fills {report.fills} ({report.filled_shares} shares, from the ledger); log: {log}; "
-        f"ledger: {report.ledger_path}", highlight=False, soft_wrap=True)
+    console.print(format_execution(report, log), highlight=False, markup=False, soft_wrap=True)
     if report.unresolved:
         raise WolfkitError(f"{report.unresolved} order(s) unresolved (see {log}); re-run to reconcile")
 

@@ -9,11 +9,12 @@ run saw.
 
 from __future__ import annotations
 
+import html
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,48 @@ def plotlyjs_bundle() -> str:
     )
 
 
+# Tables wrap their text instead of scrolling sideways (a report must fit 1,280 px); banners stand out.
+REPORT_CSS = """<style>
+.jp-RenderedHTMLCommon table { font-size: 12px; max-width: 100%; }
+.jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td { white-space: normal; overflow-wrap: anywhere;
+  max-width: 40em; padding: 2px 6px; }
+.wolfkit-banner { border-left: 6px solid; border-radius: 4px; padding: 8px 14px; margin: 8px 0; font-size: 14px; }
+.wolfkit-banner ul { margin: 4px 0 0 0; padding-left: 20px; }
+.wolfkit-banner.warning { background: #fff4e5; border-color: #e8590c; color: #5c2a00; }
+.wolfkit-banner.synthetic { background: #f3e8ff; border-color: #7048e8; color: #2b1660; }
+.wolfkit-banner.ok { background: #ebfbee; border-color: #2f9e44; color: #0b3d17; }
+</style>"""
+
+
+class BannerStyle(StrEnum):
+    WARNING = "warning"
+    SYNTHETIC = "synthetic"
+    OK = "ok"
+
+
+def banner_html(style: BannerStyle, title: str, lines: Sequence[str] = ()) -> str:
+    """A coloured box at the top of a report (text is escaped; `title` may hold a link made here)."""
+    items = "".join(f"<li>{html.escape(x)}</li>" for x in lines)
+    return (f"<div class='wolfkit-banner {style}' role='alert'><strong>{title}</strong>"
+            + (f"<ul>{items}</ul>" if items else "") + "</div>")
+
+
+def banner(style: BannerStyle, title: str, lines: Sequence[str] = ()) -> None:
+    """Display a banner (see `banner_html`)."""
+    _display({"text/html": banner_html(style, title, lines), "text/plain": "\n".join([title, *lines])})
+
+
+def anchor(name: str) -> None:
+    """An invisible link target (`#name`) at this point of the report."""
+    _display({"text/html": f"<a id='{html.escape(name)}'></a>", "text/plain": ""})
+
+
 def setup() -> None:
-    """Register the `wolfkit` plotly renderer as the default and embed plotly.js once (offline reading)."""
+    """Register the `wolfkit` plotly renderer as the default and embed plotly.js once (offline reading),
+    with the report's table and banner styles."""
     pio.renderers[RENDERER] = Renderer()
     pio.renderers.default = RENDERER
-    _display({"text/html": plotlyjs_bundle() + "\n<span class='wolfkit-plotlyjs'></span>"})
+    _display({"text/html": plotlyjs_bundle() + "\n" + REPORT_CSS + "\n<span class='wolfkit-plotlyjs'></span>"})
 
 
 def show(fig: go.Figure) -> None:
@@ -91,6 +129,22 @@ def table_html(df: pd.DataFrame, caption: str | None = None, formats: Mapping[st
 def table(df: pd.DataFrame, caption: str | None = None, formats: Mapping[str, str] | None = None) -> None:
     """Display a table (HTML, no index) with optional per-column format strings."""
     _display({"text/html": table_html(df, caption, formats), "text/plain": df.to_string(index=False)})
+
+
+def long_table(df: pd.DataFrame, claim: Callable[[], Path], limit: int, caption: str,
+               formats: Mapping[str, str] | None = None) -> Path | None:
+    """A table of at most `limit` rows; a longer one shows its first `limit` rows and links the full
+    list, written to the CSV `claim()` names (claimed only then: e.g. `RunContext.export_path` beside
+    the report). Returns the CSV written, if any. The link is relative, so it works from the HTML
+    report in the same folder."""
+    if len(df) <= limit:
+        table(df, caption=caption, formats=formats)
+        return None
+    path = claim()
+    df.to_csv(path, index=False)
+    table(df.head(limit), caption=f"{caption}: the first {limit} of {len(df)}", formats=formats)
+    markdown(f"All {len(df)} rows: [{path.name}]({path.name}) (CSV beside this report).")
+    return path
 
 
 def jsonable(value: Any) -> Any:

@@ -17,30 +17,48 @@ if TYPE_CHECKING:
 _LAYER_COLORS = {"directional": "#1f77b4", "maxdiff": "#ff7f0e", "free": "#d9d9d9"}
 
 
-def fig_components(top: pd.DataFrame) -> go.Figure:
-    """Stacked horizontal bars of each opportunity's `score_<signal>` components (weighted as scanned)."""
+EQUITY_AXIS = "fraction of equity"
+
+
+def fig_components(top: pd.DataFrame, signals: Mapping[str, float] | None = None) -> go.Figure:
+    """Each opportunity's composite as stacked contributions on the 0–100 score scale: a signal's
+    `score_<signal>` percentile times its weight in `signals` over the weights' sum (equal weights when
+    none are given), so the bar is the weighted mean the composite ranks; the composite is a marker."""
     comps = [c for c in top.columns if c.startswith("score_")]
+    w = {c: float((signals or {}).get(c.removeprefix("score_"), 1.0)) for c in comps}
+    total = sum(w.values()) or 1.0
     fig = go.Figure()
     for c in comps:
-        fig.add_bar(y=top["symbol"], x=top[c], name=c.removeprefix("score_"), orientation="h")
+        fig.add_bar(y=top["symbol"], x=top[c] * w[c] / total, name=c.removeprefix("score_"), orientation="h")
+    if "score" in top.columns:
+        fig.add_scatter(y=top["symbol"], x=top["score"], mode="markers", name="composite score",
+                        marker={"symbol": "diamond", "color": "black", "size": 9})
     fig.update_layout(
-        barmode="stack", title="Top opportunities: score components", yaxis={"autorange": "reversed"},
-        height=max(300, 24 * len(top) + 120), margin={"l": 80}, legend={"orientation": "h"},
+        barmode="stack", title="Top opportunities: score components (weighted, 0–100)",
+        yaxis={"autorange": "reversed"}, xaxis={"range": [0, 100], "title": "score (0–100)"},
+        height=max(300, 24 * len(top) + 140), margin={"l": 80}, legend={"orientation": "h"},
     )
     return fig
 
 
 def fig_weights(weights: pd.DataFrame) -> go.Figure:
-    """The pack's target weights (fractions of equity), coloured by score tier."""
+    """The pack's weights (fractions of equity) coloured by score tier: `weight` as bars (after share
+    rounding when the table has it), `target` as markers when present."""
     fig = go.Figure()
     for tier, g in weights.groupby("tier", sort=False):
         fig.add_bar(x=g["symbol"], y=g["weight"], name=f"tier {tier}")
-    fig.update_layout(title="The pack: target weight by name", yaxis={"tickformat": ".0%"}, barmode="group")
+    if "target" in weights.columns:
+        fig.add_scatter(x=weights["symbol"], y=weights["target"], mode="markers", name="target",
+                        marker={"symbol": "line-ew-open", "size": 22, "color": "black"})
+    title = "The pack: weight by name after share rounding" if "target" in weights.columns else \
+        "The pack: target weight by name"
+    fig.update_layout(title=title, barmode="group",
+                      yaxis={"tickformat": ".1%", "title": EQUITY_AXIS})
     return fig
 
 
 def fig_against_caps(used: Mapping[str, float], caps: Mapping[str, tuple[float, float]], title: str) -> go.Figure:
-    """Bars of what each group uses, with its [min, max] band drawn as a marker range."""
+    """Bars of what each group uses, with its [min, max] band drawn as markers (all fractions of equity)."""
     names = list(caps)
     lo = [caps[n][0] for n in names]
     hi = [caps[n][1] for n in names]
@@ -49,7 +67,7 @@ def fig_against_caps(used: Mapping[str, float], caps: Mapping[str, tuple[float, 
     fig.add_scatter(x=names, y=hi, mode="markers", marker={"symbol": "line-ew-open", "size": 26}, name="max")
     if any(lo):
         fig.add_scatter(x=names, y=lo, mode="markers", marker={"symbol": "line-ew-open", "size": 26}, name="min")
-    fig.update_layout(title=title, yaxis={"tickformat": ".0%"})
+    fig.update_layout(title=title, yaxis={"tickformat": ".0%", "title": EQUITY_AXIS})
     return fig
 
 
@@ -86,21 +104,24 @@ def fig_leverage(buckets: pd.DataFrame, params: Params) -> go.Figure:
         )
     for x, label in ((params.leverage.directional_max, "directional max"), (params.leverage.total_max, "total max")):
         fig.add_vline(x=x, line_dash="dash", annotation_text=f"{label} {x:g}x")
-    fig.update_layout(barmode="stack", title="Leverage buckets (× equity)", height=260, xaxis={"ticksuffix": "x"})
+    fig.update_layout(barmode="stack", title="Leverage buckets (× equity)", height=260,
+                      xaxis={"ticksuffix": "x", "title": "multiple of equity"})
     return fig
 
 
-def fig_orders_budget(orders: pd.DataFrame, buying_power: float) -> go.Figure:
-    """Cumulative estimated cost in priority order against the buying power: where a batch sized from one
-    starting buying power would run out."""
+def fig_orders_budget(orders: pd.DataFrame, buying_power: float, equity: float) -> go.Figure:
+    """Cumulative estimated cost in priority order against the buying power, both as fractions of
+    equity: where a batch sized from one starting buying power would run out."""
     fig = go.Figure()
-    fig.add_scatter(x=orders["priority"], y=orders["est_cost"].cumsum(), mode="lines+markers",
+    fig.add_scatter(x=orders["priority"], y=orders["est_cost"].cumsum() / equity, mode="lines+markers",
                     text=orders["symbol"], name="cumulative est. cost")
-    fig.add_hline(y=buying_power, line_dash="dash", annotation_text=f"buying power ${buying_power:,.0f}")
+    fig.add_hline(y=buying_power / equity, line_dash="dash",
+                  annotation_text=f"buying power {buying_power / equity:.2f}x (${buying_power:,.0f})")
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="equity (above it: margin)",
+                  annotation_position="bottom right")
     fig.update_layout(title="Orders in priority order vs buying power", xaxis_title="priority",
-                      yaxis={"tickprefix": "$"})
+                      yaxis={"tickformat": ".0%", "title": EQUITY_AXIS})
     return fig
-
 
 
 def fig_replay_leverage(leverage: pd.DataFrame, params: Params) -> go.Figure:
