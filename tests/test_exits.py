@@ -215,3 +215,27 @@ def test_exit_params_in_the_default_file():
 
     p = load_params(ROOT / "parameters/default.yaml")
     assert p.exits == ExitParams() and p.exits.time_stop_minutes is None and p.exits.stop_rule == StopRule.FIXED
+
+
+# ---- the backtest on the demo market's minute bars ----------------------------------------------------
+
+
+@pytest.mark.slow  # a three-session backtest on the demo market (minute bars)
+def test_demo_backtest_works_trailing_and_time_stops_on_minute_bars(tmp_path):
+    from datetime import date
+
+    from factories import ROOT
+
+    from wolfkit.backtest import run_backtest
+    from wolfkit.config import load_params
+
+    p = load_params(ROOT / "parameters/demo.yaml").with_changes(
+        {"exits": {"stop_rule": "trailing", "trail_atr": 0.5, "time_stop_minutes": 45}})
+    r = run_backtest(p, date(2026, 11, 23), date(2026, 11, 25), tmp_path / "out", progress=False, report=False)
+    assert r.summary["fill_rules"] == "minute"
+    d = r.fills[r.fills["layer"] == "directional"]
+    sells = d[d["side"] == "sell"]
+    assert not sells.empty and set(sells["reason"]) <= {"stop", "take_profit", "time_stop"}  # none lasts to the close
+    assert "time_stop" in set(sells["reason"])
+    buys = d[d["side"] == "buy"].set_index(["date", "symbol"])["qty"]
+    assert sells.groupby(["date", "symbol"])["qty"].sum().equals(buys.sort_index())  # every position closed once
