@@ -54,6 +54,7 @@ def test_stop_rules():
     ex = ExitParams(stop_rule=StopRule.TRAILING, trail_atr=0.5)
     assert trail_amount(100.0, 99.0, ex) == pytest.approx(1.0)
     assert trail_amount(100.0, 99.0, ExitParams()) is None and trail_amount(100.0, None, ex) is None
+    assert trail_amount(0.5, 0.49999, ex) is None  # rounds to nothing: no trail rather than a bad plan
 
 
 def test_scan_gives_every_candidate_a_target():
@@ -170,6 +171,35 @@ def test_engine_raises_the_bracket_stop_leg_and_the_raised_stop_closes(tmp_path)
     assert d.qty == 0 and stop_leg.filled_qty == 100
     assert stop_leg.avg_price == pytest.approx(live.stop_price, abs=0.06)  # at the raised stop, not 98
     assert not broker.positions() and not broker.open_orders()
+
+
+@pytest.mark.parametrize("kill_at", [30, 70])
+def test_a_restart_keeps_the_raised_stop_and_sends_nothing_twice(tmp_path, kill_at):
+    """Killed while the stop trails (30) or after it settled (70): the resumed engine ends as an engine that
+    never stopped, with the same orders at the broker (every replace once, under its own client id)."""
+    closes = np.concatenate([np.linspace(100.0, 104.0, 60), np.full(60, 104.0), np.full(270, 102.5)])
+    b = bars({"AAPL": closes})
+
+    def all_orders(broker: SimBroker) -> list[tuple[str, float | None, str]]:
+        return sorted((o.client_order_id, o.stop_price, o.status.value) for o in broker.book.orders.values())
+
+    ref_broker = SimBroker(EQUITY, 2.0)
+    ref = IntradayEngine.start(params(), _trailing_plan(), ref_broker, equity=EQUITY, session=SESSION)
+    drive(ref, ref_broker, b)
+    broker = SimBroker(EQUITY, 2.0)
+    with Ledger(tmp_path / "l.sqlite", durable=False) as ledger:
+        first = IntradayEngine.start(params(), _trailing_plan(), broker, equity=EQUITY, session=SESSION,
+                                     ledger=ledger)
+        drive(first, broker, b, stop=kill_at)
+        raised = first.state.directional[0].stop_loss
+        del first
+        again = IntradayEngine.resume(params(), broker, ledger, _trailing_plan().run_id)
+        assert again.state.directional[0].stop_loss == raised and raised is not None and raised > 98.0
+        drive(again, broker, b, start=kill_at)
+    d, r = again.state.directional[0], ref.state.directional[0]
+    assert (d.stop_loss, d.high_water, d.qty) == (r.stop_loss, r.high_water, 0)
+    assert all_orders(broker) == all_orders(ref_broker)
+    assert sum(o.replaces is not None for o in broker.book.orders.values()) > 1  # the stop did trail
 
 
 def test_time_stop_closes_on_the_sim():

@@ -65,9 +65,10 @@ def levels(strategy: Strategy | str, price: np.ndarray, atr: np.ndarray, pred_hi
 def trail_amount(price: float, stop: float | None, exits: ExitParams) -> float | None:
     """USD between the planned price and the first stop under the `trailing` rule (trail_atr x ATR);
     None under the other rules or without a stop."""
-    if exits.stop_rule != StopRule.TRAILING or stop is None or not math.isfinite(stop) or stop >= price:
+    if exits.stop_rule != StopRule.TRAILING or stop is None or not math.isfinite(stop):
         return None
-    return round(price - stop, 4)
+    trail = round(price - stop, 4)
+    return trail if trail > 0 else None  # a stop at or above the price (or under a hundredth of a cent): no trail
 
 
 def ratchet(stop: float, high: float, trail: float | None) -> float:
