@@ -216,6 +216,18 @@ def test_time_stop_closes_on_the_sim():
     assert first.timestamp.astimezone(NY).strftime("%H:%M") in ("10:30", "10:31")  # sent 60 minutes after the open
 
 
+def test_time_stop_cancels_an_entry_still_working():
+    po = order("AAPL", 100, 100.0, "takeprofit", tp=110.0, sl=90.0)
+    po = po.model_copy(update={"type": OrderType.LIMIT, "limit_price": 95.0, "time_stop_minutes": 30})
+    b = bars({"AAPL": 100.0})
+    eng, broker = setup(params(), plan([po], []), b)
+    drive(eng, broker, b, stop=29)
+    assert [o.limit_price for o in broker.open_orders()] == [95.0]  # the entry works below the market
+    drive(eng, broker, b, start=29, stop=32)
+    assert not broker.open_orders() and not broker.positions()
+    assert eng.state.directional[0].entry.state == "done" and eng.state.directional[0].qty == 0
+
+
 # ---- the emulator ------------------------------------------------------------------------------------
 
 

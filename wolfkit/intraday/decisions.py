@@ -162,8 +162,10 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
     now = state.now
     for d in state.directional:
         e = d.entry
-        if eod and e.state != LegState.DONE:
-            e.target_qty = e.filled_qty  # an entry still working at the close is cancelled
+        timed_out = (d.time_stop_minutes is not None and opened is not None and now is not None
+                     and now >= opened + timedelta(minutes=d.time_stop_minutes))
+        if (eod or timed_out) and e.state != LegState.DONE:
+            e.target_qty = e.filled_qty  # an entry still working at the close or the time stop is cancelled
             if e.state == LegState.OPEN:
                 desk.cancel(e)
         if e.state == LegState.OPEN:
@@ -178,8 +180,6 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
         if d.stop_loss is not None and market is not None and not d.bracket:  # a bracket's stop is the broker's
             i = symbol_index[d.symbol]
             stop_hit = bool(market.low[i] <= d.stop_loss) if d.side == Side.BUY else bool(market.high[i] >= d.stop_loss)
-        timed_out = (d.time_stop_minutes is not None and opened is not None and now is not None
-                     and now >= opened + timedelta(minutes=d.time_stop_minutes))
         if stop_hit or eod or timed_out:
             mkt = next((x for x in d.exits if x.key.endswith(("-stop", "-close", "-time"))), None)
             for x in d.exits:  # resting exits go first (no double exit)
