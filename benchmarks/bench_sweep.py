@@ -28,7 +28,7 @@ GRID = {  # 2 x 2 x 2 x 2 = 16 configurations
     "portfolio.sector_cap": [0.25, 0.35],
     "portfolio.max_positions": [12, 15],
     "leverage.buying_power_multiple": [1.0, 2.0],
-    "scan.take_profit_atr": [1.5, 2.5],
+    "exits.take_profit_atr": [1.5, 2.5],
 }
 
 

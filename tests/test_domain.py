@@ -38,7 +38,6 @@ def test_maxdiff_side_says_what_it_places():
 
 def test_strategies_a_row_may_name_exclude_the_maxdiff_layer():
     assert Strategy.directional() == (Strategy.TAKEPROFIT, Strategy.HIGHLOW, Strategy.SIMPLE)
-    assert [s for s in Strategy if s.bracketed] == [Strategy.TAKEPROFIT, Strategy.HIGHLOW]
 
 
 @pytest.mark.parametrize(("price", "side", "want"), [

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("wolfkit", "wolfkit.domain", "wolfkit.errors", "wolfkit.symbols", "wolfkit.config",
                     "wolfkit.calendar", "wolfkit.milp", "wolfkit.runlock", "wolfkit.day_folder", "wolfkit.keys_file")),
     ("data", ("wolfkit.data",)),
-    ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.walk_forward", "wolfkit.exclusions", "wolfkit.scan",
+    ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.exits", "wolfkit.walk_forward", "wolfkit.exclusions", "wolfkit.scan",
               "wolfkit.panel_scan")),
     ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing")),
     ("orders", ("wolfkit.orders",)),

@@ -290,7 +290,7 @@ def test_duplicate_yaml_keys_name_the_key_and_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("path,value", [
     ("maxdiff.min_avg_return", ".nan"), ("scan.signals.momentum", ".inf"), ("intraday.poll_seconds", ".nan"),
-    ("scan.take_profit_atr", ".inf"), ("scan.stop_loss_atr", "-.inf"), ("execution.market_buffer", ".nan"),
+    ("exits.take_profit_atr", ".inf"), ("exits.stop_loss_atr", "-.inf"), ("execution.market_buffer", ".nan"),
     ("portfolio.sector_caps.Tech", ".nan"), ("portfolio.market_cap.thresholds.mega", ".inf"),
 ])
 def test_nan_and_inf_params_are_refused(tmp_path, capsys, path, value):

@@ -262,7 +262,7 @@ def _day(row: tuple[float, float, float, float]) -> dict:
     """Every strategy's return on one session after 20 flat ones (ATR 2, predicted range 99..101)."""
     p = _hand_panel([row])
     lv = levels(p, PARAMS.scan.atr_period)
-    r = {s.value: v[-1, 0] for s, v in trade_returns(p, lv, PARAMS.scan).items()}
+    r = {s.value: v[-1, 0] for s, v in trade_returns(p, lv, PARAMS.exits).items()}
     buy, sell = maxdiff_returns(p, lv)
     return r | {"buy": buy[-1, 0], "sell": sell[-1, 0]}
 
@@ -271,7 +271,8 @@ def test_directional_strategies_by_hand():
     # take profit at open + 2 ATR = 104, stop at open - 1 ATR = 98; highlow: 101 / 99
     up = _day((100, 105, 99.5, 101))
     assert up["takeprofit"] == pytest.approx(0.04) and up["highlow"] == pytest.approx(0.01)
-    assert up["simple"] == pytest.approx(0.01)
+    assert up["simple"] == pytest.approx(0.04)  # simple has a target too (open + 2 ATR), no stop
+    assert _day((100, 101, 96, 98.5))["simple"] == pytest.approx(-0.015)
     down = _day((100, 100.5, 97, 98.5))
     assert down["takeprofit"] == pytest.approx(-0.02) and down["highlow"] == pytest.approx(-0.01)
     quiet = _day((100, 100.8, 99.2, 100.4))
@@ -282,7 +283,7 @@ def test_directional_strategies_by_hand():
     # opened above the predicted high: highlow does not trade
     assert np.isnan(_day((102, 103, 101, 101.5))["highlow"])
     p = _hand_panel([])
-    assert np.isnan(trade_returns(p, levels(p, PARAMS.scan.atr_period), PARAMS.scan)[Strategy.TAKEPROFIT][:7, 0]).all()  # ATR needs 7 bars (half the period)
+    assert np.isnan(trade_returns(p, levels(p, PARAMS.scan.atr_period), PARAMS.exits)[Strategy.TAKEPROFIT][:7, 0]).all()  # ATR needs 7 bars (half the period)
 
 
 def test_maxdiff_returns_by_hand():
@@ -324,7 +325,8 @@ def test_price_is_the_pre_market_quote_mid_else_the_last_close():
     hl = o[o["strategy"] == "highlow"]
     assert (tp["take_profit"] > tp["price"]).all() and (tp["stop_loss"] < tp["price"]).all()
     np.testing.assert_allclose(hl["take_profit"], hl["pred_high"])
-    assert o.loc[o["strategy"] == "simple", "take_profit"].isna().all()
+    simple = o[o["strategy"] == "simple"]
+    assert (simple["take_profit"] > simple["price"]).all() and simple["stop_loss"].isna().all()  # a target, no stop
 
 
 # ------------------------------------------------------------------------------ close-only real data

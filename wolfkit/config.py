@@ -126,9 +126,7 @@ class ScanParams(_Strict):
         },
         description="signal name (or dotted path module:Class) -> weight in the composite score",
     )
-    atr_period: int = Field(14, ge=2)
-    take_profit_atr: float = Field(2.0, gt=0)
-    stop_loss_atr: float = Field(1.0, gt=0)
+    atr_period: int = Field(14, ge=2, description="sessions in the average true range (ATR) every exit is measured in")
     chunk_size: int = Field(1000, ge=10, description="symbols per chunk sent to the executor")
     workers: int = Field(0, ge=0, description="process pool size; 0 runs in this process")
 
@@ -456,6 +454,35 @@ class IntradayParams(_Strict):
     )
 
 
+class StopRule(StrEnum):
+    """Where a directional position's stop sits (`exits.stop_rule`)."""
+
+    FIXED = "fixed"  # each strategy's own stop: takeprofit stop_loss_atr x ATR below, highlow the predicted low
+    ATR = "atr"  # every strategy: stop_loss_atr x ATR below the entry
+    TRAILING = "trailing"  # every strategy: trail_atr x ATR below the highest price since the entry
+
+
+class ExitParams(_Strict):
+    """How directional positions leave: a target for every strategy, a stop rule, a time stop
+    (`wolfkit.exits` computes the levels; the plan carries them per order)."""
+
+    take_profit_atr: float = Field(
+        2.0, gt=0, description="target of takeprofit and simple trades: the entry + this x ATR (highlow's target "
+        "is its predicted high)")
+    stop_rule: StopRule = Field(
+        StopRule.FIXED, description="fixed: each strategy's own stop (takeprofit: stop_loss_atr x ATR below the "
+        "entry, highlow: the predicted low, simple: none); atr: stop_loss_atr x ATR below the entry for every "
+        "strategy; trailing: trail_atr x ATR below the highest price since the entry, only ever raised")
+    stop_loss_atr: float = Field(
+        1.0, gt=0, description="ATR multiples below the entry: takeprofit's stop (fixed), every stop (atr)")
+    trail_atr: float = Field(
+        1.0, gt=0, description="stop_rule trailing: the trail in ATR multiples (the plan carries it in USD as "
+        "trail_amount); an ATR scales with each symbol's own volatility, a fixed percent would not")
+    time_stop_minutes: int | None = Field(
+        None, ge=1, le=390, description="close a directional position at market this many minutes after the "
+        "session's open; null: no time stop (the close rule applies)")
+
+
 class BacktestParams(_Strict):
     """The research backtester: account, trading costs and the honesty checks (`wolfkit backtest`).
 
@@ -534,6 +561,7 @@ class Params(_Strict):
     execution: ExecutionParams = Field(default_factory=ExecutionParams)
     maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
     intraday: IntradayParams = Field(default_factory=IntradayParams)
+    exits: ExitParams = Field(default_factory=ExitParams)
     backtest: BacktestParams = Field(default_factory=BacktestParams)
     report: ReportParams = Field(default_factory=ReportParams)
 

@@ -68,11 +68,6 @@ class Strategy(StrEnum):
         """The strategies an opportunities row may name (maxdiff is a layer of its own, not a row's choice)."""
         return (cls.TAKEPROFIT, cls.HIGHLOW, cls.SIMPLE)
 
-    @property
-    def bracketed(self) -> bool:
-        """True when the position carries a resting take-profit exit."""
-        return self in (Strategy.TAKEPROFIT, Strategy.HIGHLOW)
-
 
 class MaxdiffSide(StrEnum):
     """Which side of a maxdiff plan listens: buy at the predicted low, sell at the high, or both."""

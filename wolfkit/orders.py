@@ -44,6 +44,7 @@ from wolfkit.domain import (
     round_to_tick,
 )
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
+from wolfkit.exits import trail_amount
 from wolfkit.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -107,8 +108,15 @@ class PlannedOrder(_Model):
     priority: int = Field(ge=0)
     take_profit: float | None = None
     stop_loss: float | None = None
+    trail_amount: float | None = Field(
+        None, gt=0, description="a trailing stop: the intraday engine raises the stop to (highest price since "
+        "the entry − this, USD) and never lowers it; absent or null: the stop stays where it is")
+    time_stop_minutes: int | None = Field(
+        None, ge=1, le=390, description="the intraday engine closes the position at market this many minutes "
+        "after the session's open; absent or null: no time stop")
 
-    @field_validator("score", "weight", "est_price", "est_cost", "take_profit", "stop_loss", "limit_price")
+    @field_validator("score", "weight", "est_price", "est_cost", "take_profit", "stop_loss", "limit_price",
+                     "trail_amount")
     @classmethod
     def _finite_fields(cls, v: float | None, info) -> float | None:
         return _finite(v, info.field_name)
@@ -378,6 +386,8 @@ def build_order_plan(
             cap_tier=r["cap_tier"], score=float(r["score"]), weight=float(r["weight"]),
             est_price=float(r["price"]), est_cost=float(r["cost"]), priority=len(orders),
             take_profit=_opt(src, "take_profit"), stop_loss=_opt(src, "stop_loss"),
+            trail_amount=trail_amount(float(r["price"]), _opt(src, "stop_loss"), params.exits),
+            time_stop_minutes=params.exits.time_stop_minutes,
         ))
     held = {o.symbol for o in orders}
     plans: list[MaxdiffPlan] = []

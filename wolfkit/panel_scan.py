@@ -104,7 +104,7 @@ class PanelScan:
 
     def _series(self, bars: Panel | BarArrays, lv: Levels) -> dict[str, np.ndarray]:
         """Every walk-forward return series the scan averages, by key (strategy name, maxdiff side)."""
-        out = {str(k): v for k, v in trade_returns(bars, lv, self.params.scan).items()}
+        out = {str(k): v for k, v in trade_returns(bars, lv, self.params.exits).items()}
         if bars.has_ohlc:
             out["maxdiff_buy"], out["maxdiff_sell"] = maxdiff_returns(bars, lv)
         return out

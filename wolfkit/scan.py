@@ -43,12 +43,13 @@ from wolfkit.data.quality import (
 from wolfkit.domain import MaxdiffSide, PriceSource, Strategy
 from wolfkit.errors import BadInputError
 from wolfkit.exclusions import exclusions
+from wolfkit.exits import levels as exit_levels
 from wolfkit.rolling import ffill
 from wolfkit.signals import Panel, Signal, get_signal
 from wolfkit.walk_forward import choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
-    from wolfkit.config import Params, ScanParams
+    from wolfkit.config import ExitParams, Params, ScanParams
     from wolfkit.data.base import DataProvider
 
 
@@ -137,7 +138,7 @@ def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc
 # ---------------------------------------------------------------- per-chunk work and ranking (pure)
 
 
-def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.DataFrame:
+def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams, exits: ExitParams) -> pd.DataFrame:
     """Everything per symbol for one chunk: raw signal values, strategy choice and statistics, levels.
 
     `panel` holds raw bars (NaN where a bar is missing). Index: symbol. Columns: `raw_<signal>`,
@@ -155,7 +156,7 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams) -> pd.Data
     if not panel.has_ohlc:
         out[["atr", "range_up", "range_down"]] = np.nan
     out["strategy"], out["expected_return"], out["return_std"] = choose_strategy(
-        {str(strat): stats(r) for strat, r in trade_returns(panel, lv, scan).items()})
+        {str(strat): stats(r) for strat, r in trade_returns(panel, lv, exits).items()})
     if panel.has_ohlc:
         buy, sell = (stats(r) for r in maxdiff_returns(panel, lv))
         out["maxdiff_buy"], out["maxdiff_sell"] = buy[0], sell[0]
@@ -259,13 +260,13 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
         parts = []
         with _Progress(progress, len(bounds)) as advance:
             for b in bounds:
-                parts.append(scan_chunk(panel.take(b), signals, params.scan))
+                parts.append(scan_chunk(panel.take(b), signals, params.scan, params.exits))
                 advance()
-        return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan)
+        return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan, params.exits)
     own = executor is None
     pool: Executor = ProcessPoolExecutor(max_workers=params.scan.workers) if executor is None else executor
     try:
-        futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan): i
+        futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan, params.exits): i
                                       for i, b in enumerate(bounds)}
         parts_by_index: dict[int, pd.DataFrame] = {}
         with _Progress(progress, len(bounds)) as advance:
@@ -404,9 +405,12 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
     market_cap = pd.to_numeric(uni["market_cap"].reindex(df.index), errors="coerce").to_numpy(dtype=float)
     strategy = df["strategy"].to_numpy(dtype=object)
     atr, up, down = (df[c].to_numpy(dtype=float) for c in ("atr", "range_up", "range_down"))
-    scan = params.scan
     pred_high, pred_low = price * (1 + up), price * (1 - down)
-    is_tp, is_hl = strategy == Strategy.TAKEPROFIT, strategy == Strategy.HIGHLOW
+    take_profit, stop_loss = np.full(len(price), np.nan), np.full(len(price), np.nan)
+    for s in Strategy.directional():
+        mine = strategy == s
+        tp, sl = exit_levels(s, price, atr, pred_high, pred_low, params.exits)
+        take_profit, stop_loss = np.where(mine, tp, take_profit), np.where(mine, sl, stop_loss)
     buy, sell = df["maxdiff_buy"].to_numpy(dtype=float), df["maxdiff_sell"].to_numpy(dtype=float)
     unknown = np.isnan(buy) | np.isnan(sell)
     both = (buy > 0) & (sell > 0)
@@ -426,8 +430,8 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
         "expected_return": df["expected_return"].to_numpy(dtype=float),
         "return_std": df["return_std"].to_numpy(dtype=float),
         "strategy": strategy,
-        "take_profit": np.select([is_tp, is_hl], [price + scan.take_profit_atr * atr, pred_high], np.nan),
-        "stop_loss": np.select([is_tp, is_hl], [price - scan.stop_loss_atr * atr, pred_low], np.nan),
+        "take_profit": take_profit,
+        "stop_loss": stop_loss,
         "pred_high": pred_high,
         "pred_low": pred_low,
         "maxdiff_side": sides[np.select([unknown, both, buy >= sell], [0, 1, 2], 3)],

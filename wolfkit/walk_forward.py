@@ -8,13 +8,17 @@ deviations over a scan's lookback window; `wolfkit.panel_scan` does the same for
 Directional strategies (long, one session, entered at the session's open `O`; the levels use only
 bars before the session; within a bar the extreme nearer the open is assumed to come first):
 
-- `takeprofit`: take profit at O + take_profit_atr x ATR, stop at O - stop_loss_atr x ATR (ATR: the
-  mean true range over `atr_period` sessions before the session); if neither is touched, exit at
-  the close.
+- `takeprofit`: take profit at O + exits.take_profit_atr x ATR, stop at O - exits.stop_loss_atr x ATR
+  (ATR: the mean true range over `atr_period` sessions before the session); if neither is touched,
+  exit at the close.
 - `highlow`: take profit at the predicted high, stop at the predicted low (below); exit at the close
   if neither is touched; no trade when the open is already outside the predicted range.
-- `simple`: buy at the open, sell at the close. On close-only data the open is unknown, so it is
-  backtested close to close (the only strategy available there).
+- `simple`: buy at the open, take profit at O + exits.take_profit_atr x ATR, else sell at the close.
+  On close-only data the open is unknown, so it is backtested close to close (the only strategy
+  available there).
+
+The stops above are the `fixed` rule; `exits.stop_rule` `atr` or `trailing` replaces every strategy's
+stop by `wolfkit.exits.levels` (a trailing stop at its open-based level: the daily-bar rule).
 
 The predicted range for a session with reference price P (the prior close in the backtest, the
 scan price for the coming session): pred_high = P x (1 + mean(high / prior close - 1)),
@@ -23,8 +27,7 @@ pred_low = P x (1 - mean(1 - low / prior close)), means over the last `atr_perio
 `expected_return` / `return_std` are the mean and standard deviation of the per-trade returns of
 the chosen strategy — the one with the highest mean among those with at least `MIN_TRADES` trades —
 walked forward over the lookback. `take_profit` / `stop_loss` are the levels the chosen strategy
-uses around the price (ATR-based for `takeprofit`, the predicted range for `highlow`, none for
-`simple`).
+uses around the price (`wolfkit.exits.levels`).
 
 Maxdiff: each session, a buy limit at pred_low and a sell limit (short) at pred_high. A buy fills
 when the low reaches pred_low (at the open if it opens below), exits at pred_high if the high is
@@ -43,10 +46,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from wolfkit.domain import Strategy
+from wolfkit.exits import levels as exit_levels
 from wolfkit.rolling import ffill, rolling_mean, shift
 
 if TYPE_CHECKING:
-    from wolfkit.config import ScanParams
+    from wolfkit.config import ExitParams
 
 MIN_TRADES = 20
 
@@ -108,11 +112,13 @@ def levels(panel: Bars, period: int) -> Levels:
     return Levels(pc, rolling_mean(tr, period), rolling_mean(up, period), rolling_mean(down, period))
 
 
-def trade_returns(panel: Bars, lv: Levels, scan: ScanParams) -> dict[Strategy, np.ndarray]:
+def trade_returns(panel: Bars, lv: Levels, exits: ExitParams) -> dict[Strategy, np.ndarray]:
     """Per-session returns of each directional strategy (dates x symbols; NaN: no trade / no data).
 
     Row t trades session t using only rows before t for its levels. On close-only data only
-    `simple` (close to close) is returned. `lv` is `levels(panel, scan.atr_period)`.
+    `simple` (close to close) is returned. `lv` is `levels(panel, scan.atr_period)`. Targets and stops
+    are `wolfkit.exits.levels` around the open (`exits`: the stop rule; a trailing stop is its
+    open-based level, as on any daily bar).
     """
     O, H, L, C = panel.open, panel.high, panel.low, panel.close
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -120,14 +126,15 @@ def trade_returns(panel: Bars, lv: Levels, scan: ScanParams) -> dict[Strategy, n
             return {Strategy.SIMPLE: C / lv.prev_close - 1}
         low_first = (O - L) <= (H - O)
         atr = shift(lv.atr)
-        exit_tp = _bracket_exit(H, L, C, O + scan.take_profit_atr * atr, O - scan.stop_loss_atr * atr, low_first)
-        tp = np.where(np.isnan(atr), np.nan, exit_tp / O - 1)
         ph = lv.prev_close * (1 + shift(lv.range_up))
         pl = lv.prev_close * (1 - shift(lv.range_down))
-        inside = (pl < O) & (O < ph)
-        hl = np.where(inside, _bracket_exit(H, L, C, ph, pl, low_first) / O - 1, np.nan)
-        simple = C / O - 1
-    return {Strategy.TAKEPROFIT: tp, Strategy.HIGHLOW: hl, Strategy.SIMPLE: simple}
+        out = {}
+        for s in (Strategy.TAKEPROFIT, Strategy.HIGHLOW, Strategy.SIMPLE):
+            target, stop = exit_levels(s, O, atr, ph, pl, exits)
+            out[s] = _bracket_exit(H, L, C, target, stop, low_first) / O - 1
+        out[Strategy.TAKEPROFIT] = np.where(np.isnan(atr), np.nan, out[Strategy.TAKEPROFIT])
+        out[Strategy.HIGHLOW] = np.where((pl < O) & (O < ph), out[Strategy.HIGHLOW], np.nan)
+    return out
 
 
 def maxdiff_returns(panel: Bars, lv: Levels) -> tuple[np.ndarray, np.ndarray]:

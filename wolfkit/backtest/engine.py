@@ -14,8 +14,9 @@ Each session:
    `InfeasibleError` (no targets, or no room for them) makes the session flat with the reason in the
    warnings;
 3. directional buys fill at the open (+ slippage), shrunk from the tail when the open's prices would
-   exceed the allocation (1 − cash_reserve) or the directional bucket; take-profit and stop from the
-   plan, per `fills.bracket_exit`; at the close they are sold or carried per the exit rule;
+   exceed the allocation (1 − cash_reserve) or the directional bucket; take-profit, stop (fixed, ATR or
+   trailing) and time stop from the plan (`wolfkit.exits`), per `fills.bracket_exit`; at the close they
+   are sold or carried per the exit rule;
 4. maxdiff orders (the plans listening at the open: the opening time-of-day share of the budget;
    daily bars cannot show when later room frees) fill per `fills.maxdiff_trade` and are flat at
    the close;
@@ -46,6 +47,7 @@ from wolfkit.config import Params
 from wolfkit.diversify import Targets, tier_labels
 from wolfkit.domain import Layer, PlanStatus, Side
 from wolfkit.errors import InfeasibleError, WolfkitError
+from wolfkit.exits import trail_amount
 from wolfkit.packing import Packing, pack_layers
 
 if TYPE_CHECKING:
@@ -92,6 +94,8 @@ class DayOrder:
     weight: float
     take_profit: float | None = None
     stop_loss: float | None = None
+    trail: float | None = None
+    time_stop_minutes: int | None = None
     limit: float | None = None
     target: float | None = None
 
@@ -110,7 +114,10 @@ def build_day(opps: pd.DataFrame, targets: Targets, params: Params, equity: floa
     tp = dict(zip(opps["symbol"], opps["take_profit"]))
     sl = dict(zip(opps["symbol"], opps["stop_loss"]))
     d = packing.directional.sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
-    orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(tp[s]), _num(sl[s]))
+    price = dict(zip(opps["symbol"], opps["price"]))
+    ex = params.exits
+    orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(tp[s]), _num(sl[s]),
+                       trail_amount(float(price[s]), _num(sl[s]), ex), ex.time_stop_minutes)
               for s, q, w in zip(d["symbol"], d["qty"], d["weight"]) if q > 0]
     held = {o.symbol for o in orders}
     m = packing.maxdiff
@@ -254,10 +261,11 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
                     picks[o.symbol] = o.weight
                     book(o.symbol, True, qty, px, Layer.DIRECTIONAL, Reason.OPEN)
                     b = bar(j, o.symbol)
-                    hit = bracket_exit(b, o.take_profit, o.stop_loss)
+                    hit = bracket_exit(b, o.take_profit, o.stop_loss, o.trail, o.time_stop_minutes)
                     if hit is not None:
                         price, why = hit
-                        book(o.symbol, False, qty, market_price(price, False, bt) if why is Reason.STOP else price,
+                        at_market = why in (Reason.STOP, Reason.TIME_STOP)
+                        book(o.symbol, False, qty, market_price(price, False, bt) if at_market else price,
                              Layer.DIRECTIONAL, why)
                     elif params.intraday.close_directional_eod or q[j]:
                         book(o.symbol, False, qty, market_price(b.close, False, bt), Layer.DIRECTIONAL, Reason.CLOSE)

@@ -10,7 +10,8 @@ conservative reading (docs/backtest.md explains each one):
   the low reaches S (at S, or at the open when the open is already below it), else T when the high
   reaches it, else the position is held to the close — when both lie inside the day's range, the
   stop is assumed first. On minute bars the first minute that touches either decides; a minute that
-  touches both counts as the stop;
+  touches both counts as the stop. A trailing stop and a time stop follow `wolfkit.exits` (a daily
+  bar ratchets the trail from the open only and cannot place a time stop inside the day);
 - a maxdiff plan (buy limit at the ramp start above the predicted low, exit at the predicted high;
   the sell side mirrors it): the entry fills when the range reaches its limit, at the limit; on a
   daily bar the same-day exit at the target is taken only when the entry came first for certain
@@ -20,13 +21,13 @@ conservative reading (docs/backtest.md explains each one):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 
 from wolfkit.config import BacktestParams
+from wolfkit.exits import walk_path
 
 
 class Reason(StrEnum):
@@ -35,6 +36,7 @@ class Reason(StrEnum):
     OPEN = "open"
     TAKE_PROFIT = "take_profit"
     STOP = "stop"
+    TIME_STOP = "time_stop"
     CLOSE = "close"
     MAXDIFF_ENTRY = "maxdiff_entry"
     MAXDIFF_EXIT = "maxdiff_exit"
@@ -63,21 +65,19 @@ def market_price(price: float, buy: bool, bt: BacktestParams) -> float:
     return price * (1 + s) if buy else price * (1 - s)
 
 
-def bracket_exit(bar: Bar, take_profit: float | None, stop: float | None) -> tuple[float, Reason] | None:
+def bracket_exit(bar: Bar, take_profit: float | None, stop: float | None, trail: float | None = None,
+                 time_stop_minutes: int | None = None) -> tuple[float, Reason] | None:
     """The exit of a long position bought at the open: (price before slippage for a stop, reason), or None.
 
-    A stop fills at its level, or at the (minute's) open when the price gapped through it; a
-    take-profit (a limit) fills at its level, or at the open when the price opened beyond it.
+    `wolfkit.exits.walk_path` over the bar's minutes, or over the daily bar by its conservative rule:
+    a stop fills at its level, or at the (minute's) open when the price gapped through it; a take-profit
+    (a limit) at its level, or at the open when the price opened beyond it; a trailing stop ratchets
+    (on a daily bar from the open only); a time stop leaves at the open of its minute (minute bars only).
     """
-    tp = take_profit if take_profit is not None and math.isfinite(take_profit) else math.inf
-    sl = stop if stop is not None and math.isfinite(stop) else -math.inf
-    path = bar.minutes if bar.minutes is not None else np.array([[bar.open, bar.high, bar.low, bar.close]])
-    for o, h, lo, _ in path:
-        if lo <= sl:
-            return min(sl, o), Reason.STOP
-        if h >= tp:
-            return max(tp, o), Reason.TAKE_PROFIT
-    return None
+    daily = bar.minutes is None
+    path = np.array([[bar.open, bar.high, bar.low, bar.close]]) if bar.minutes is None else bar.minutes
+    hit = walk_path(path, take_profit, stop, trail, time_stop_minutes, daily=daily)
+    return None if hit is None else (hit.price, Reason(hit.reason.value))
 
 
 def maxdiff_trade(bar: Bar, buy: bool, limit: float, target: float) -> tuple[float, float, Reason] | None:

@@ -371,10 +371,11 @@ class AlpacaBroker:
 
     def replace(
         self, order_id: str, *, qty: int | None = None, limit_price: float | None = None,
-        client_order_id: str | None = None,
+        stop_price: float | None = None, client_order_id: str | None = None,
     ) -> BrokerOrder:
         try:
-            req = ReplaceOrderRequest(qty=qty, limit_price=limit_price, client_order_id=client_order_id)
+            req = ReplaceOrderRequest(qty=qty, limit_price=limit_price, stop_price=stop_price,
+                                      client_order_id=client_order_id)
         except ValueError as e:
             raise OrderRejected(f"replace {order_id}: not sent, alpaca-py refused it: {e}") from e
         with _mapped_errors():

@@ -254,9 +254,10 @@ class Broker(Protocol):
 
     def replace(
         self, order_id: str, *, qty: int | None = None, limit_price: float | None = None,
-        client_order_id: str | None = None,
+        stop_price: float | None = None, client_order_id: str | None = None,
     ) -> BrokerOrder:
-        """Replace an open order; returns the NEW order (new id). Reserves the larger of old and new."""
+        """Replace an open order; returns the NEW order (new id). Reserves the larger of old and new.
+        `stop_price` moves a stop order (a bracket's stop-loss leg: the trailing stop)."""
         ...
 
     def open_orders(self) -> list[BrokerOrder]: ...

@@ -283,15 +283,15 @@ def create_app(
         body = _json_body()
         if not isinstance(body, dict):
             raise ApiError("request body format is invalid (expected a JSON object)", 400, CODE_MALFORMED)
-        for name in ("stop_price", "trail"):
-            if body.get(name) is not None:
-                raise ApiError(f"replacing {name} is not emulated")
+        if body.get("trail") is not None:
+            raise ApiError("replacing trail is not emulated")
         old = emu.broker.get(order_id)
         if body.get("time_in_force") not in (None, str(old.time_in_force)):
             raise ApiError("changing time_in_force is not emulated")
         new = emu.broker.replace(
             order_id, qty=qty(body["qty"]) if body.get("qty") is not None else None,
-            limit_price=price(body, "limit_price"), client_order_id=body.get("client_order_id") or None,
+            limit_price=price(body, "limit_price"), stop_price=price(body, "stop_price"),
+            client_order_id=body.get("client_order_id") or None,
         )
         return jsonify(order_json(new))
 

@@ -362,15 +362,21 @@ class SimBroker(FillEngine):
 
     def replace(
         self, order_id: str, *, qty: int | None = None, limit_price: float | None = None,
-        client_order_id: str | None = None,
+        stop_price: float | None = None, client_order_id: str | None = None,
     ) -> BrokerOrder:
         """Replace an open order: the old one ends REPLACED, the new one (new id) reserves
-        max(old reservation, new cost); the check needs only the increase in buying power."""
+        max(old reservation, new cost); the check needs only the increase in buying power. A bracket's
+        active leg is replaced in its bracket (`_replace_leg`)."""
         self._call()
         with self._lock:
             old = self._order(order_id)
             if not old.status.is_open or old.status == OrderStatus.HELD:
                 raise invalid(f"order is {old.status}; only a working order can be replaced")
+            parent = self.book.parent_of(old)
+            if parent is not None:
+                return self._replace_leg(old, parent, qty, limit_price, stop_price, client_order_id)
+            if stop_price is not None and old.stop_price is None:
+                raise invalid("stop_price: only a stop order can be given one")
             new_qty = old.qty if qty is None else qty
             new_limit = old.limit_price if limit_price is None else limit_price
             cid = client_order_id or f"{old.client_order_id[:110]}-x{self._counter + 1}"

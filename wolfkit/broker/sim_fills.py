@@ -1,4 +1,4 @@
-"""The market side of the simulated broker: fills, bracket legs, expiry at the session's end.
+"""The market side of the simulated broker: fills, bracket legs (and replacing one), expiry at the session's end.
 
 `FillEngine` is mixed into `SimBroker` (which owns the order book, the account and the order
 lifecycle: submit, replace, cancel); this half decides, at each fill opportunity — `step()`, a
@@ -8,7 +8,9 @@ price, by the rules in `matching` (the clock: only while the market is open for 
 
 from __future__ import annotations
 
+import math
 import threading
+from dataclasses import replace as copy_with
 from datetime import datetime
 from typing import TYPE_CHECKING, Sequence
 
@@ -16,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from wolfkit.broker import matching
-from wolfkit.broker.base import BrokerOrder, Fill, OrderStatus, UpdateEvent
-from wolfkit.broker.order_book import OrderBook
+from wolfkit.broker.base import BrokerOrder, DuplicateClientOrderId, Fill, OrderStatus, UpdateEvent
+from wolfkit.broker.order_book import OrderBook, copy_order
+from wolfkit.broker.order_rules import invalid
 from wolfkit.broker.quotes import QuoteBook
 from wolfkit.broker.sim_account import SimAccount
 from wolfkit.domain import TimeInForce
@@ -45,6 +48,40 @@ class FillEngine:
         def _finish(self, o: BrokerOrder, status: OrderStatus, event: UpdateEvent | None) -> None: ...
 
         def _changed(self) -> None: ...
+
+        def _new_id(self) -> str: ...
+
+        def _stamp(self, now: datetime) -> datetime: ...
+
+    _counter: int
+
+    def _replace_leg(self, old: BrokerOrder, parent: BrokerOrder, qty: int | None, limit_price: float | None,
+                     stop_price: float | None, client_order_id: str | None) -> BrokerOrder:
+        """Alpaca's PATCH on a bracket leg (e.g. a trailing stop raised): the new leg takes the old one's
+        place in the bracket (one-cancels-other with its sibling); an exit reserves no buying power."""
+        if qty is not None and qty != old.qty:
+            raise invalid("qty: a bracket leg's quantity follows its entry and cannot be replaced")
+        if stop_price is not None and old.stop_price is None:
+            raise invalid("stop_price: only the stop-loss leg has a stop price")
+        if limit_price is not None and old.limit_price is None:
+            raise invalid("limit_price: the stop-loss leg of a bracket is a stop (market) order")
+        for name, v in (("stop_price", stop_price), ("limit_price", limit_price)):
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise invalid(f"{name} must be a positive number, got {v}")
+        cid = client_order_id or f"{old.client_order_id[:110]}-x{self._counter + 1}"
+        if cid in self.book.by_client:
+            raise DuplicateClientOrderId("client_order_id must be unique")
+        new = copy_with(old, id=self._new_id(), client_order_id=cid, status=OrderStatus.NEW,
+                      limit_price=old.limit_price if limit_price is None else limit_price,
+                      stop_price=old.stop_price if stop_price is None else stop_price,
+                      submitted_at=self._stamp(self.now()), replaces=old.id, replaced_by=None, legs=[])
+        old.replaced_by = new.id
+        self._finish(old, OrderStatus.REPLACED, UpdateEvent.REPLACED)
+        parent.legs.remove(old)
+        self.book.add(new, 0.0, parent=parent)
+        self._emit(UpdateEvent.NEW, new)
+        self._changed()
+        return copy_order(new)
 
     def _fill_qty(self, remaining: int) -> int:
         if remaining > 1 and self.partial_fill_prob and self._rng.random() < self.partial_fill_prob:

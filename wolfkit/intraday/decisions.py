@@ -6,9 +6,12 @@ is `wolfkit.intraday.tracking`'s job. The one broker action a decision needs at 
 from what is still working, within the same step.
 
 - directional exits: an entry whose planned order carries `take_profit`/`stop_loss` goes out as a
-  bracket and the broker works its legs. An entry found WITHOUT legs gets engine exits: for
-  `takeprofit`/`highlow` a resting opposite-side limit at `take_profit`, and for any stop a watch on
-  every bar (a low at or through the stop for a long) that cancels the limit and closes at market. At
+  bracket and the broker works its legs. An entry found WITHOUT legs gets engine exits: a resting
+  opposite-side limit at `take_profit` (every strategy has one), and for any stop a watch on every bar
+  (a low at or through the stop for a long) that cancels the limit and closes at market. A trailing
+  stop (`trail_amount`) rises after every bar to (high since the entry − trail), never down; a
+  bracket's stop leg follows it by a replace of its stop price (`tracking`). The time stop
+  (`time_stop_minutes` after the open) cancels the resting exits and closes at market. At
   `flatten_minutes` before the close, working exits are cancelled and directional positions closed at
   market when `intraday.close_directional_eod`, otherwise kept (brackets and all).
 - maxdiff budget at time t = share(t) × (total bucket − directional committed), with share(t) =
@@ -39,8 +42,10 @@ from typing import Callable, Protocol
 
 from wolfkit.calendar import NY
 from wolfkit.config import Params
-from wolfkit.domain import Layer, MaxdiffSide, OrderType, PlanStatus, Side, Strategy, round_to_tick
+from wolfkit.domain import Layer, MaxdiffSide, OrderType, PlanStatus, Side, round_to_tick
+from wolfkit.exits import ratchet
 from wolfkit.intraday.state import (
+    DirectionalPosition,
     EngineState,
     Leg,
     LegEvent,
@@ -121,14 +126,46 @@ def stand_down(leg: Leg, desk: Desk) -> None:
 # ---- directional ---------------------------------------------------------------------------------
 
 
+def session_open(session: date, now: datetime) -> datetime:
+    """The session's open, in `now`'s time zone (naive when `now` is): the time stop counts from it."""
+    from wolfkit.calendar import session_open as open_of
+
+    opened = open_of(session)
+    return opened.astimezone(now.tzinfo) if now.tzinfo else opened.replace(tzinfo=None)
+
+
+def trail_stop(d: DirectionalPosition, market: Market | None, symbol_index: dict[str, int]) -> None:
+    """A trailing stop after this bar: the high water mark takes the bar's high, and the stop (and a
+    bracket's stop leg) rises to high water − trail, never down (`wolfkit.exits.ratchet`). The bar's
+    own stop check used the stop from before it: inside one bar the order of high and low is unknown."""
+    if d.trail_amount is None or d.stop_loss is None or d.side != Side.BUY or market is None or d.qty <= 0:
+        return
+    high = float(market.high[symbol_index[d.symbol]])
+    if not math.isfinite(high):
+        return
+    d.high_water = max(high, d.high_water if d.high_water is not None else d.entry.avg_price)
+    # rounded down: the stop stays at least the trail below the high
+    new = round_to_tick(ratchet(d.stop_loss, d.high_water, d.trail_amount), Side.BUY)
+    if new > d.stop_loss:
+        d.stop_loss = new
+    for x in d.exits:
+        if x.purpose == Purpose.STOP and x.stop_price is not None and x.state != LegState.DONE:
+            x.stop_price = max(x.stop_price, d.stop_loss)
+
+
 def decide_directional(state: EngineState, params: Params, market: Market | None, symbol_index: dict[str, int],
-                       flatten: bool, price: Callable[[str], float], desk: Desk) -> None:
-    """Exits of the directional pack: take-profit limits, stop watches, the close (module docstring)."""
+                       flatten: bool, price: Callable[[str], float], desk: Desk,
+                       opened: datetime | None = None) -> None:
+    """Exits of the directional pack: take-profit limits, stop watches, trailing stops, the time stop, the
+    close (module docstring). `opened`: the session's open (the time stop counts from it)."""
     eod = flatten and params.intraday.close_directional_eod
+    now = state.now
     for d in state.directional:
         e = d.entry
-        if eod and e.state != LegState.DONE:
-            e.target_qty = e.filled_qty  # an entry still working at the close is cancelled
+        timed_out = (d.time_stop_minutes is not None and opened is not None and now is not None
+                     and now >= opened + timedelta(minutes=d.time_stop_minutes))
+        if (eod or timed_out) and e.state != LegState.DONE:
+            e.target_qty = e.filled_qty  # an entry still working at the close or the time stop is cancelled
             if e.state == LegState.OPEN:
                 desk.cancel(e)
         if e.state == LegState.OPEN:
@@ -143,15 +180,15 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
         if d.stop_loss is not None and market is not None and not d.bracket:  # a bracket's stop is the broker's
             i = symbol_index[d.symbol]
             stop_hit = bool(market.low[i] <= d.stop_loss) if d.side == Side.BUY else bool(market.high[i] >= d.stop_loss)
-        if stop_hit or eod:
-            mkt = next((x for x in d.exits if x.key.endswith(("-stop", "-close"))), None)
+        if stop_hit or eod or timed_out:
+            mkt = next((x for x in d.exits if x.key.endswith(("-stop", "-close", "-time"))), None)
             for x in d.exits:  # resting exits go first (no double exit)
                 if x is not mkt:
                     stand_down(x, desk)
             held = d.qty
             resting = sum(x.working_qty for x in d.exits if x is not mkt)  # a cancel still pending
             if mkt is None:
-                purpose = Purpose.STOP if stop_hit else Purpose.CLOSE
+                purpose = Purpose.STOP if stop_hit else Purpose.TIME_STOP if timed_out and not eod else Purpose.CLOSE
                 mkt = Leg.new(f"d-{d.symbol}-{d.side}-{purpose}", d.symbol, exit_side, Layer.DIRECTIONAL,
                               purpose, OrderType.MARKET, 0, None)
                 d.exits.append(mkt)
@@ -162,7 +199,8 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
                 if mkt.state == LegState.DONE:
                     mkt.move(LegEvent.REOPENED)
             continue
-        if d.strategy in (Strategy.TAKEPROFIT, Strategy.HIGHLOW) and d.take_profit is not None and not d.exits:
+        trail_stop(d, market, symbol_index)
+        if d.take_profit is not None and not d.exits:  # every strategy has a target (`wolfkit.exits`)
             d.exits.append(Leg.new(f"d-{d.symbol}-{d.side}-tp", d.symbol, exit_side, Layer.DIRECTIONAL,
                                    Purpose.TAKE_PROFIT, OrderType.LIMIT, held, round_to_tick(d.take_profit, exit_side)))
 

@@ -23,6 +23,7 @@ from wolfkit.intraday.decisions import (
     decide_maxdiff,
     position_counts,
     session_close,
+    session_open,
 )
 from wolfkit.intraday.state import (
     DirectionalPosition,
@@ -62,6 +63,7 @@ class IntradayEngine:
         self._market: Market | None = None
         self._saved_status: dict[int, PlanStatus] = {}
         self._close_at: datetime | None = None
+        self._open_at: datetime | None = None
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -94,7 +96,8 @@ class IntradayEngine:
             )
             state.directional.append(DirectionalPosition(
                 symbol=o.symbol, side=o.side, strategy=o.strategy, take_profit=o.take_profit,
-                stop_loss=o.stop_loss, entry=entry,
+                stop_loss=o.stop_loss, trail_amount=o.trail_amount, time_stop_minutes=o.time_stop_minutes,
+                entry=entry,
             ))
         if md_on:
             for p in sorted(plan.maxdiff_plans, key=lambda p: p.rank):
@@ -188,7 +191,10 @@ class IntradayEngine:
         if self._close_at is None:
             self._close_at = session_close(self.state.session, now)
         flatten = now >= self._close_at - timedelta(minutes=self.params.intraday.flatten_minutes)
-        decide_directional(self.state, self.params, market, self.symbol_index, flatten, self._price, self.orders)
+        if self._open_at is None:
+            self._open_at = session_open(self.state.session, now)
+        decide_directional(self.state, self.params, market, self.symbol_index, flatten, self._price, self.orders,
+                           self._open_at)
         if self.state.maxdiff_enabled:
             decide_maxdiff(self.state, self.params, now, flatten, self._price, self.orders, self._plan_by_rank)
         if not self.state.planned_checked:

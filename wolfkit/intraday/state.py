@@ -34,6 +34,7 @@ class Purpose(StrEnum):
     STOP = "stop"
     EXIT = "exit"
     CLOSE = "close"
+    TIME_STOP = "time"  # the time stop: closed at market N minutes after the open
 
 
 class LegState(StrEnum):
@@ -100,6 +101,8 @@ class Leg(BaseModel):
     seq: int = 0  # client ids issued so far (the next id uses this number)
     order_qty: int = 0  # qty of the current broker order
     order_limit: float | None = None  # its limit price
+    stop_price: float | None = None  # a stop leg: the stop wanted (a trailing stop raises it)
+    order_stop: float | None = None  # the current broker order's stop price
     booked: dict[str, tuple[int, float]] = Field(default_factory=dict)  # order id -> (qty, value) booked
     pending: list[str] = Field(default_factory=list)  # ids sent whose outcome is not yet known
     waiting: str | None = None  # why the broker does not yet match this leg (the wash-trade rule), if so
@@ -143,6 +146,9 @@ class DirectionalPosition(BaseModel):
     strategy: str
     take_profit: float | None = None
     stop_loss: float | None = None
+    trail_amount: float | None = None  # a trailing stop: stop_loss follows the high water by this (USD)
+    time_stop_minutes: int | None = None  # closed at market this many minutes after the open
+    high_water: float | None = None  # the highest price since the entry filled (the trailing stop's anchor)
     entry: Leg
     exits: list[Leg] = Field(default_factory=list)
     bracket: bool = False  # the entry carries take-profit/stop-loss legs: the broker works the exits

@@ -152,7 +152,7 @@ class OrderTracker:
         if order.client_order_id in leg.pending:
             leg.pending.remove(order.client_order_id)
         leg.order_id, leg.client_id, leg.order_qty = order.id, order.client_order_id, order.qty
-        leg.order_limit = order.limit_price
+        leg.order_limit, leg.order_stop = order.limit_price, order.stop_price
         leg.seq = max(leg.seq, attempt_number(order.client_order_id) + 1)  # never issue an id the broker has
         if order.legs and leg.layer == Layer.DIRECTIONAL and leg.purpose == Purpose.ENTRY:
             self._adopt_bracket(leg, order)
@@ -172,6 +172,9 @@ class OrderTracker:
             kind = "tp" if purpose == Purpose.TAKE_PROFIT else "sl"  # never ends like the engine's own "-stop"
             leg = Leg.new(f"d-{d.symbol}-{d.side}-bracket-{kind}", d.symbol, bl.side, Layer.DIRECTIONAL,
                           purpose, bl.type, bl.qty, bl.limit_price)
+            leg.stop_price = bl.stop_price
+            if purpose == Purpose.STOP and bl.stop_price is not None and d.stop_loss is not None:
+                leg.stop_price = max(bl.stop_price, round_to_tick(d.stop_loss))  # a trail may have risen already
             d.exits.append(leg)
             self.adopt(leg, bl)
 
@@ -280,7 +283,8 @@ class OrderTracker:
             if leg.state != LegState.OPEN:
                 continue
             want = leg.target_qty - leg.filled_qty
-            if want != leg.working_qty or (leg.type == OrderType.LIMIT and leg.limit_price != leg.order_limit):
+            if (want != leg.working_qty or (leg.type == OrderType.LIMIT and leg.limit_price != leg.order_limit)
+                    or (leg.stop_price is not None and leg.stop_price != leg.order_stop)):
                 if want <= 0:
                     self.cancel(leg)
                     continue
@@ -426,10 +430,13 @@ class OrderTracker:
         assert leg.order_id is not None
         cid = self._next_cid(leg)  # pending until the answer is known
         self._log(EventKind.INTENT, leg, cid, action="replace", replaces=leg.client_id, qty=qty,
-                  limit_price=leg.limit_price)
+                  limit_price=leg.limit_price, stop_price=leg.stop_price)
         order_id, limit = leg.order_id, leg.limit_price if leg.type == OrderType.LIMIT else None
-        got = self._deliver(leg, cid, lambda: self.broker.replace(  # Alpaca's qty is the new total, fills included
-            order_id, qty=qty + leg.seen_qty, limit_price=limit, client_order_id=cid), final=(BrokerError,))
+        # Alpaca's qty is the new total, fills included; a bracket leg's qty follows its entry (not sent)
+        total = None if "-bracket-" in leg.key else qty + leg.seen_qty
+        got = self._deliver(leg, cid, lambda: self.broker.replace(
+            order_id, qty=total, limit_price=limit, stop_price=leg.stop_price, client_order_id=cid),
+            final=(BrokerError,))
         if got.outcome in (Outcome.UNKNOWN, Outcome.DUPLICATE_MISSING):
             log.info("replace of %s: no known answer; %s stays pending", leg.client_id, cid)
             self.settle_pending(leg)  # adopts the replacement if it exists by now; raises if it cannot look
