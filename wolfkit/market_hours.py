@@ -22,6 +22,7 @@ recorded in the ledger.
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -40,9 +41,27 @@ OPG_CUTOFF = OPG_REFUSED[0]  # ET: Alpaca refuses opening-auction orders from 09
 OVERRIDE_FLAG = "--session-override"
 
 
+CLOCK_ENV = "WOLFKIT_NOW"  # ISO-8601 time the commands take as now (tests, rehearsals); refused for live
+
+
 def wall_clock() -> datetime:
-    """Now in New York: the clock `wolfkit execute` and the execute notebook check the session rule with."""
-    return datetime.now(NY)
+    """Now in New York: the clock `wolfkit execute`, `intraday`, `status` and the execute notebook check the
+    session rule with, and the simulated account's clock.
+
+    The one way to inject it into a separate process (a CLI run in a test, a rehearsal of a trading day at
+    night): `WOLFKIT_NOW=2024-06-03T09:31:00-04:00` (ISO-8601; without an offset it is New York time). It
+    is refused when the broker is live (`wolfkit.broker.gate.broker_kind_for`); a value that does not
+    parse is exit 2 naming it.
+    """
+    fixed = os.environ.get(CLOCK_ENV, "").strip()
+    if not fixed:
+        return datetime.now(NY)
+    try:
+        at = datetime.fromisoformat(fixed)
+    except ValueError:
+        raise BadInputError(f"{CLOCK_ENV}={fixed!r}: not an ISO-8601 time; write e.g. 2024-06-03T09:31:00-04:00, "
+                            f"or unset {CLOCK_ENV} to use the real clock") from None
+    return at.astimezone(NY) if at.tzinfo else at.replace(tzinfo=NY)
 
 
 @dataclass(frozen=True)

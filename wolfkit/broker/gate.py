@@ -130,6 +130,11 @@ def broker_kind_for(params: Params, broker_kind: str | None = None, live: bool =
                 f"live trading needs BOTH switches: {SWITCHES} "
                 f"(got --live={'yes' if live else 'no'}, --broker {kind}, execution.broker: {params_broker}); "
                 "nothing was submitted")
+        from wolfkit.market_hours import CLOCK_ENV  # here: the session rule's module imports the brokers
+
+        if os.environ.get(CLOCK_ENV, "").strip():
+            raise BadInputError(f"{CLOCK_ENV} is set ({os.environ[CLOCK_ENV].strip()!r}): a fixed clock is for tests "
+                                f"and rehearsals, never for the live account; unset {CLOCK_ENV}; nothing was submitted")
     if kind is not BrokerKind.SIM:
         trading_url(live=kind is BrokerKind.LIVE)
     return kind
