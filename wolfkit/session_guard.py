@@ -21,15 +21,17 @@ opened, a plan that was not built for live trading but is sent to the live accou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from wolfkit.broker.base import BrokerOrder, OrderNotFound, OrderRejected
 from wolfkit.broker.submission import backoff
+from wolfkit.calendar import NY
 from wolfkit.domain import Layer, Side, is_attempt_of
 from wolfkit.errors import BadInputError, BrokerError
 from wolfkit.ledger import EventKind, LedgerOrder, OrderState
+from wolfkit.market_hours import PRE_OPEN
 from wolfkit.orders import OrderPlan
 
 if TYPE_CHECKING:
@@ -249,8 +251,9 @@ def credit_orders(plan: OrderPlan, credit: dict[tuple[str, str], int]) -> dict[s
 def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[BrokerOrder]]:
     """Other runs of the session on this account with open orders at the broker or positions they
     filled still held (an order that reached the broker may have filled since the ledger looked);
-    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger) — except the exits
-    of positions the plan was built against (a carried bracket's legs: `release_carried_exits` decides)."""
+    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger) sent in this session —
+    an earlier session's (a carried bracket's exits) is not another plan of this one: the positions check
+    and `release_carried_exits` deal with it."""
     ledger = ex.ledger
     others = [r for r in ledger.session_runs(plan.as_of) if r["run_id"] != plan.run_id and not r["replaced_by"]]
     known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
@@ -264,10 +267,10 @@ def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[B
                 and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
         if working or kept:
             live.append(_LivePlan(r, rows, working, kept))
-    carried = plan.holdings.qty() if plan.holdings is not None else {}
+    opened = datetime.combine(plan.as_of, PRE_OPEN, tzinfo=NY)  # orders sent before it belong to earlier sessions
     strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
                  and not any(o.client_order_id.startswith(k) for k in known)
-                 and not (o.symbol in carried and o.client_order_id.endswith(("-tp", "-sl")))]  # a carried exit
+                 and (o.submitted_at is None or o.submitted_at >= opened)]
     return live, strangers
 
 
