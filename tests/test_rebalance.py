@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +125,12 @@ def _execute(plan: OrderPlan, broker, ledger):
 
 def _carried_sim():
     """A simulated account holding 20 NVDA and 50 AMD, each with its bracket's exits working (bought yesterday)."""
-    b = quoted_sim({"NVDA": 450.0, "AMD": 160.0, "PLTR": 25.0}, fill_on_submit=True)
+    yesterday = OPEN - timedelta(days=3)  # the Friday before the session
+    b = quoted_sim({"NVDA": 450.0, "AMD": 160.0, "PLTR": 25.0}, fill_on_submit=True, now=yesterday)
     for sym, qty, px in (("NVDA", 20, 450.0), ("AMD", 50, 160.0)):
         b.submit(OrderRequest(sym, qty, Side.BUY, OrderType.MARKET, TimeInForce.DAY, f"wk-yesterday-{sym}",
                               take_profit=round(px * 1.2, 2), stop_loss=round(px * 0.8, 2)))
+    b.clock = lambda: OPEN
     assert {p.symbol: p.qty for p in b.positions()} == {"NVDA": 20, "AMD": 50}
     return b
 
@@ -253,3 +255,33 @@ def test_run_lock_is_per_account_not_per_broker_kind(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---- the intraday engine on a plan built against held positions ---------------------------------
+
+
+def test_intraday_engine_sells_a_trim_without_room_exits_or_a_close_buy_back():
+    """A trim is a sale of shares held before the plan: the engine sends it, counts no exposure for it and
+    never 'flattens' it at the close by buying back (which a short entry would get)."""
+    from test_intraday import EQUITY, SESSION, bars, order, params, plan
+
+    from wolfkit.broker.sim import SimBroker
+    from wolfkit.intraday import IntradayEngine
+    from wolfkit.replay import drive
+
+    trim = order("MSFT", 20, 200.0, side=Side.SELL).model_copy(
+        update={"rebalance": RebalanceAction.TRIM, "reason": "trim: held 50, target 30"})
+    op = plan([trim, order("AAPL", 10, 100.0)], [])
+    b = bars({"MSFT": 200.0, "AAPL": 100.0})
+    broker = SimBroker(EQUITY, 2.0)
+    first_bar = (b.symbols, b.high[0], b.low[0], b.close[0], b.times[0].to_pydatetime())
+    broker.on_bar(*first_bar)
+    broker.submit(OrderRequest("MSFT", 50, Side.BUY, OrderType.MARKET, TimeInForce.DAY, "held-yesterday"))
+    broker.on_bar(*first_bar)  # held before the plan
+    assert {p.symbol: p.qty for p in broker.positions()} == {"MSFT": 50}
+    eng = IntradayEngine.start(params(), op, broker, equity=EQUITY, session=SESSION)  # flattens at the close
+    msft = next(d for d in eng.state.directional if d.symbol == "MSFT")
+    assert msft.reduces and eng.exposure().directional == pytest.approx(10 * 100.0)
+    drive(eng, broker, b)
+    assert not msft.exits and msft.entry.filled_qty == 20
+    assert {p.symbol: p.qty for p in broker.positions()} == {"MSFT": 30}  # AAPL flattened; the trim not bought back
