@@ -100,7 +100,7 @@ def test_premarket_execute_status_then_paper_then_yesterday_refused(tmp_path, em
 @pytest.mark.session_rule
 def test_the_next_session_is_built_against_what_the_simulated_account_holds(tmp_path, monkeypatch, capsys):
     """Carry (in this process, the clock still injected by WOLFKIT_NOW): the simulated account holds yesterday's
-    pack (its state copied into today's folder); `wolfkit build --broker sim` sizes today's pack against it,
+    pack (its state copied into today's folder); `wolfkit premarket --broker sim` sizes today's pack against it,
     `execute` trades only the deltas, and a plan built as if flat is refused on that account."""
     for k in [k for k in os.environ if k.startswith("APCA_")]:
         monkeypatch.delenv(k)
@@ -114,12 +114,12 @@ def test_the_next_session_is_built_against_what_the_simulated_account_holds(tmp_
         monkeypatch.setenv("WOLFKIT_NOW", now)
         return main(list(args))
 
-    def scan_build(day, folder: Path, *extra: str) -> Path:
-        opp, out = folder / "opp.csv", folder / f"orders{'.carry' if extra else ''}.json"
+    def scan_build(day, folder: Path) -> Path:
+        opp, out = folder / "opp.csv", folder / "orders.flat.json"
         if not opp.exists():
             assert run(at(day, 8, 45), "scan", "--params", str(params), "--date", day.isoformat(), "--out", str(opp)) == 0
         assert run(at(day, 8, 50), "build", "--opportunities", str(opp), "--params", str(params), "--equity",
-                   "100000", "--date", day.isoformat(), "--out", str(out), *extra) == 0
+                   "100000", "--date", day.isoformat(), "--out", str(out)) == 0
         return out
 
     execute = ["execute", "--params", str(params), "--broker", "sim", "--orders"]
@@ -138,14 +138,18 @@ def test_the_next_session_is_built_against_what_the_simulated_account_holds(tmp_
     err = capsys.readouterr().err
     assert "holds shares no wolfkit plan" in err and "--broker sim" in err, err
 
-    carry = read_orders(scan_build(NEXT, second, "--broker", "sim"))
+    # the pre-market job, as a scheduler runs it, sized against the simulated account of the day folder
+    assert run(at(NEXT, 8, 55), "premarket", "--params", str(params), "--date", NEXT.isoformat(), "--outputs",
+               str(tmp_path / "outputs"), "--broker", "sim") == 0
+    carry_file = second / json.loads((second / "latest.json").read_text())["orders"]
+    carry = read_orders(carry_file)
     assert carry.holdings is not None and carry.holdings.qty() == held
-    assert run(at(NEXT, 9, 36), *execute, str(second / "orders.carry.json")) == 0
+    assert run(at(NEXT, 9, 36), *execute, str(carry_file)) == 0
     assert run(at(NEXT, 9, 40), "status", "--params", str(params), "--sim-state",
                str(second / "sim_broker.json")) == 0  # the market orders fill on the 09:40 quotes
     account = SimBroker.load(second / "sim_broker.json")
     after = {p.symbol: p.qty for p in account.positions()}
-    yesterday = "wk-" + read_orders(first / "orders.json").run_id[:40]
+    yesterday = "wk-" + read_orders(first / "orders.flat.json").run_id[:40]
     traded = {o.symbol for o in carry.orders if o.symbol in held}
     assert traded & exits and not [o.client_order_id for o in account.open_orders()  # carried exits there were cancelled
                            if o.symbol in traded and o.client_order_id.startswith(yesterday)]
@@ -177,3 +181,14 @@ def test_wolfkit_now_is_the_clock_and_is_refused_live(monkeypatch):
     assert broker_kind_for(live, "sim") == "sim"
     monkeypatch.delenv("WOLFKIT_NOW")
     assert abs((market_hours.wall_clock() - datetime.now(NY)).total_seconds()) < 5
+
+
+def test_a_bad_broker_for_the_holdings_is_refused_before_any_work(tmp_path, capsys):
+    demo = str(ROOT / "parameters/demo.yaml")
+    assert main(["premarket", "--params", demo, "--date", SESSION.isoformat(), "--outputs", str(tmp_path),
+                 "--broker", "nope"]) == 2
+    assert "--broker 'nope': use sim, paper or live" in capsys.readouterr().err
+    assert not (tmp_path / SESSION.isoformat()).exists()  # no notebook ran, nothing written
+    assert main(["premarket", "--params", demo, "--date", SESSION.isoformat(), "--outputs", str(tmp_path),
+                 "--broker", "live"]) == 2  # reading the live account needs the live parameters
+    assert "live trading needs BOTH switches" in capsys.readouterr().err
