@@ -21,7 +21,7 @@ import numbers
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -76,6 +78,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
 
+def _without_unset(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """`data` without `keys` whose value is None: a plan built as if flat writes the file it always wrote
+    (the rebalancing fields exist only in plans built against held positions)."""
+    return {k: v for k, v in data.items() if not (k in keys and v is None)}
+
+
 def _finite(v: float | None, name: str) -> float | None:
     if v is not None and not math.isfinite(v):
         raise ValueError(f"{name} must be a finite number, got {v}")
@@ -116,6 +124,10 @@ class PlannedOrder(_Model):
     priority: int = Field(ge=0)
     take_profit: float | None = None
     stop_loss: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_rebalance(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), ("rebalance", "reason"))
 
     @field_validator("score", "weight", "est_price", "est_cost", "take_profit", "stop_loss", "limit_price")
     @classmethod
@@ -213,6 +225,10 @@ class OrderPlan(_Model):
                     f"-r{other.attempt}, the id a resubmission of that order uses; give each order its own id "
                     "(rebuild the plan with `wolfkit build`)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_holdings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), ("holdings",))
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
@@ -347,16 +363,6 @@ def _directional_order(delta: Delta, run_id: str, params: Params, rows: pd.DataF
     )
 
 
-def _rebalance_note(deltas: list[Delta], held: dict[str, int], holdings: Holdings) -> str:
-    counts = {a: sum(1 for d in deltas if d.action is a) for a in RebalanceAction}
-    traded = {d.symbol for d in deltas}
-    kept = sum(1 for s in held if s not in traded)
-    return (f"sized against {len(held)} held position(s) of {holdings.account} (read {holdings.read_at:%Y-%m-%d %H:%M}"
-            f" UTC): {counts[RebalanceAction.EXIT]} exit(s), {counts[RebalanceAction.TRIM]} trim(s), "
-            f"{counts[RebalanceAction.TOP_UP]} top-up(s), {counts[RebalanceAction.BUY]} new name(s), {kept} held "
-            "unchanged; only these differences trade")
-
-
 def consolidate(orders: list[PlannedOrder]) -> list[PlannedOrder]:
     """One order per symbol, side and layer: quantities and costs add up; buys keep the lowest limit,
     sells the highest (one line such as "AAPL maxdiff buy @ 178.20 (55 shares)"); the first keeps its id."""
@@ -479,7 +485,7 @@ def build_order_plan(
             "method": targets.method,
             "objective": targets.objective,
             "leftover_cash": packing.leftover_cash,
-            "notes": list(targets.notes) + ([_rebalance_note(deltas, held, holdings)] if holdings is not None else []),
+            "notes": list(targets.notes) + ([holdings.note(deltas)] if holdings is not None else []),
         },
         "holdings": holdings.model_dump() if holdings is not None else None,
     }

@@ -67,6 +67,15 @@ class Holdings(BaseModel):
         """Shares held by symbol (zero lines left out)."""
         return {h.symbol: h.qty for h in self.positions if h.qty}
 
+    def note(self, deltas: list[Delta]) -> str:
+        """The plan summary's line: what the netting against these positions did."""
+        counts = {a: sum(1 for d in deltas if d.action is a) for a in RebalanceAction}
+        held, traded = self.qty(), {d.symbol for d in deltas}
+        return (f"sized against {len(held)} held position(s) of {self.account} (read {self.read_at:%Y-%m-%d %H:%M} "
+                f"UTC): {counts[RebalanceAction.EXIT]} exit(s), {counts[RebalanceAction.TRIM]} trim(s), "
+                f"{counts[RebalanceAction.TOP_UP]} top-up(s), {counts[RebalanceAction.BUY]} new name(s), "
+                f"{sum(1 for s in held if s not in traded)} held unchanged; only these differences trade")
+
 
 class RebalanceAction(StrEnum):
     """What one delta does to a position."""
