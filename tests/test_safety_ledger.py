@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from factories import OPEN, REFERENCE_PACK, SESSION, make_plan, quoted_sim
 
+from wolfkit.broker.account import sim_account
 from wolfkit.broker.base import Fill, OrderRequest
 from wolfkit.broker.sim import SimBroker
 from wolfkit.calendar import today_ny
@@ -37,6 +38,7 @@ from wolfkit.runlock import RunLock, RunLocked, lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 6, 3, 14, 0, tzinfo=timezone.utc)
+SIM_KEY = sim_account(None)  # an in-memory simulated account
 
 
 def small_plan(run_id: str, n: int = 5, equity: float = 100_000.0, as_of: date = SESSION) -> OrderPlan:
@@ -429,13 +431,13 @@ time.sleep(float(sys.argv[2]))
 
 
 def test_lock_held_by_another_process_exits_2_naming_it(tmp_path):
-    path = lock_path(tmp_path / "l.sqlite", "sim", "2024-06-03")
+    path = lock_path(tmp_path / "l.sqlite", SIM_KEY, "2024-06-03")
     path.parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "30"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.monotonic()
-        with pytest.raises(RunLocked) as e, RunLock(tmp_path / "l.sqlite", "sim", "2024-06-03", wait_s=0.3):
+        with pytest.raises(RunLocked) as e, RunLock(tmp_path / "l.sqlite", SIM_KEY, "2024-06-03", wait_s=0.3):
             pass
         assert time.monotonic() - t0 >= 0.3  # it waited first
         assert f"pid {holder.pid}" in str(e.value) and "2026-01-20T14:30:00" in str(e.value)
@@ -443,11 +445,11 @@ def test_lock_held_by_another_process_exits_2_naming_it(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    with RunLock(tmp_path / "l.sqlite", "sim", "2024-06-03", wait_s=0) as lock:  # its holder died: taken over
+    with RunLock(tmp_path / "l.sqlite", SIM_KEY, "2024-06-03", wait_s=0) as lock:  # its holder died: taken over
         assert lock.took_over["pid"] == holder.pid
-        with RunLock(tmp_path / "l.sqlite", "sim", "2024-06-03", wait_s=0):
+        with RunLock(tmp_path / "l.sqlite", SIM_KEY, "2024-06-03", wait_s=0):
             pass  # re-entrant in the same thread
-    with RunLock(tmp_path / "l.sqlite", "sim", "2024-06-03", wait_s=0) as lock:
+    with RunLock(tmp_path / "l.sqlite", SIM_KEY, "2024-06-03", wait_s=0) as lock:
         assert lock.took_over is None  # released cleanly last time
 
 
@@ -485,7 +487,7 @@ def two_executors(tmp_path, second_wait: float):
     ledger = tmp_path / "ledger.sqlite"
     first = subprocess.Popen([sys.executable, "-c", CHILD, str(orders), str(ledger), "0", "0.5"], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = lock_path(ledger, "sim", plan.as_of)
+    lock = lock_path(ledger, sim_account(folder / "sim_broker.json"), plan.as_of)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
         time.sleep(0.01)

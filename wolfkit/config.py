@@ -441,7 +441,10 @@ class MaxdiffParams(_Strict):
 class IntradayParams(_Strict):
     """The two-layer engine during the session."""
 
-    close_directional_eod: bool = Field(True, description="flatten directional positions at close")
+    close_directional_eod: bool = Field(
+        True, description="flatten directional positions at the close (true), or carry them overnight (false): the "
+        "next morning's plan, built with `--broker`, is then sized against what is held (sells what left the pack, "
+        "trims or tops up the rest; `wolfkit.rebalance`), and the backtest trades only those deltas at the open")
     poll_seconds: float = Field(5.0, gt=0)
     reconcile_seconds: float = Field(
         30.0, gt=0, description="--mode stream: seconds between REST reconciliations (each re-reads every "

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from wolfkit.broker.sim import SimBroker
     from wolfkit.market_hours import SessionOverride
 
-__all__ = ["ExecutionReport", "Executor", "account_name", "execute_orders_file", "execute_plan", "open_broker",
+__all__ = ["ExecutionReport", "Executor", "execute_orders_file", "execute_plan", "open_broker",
            "opg_allowed", "sim_broker_for", "SIM_STATE", "broker_account"]
 
 SIM_STATE = "sim_broker.json"  # the simulated account beside the orders file (`open_broker`)
@@ -78,7 +78,8 @@ def execute_plan(
         account = account_key(broker)
     if account is not None:
         ledger = ledger.for_account(account)
-    with RunLock(ledger.path, getattr(broker, "name", "?"), plan.as_of, params.execution.lock_wait_seconds):
+    key = account if account is not None else account_key(broker)
+    with RunLock(ledger.path, key, plan.as_of, params.execution.lock_wait_seconds):
         ledger.check_room(params.execution.min_free_disk_mb)
         ex = Executor(plan, broker, ledger, params, clock, sleep, timer)
         if account_info is not None:
@@ -188,17 +189,6 @@ def open_broker(kind: str, plan: OrderPlan, params: Params, state_dir: Path) -> 
     return AlpacaBroker(paper=kind == "paper", timeout=params.execution.request_timeout)
 
 
-def account_name(kind: str) -> str:
-    """The account's name for a gated broker kind (what `broker.name` will be), known before connecting."""
-    if kind == "sim":
-        from wolfkit.broker.sim import SimBroker
-
-        return SimBroker.name
-    from wolfkit.broker.alpaca import broker_name
-
-    return broker_name(paper=kind == "paper")
-
-
 def broker_account(kind: str, broker: Broker, state_dir: Path,
                    attempts: int = 5) -> tuple[AccountKey, AccountInfo | None]:
     """The account `open_broker(kind, …, state_dir)` trades, and the account as read to learn it: the
@@ -231,8 +221,8 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
                         replace: bool = False, override: SessionOverride | None = None,
                         ) -> tuple[ExecutionReport, Path]:
     """`wolfkit execute`: gate live trading, validate the file (nothing is sent when either is wrong),
-    open and check the ledger, take the run lock (before the simulated account's state is read, so a
-    second process sees the first one's orders), build the broker, execute, and export
+    open and check the ledger, take the account's run lock (before the simulated account's state is
+    read, so a second process sees the first one's orders; Alpaca's account is named by one read of it), build the broker, execute, and export
     `execution_log.json` beside the orders file — from the ledger, under the lock, so it holds every
     process's work; in a day folder each run writes its own numbered log. A relative `execution.ledger_path` is the project's (`wolfkit.config.project_path`),
     whatever the working directory. The session rule (`wolfkit.market_hours.clear_to_send`) is the
@@ -242,17 +232,21 @@ def execute_orders_file(orders: Path, params: Params, broker_kind: str | None = 
     kind = broker_kind_for(params, broker_kind, live)
     plan = read_orders(orders)
     check_plan_account(orders, plan, kind)
-    with Ledger(project_path(params.execution.ledger_path)) as ledger, \
-            RunLock(ledger.path, account_name(kind), plan.as_of, params.execution.lock_wait_seconds):
-        ledger.check_room(params.execution.min_free_disk_mb)
-        broker = open_broker(kind, plan, params, orders.parent)
-        account, info = broker_account(kind, broker, orders.parent, params.execution.max_attempts)
-        book = ledger.for_account(account)
-        if override is not None:
-            book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="execute", orders=str(orders),
-                              **override.detail())
-        report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace,
-                              account=account, account_info=info)
-        log = book.export_execution_log(plan.run_id, execution_log_path(orders),
-                                        extra={"report": report.summary()})
+    with Ledger(project_path(params.execution.ledger_path)) as ledger:
+        # the lock is the account's: the simulated one is named by its state file (read under the lock, so a
+        # second process sees the first one's orders); Alpaca's by one account read (it sends nothing)
+        remote = None if kind == "sim" else open_broker(kind, plan, params, orders.parent)
+        account, info = (sim_account(orders.parent / SIM_STATE), None) if remote is None else \
+            broker_account(kind, remote, orders.parent, params.execution.max_attempts)
+        with RunLock(ledger.path, account, plan.as_of, params.execution.lock_wait_seconds):
+            ledger.check_room(params.execution.min_free_disk_mb)
+            broker = remote or open_broker(kind, plan, params, orders.parent)
+            book = ledger.for_account(account)
+            if override is not None:
+                book.record_event(plan.run_id, EventKind.SESSION_OVERRIDE, command="execute", orders=str(orders),
+                                  **override.detail())
+            report = execute_plan(plan, broker, ledger, params, orders_path=str(orders), replace=replace,
+                                  account=account, account_info=info)
+            log = book.export_execution_log(plan.run_id, execution_log_path(orders),
+                                            extra={"report": report.summary()})
     return report, log

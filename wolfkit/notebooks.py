@@ -371,18 +371,25 @@ def scan(ctx: RunContext) -> ScanResult:
     return run_scan(ctx.params, ctx.session)
 
 
-def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power: float = 0.0) -> BuildResult:
+def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power: float = 0.0,
+          broker: str = "") -> BuildResult:
     """Build the day's pack and order plan (`wolfkit.orders.build_order_plan`) under this run's id.
 
     `buying_power` 0 means none given: the parameters' account (`leverage.buying_power_multiple` x
     equity, as `wolfkit build` without --buying-power); above equity is a margin account, at or below
-    equity a cash account.
+    equity a cash account. `broker` (sim | paper | live; empty: none) sizes the pack against what that
+    account holds (`wolfkit.holdings.read_holdings`; the simulated account is the day folder's).
     """
     from wolfkit.orders import build_order_plan
 
+    holdings = None
+    if broker:
+        from wolfkit.holdings import read_holdings
+
+        holdings = read_holdings(broker, ctx.params, ctx.day_dir)
     return build_order_plan(
         scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or None,
-        as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic),
+        as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic), holdings=holdings,
     )
 
 

@@ -6,6 +6,10 @@ executor relies on (schema id, valid symbols, whole-share quantities as JSON int
 bound, finite prices, one order per symbol and side within a layer, client ids that cannot collide with
 a resubmission's) and says which order and field is wrong. When a plan may be sent is the session
 rule's (`wolfkit.market_hours`).
+
+A plan built against held positions (`holdings`, carried overnight) trades only the difference between
+them and the new pack (`wolfkit.rebalance`): its directional sells (exits, trims) come first, and each
+directional order says what it does to the position (`rebalance`, `reason`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numbers
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,8 +30,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -45,6 +51,7 @@ from wolfkit.domain import (
 )
 from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.exits import trail_amount
+from wolfkit.rebalance import Delta, Holdings, RebalanceAction, maxdiff_opens, rebalance_orders
 from wolfkit.symbols import Symbol
 
 if TYPE_CHECKING:
@@ -70,6 +77,12 @@ Shares = Annotated[int, BeforeValidator(_whole_shares), Field(le=MAX_ORDER_QTY)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+def _without_unset(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """`data` without `keys` whose value is None: a plan built as if flat writes the file it always wrote
+    (the rebalancing fields exist only in plans built against held positions)."""
+    return {k: v for k, v in data.items() if not (k in keys and v is None)}
 
 
 def _finite(v: float | None, name: str) -> float | None:
@@ -99,6 +112,10 @@ class PlannedOrder(_Model):
     time_in_force: TimeInForce
     layer: Layer
     strategy: Strategy
+    rebalance: RebalanceAction | None = Field(
+        None, description="what the order does to a held position (buy new, top up, trim, exit) when the plan "
+        "was built against held positions (`holdings`); null when it was built as if the account were flat")
+    reason: str | None = Field(None, description="why the order exists, e.g. 'trim: held 12, target 8'")
     sector: str
     cap_tier: str
     score: float
@@ -114,6 +131,10 @@ class PlannedOrder(_Model):
     time_stop_minutes: int | None = Field(
         None, ge=1, le=390, description="the intraday engine closes the position at market this many minutes "
         "after the session's open; absent or null: no time stop")
+
+    @model_serializer(mode="wrap")
+    def _omit_rebalance(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), ("rebalance", "reason"))
 
     @field_validator("score", "weight", "est_price", "est_cost", "take_profit", "stop_loss", "limit_price",
                      "trail_amount")
@@ -175,6 +196,9 @@ class OrderPlan(_Model):
     synthetic_prices: bool = Field(False, description="true when built from the demo market")
     orders: list[PlannedOrder]
     maxdiff_plans: list[MaxdiffPlan] = Field(default_factory=list)
+    holdings: Holdings | None = Field(
+        None, description="the positions the plan was built against (`--broker` at build time); null: built as "
+        "if the account held nothing")
     summary: Summary
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -209,6 +233,10 @@ class OrderPlan(_Model):
                     f"-r{other.attempt}, the id a resubmission of that order uses; give each order its own id "
                     "(rebuild the plan with `wolfkit build`)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_holdings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), ("holdings",))
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
@@ -277,8 +305,11 @@ class BuildResult:
     quarantined: pd.DataFrame
 
 
-def _inputs_digest(opps: pd.DataFrame, equity: float, buying_power: float | None, method: str | None) -> str:
+def _inputs_digest(opps: pd.DataFrame, equity: float, buying_power: float | None, method: str | None,
+                   holdings: Holdings | None = None) -> str:
     blob = opps.sort_values("symbol").to_csv(index=False) + f"|{equity!r}|{buying_power!r}|{method}"
+    if holdings is not None:  # built against other positions: another plan, other client ids
+        blob += "|" + ",".join(f"{s}:{q}" for s, q in sorted(holdings.qty().items()))
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
@@ -306,6 +337,40 @@ def _check_position_count(directional: pd.DataFrame, params: Params, equity: flo
         f"share against a target of ${worst['weight'] * equity:,.2f} ({worst['weight']:.1%} of equity); the "
         f"{pp.min_positions} cheapest targets need about ${need:,.0f} of equity. Raise --equity or lower "
         "portfolio.min_positions; no orders were written")
+
+
+def _directional_order(delta: Delta, run_id: str, params: Params, rows: pd.DataFrame, pack: pd.DataFrame,
+                       price: float, rebalancing: bool, priority: int) -> PlannedOrder:
+    """The planned order of one rebalance delta: a buy (with the scan's bracket) of a new name or a
+    top-up, or a sell of a trim or an exit; `rebalance`/`reason` only when built against holdings."""
+    ex = params.execution
+    src = rows.loc[delta.symbol] if delta.symbol in rows.index else None
+    limit = None
+    if ex.order_type == OrderType.LIMIT:
+        offset = ex.limit_offset if delta.side == Side.BUY else -ex.limit_offset
+        limit = round_to_tick(price * (1 + offset), delta.side)
+    strategy = src.get("strategy") if src is not None else None
+    buy = delta.side == Side.BUY
+    in_pack = delta.symbol in pack.index
+    return PlannedOrder(
+        client_order_id=str(ClientOrderId.for_order(run_id, "pack", delta.symbol, Layer.DIRECTIONAL)),
+        symbol=delta.symbol, side=delta.side, qty=delta.qty, type=OrderType(ex.order_type), limit_price=limit,
+        time_in_force=TimeInForce(ex.time_in_force), layer=Layer.DIRECTIONAL,
+        strategy=Strategy(strategy) if isinstance(strategy, str) else Strategy.SIMPLE,
+        rebalance=delta.action if rebalancing else None, reason=delta.reason if rebalancing else None,
+        sector=str(pack.at[delta.symbol, "sector"]) if in_pack else (str(src["sector"]) if src is not None else "unknown"),
+        cap_tier=str(pack.at[delta.symbol, "cap_tier"]) if in_pack else (
+            str(src["cap_tier"]) if src is not None else "unknown"),
+        score=float(pack.at[delta.symbol, "score"]) if in_pack else (float(src["score"]) if src is not None else 0.0),
+        weight=float(pack.at[delta.symbol, "weight"]) if in_pack else 0.0,
+        est_price=price, est_cost=round(delta.qty * price, 2) if rebalancing else (
+            float(pack.at[delta.symbol, "cost"]) if in_pack else delta.qty * price),
+        priority=priority,
+        take_profit=_opt(src, "take_profit") if buy and src is not None else None,
+        stop_loss=_opt(src, "stop_loss") if buy and src is not None else None,
+        trail_amount=trail_amount(price, _opt(src, "stop_loss"), params.exits) if buy and src is not None else None,
+        time_stop_minutes=params.exits.time_stop_minutes if buy else None,
+    )
 
 
 def consolidate(orders: list[PlannedOrder]) -> list[PlannedOrder]:
@@ -340,6 +405,7 @@ def build_order_plan(
     created_at: datetime | None = None,
     synthetic: bool = False,
     source: str = "opportunities",
+    holdings: Holdings | None = None,
 ) -> BuildResult:
     """Opportunities → validated `OrderPlan` (directional market/limit buys, maxdiff ramp-start limits).
 
@@ -352,6 +418,13 @@ def build_order_plan(
     The plan says `synthetic_prices` when asked to or when the opportunities carry that flag (demo scans).
     `buying_power` None means the parameters' account (`Params.account`: `leverage.buying_power_multiple`
     x equity), the same in every command; the plan records the buying power it was built for.
+
+    `holdings`: the positions the account holds (carried overnight). The pack is then sized against them
+    (`wolfkit.rebalance.rebalance_orders`): sells of what left the pack and trims first (priority 0…),
+    then top-ups and new names; a name already at its target does not trade. The plan records them, and
+    each directional order says what it does (`rebalance`, `reason`). None: built as if flat (as before).
+    A maxdiff plan on a held symbol, or with a directional order of the other side, does not place its
+    order at the open (`maxdiff_opens`).
     """
     # here, not at the top: the pack's solvers load scipy, and reading or executing an orders file never needs them
     from wolfkit.diversify import build_targets
@@ -365,31 +438,21 @@ def build_order_plan(
     packing = pack_layers(targets, valid, params, equity, account.buying_power, method=targets.method)
     _check_position_count(packing.directional, params, equity, source)
     if run_id is None:
-        run_id = f"{as_of:%Y%m%d}-{params.digest()[:8]}-{_inputs_digest(valid, equity, account.buying_power, method)}"
-    ex = params.execution
+        run_id = (f"{as_of:%Y%m%d}-{params.digest()[:8]}-"
+                  f"{_inputs_digest(valid, equity, account.buying_power, method, holdings)}")
     rows = valid.set_index("symbol")
-    orders: list[PlannedOrder] = []
     d = packing.directional.sort_values(["weight", "score", "symbol"], ascending=[False, False, True])
-    for _, r in d.iterrows():
-        if r["qty"] <= 0:
-            continue
-        src = rows.loc[r["symbol"]]
-        limit = None
-        if ex.order_type == OrderType.LIMIT:
-            limit = round_to_tick(float(r["price"]) * (1 + ex.limit_offset), Side.BUY)
-        strategy = src.get("strategy")
-        orders.append(PlannedOrder(
-            client_order_id=str(ClientOrderId.for_order(run_id, "pack", r["symbol"], Layer.DIRECTIONAL)),
-            symbol=r["symbol"], side=Side.BUY, qty=int(r["qty"]), type=OrderType(ex.order_type),
-            limit_price=limit, time_in_force=TimeInForce(ex.time_in_force), layer=Layer.DIRECTIONAL,
-            strategy=Strategy(strategy) if isinstance(strategy, str) else Strategy.SIMPLE, sector=r["sector"],
-            cap_tier=r["cap_tier"], score=float(r["score"]), weight=float(r["weight"]),
-            est_price=float(r["price"]), est_cost=float(r["cost"]), priority=len(orders),
-            take_profit=_opt(src, "take_profit"), stop_loss=_opt(src, "stop_loss"),
-            trail_amount=trail_amount(float(r["price"]), _opt(src, "stop_loss"), params.exits),
-            time_stop_minutes=params.exits.time_stop_minutes,
-        ))
-    held = {o.symbol for o in orders}
+    d = d[d["qty"] > 0]
+    held = holdings.qty() if holdings is not None else {}
+    prices = {**{h.symbol: h.price for h in holdings.positions}, **dict(zip(d["symbol"], d["price"].astype(float)))} \
+        if holdings is not None else dict(zip(d["symbol"], d["price"].astype(float)))
+    deltas = rebalance_orders(dict(zip(d["symbol"], d["qty"].astype(int))), held, prices,
+                              source=f"{source}: the positions of {holdings.account}" if holdings else source)
+    targets_by_symbol = d.set_index("symbol")
+    orders = [_directional_order(delta, run_id, params, rows, targets_by_symbol, prices[delta.symbol],
+                                 holdings is not None, priority)
+              for priority, delta in enumerate(deltas)]
+    directional_sides = {o.symbol: o.side for o in orders}
     plans: list[MaxdiffPlan] = []
     for _, r in packing.maxdiff.iterrows():
         side = MaxdiffSide(r["side"])
@@ -398,7 +461,7 @@ def build_order_plan(
             side=side, avg_return=float(r["avg_return"]), status=PlanStatus(r["status"]),
             rank=int(r["rank"]), qty=int(r["qty"]), room_needed=float(r["room_needed"]),
         ))
-        if r["status"] != PlanStatus.LISTENING or (side == MaxdiffSide.SELL and r["symbol"] in held):
+        if r["status"] != PlanStatus.LISTENING or not maxdiff_opens(r["symbol"], side, directional_sides, held):
             continue
         src = rows.loc[r["symbol"]]
         orders.append(PlannedOrder(
@@ -412,7 +475,7 @@ def build_order_plan(
     orders = consolidate(orders)
     dcost = packing.directional.groupby("sector")["cost"].sum() / equity
     ccost = packing.directional.groupby("cap_tier")["cost"].sum() / equity
-    raw = {
+    raw: dict[str, object] = {
         "schema": SCHEMA_ID,
         "run_id": run_id,
         "as_of": as_of,
@@ -432,8 +495,9 @@ def build_order_plan(
             "method": targets.method,
             "objective": targets.objective,
             "leftover_cash": packing.leftover_cash,
-            "notes": list(targets.notes),
+            "notes": list(targets.notes) + ([holdings.note(deltas)] if holdings is not None else []),
         },
+        "holdings": holdings.model_dump() if holdings is not None else None,
     }
     try:
         plan = OrderPlan.model_validate(raw)

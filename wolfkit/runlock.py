@@ -2,7 +2,11 @@
 
 Two executors on one ledger and account each reconcile, budget and submit as if alone; the lock
 makes the second wait (up to `execution.lock_wait_seconds`) or stop with exit 2 naming the holder.
-It is an `fcntl.flock` on a small file beside the ledger (`<ledger>.locks/<account>_<session>.lock`):
+The lock is keyed by the account (`wolfkit.broker.account.AccountKey`: broker kind + account id + base
+URL), never by the broker's kind: a simulator run and a paper run of one plan never wait for each
+other, and two runs on one account always do, whichever command or notebook started them.
+It is an `fcntl.flock` on a small file beside the ledger
+(`<ledger>.locks/<kind>_<account id>_<digest of the key>_<session>.lock`):
 the kernel drops it when the holder dies, however it dies, so a dead holder's lock is simply taken
 over (its pid, host and start time are still in the file, and reported). The file is never
 deleted — deleting it while held would let a second holder lock a new file. Re-entrant within one
@@ -12,6 +16,7 @@ thread, so `execute_orders_file` can hold it around opening the broker and `exec
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -22,6 +27,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from wolfkit.broker.account import AccountKey
 from wolfkit.errors import BadInputError
 
 _held: dict[Path, tuple[int, int]] = {}  # lock file -> (thread id, depth) held by this process
@@ -32,8 +38,12 @@ class RunLocked(BadInputError):
     """Another executor holds the run lock for this account and session."""
 
 
-def lock_path(ledger_path: str | Path, account: str, session: date | str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{account}_{session}")
+def lock_path(ledger_path: str | Path, account: AccountKey, session: date | str) -> Path:
+    """The lock file of `account` and `session`: readable (kind, account id) and unique (a digest of the
+    whole key, so two simulated accounts in different folders, whose ids are both `sim`, never share
+    one; a long state-file URL never makes the name too long)."""
+    digest = hashlib.sha256(str(account).encode()).hexdigest()[:12]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{account.kind}_{account.account_id[:40]}_{digest}_{session}")
     p = Path(ledger_path).resolve()
     return p.with_name(p.name + ".locks") / f"{safe}.lock"
 
@@ -41,7 +51,7 @@ def lock_path(ledger_path: str | Path, account: str, session: date | str) -> Pat
 class RunLock:
     """`with RunLock(ledger_path, account, session, wait_s):` — held inside, released after."""
 
-    def __init__(self, ledger_path: str | Path, account: str, session: date | str, wait_s: float = 10.0,
+    def __init__(self, ledger_path: str | Path, account: AccountKey, session: date | str, wait_s: float = 10.0,
                  sleep: Callable[[float], None] = time.sleep):
         self.enabled = str(ledger_path) != ":memory:"
         self.path = lock_path(ledger_path, account, session)
@@ -81,7 +91,7 @@ class RunLock:
         previous = _read(fd)
         if previous.get("pid"):
             self.took_over = previous  # its holder ended without releasing it (killed, crashed)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "account": self.account,
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "account": str(self.account),
                   "session": self.session, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)

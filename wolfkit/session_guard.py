@@ -6,24 +6,32 @@ account that are still live at the broker (open orders, or filled positions stil
 wolfkit orders of runs the ledger does not know (a lost or moved ledger). Without a deliberate
 replacement that is exit 2; with one (`wolfkit execute --replace`) their open orders are cancelled,
 they are marked replaced, and this plan is sized against what they filled (`credit_orders`).
-Then every position the account holds must be explained by this session's wolfkit orders
-(`carried_positions`): a position carried from an earlier session, or bought by hand, would have
-this plan buy on top of it (exit 2, nothing sent). `check_plan_account` refuses, before anything is
+Then every position the account holds must be explained by the positions the plan was built against
+(`holdings` in the orders file, read from the account at build time with `--broker`) plus this
+session's wolfkit orders (`carried_positions`): a position the plan does not know about — carried
+from an earlier session into a plan built as if flat, bought by hand, or changed since the build —
+would have this plan trade on top of it or sell shares that are not there (exit 2, nothing sent).
+On the symbols the plan trades against a held position (an exit, a trim, a top-up), the held
+position's open exit orders (a carried bracket's take-profit and stop) are cancelled before anything
+is sent (`release_carried_exits`): they reserve the shares a sell needs and are the opposite side of
+a top-up, which the broker refuses as a potential wash trade. `check_plan_account` refuses, before anything is
 opened, a plan that was not built for live trading but is sent to the live account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from wolfkit.broker.base import BrokerOrder, OrderNotFound, OrderRejected
 from wolfkit.broker.submission import backoff
-from wolfkit.domain import Side, is_attempt_of
+from wolfkit.calendar import NY
+from wolfkit.domain import Layer, Side, is_attempt_of
 from wolfkit.errors import BadInputError, BrokerError
 from wolfkit.ledger import EventKind, LedgerOrder, OrderState
+from wolfkit.market_hours import PRE_OPEN
 from wolfkit.orders import OrderPlan
 
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ class _Executor(Protocol):
     def snapshot(self, fn: Callable[[], T]) -> T: ...
     def lookup(self, client_id: str) -> BrokerOrder | None: ...
     def sleep(self, seconds: float) -> None: ...
+    def forget(self) -> None: ...
 
 
 def _run_prefix(run_id: str) -> str:
@@ -84,14 +93,17 @@ def check_plan_account(path: Path | str, plan: OrderPlan, kind: str) -> None:
 
 def carried_positions(plan: OrderPlan, ex: _Executor, also: dict[tuple[str, str], int] | None = None
                       ) -> dict[str, int]:
-    """Shares per symbol the account holds beyond what wolfkit orders of this session explain: this run's
-    orders as the broker lists them (entries, exits, the intraday engine's), and the ledger's other runs
-    of the session on the account (replaced or live plans), and `also` (shares by symbol and side that
-    cancelled orders of plans the ledger does not know filled). A position smaller than that is fine
-    (exits filled); more shares, or the other side, is carried from elsewhere."""
+    """Shares per symbol the account holds beyond what the plan knows (signed; negative: fewer than the plan
+    was built against). Known: the positions the plan was built against (`plan.holdings`, none when it was
+    built as if flat), plus the fills of wolfkit orders of this session — this run's orders as the broker
+    lists them (entries, exits, the intraday engine's), the ledger's other runs of the session on the
+    account (replaced or live plans), and `also` (shares by symbol and side that cancelled orders of plans
+    the ledger does not know filled). A position between the holdings and the holdings plus those fills is
+    fine (exits filled); anything else was not there when the plan was built."""
     acct = ex.snapshot(ex.broker.account)  # the budget reuses this read
-    if not (acct.long_market_value or acct.short_market_value or also):
-        return {}  # nothing held: nothing to explain, and no listing or positions request
+    built = plan.holdings.qty() if plan.holdings is not None else {}
+    if not (acct.long_market_value or acct.short_market_value or also or built):
+        return {}  # nothing held and nothing expected: nothing to explain, and no listing or positions request
     made = plan.created_at if plan.created_at.tzinfo else plan.created_at.replace(tzinfo=timezone.utc)
     explained: dict[str, int] = {}
 
@@ -109,14 +121,64 @@ def carried_positions(plan: OrderPlan, ex: _Executor, also: dict[tuple[str, str]
             for w in ex.ledger.orders_for_run(r["run_id"]):
                 if w.filled_qty:
                     add(w.symbol, w.side, w.filled_qty)
+    held = {p.symbol: p.qty for p in ex.snapshot(ex.broker.positions)}
     out = {}
-    for p in ex.snapshot(ex.broker.positions):
-        e = explained.get(p.symbol, 0)
-        same_side = p.qty * e > 0
-        extra = p.qty - e if same_side and abs(p.qty) > abs(e) else (0 if same_side else p.qty)
-        if extra:
-            out[p.symbol] = extra
+    for symbol in sorted(held.keys() | built.keys()):
+        h, known = held.get(symbol, 0), built.get(symbol, 0)
+        lo, hi = sorted((known, known + explained.get(symbol, 0)))
+        if not lo <= h <= hi:
+            out[symbol] = h - (hi if h > hi else lo)
     return out
+
+
+def _unknown_positions(plan: OrderPlan, ex: _Executor, carried: dict[str, int], source: str | None) -> BadInputError:
+    """Exit 2 for positions the plan does not know about, naming the file, the account and the fix."""
+    what = source or "plan " + plan.run_id
+    held = {p.symbol: p.qty for p in ex.snapshot(ex.broker.positions)}
+    account = getattr(ex.ledger, "account", "?")
+    kind = str(account).split(":", 1)[0] if account else "sim|paper|live"
+    if plan.holdings is None:
+        shown = ", ".join(f"{s} {q:+d}" for s, q in list(carried.items())[:8])
+        return BadInputError(
+            f"{what}: the account {account} holds shares no wolfkit plan of session {plan.as_of} bought ({shown}"
+            f"{', …' if len(carried) > 8 else ''}): carried from an earlier session or traded outside wolfkit. This "
+            "plan was built as if they were not there and would trade on top of them; nothing was sent. Build the "
+            f"plan against them (`wolfkit premarket --broker {kind}` or `wolfkit build … --broker {kind}`: it sells "
+            "what left the pack and tops up or trims the rest), or close them first (or trade this plan on an "
+            "account without them)")
+    built = plan.holdings.qty()
+    shown = ", ".join(f"{s} held {held.get(s, 0):+d}, built against {built.get(s, 0):+d}"
+                      for s in list(carried)[:8])
+    return BadInputError(
+        f"{what}: this plan was built against the positions of {plan.holdings.account} read at "
+        f"{plan.holdings.read_at:%Y-%m-%d %H:%M} UTC, and the account {account} does not hold them now ({shown}"
+        f"{', …' if len(carried) > 8 else ''}); its sells, trims and top-ups would be wrong; nothing was sent. "
+        f"Rebuild the plan against what the account holds now (`wolfkit premarket --broker {kind}` or "
+        f"`wolfkit build … --broker {kind}`), or execute it on the account it was built for")
+
+
+def release_carried_exits(plan: OrderPlan, ex: _Executor) -> list[str]:
+    """Cancel the open orders of other runs on each symbol where the plan trades a held position (an
+    exit, trim or top-up): a carried bracket's take-profit and stop would hold the shares a sell needs
+    (the broker refuses the sell) and are the opposite side of a top-up (refused as a wash trade). A held
+    name the plan leaves unchanged keeps its exits. Notes for the report (none when nothing was open)."""
+    built = plan.holdings.qty() if plan.holdings is not None else {}
+    symbols = {po.symbol for po in plan.orders if po.layer == Layer.DIRECTIONAL and po.symbol in built}
+    if not symbols:
+        return []
+    mine = _run_prefix(plan.run_id)
+    stale = [o for o in ex.snapshot(ex.broker.open_orders)
+             if o.symbol in symbols and not o.client_order_id.startswith(mine)]
+    for o in stale:
+        final = _cancel(ex, o)
+        ex.ledger.record_event(plan.run_id, EventKind.NOTE, None, None, cancelled=o.client_order_id,
+                               symbol=o.symbol, side=str(o.side), qty=o.qty, filled=final.filled_qty,
+                               reason="a carried position's exit order: this plan trades the position")
+    if stale:
+        ex.forget()  # the budget and the wash-trade check read the account again
+        return [f"cancelled {len(stale)} open exit order(s) of carried positions the plan trades ("
+                + ", ".join(sorted({f"{o.symbol} {o.side} {o.qty}" for o in stale})) + ")"]
+    return []
 
 
 def guard_session(plan: OrderPlan, ex: _Executor, replace: bool, source: str | None = None,
@@ -144,13 +206,8 @@ def guard_session(plan: OrderPlan, ex: _Executor, replace: bool, source: str | N
     notes, credit = _replace(plan.run_id, ex, live, strangers) if (live or strangers) else ([], {})
     carried = carried_positions(plan, ex, credit)
     if carried:
-        held = ", ".join(f"{s} {q:+d}" for s, q in sorted(carried.items())[:8])
-        raise BadInputError(
-            f"{source or 'plan ' + plan.run_id}: the account {getattr(ex.ledger, 'account', '?')} holds shares no "
-            f"wolfkit plan of session {plan.as_of} bought ({held}{', …' if len(carried) > 8 else ''}): carried from "
-            "an earlier session or traded outside wolfkit. This plan was built as if they were not there and would "
-            "trade on top of them; nothing was sent. Close those positions first (or trade this plan on an account "
-            "without them)")
+        raise _unknown_positions(plan, ex, carried, source)
+    notes += release_carried_exits(plan, ex)
     for rid in ex.ledger.runs_replaced_by(plan.run_id):
         for w in ex.ledger.orders_for_run(rid):
             if w.filled_qty:
@@ -194,7 +251,9 @@ def credit_orders(plan: OrderPlan, credit: dict[tuple[str, str], int]) -> dict[s
 def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[BrokerOrder]]:
     """Other runs of the session on this account with open orders at the broker or positions they
     filled still held (an order that reached the broker may have filled since the ledger looked);
-    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger)."""
+    and open wolfkit orders of runs the ledger does not know (a lost or moved ledger) sent in this session —
+    an earlier session's (a carried bracket's exits) is not another plan of this one: the positions check
+    and `release_carried_exits` deal with it."""
     ledger = ex.ledger
     others = [r for r in ledger.session_runs(plan.as_of) if r["run_id"] != plan.run_id and not r["replaced_by"]]
     known = [_run_prefix(r) for r in {plan.run_id, *ledger.run_ids()}]
@@ -208,8 +267,10 @@ def _live_plans(plan: OrderPlan, ex: _Executor) -> tuple[list[_LivePlan], list[B
                 and held.get(w.symbol, 0) * (1 if w.side == Side.BUY else -1) > 0]
         if working or kept:
             live.append(_LivePlan(r, rows, working, kept))
+    opened = datetime.combine(plan.as_of, PRE_OPEN, tzinfo=NY)  # orders sent before it belong to earlier sessions
     strangers = [o for o in open_orders if o.client_order_id.startswith("wk-")
-                 and not any(o.client_order_id.startswith(k) for k in known)]
+                 and not any(o.client_order_id.startswith(k) for k in known)
+                 and (o.submitted_at is None or o.submitted_at >= opened)]
     return live, strangers
 
 

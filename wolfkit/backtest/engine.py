@@ -5,9 +5,13 @@ in from `panel.scan_sessions` (from worker processes when `scan.workers` > 0), e
 its directional target weights (`panel.plan_morning`: fractions of equity, so planned beside the scan).
 Each session:
 
-1. positions carried overnight (`intraday.close_directional_eod: false`) are sold at the open —
-   or, on a quarantined date, at the last clean close — and the new pack is bought (so the carry
-   costs a round trip of fees: the backtest does not net yesterday's holdings against today's pack);
+1. positions carried overnight (`intraday.close_directional_eod: false`) are netted against the new
+   pack at the open, as the live builder does (`wolfkit.rebalance.rebalance_orders`): what left the
+   pack is sold, the rest trimmed or topped up to its new target, new names bought — only these
+   deltas trade and pay fees. A carried symbol without a clean open (a quarantined date, no bar) is
+   sold at its last clean close first. The kept shares count against the directional room at their
+   planned value (the previous close the pack was sized at); the day's take-profit and stop then
+   apply to the whole position;
 2. symbols with a quarantined date in their lookback window are not candidates (`panel.plan_morning`); the
    targets go through the rest of the live builder's steps (`build_day`: sizing, packing, then the
    order rules of `wolfkit.orders.build_order_plan`) at the previous close's equity; an
@@ -45,10 +49,11 @@ from wolfkit.backtest.fills import (
 )
 from wolfkit.config import Params
 from wolfkit.diversify import Targets, tier_labels
-from wolfkit.domain import Layer, PlanStatus, Side
+from wolfkit.domain import Layer, MaxdiffSide, PlanStatus, Side
 from wolfkit.errors import InfeasibleError, WolfkitError
 from wolfkit.exits import trail_amount
 from wolfkit.packing import Packing, pack_layers
+from wolfkit.rebalance import maxdiff_opens, rebalance_orders
 
 if TYPE_CHECKING:
     from wolfkit.backtest.panel import Market, Morning
@@ -105,11 +110,12 @@ def _num(v) -> float | None:
 
 
 def build_day(opps: pd.DataFrame, targets: Targets, params: Params, equity: float,
-              buying_power: float) -> tuple[list[DayOrder], Packing]:
+              buying_power: float, held: Iterable[str] = ()) -> tuple[list[DayOrder], Packing]:
     """The morning's orders from the live builder's own steps (the targets of `diversify.build_targets`,
     then `packing.pack_layers`), ordered and filtered by the rules of `orders.build_order_plan`: directional
-    buys by weight, score, symbol; then listening maxdiff plans by rank, a sell plan on a symbol with a
-    directional buy left out (wash-trade rule). The scan's table needs no re-validation."""
+    targets (whole positions: the loop nets them against `held`) by weight, score, symbol; then listening
+    maxdiff plans by rank, left out on a `held` symbol or against a directional order of the other side
+    (`orders.maxdiff_opens`). The scan's table needs no re-validation."""
     packing = pack_layers(targets, opps, params, equity, buying_power, method=targets.method)
     tp = dict(zip(opps["symbol"], opps["take_profit"]))
     sl = dict(zip(opps["symbol"], opps["stop_loss"]))
@@ -119,11 +125,12 @@ def build_day(opps: pd.DataFrame, targets: Targets, params: Params, equity: floa
     orders = [DayOrder(s, Layer.DIRECTIONAL, True, int(q), float(w), _num(tp[s]), _num(sl[s]),
                        trail_amount(float(price[s]), _num(sl[s]), ex), ex.time_stop_minutes)
               for s, q, w in zip(d["symbol"], d["qty"], d["weight"]) if q > 0]
-    held = {o.symbol for o in orders}
+    sides = {o.symbol: Side.BUY for o in orders}
+    carried = {s: 1 for s in held}
     m = packing.maxdiff
     for s, side, q, lim, hi, lo, status in zip(m["symbol"], m["side"], m["qty"], m["limit_price"],
                                                 m["high_target"], m["low_target"], m["status"]):
-        if status != PlanStatus.LISTENING or (side == "sell" and s in held):
+        if status != PlanStatus.LISTENING or not maxdiff_opens(s, MaxdiffSide(side), sides, carried):
             continue
         buy = side != "sell"
         orders.append(DayOrder(s, Layer.MAXDIFF, buy, int(q), float(q * lim) / equity, limit=float(lim),
@@ -213,12 +220,13 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
             fills.append((d, sym, str(Side.BUY if buy else Side.SELL), qty, price, str(layer), str(reason), f))
 
         mv_start = sum(qty * mark[col[s]] for s, qty in carried.items())
-        for s, qty in carried.items():  # overnight holdings: out at the open, or at the last clean close
+        held: dict[str, int] = {}  # overnight holdings with a clean open: netted against the new pack below
+        for s, qty in carried.items():
             j = col[s]
-            if q[j] or np.isnan(P.open[row, j]):
+            if q[j] or np.isnan(P.open[row, j]):  # no clean open: out at the last clean close
                 book(s, False, qty, float(mark[j]), Layer.DIRECTIONAL, Reason.CLOSE)
             else:
-                book(s, False, qty, market_price(float(O[j]), False, bt), Layer.DIRECTIONAL, Reason.OPEN)
+                held[s] = int(qty)
         carried = {}
 
         buying_power = params.account(equity).buying_power
@@ -226,11 +234,21 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
         try:
             if targets is None:
                 raise InfeasibleError(morning.infeasible)
-            orders, packing = build_day(morning.opps, targets, params, equity, buying_power)
+            orders, packing = build_day(morning.opps, targets, params, equity, buying_power, held)
         except InfeasibleError as e:
             out.warnings.append(f"{d}: flat, no pack could be built (infeasible: {e})")
 
-        dir_cost = md_cost = 0.0
+        # the carry netted at the open: exits and trims sell here; top-ups and new names buy in the loop below
+        wanted = {o.symbol: o.qty for o in orders or [] if o.layer is Layer.DIRECTIONAL}
+        for delta in rebalance_orders(wanted, held, {s: float(O[col[s]]) for s in held}, source="carried positions"):
+            if delta.side is Side.SELL:
+                book(delta.symbol, False, delta.qty, market_price(float(O[col[delta.symbol]]), False, bt),
+                     Layer.DIRECTIONAL, Reason.OPEN)
+                held[delta.symbol] = delta.target
+        held = {s: qty for s, qty in held.items() if qty > 0}
+
+        dir_cost = sum(qty * float(mark[col[s]]) for s, qty in held.items())  # kept, at the value it was planned at
+        md_cost = 0.0
         picks: dict[str, float] = {}
         if orders is not None and targets is not None:  # both, or neither (infeasible: flat)
             out.planned[d] = [o.symbol for o in orders if o.layer is Layer.DIRECTIONAL]
@@ -254,12 +272,15 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
                     continue
                 if o.layer == Layer.DIRECTIONAL:
                     px = market_price(float(O[j]), True, bt)
-                    qty = min(o.qty, math.floor((room - dir_cost) / px + 1e-9))
+                    kept = held.pop(o.symbol, 0)
+                    buy = max(0, min(o.qty - kept, math.floor((room - dir_cost) / px + 1e-9)))
+                    qty = kept + buy
                     if qty < 1:
                         continue
-                    dir_cost += qty * px
+                    if buy:
+                        dir_cost += buy * px
+                        book(o.symbol, True, buy, px, Layer.DIRECTIONAL, Reason.OPEN)
                     picks[o.symbol] = o.weight
-                    book(o.symbol, True, qty, px, Layer.DIRECTIONAL, Reason.OPEN)
                     b = bar(j, o.symbol)
                     hit = bracket_exit(b, o.take_profit, o.stop_loss, o.trail, o.time_stop_minutes)
                     if hit is not None:

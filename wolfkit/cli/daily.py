@@ -24,6 +24,9 @@ from wolfkit.cli.app import (
 )
 from wolfkit.errors import BrokerError, WolfkitError
 
+HOLDINGS_HELP = ("sim | paper | live: size the pack against what this account holds (sells what left the pack, "
+                 "tops up or trims the rest; recorded in orders.json). Default: none, built as if nothing is held")
+
 
 @params_app.command("check")
 def params_check(file: Path = typer.Argument(..., help="parameter YAML file")) -> None:
@@ -90,6 +93,7 @@ def build(
     out: Path = typer.Option(..., "--out", help="orders.json to write (an existing file in a day folder is "
                              "refused; a plan written into outputs/<date>/ becomes the day's current plan)"),
     force: bool = ForceOpt,
+    broker: Optional[str] = typer.Option(None, "--broker", help=HOLDINGS_HELP),
 ) -> None:
     """Build the day's pack and write the orders file.
 
@@ -110,8 +114,14 @@ def build(
     day = resolve_date(date)
     if not force:  # a plan for a day without a session is a mistake in a chain of commands: exit 2
         check_session(day, fix="use --force to build for it anyway")
+    holdings = None
+    if broker:
+        from wolfkit.holdings import read_holdings
+
+        holdings = read_holdings(broker, p, out.parent)
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
+        holdings=holdings,
     )
     with claimed(out, on_taken=OnTaken.REFUSE) as target:
         write_orders(result.plan, target)
@@ -126,13 +136,13 @@ def build(
 
         console.print(SYNTHETIC_NOTICE, markup=False)
     table = Table(title=f"{plan.summary.method} pack, {plan.as_of} ({out})")
-    for col in ("#", "symbol", "layer", "side", "qty", "type", "est cost", "weight", "sector", "cap"):
+    for col in ("#", "symbol", "layer", "side", "qty", "type", "est cost", "weight", "sector", "cap", "why"):
         table.add_column(col, justify="right" if col in ("#", "qty", "est cost", "weight") else "left")
     for o in plan.orders:
         table.add_row(
             str(o.priority), o.symbol, str(o.layer), str(o.side), str(o.qty),
             f"{o.type} {o.limit_price:g}" if o.limit_price else str(o.type), f"${o.est_cost:,.0f}",
-            f"{o.weight:.1%}", o.sector, o.cap_tier,
+            f"{o.weight:.1%}", o.sector, o.cap_tier, o.reason or "",
         )
     console.print(table)
     s = plan.summary
@@ -162,6 +172,7 @@ def premarket(
         None, "--buying-power", help=BUYING_POWER_HELP
     ),
     cell_timeout: float = typer.Option(600.0, "--cell-timeout", help="seconds one notebook cell may run"),
+    broker: Optional[str] = typer.Option(None, "--broker", help=HOLDINGS_HELP),
 ) -> None:
     """Run notebooks/premarket.ipynb via papermill into outputs/<date>/.
 
@@ -175,15 +186,20 @@ def premarket(
     from wolfkit.data.registry import check_source
     from wolfkit.report import read_records
 
-    check_source(load_params(params))  # bad parameters or data source: exit 2 here, before a kernel starts
+    p = load_params(params)
+    check_source(p)  # bad parameters or data source: exit 2 here, before a kernel starts
+    if broker:
+        from wolfkit.broker.gate import broker_kind_for
+
+        broker_kind_for(p, broker, live=broker == "live")  # a bad --broker too (the kernel reads the positions)
     session = calendar.resolve_date(date)
     if closed_day(session, force, "No pre-market run, no orders"):
         return
     run = notebooks.run_notebook(
         "premarket", session,
         notebooks.notebook_parameters(
-            "premarket", params, session, outputs, equity=equity, buying_power=buying_power, force=force
-        ),
+            "premarket", params, session, outputs, equity=equity, buying_power=buying_power, force=force,
+            broker=broker),
         outputs, cell_timeout=cell_timeout,
     )
     if run.suffix:

@@ -168,8 +168,8 @@ def decide_directional(state: EngineState, params: Params, market: Market | None
             e.target_qty = e.filled_qty  # an entry still working at the close or the time stop is cancelled
             if e.state == LegState.OPEN:
                 desk.cancel(e)
-        if e.state == LegState.OPEN:
-            continue  # exits wait for the entry to end (they are opposite-side)
+        if e.state == LegState.OPEN or d.reduces:
+            continue  # exits wait for the entry to end (they are opposite-side); a trim or exit of a held position has none
         held = d.qty
         if held <= 0:
             for x in d.exits:  # flat: nothing left to exit (e.g. the other bracket leg after a fill)

@@ -39,6 +39,7 @@ from wolfkit.intraday.state import (
 from wolfkit.intraday.tracking import OrderTracker
 from wolfkit.ledger import EventKind, Ledger, load_engine_state, save_engine_state
 from wolfkit.orders import MaxdiffPlan, OrderPlan
+from wolfkit.rebalance import RebalanceAction
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,13 @@ class IntradayEngine:
                 state.planned_ids[f"{o.symbol}-{o.side}"] = o.client_order_id
                 continue
             ref = o.limit_price or o.est_price
-            qty = min(o.qty, int(max(0.0, room) // ref))
+            reduces = o.side == Side.SELL and o.rebalance in (RebalanceAction.TRIM, RebalanceAction.EXIT)
+            qty = o.qty if reduces else min(o.qty, int(max(0.0, room) // ref))  # a sale of held shares takes no room
             if qty < o.qty:
                 log.warning("%s: %d of %d planned shares fit the directional bucket", o.symbol, qty, o.qty)
             if qty == 0:
                 continue
-            room -= qty * ref
+            room -= 0 if reduces else qty * ref
             entry = Leg(
                 key=f"d-{o.symbol}-{o.side}-entry", symbol=o.symbol, side=o.side, layer=Layer.DIRECTIONAL,
                 purpose=Purpose.ENTRY, type=o.type, target_qty=qty, limit_price=o.limit_price,
@@ -97,7 +99,7 @@ class IntradayEngine:
             state.directional.append(DirectionalPosition(
                 symbol=o.symbol, side=o.side, strategy=o.strategy, take_profit=o.take_profit,
                 stop_loss=o.stop_loss, trail_amount=o.trail_amount, time_stop_minutes=o.time_stop_minutes,
-                entry=entry,
+                entry=entry, reduces=reduces,
             ))
         if md_on:
             for p in sorted(plan.maxdiff_plans, key=lambda p: p.rank):

@@ -152,6 +152,7 @@ class DirectionalPosition(BaseModel):
     entry: Leg
     exits: list[Leg] = Field(default_factory=list)
     bracket: bool = False  # the entry carries take-profit/stop-loss legs: the broker works the exits
+    reduces: bool = False  # a rebalance trim or exit: sells shares held before the plan; no room, exits or close
 
     @property
     def qty(self) -> int:
@@ -309,6 +310,6 @@ def _committed(entry: Leg, held: int) -> float:
 
 def exposure_of(state: EngineState) -> Exposure:
     """Committed exposure at cost by layer of a saved engine state (see the module docstring)."""
-    d = sum(_committed(x.entry, x.qty) for x in state.directional)
+    d = sum(_committed(x.entry, x.qty) for x in state.directional if not x.reduces)  # a sale of held shares adds none
     m = sum(_committed(s.entry, s.qty) for s in state.slots)
     return Exposure(d, m, state.equity)
