@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "wolfkit.calendar", "wolfkit.milp", "wolfkit.runlock", "wolfkit.day_folder")),
     ("data", ("wolfkit.data",)),
     ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.walk_forward", "wolfkit.exclusions", "wolfkit.scan",
-              "wolfkit.panel_scan")),
+              "wolfkit.panel_scan", "wolfkit.signal_weights")),
     ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing")),
     ("orders", ("wolfkit.orders",)),
     ("execution", ("wolfkit.broker", "wolfkit.ledger", "wolfkit.execution_report", "wolfkit.session_guard",

@@ -31,7 +31,8 @@ from wolfkit.backtest.folder import (
     write_summary,
     write_tables,
 )
-from wolfkit.backtest.panel import Market, load_market, scan_sessions
+from wolfkit.backtest.panel import Market, load_market, scan_sessions, signal_weights
+from wolfkit.config import SignalWeighting
 from wolfkit.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -147,6 +148,22 @@ def _warnings(params: Params, provider: DataProvider, start: date, jumps: pd.Dat
     return out
 
 
+def _fixed_ic(scores: pd.DataFrame, fixed: dict[str, float]) -> dict:
+    """IC mean and t of the composite the fixed weights would have given on the same sessions and names
+    (the components are percentile ranks, so ranking them again gives the scan's own composite)."""
+    from wolfkit import performance
+    from wolfkit.scan import composite_scores
+
+    comps = [f"score_{k}" for k in fixed]
+    parts = []
+    for _, g in scores.groupby("date", sort=True):
+        raw = g[comps].set_axis(list(fixed), axis=1)
+        parts.append(g[["date", "open_to_close"]].assign(score=composite_scores(raw, fixed)["score"].to_numpy()))
+    if not parts:
+        return performance.ic_stats(pd.Series(dtype=float))
+    return performance.ic_stats(performance.information_coefficient(pd.concat(parts))["ic"])
+
+
 def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | None = None, *,
                  method: str | None = None, layers: str = "both", equity: float | None = None,
                  provider: DataProvider | None = None, progress: bool = True, report: bool = True) -> BacktestResult:
@@ -194,8 +211,9 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     n = len(market.sessions)
     with _Stages(progress) as stages:
         tick = time.perf_counter()
+        weights = signal_weights(market, params)
         mornings = _Timed(scan_sessions(market, params, stages.stage("scanning sessions", n), quarantine=quarantine,
-                                        method=method))
+                                        method=method, weights=weights))
         w = walk(market, mornings, params, equity0, quarantine, provider=provider,
                  advance=stages.stage("trading sessions", n))
         timings["scan"] = mornings.seconds  # waiting for scans + targets (all of them when scan.workers is 0)
@@ -224,6 +242,10 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
         "warnings": _warnings(params, provider, start, jumps, bad_rows) + w.warnings,
     }
     summary.update(performance.summarize(eq, fills, scores, params))
+    weights_record = weights.record()
+    if weights.mode is SignalWeighting.FITTED:  # the same sessions scored with the fixed weights: IC against IC
+        weights_record["ic_fixed_weights"] = _fixed_ic(scores, weights.fixed)
+    summary["signal_weights"] = weights_record
     timings["stats"] = time.perf_counter() - tick
     elapsed = time.perf_counter() - t0
     summary["elapsed_s"] = round(elapsed, 3)
