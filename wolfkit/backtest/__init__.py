@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from wolfkit.backtest.folder import (
 from wolfkit.backtest.panel import Market, load_market, scan_sessions, signal_weights
 from wolfkit.config import SignalWeighting
 from wolfkit.errors import BadInputError
+from wolfkit.sector_tilt import tilt_summary
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -214,7 +215,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
         weights = signal_weights(market, params)
         mornings = _Timed(scan_sessions(market, params, stages.stage("scanning sessions", n), quarantine=quarantine,
                                         method=method, weights=weights))
-        w = walk(market, mornings, params, equity0, quarantine, provider=provider,
+        w = walk(market, mornings, params, equity0, quarantine, provider=provider, method=method,
                  advance=stages.stage("trading sessions", n))
         timings["scan"] = mornings.seconds  # waiting for scans + targets (all of them when scan.workers is 0)
         timings["trade"] = time.perf_counter() - tick - mornings.seconds
@@ -227,7 +228,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     bad_rows = quarantined_rows(provider)
     write_data_quality(folder / "data_quality.csv", bad_rows, jumps)
     dates = market.dates()
-    summary = {
+    summary: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "run_id": run_id,
         "window": {"start": dates[0].isoformat(), "end": dates[-1].isoformat(), "sessions": n},
@@ -246,6 +247,9 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     if weights.mode is SignalWeighting.FITTED:  # the same sessions scored with the fixed weights: IC against IC
         weights_record["ic_fixed_weights"] = _fixed_ic(scores, weights.fixed)
     summary["signal_weights"] = weights_record
+    if params.portfolio.sector_tilt.enabled:
+        summary["sector_tilt"], line = tilt_summary(w.tilts, n)
+        summary["warnings"] = [*summary["warnings"], line]
     timings["stats"] = time.perf_counter() - tick
     elapsed = time.perf_counter() - t0
     summary["elapsed_s"] = round(elapsed, 3)
