@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("intraday", ("wolfkit.intraday",)),
     ("reports", ("wolfkit.replay", "wolfkit.status", "wolfkit.status_sources", "wolfkit.pnl", "wolfkit.snapshots",
                  "wolfkit.backtest", "wolfkit.performance", "wolfkit.report", "wolfkit.tearsheet", "wolfkit.widgets",
-                 "wolfkit.runs", "wolfkit.attribution", "wolfkit.learn", "wolfkit.sweep")),
+                 "wolfkit.runs", "wolfkit.attribution", "wolfkit.sector_tilt", "wolfkit.learn", "wolfkit.sweep")),
     ("notebooks", ("wolfkit.notebooks", "wolfkit.sweep_report")),
     ("cli", ("wolfkit.cli",)),
 ]

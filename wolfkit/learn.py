@@ -130,7 +130,8 @@ def console_tables(learned: Learned) -> list:
 
     out = []
     for dim, g in learned.attribution.groupby("dimension", sort=False):
-        t = Table(title=f"realised return by {dim} (mean per trade, 95% interval clustered by session)")
+        lately = f", trades opened in the last {learned.window} sessions" if learned.window else ""
+        t = Table(title=f"realised return by {dim} (mean per trade, 95% interval clustered by session{lately})")
         for c in (dim, "trades", "sessions", "mean", "interval", "P&L", "hit rate"):
             t.add_column(c, justify="left" if c == dim else "right")
         for _, r in g.iterrows():

@@ -138,5 +138,6 @@ def learn(
     folder = project_path(out) if out else project_path("outputs") / "learn" / new_run_id("learn", _date.today())
     lr.write(learned, folder)
     s = learned.summary()
-    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions; wrote {folder}",
+    lately = f" (the last {window} sessions)" if window else ""
+    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions{lately}; wrote {folder}",
                   highlight=False, markup=False, soft_wrap=True)
