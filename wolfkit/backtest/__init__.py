@@ -151,13 +151,14 @@ def _warnings(params: Params, provider: DataProvider, start: date, jumps: pd.Dat
 
 def _fixed_ic(scores: pd.DataFrame, fixed: dict[str, float]) -> dict:
     """IC mean and t of the composite the fixed weights would have given on the same sessions and names
-    (the components are percentile ranks, so ranking them again gives the scan's own composite)."""
+    (the components are percentile ranks, so ranking them again gives the scan's own composite; rows in
+    the scan's symbol order, so near-ties round as they did there)."""
     from wolfkit import performance
     from wolfkit.scan import composite_scores
 
     comps = [f"score_{k}" for k in fixed]
     parts = []
-    for _, g in scores.groupby("date", sort=True):
+    for _, g in scores.sort_values(["date", "symbol"], kind="stable").groupby("date", sort=True):
         raw = g[comps].set_axis(list(fixed), axis=1)
         parts.append(g[["date", "open_to_close"]].assign(score=composite_scores(raw, fixed)["score"].to_numpy()))
     if not parts:
