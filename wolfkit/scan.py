@@ -10,6 +10,8 @@ Why it is built this way:
   universe and kept as a `score_<signal>` column; the composite is the weighted mean of the
   available component ranks, itself percentile-ranked so `score` is spread over 0-100 (the top
   10% of the universe score 90+). A signal a symbol cannot be judged on is left out of its mean.
+  The weights are `scan.signals`' own, or (`scan.weights: fitted`) fitted from each signal's past
+  information coefficient over the bars before the session (`wolfkit.signal_weights`, as the backtest).
 - **Fast.** Everything per symbol runs vectorised over a dates x symbols panel; chunks of
   `scan.chunk_size` symbols go to any `concurrent.futures.Executor` (a process pool when
   `scan.workers > 0`, or a Dask client's `get_executor()`); ranks are taken over the whole universe
