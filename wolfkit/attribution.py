@@ -51,6 +51,21 @@ def trades(fills: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
     return out[[*TRADE_COLUMNS, *components(out)]].sort_values(["date", "symbol", "layer"], ignore_index=True)
 
 
+def trailing(trades: pd.DataFrame, sessions: pd.Series | pd.DatetimeIndex, window: int | None) -> pd.DataFrame:
+    """The trades opened in the last `window` of `sessions` (all of them when `window` is None): what the
+    sector table looks like lately, as the sector tilt judges it."""
+    if window is None:
+        return trades
+    if window < 1:
+        from wolfkit.errors import BadInputError
+
+        raise BadInputError(f"--window {window}: use a positive number of sessions")
+    days = pd.DatetimeIndex(pd.to_datetime(pd.Series(sessions)).unique()).sort_values()
+    if not len(days):
+        return trades
+    return trades[pd.to_datetime(trades["date"]) >= days[-window:][0]].reset_index(drop=True)
+
+
 def by_dimension(trades: pd.DataFrame, dimension: str) -> pd.DataFrame:
     """One row per group of `dimension`: trades, sessions, mean return with its clustered 95% interval,
     P&L and hit rate; groups by P&L, largest first (tiers in their own order)."""

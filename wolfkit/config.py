@@ -109,6 +109,32 @@ class DataParams(_Strict):
         return self
 
 
+class SignalWeighting(StrEnum):
+    """Where the composite score's signal weights come from."""
+
+    FIXED = "fixed"  # `scan.signals` as written
+    FITTED = "fitted"  # walk-forward from each signal's past information coefficient (`scan.fit`)
+
+
+class SignalFitParams(_Strict):
+    """How `scan.weights: fitted` turns each signal's past information coefficient into its weight."""
+
+    window: int = Field(126, ge=5, le=2520, description="sessions of past ICs each fit reads (all strictly "
+                        "before the sessions it weights)")
+    min_sessions: int = Field(63, ge=5, description="a signal with fewer sessions of IC in the window keeps its "
+                              "fixed weight")
+    refit_every: int = Field(21, ge=1, le=252, description="weekdays between refits, counted from 2000-01-03 so "
+                             "the live scan and a backtest refit on the same dates")
+    shrink: float = Field(0.5, ge=0, le=1, description="share of the fixed weights kept: weight = shrink x fixed "
+                          "+ (1 - shrink) x IC-proportional (0: the ICs alone, 1: the fixed weights)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> SignalFitParams:
+        if self.min_sessions > self.window:
+            raise ValueError(f"min_sessions {self.min_sessions} > window {self.window}: no signal could be fitted")
+        return self
+
+
 class ScanParams(_Strict):
     """Signals, their weights, and the per-candidate strategy and maxdiff estimates."""
 
@@ -126,6 +152,11 @@ class ScanParams(_Strict):
         },
         description="signal name (or dotted path module:Class) -> weight in the composite score",
     )
+    weights: SignalWeighting = Field(
+        SignalWeighting.FIXED, description="fixed: the weights of scan.signals; fitted: each session's weights "
+        "from each signal's information coefficient over past sessions (scan.fit), shrunk toward them")
+    fit: SignalFitParams = Field(default_factory=SignalFitParams, description="the walk-forward fit of "
+                                 "scan.weights: fitted")
     atr_period: int = Field(14, ge=2, description="sessions in the average true range (ATR) every exit is measured in")
     chunk_size: int = Field(1000, ge=10, description="symbols per chunk sent to the executor")
     workers: int = Field(0, ge=0, description="process pool size; 0 runs in this process")
@@ -141,6 +172,17 @@ class ScanParams(_Strict):
         if sum(v.values()) <= 0:
             raise ValueError("the weights must not all be zero")
         return v
+
+
+class SectorTiltParams(_Strict):
+    """The sector tilt: a sector whose realised trades lost money with confidence over the trailing window
+    gets a lower cap (walk-forward: only trades closed before the session count)."""
+
+    enabled: bool = Field(False, description="off by default; on: lower the cap of a sector whose mean return "
+                          "per trade over the window has a 95% interval (clustered by session) entirely below 0")
+    window: int = Field(63, ge=5, le=2520, description="trailing sessions of closed trades judged")
+    min_sessions: int = Field(10, ge=2, description="a sector traded on fewer sessions in the window is not judged")
+    scale: float = Field(0.5, gt=0, lt=1, description="a tilted sector's cap = its cap x scale")
 
 
 class TierBand(_Strict):
@@ -233,6 +275,8 @@ class PortfolioParams(_Strict):
         "allocation 1 - cash_reserve (95% by default)")
     sector_cap: float = Field(0.30, gt=0, le=1)
     sector_caps: dict[str, float] = Field(default_factory=dict, description="per-sector overrides")
+    sector_tilt: SectorTiltParams = Field(default_factory=lambda: SectorTiltParams(),
+                                          description="lower a sector's cap after a confidently negative record")
     tiers: list[TierBand] = Field(
         default_factory=lambda: [
             TierBand(min_score=90, weight_min=0.10, weight_max=0.12),

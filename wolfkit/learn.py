@@ -34,22 +34,30 @@ class Learned:
     trades: pd.DataFrame
     attribution: pd.DataFrame
     signals: pd.DataFrame
+    window: int | None = None  # the trailing sessions judged (None: all)
 
     def summary(self) -> dict[str, Any]:
         t = self.trades
-        return {"source": self.source, "trades": len(t), "sessions": int(t["date"].nunique()) if len(t) else 0,
+        return {"source": self.source, "window": self.window, "trades": len(t),
+                "sessions": int(t["date"].nunique()) if len(t) else 0,
                 "first": str(t["date"].min().date()) if len(t) else None,
                 "last": str(t["date"].max().date()) if len(t) else None,
                 "pnl": float(t["pnl"].sum()), "dimensions": list(attribution.DIMENSIONS),
                 "interval": "95%, clustered by session"}
 
 
-def _learned(source: str, trades: pd.DataFrame, scores: pd.DataFrame | None) -> Learned:
-    return Learned(source, trades, attribution.attribution(trades), attribution.signals(trades, scores))
+def _learned(source: str, trades: pd.DataFrame, scores: pd.DataFrame | None, sessions: pd.Series,
+             window: int | None) -> Learned:
+    """The tables over the trades opened in the last `window` of `sessions` (None: all of them)."""
+    trades = attribution.trailing(trades, sessions, window)
+    if scores is not None and window is not None and len(trades):
+        scores = scores[scores["date"] >= trades["date"].min()]
+    return Learned(source, trades, attribution.attribution(trades), attribution.signals(trades, scores), window)
 
 
-def from_backtest(folder: str | Path) -> Learned:
-    """Attribution of a backtest folder's trades (fills.csv joined with scores.parquet)."""
+def from_backtest(folder: str | Path, window: int | None = None) -> Learned:
+    """Attribution of a backtest folder's trades (fills.csv joined with scores.parquet); `window`: only
+    the trades opened in its last `window` sessions."""
     path = Path(folder)
     for name in ("fills.csv", "scores.parquet"):
         if not (path / name).is_file():
@@ -57,10 +65,10 @@ def from_backtest(folder: str | Path) -> Learned:
     fills = pd.read_csv(path / "fills.csv", parse_dates=["date"])
     scores = pd.read_parquet(path / "scores.parquet")
     scores["date"] = pd.to_datetime(scores["date"])
-    return _learned(str(path), attribution.trades(fills, scores), scores)
+    return _learned(str(path), attribution.trades(fills, scores), scores, scores["date"], window)
 
 
-def from_ledger(path: str | Path, params: Params) -> Learned:
+def from_ledger(path: str | Path, params: Params, window: int | None = None) -> Learned:
     """Attribution of the ledger's real fills: every run's fills, each with the layer, sector, strategy
     and score of the planned order it belongs to (a fill without one takes the run's only order on its
     symbol, else "unknown"); the session is the run's; the tier comes from the score."""
@@ -97,7 +105,7 @@ def from_ledger(path: str | Path, params: Params) -> Learned:
     kn = pd.DataFrame(known, columns=["date", "symbol", "layer", "sector", "strategy", "score"])
     kn = kn.sort_values("layer").drop_duplicates(["date", "symbol"])  # directional first: a symbol's pack row
     kn["tier"] = tier_of(kn["score"].to_numpy(float), params) if len(kn) else []
-    return _learned(str(p), attribution.trades(fl, kn.drop(columns=["layer"])), None)
+    return _learned(str(p), attribution.trades(fl, kn.drop(columns=["layer"])), None, kn["date"], window)
 
 
 def write(learned: Learned, out: str | Path) -> list[Path]:
@@ -122,7 +130,8 @@ def console_tables(learned: Learned) -> list:
 
     out = []
     for dim, g in learned.attribution.groupby("dimension", sort=False):
-        t = Table(title=f"realised return by {dim} (mean per trade, 95% interval clustered by session)")
+        lately = f", trades opened in the last {learned.window} sessions" if learned.window else ""
+        t = Table(title=f"realised return by {dim} (mean per trade, 95% interval clustered by session{lately})")
         for c in (dim, "trades", "sessions", "mean", "interval", "P&L", "hit rate"):
             t.add_column(c, justify="left" if c == dim else "right")
         for _, r in g.iterrows():

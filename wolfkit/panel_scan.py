@@ -38,8 +38,8 @@ import pandas as pd
 
 from wolfkit.exclusions import exclusions
 from wolfkit.rolling import ffill
-from wolfkit.scan import signal_values
-from wolfkit.signals import PanelSignal, Windows
+from wolfkit.signal_weights import raw_signals
+from wolfkit.signals import Windows, signal_values
 from wolfkit.walk_forward import BarArrays, Levels, choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
@@ -73,14 +73,8 @@ class PanelScan:
         scan = params.scan
         self.lookback, self.period = scan.lookback_days, scan.atr_period
         self.windows = Windows.of(panel, self.lookback)
-        self.raw: dict[str, np.ndarray | None] = {}
-        for s in signals:
-            if s.needs_ohlc and not panel.has_ohlc:
-                self.raw[s.name] = np.full(panel.shape, np.nan)
-            elif isinstance(s, PanelSignal):
-                self.raw[s.name] = self._checked(s, s.compute_panel(self.windows))
-            else:
-                self.raw[s.name] = None  # computed per session from its window
+        # a signal without a panel form (None) is computed per session from its window
+        self.raw = raw_signals(panel, signals, self.lookback, self.windows, per_row=False)
         self.levels = levels(panel, self.period)
         self.returns = self._series(panel, self.levels)
         obs = ~np.isnan(panel.close)
@@ -91,16 +85,6 @@ class PanelScan:
         self.n_obs = np.vstack([zero, np.cumsum(obs, axis=0)])
         self.n_nonpos = np.vstack([zero, np.cumsum(nonpos, axis=0)])
         self.absent = [s for s in universe.index if s not in set(panel.symbols)]
-
-    def _checked(self, s: Signal, values: np.ndarray) -> np.ndarray:
-        from wolfkit.errors import BadInputError
-
-        if not isinstance(values, np.ndarray) or values.shape != self.panel.shape:
-            raise BadInputError(
-                f"signal {s.name!r}: compute_panel() must return a dates x symbols array of shape "
-                f"{self.panel.shape}, got {getattr(values, 'shape', type(values).__name__)}"
-            )
-        return values.astype(float)
 
     def _series(self, bars: Panel | BarArrays, lv: Levels) -> dict[str, np.ndarray]:
         """Every walk-forward return series the scan averages, by key (strategy name, maxdiff side)."""

@@ -10,6 +10,8 @@ Why it is built this way:
   universe and kept as a `score_<signal>` column; the composite is the weighted mean of the
   available component ranks, itself percentile-ranked so `score` is spread over 0-100 (the top
   10% of the universe score 90+). A signal a symbol cannot be judged on is left out of its mean.
+  The weights are `scan.signals`' own, or (`scan.weights: fitted`) fitted from each signal's past
+  information coefficient over the bars before the session (`wolfkit.signal_weights`, as the backtest).
 - **Fast.** Everything per symbol runs vectorised over a dates x symbols panel; chunks of
   `scan.chunk_size` symbols go to any `concurrent.futures.Executor` (a process pool when
   `scan.workers > 0`, or a Dask client's `get_executor()`); ranks are taken over the whole universe
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from wolfkit.config import SignalWeighting
 from wolfkit.data.quality import (
     empty_quarantine,
     quarantine_count,
@@ -45,7 +48,8 @@ from wolfkit.errors import BadInputError
 from wolfkit.exclusions import exclusions
 from wolfkit.exits import levels as exit_levels
 from wolfkit.rolling import ffill
-from wolfkit.signals import Panel, Signal, get_signal
+from wolfkit.signal_weights import SignalWeights, history_days, session_weights_note, weights_for
+from wolfkit.signals import Panel, Signal, get_signal, signal_values
 from wolfkit.walk_forward import choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
@@ -82,6 +86,7 @@ class ScanResult:
     signals: list[str] = field(default_factory=list)
     min_score: float | None = None
     quarantined: pd.DataFrame = field(default_factory=empty_quarantine)
+    weights: SignalWeights | None = None  # the composite's signal weights (`scan.weights`) and how they were fitted
 
     def summary(self, top: int = 10) -> str:
         """A few lines for a terminal: what was scanned, the best rows, what is missing and why."""
@@ -102,6 +107,10 @@ class ScanResult:
             lines.append("excluded: " + ", ".join(f"{n} {r}" for r, n in reasons.items()))
         if self.unavailable:
             lines.append("unavailable on this data: " + ", ".join(self.unavailable))
+        if self.weights is not None and self.weights.mode is SignalWeighting.FITTED:
+            fit = self.weights.fits[self.weights.block[self.session]]
+            lines.append(f"fitted {session_weights_note(fit.weights)} (refit {fit.refit} from the ICs of "
+                         f"{max(fit.ic_sessions.values(), default=0)} earlier sessions){'; ' + fit.note if fit.note else ''}")
         if len(self.quarantined):
             lines.append(self.quarantine_note())
         if self.synthetic:
@@ -164,19 +173,6 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams, exits: Exi
     else:
         out["maxdiff_buy"] = out["maxdiff_sell"] = out["maxdiff_buy_std"] = out["maxdiff_sell_std"] = np.nan
     return out
-
-
-def signal_values(signal: Signal, filled: Panel) -> np.ndarray:
-    """One signal's values at the panel's last date, by symbol (`filled`: close forward-filled)."""
-    if signal.needs_ohlc and not filled.has_ohlc:
-        return np.full(filled.shape[1], np.nan)
-    values = signal.compute(filled)
-    if not isinstance(values, pd.Series):
-        raise BadInputError(
-            f"signal {signal.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
-            f"the panel's last date), got {type(values).__name__}"
-        )
-    return values.astype(float).reindex(filled.symbols).to_numpy()
 
 
 def _percentile(v: np.ndarray) -> np.ndarray:
@@ -323,10 +319,16 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
     uni = uni.drop_duplicates("symbol").set_index("symbol")
     symbols = list(uni.index)
 
-    start = session - timedelta(days=int(scan.lookback_days * 1.5) + 30)
+    start = session - timedelta(days=history_days(scan))
     bars = provider.daily_bars(symbols, start, session - timedelta(days=1))
     bars = bars[bars["symbol"].isin(symbols)]
     panel = window_panel(bars, session, scan.lookback_days, has_ohlc=provider.has_ohlc)
+    if scan.weights is SignalWeighting.FITTED:  # the backtest's own fit, over the bars before the session
+        before = bars[pd.to_datetime(bars["date"], cache=False) < pd.Timestamp(session)]
+        fitted = weights_for(Panel.from_bars(before, has_ohlc=provider.has_ohlc), signals, weights, [session], scan)
+    else:
+        fitted = weights_for(panel, signals, weights, [session], scan)
+    weights = fitted.for_session(session)
     data_through = panel.dates[-1].date()
     stale = int(np.busday_count(data_through + timedelta(days=1), session))
     if stale > scan.max_gap_days:
@@ -352,6 +354,7 @@ def run_scan(params: Params, session: date, provider: DataProvider | None = None
         signals=[s.name for s in signals],
         min_score=params.portfolio.min_score,
         quarantined=quarantined_rows(provider),
+        weights=fitted,
     )
 
 

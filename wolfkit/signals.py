@@ -196,6 +196,19 @@ class Windows:
             return np.log(self.close_back(0) / self.close_back(h))
 
 
+def signal_values(signal: Signal, filled: Panel) -> np.ndarray:
+    """One signal's values at the panel's last date, by symbol (`filled`: close forward-filled)."""
+    if signal.needs_ohlc and not filled.has_ohlc:
+        return np.full(filled.shape[1], np.nan)
+    values = signal.compute(filled)
+    if not isinstance(values, pd.Series):
+        raise BadInputError(
+            f"signal {signal.name!r}: compute() must return a pd.Series indexed by symbol (the value at "
+            f"the panel's last date), got {type(values).__name__}"
+        )
+    return values.astype(float).reindex(filled.symbols).to_numpy()
+
+
 _REGISTRY: dict[str, Callable[[], Signal]] = {}
 
 

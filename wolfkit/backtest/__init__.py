@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ from wolfkit.backtest.folder import (
     write_summary,
     write_tables,
 )
-from wolfkit.backtest.panel import Market, load_market, scan_sessions
+from wolfkit.backtest.panel import Market, load_market, scan_sessions, signal_weights
+from wolfkit.config import SignalWeighting
 from wolfkit.errors import BadInputError
+from wolfkit.sector_tilt import tilt_summary
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -147,6 +149,23 @@ def _warnings(params: Params, provider: DataProvider, start: date, jumps: pd.Dat
     return out
 
 
+def _fixed_ic(scores: pd.DataFrame, fixed: dict[str, float]) -> dict:
+    """IC mean and t of the composite the fixed weights would have given on the same sessions and names
+    (the components are percentile ranks, so ranking them again gives the scan's own composite; rows in
+    the scan's symbol order, so near-ties round as they did there)."""
+    from wolfkit import performance
+    from wolfkit.scan import composite_scores
+
+    comps = [f"score_{k}" for k in fixed]
+    parts = []
+    for _, g in scores.sort_values(["date", "symbol"], kind="stable").groupby("date", sort=True):
+        raw = g[comps].set_axis(list(fixed), axis=1)
+        parts.append(g[["date", "open_to_close"]].assign(score=composite_scores(raw, fixed)["score"].to_numpy()))
+    if not parts:
+        return performance.ic_stats(pd.Series(dtype=float))
+    return performance.ic_stats(performance.information_coefficient(pd.concat(parts))["ic"])
+
+
 def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | None = None, *,
                  method: str | None = None, layers: str = "both", equity: float | None = None,
                  provider: DataProvider | None = None, progress: bool = True, report: bool = True) -> BacktestResult:
@@ -194,9 +213,10 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     n = len(market.sessions)
     with _Stages(progress) as stages:
         tick = time.perf_counter()
+        weights = signal_weights(market, params)
         mornings = _Timed(scan_sessions(market, params, stages.stage("scanning sessions", n), quarantine=quarantine,
-                                        method=method))
-        w = walk(market, mornings, params, equity0, quarantine, provider=provider,
+                                        method=method, weights=weights))
+        w = walk(market, mornings, params, equity0, quarantine, provider=provider, method=method,
                  advance=stages.stage("trading sessions", n))
         timings["scan"] = mornings.seconds  # waiting for scans + targets (all of them when scan.workers is 0)
         timings["trade"] = time.perf_counter() - tick - mornings.seconds
@@ -209,7 +229,7 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     bad_rows = quarantined_rows(provider)
     write_data_quality(folder / "data_quality.csv", bad_rows, jumps)
     dates = market.dates()
-    summary = {
+    summary: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "run_id": run_id,
         "window": {"start": dates[0].isoformat(), "end": dates[-1].isoformat(), "sessions": n},
@@ -224,6 +244,13 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
         "warnings": _warnings(params, provider, start, jumps, bad_rows) + w.warnings,
     }
     summary.update(performance.summarize(eq, fills, scores, params))
+    weights_record = weights.record()
+    if weights.mode is SignalWeighting.FITTED:  # the same sessions scored with the fixed weights: IC against IC
+        weights_record["ic_fixed_weights"] = _fixed_ic(scores, weights.fixed)
+    summary["signal_weights"] = weights_record
+    if params.portfolio.sector_tilt.enabled:
+        summary["sector_tilt"], line = tilt_summary(w.tilts, n)
+        summary["warnings"] = [*summary["warnings"], line]
     timings["stats"] = time.perf_counter() - tick
     elapsed = time.perf_counter() - t0
     summary["elapsed_s"] = round(elapsed, 3)

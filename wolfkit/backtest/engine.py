@@ -54,6 +54,7 @@ from wolfkit.errors import InfeasibleError, WolfkitError
 from wolfkit.exits import trail_amount
 from wolfkit.packing import Packing, pack_layers
 from wolfkit.rebalance import maxdiff_opens, rebalance_orders
+from wolfkit.sector_tilt import SectorTilt, directional_trades, sector_tilt
 
 if TYPE_CHECKING:
     from wolfkit.backtest.panel import Market, Morning
@@ -75,6 +76,7 @@ class Walk:
     planned: dict[date, list[str]] = field(default_factory=dict)  # the pack's names, filled or not
     scans: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tilts: list[SectorTilt] = field(default_factory=list)  # sessions whose sector caps were tilted
     fill_rules: str = "daily"
 
 
@@ -178,8 +180,42 @@ def _minute_paths(provider, symbols: list[str], session: date) -> dict[str, np.n
     return {str(s): g[["open", "high", "low", "close"]].to_numpy(float) for s, g in m.groupby("symbol", sort=False)}
 
 
+class _Tilts:
+    """The sector tilt of each session from the fills before it (`portfolio.sector_tilt`): its window's
+    fills are read from a pointer that only moves forward, so each session costs its window, not the run."""
+
+    def __init__(self, market: Market, params: Params, method: str | None) -> None:
+        self.params, self.method = params, method
+        self.sectors = market.universe["sector"].astype(str)
+        self.done: list[date] = []
+        self.first = 0  # index in the fills of the first one inside the window (with a margin for carries)
+
+    def morning(self, d: date, morning: Morning, fills: list[tuple]) -> tuple[Morning, Params, SectorTilt | None]:
+        """The morning re-planned under the tilted caps when a sector is tilted, and the session's parameters."""
+        from dataclasses import replace
+
+        from wolfkit.backtest.panel import plan_morning
+
+        st = self.params.portfolio.sector_tilt
+        if len(self.done) > st.window:
+            cutoff = self.done[-st.window - 1]  # one session more: a trip carried into the window
+            while self.first < len(fills) and fills[self.first][0] < cutoff:
+                self.first += 1
+        window = pd.DataFrame(fills[self.first:], columns=FILL_COLUMNS)
+        tilt = sector_tilt(directional_trades(window, self.sectors), d, self.done, self.params)
+        self.done.append(d)
+        if not tilt.sectors:
+            return morning, self.params, None
+        tilted = tilt.apply(self.params)
+        method = morning.targets.method if morning.targets is not None else self.method
+        again = plan_morning(morning.opps, set(), tilted, method)
+        if again.targets is not None:
+            again = replace(again, targets=replace(again.targets, notes=(*again.targets.notes, tilt.note())))
+        return replace(again, scan=morning.scan), tilted, tilt
+
+
 def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: float, quarantine: np.ndarray,
-         *, provider=None, advance: Callable[[int], None] = lambda n: None) -> Walk:
+         *, provider=None, advance: Callable[[int], None] = lambda n: None, method: str | None = None) -> Walk:
     """Trade every session of `market` in order (see the module docstring).
 
     `mornings`: each session's scan and targets (`panel.plan_morning` with the same `params`), in order
@@ -195,10 +231,17 @@ def walk(market: Market, mornings: Iterable[Morning], params: Params, equity0: f
     equity, cash = equity0, equity0
     carried: dict[str, float] = {}
     mark = np.full(P.shape[1], np.nan)  # the last clean close of each symbol
+    tilts = _Tilts(market, params, method) if params.portfolio.sector_tilt.enabled else None
+    base = params
 
     for row, morning in zip(market.sessions, mornings):
         d = P.dates[row].date()
         out.scans.append(morning.scan)
+        params = base
+        if tilts is not None:  # before anything of this session is booked: only earlier fills count
+            morning, params, tilt = tilts.morning(d, morning, out.fills)
+            if tilt is not None:
+                out.tilts.append(tilt)
         q = quarantine[row]
         O = np.where(np.isnan(P.open[row]), prev_close[row], P.open[row])
         C = np.where(q, O, P.close[row])

@@ -26,6 +26,7 @@ from wolfkit.diversify import Targets, build_targets
 from wolfkit.errors import BadInputError, InfeasibleError
 from wolfkit.panel_scan import PanelScan, SessionScan
 from wolfkit.scan import rank, resolve_signals
+from wolfkit.signal_weights import SignalWeights, history_days, weights_for
 from wolfkit.signals import Panel
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: st
 
 
 def load_market(provider: DataProvider, params: Params, start: date, end: date) -> Market:
-    """Read the universe and the bars once: from `scan.lookback_days` sessions before `start` to `end`."""
+    """Read the universe and the bars once: from `scan.lookback_days` sessions before `start` (and, with
+    fitted signal weights, their IC window) to `end`."""
     if end < start:
         raise BadInputError(f"--start {start} is after --end {end}; pick a window with start <= end")
     uni = provider.universe().copy()
@@ -83,7 +85,7 @@ def load_market(provider: DataProvider, params: Params, start: date, end: date) 
         uni = uni[uni["symbol"].isin(params.data.symbols)]
     uni = uni.drop_duplicates("symbol").set_index("symbol")
     symbols = list(uni.index)
-    first = start - timedelta(days=int(params.scan.lookback_days * 1.5) + 30)
+    first = start - timedelta(days=history_days(params.scan))  # fitted weights read their IC window too
     bars = provider.daily_bars(symbols, first, end)
     bars = bars[bars["symbol"].astype(str).isin(symbols)].reset_index(drop=True)
     bars["symbol"] = bars["symbol"].astype(str)
@@ -110,32 +112,46 @@ def _dirty(quarantine: np.ndarray, symbols: pd.Index, row: int, lookback: int) -
 
 
 def _plan_block(scans: list[SessionScan], dirty: list[set[str]], universe: pd.DataFrame,
-                weights: dict[str, float], params: Params, method: str | None) -> list[Morning]:
-    """Rank each session's scan (`scan.rank`, as `scan_window` does) and plan its directional targets."""
-    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, weights, params)[0], d, params, method)
-            for sc, d in zip(scans, dirty)]
+                weights: list[dict[str, float]], params: Params, method: str | None) -> list[Morning]:
+    """Rank each session's scan (`scan.rank`, as `scan_window` does, with that session's signal weights)
+    and plan its directional targets."""
+    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, w, params)[0], d, params, method)
+            for sc, d, w in zip(scans, dirty, weights)]
+
+
+def signal_weights(market: Market, params: Params, scanner: PanelScan | None = None) -> SignalWeights:
+    """Every session's signal weights (`scan.weights`): fixed, or fitted walk-forward from the ICs of
+    the sessions before each refit (`wolfkit.signal_weights`, the live scan's own code)."""
+    signals, fixed = resolve_signals(params.scan)
+    return weights_for(market.panel, signals, fixed, market.dates(), params.scan,
+                       raw=scanner.raw if scanner is not None else None)
 
 
 def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None, *,
-                  quarantine: np.ndarray | None = None, method: str | None = None) -> Iterator[Morning]:
+                  quarantine: np.ndarray | None = None, method: str | None = None,
+                  weights: SignalWeights | None = None) -> Iterator[Morning]:
     """Every session's morning (its scan, candidates and directional targets), in order, as they are ready.
 
     The per-symbol half of every scan comes from one `PanelScan` over the whole panel (computed here,
     block by block); ranking and the targets run per session. `quarantine`: the dates x symbols mask
     of quarantined bars (None: none). With `scan.workers` > 0 blocks of sessions are ranked and
-    planned in worker processes while the caller trades earlier ones.
+    planned in worker processes while the caller trades earlier ones. `weights`: each session's signal
+    weights (None: `signal_weights`).
     """
     rows = [int(r) for r in market.sessions]
     q = np.zeros(market.panel.shape, dtype=bool) if quarantine is None else quarantine
-    signals, weights = resolve_signals(params.scan)
+    signals, _ = resolve_signals(params.scan)
     scanner = PanelScan(market.panel, market.universe, signals, params)
+    sw = weights if weights is not None else signal_weights(market, params, scanner)
     lookback = params.scan.lookback_days
     blocks = iter([rows[k:k + BLOCK] for k in range(0, len(rows), BLOCK)])
+    dates = market.panel.dates
 
-    def inputs(block: list[int]) -> tuple[list[SessionScan], list[set[str]], pd.DataFrame, dict[str, float],
+    def inputs(block: list[int]) -> tuple[list[SessionScan], list[set[str]], pd.DataFrame, list[dict[str, float]],
                                           Params, str | None]:
         dirty = [_dirty(q, market.panel.symbols, r, lookback) for r in block]
-        return scanner.sessions(block), dirty, market.universe, weights, params, method
+        w = [sw.for_session(dates[r].date()) for r in block]
+        return scanner.sessions(block), dirty, market.universe, w, params, method
 
     workers = params.scan.workers
     if workers <= 0:

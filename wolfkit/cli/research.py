@@ -116,6 +116,8 @@ def learn(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default outputs/learn/<run-id>/)"),
     params_file: Optional[Path] = typer.Option(None, "--params", "-p", help="parameters for the ledger's score tiers "
                                                "(default parameters/default.yaml)"),
+    window: Optional[int] = typer.Option(None, "--window", help="only the trades opened in the last N sessions "
+                                         "(the trailing window the sector tilt judges; default: all)"),
 ) -> None:
     """Attribution of realised returns by sector, score tier, strategy, layer and signal, with intervals."""
     from datetime import date as _date
@@ -128,13 +130,14 @@ def learn(
     if (backtest is None) == (ledger is None):
         raise BadInputError("learn: pass exactly one of --backtest DIR or --ledger FILE")
     if backtest is not None:
-        learned = lr.from_backtest(backtest)
+        learned = lr.from_backtest(backtest, window)
     elif ledger is not None:
-        learned = lr.from_ledger(ledger, load_params(params_file or project_path("parameters/default.yaml")))
+        learned = lr.from_ledger(ledger, load_params(params_file or project_path("parameters/default.yaml")), window)
     for table in lr.console_tables(learned):
         console.print(table)
     folder = project_path(out) if out else project_path("outputs") / "learn" / new_run_id("learn", _date.today())
     lr.write(learned, folder)
     s = learned.summary()
-    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions; wrote {folder}",
+    lately = f" (the last {window} sessions)" if window else ""
+    console.print(f"{s['trades']:,} closed trades over {s['sessions']:,} sessions{lately}; wrote {folder}",
                   highlight=False, markup=False, soft_wrap=True)
