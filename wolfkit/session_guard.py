@@ -142,10 +142,10 @@ def _unknown_positions(plan: OrderPlan, ex: _Executor, carried: dict[str, int], 
         return BadInputError(
             f"{what}: the account {account} holds shares no wolfkit plan of session {plan.as_of} bought ({shown}"
             f"{', …' if len(carried) > 8 else ''}): carried from an earlier session or traded outside wolfkit. This "
-            "plan was built as if they were not there and would trade on top of them; nothing was sent. Build the "
-            f"plan against them (`wolfkit premarket --broker {kind}` or `wolfkit build … --broker {kind}`: it sells "
-            "what left the pack and tops up or trims the rest), or close them first (or trade this plan on an "
-            "account without them)")
+            "plan was built as if they were not there and would trade on top of them; nothing was sent. Close those "
+            f"positions first, or build the plan against them (`wolfkit premarket --broker {kind}` or `wolfkit build "
+            f"… --broker {kind}`: it sells what left the pack and tops up or trims the rest), or trade this plan on "
+            "an account without them")
     built = plan.holdings.qty()
     shown = ", ".join(f"{s} held {held.get(s, 0):+d}, built against {built.get(s, 0):+d}"
                       for s in list(carried)[:8])
