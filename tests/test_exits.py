@@ -281,3 +281,11 @@ def test_demo_backtest_works_trailing_and_time_stops_on_minute_bars(tmp_path):
     assert "time_stop" in set(sells["reason"])
     buys = d[d["side"] == "buy"].set_index(["date", "symbol"])["qty"]
     assert sells.groupby(["date", "symbol"])["qty"].sum().equals(buys.sort_index())  # every position closed once
+
+
+def test_the_report_shows_the_managed_exits_of_an_order() -> None:
+    from wolfkit.report.plan import NONE, other_exits
+
+    po = order("AAPL", 10, 100.0, tp=104.0, sl=98.0).model_copy(update={"trail_amount": 2.0, "time_stop_minutes": 90})
+    assert other_exits(po) == "trailing 2.00 · time 90 min"
+    assert other_exits(order("AAPL", 10, 100.0, tp=104.0, sl=98.0)) == NONE

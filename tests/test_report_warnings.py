@@ -141,7 +141,8 @@ def test_the_demo_plan_warnings(demo_build):
     assert got[WarningKind.PRICE_FLOOR] == penny and penny, "the demo pack holds penny stocks"
     committed = sum(o.est_cost for o in plan.orders)
     assert bool(got[WarningKind.MARGIN]) == (committed > plan.account.equity)
-    clash = sorted({o.symbol for o in plan.orders if o.layer == Layer.DIRECTIONAL and o.stop_loss is not None}
+    clash = sorted({o.symbol for o in plan.orders if o.layer == Layer.DIRECTIONAL
+                    and (o.stop_loss is not None or o.take_profit is not None)}  # a bracket's sell legs
                    & {o.symbol for o in plan.orders if o.layer == Layer.MAXDIFF and o.side == Side.BUY})
     assert got[WarningKind.OPPOSITE_SIDES] == clash
     assert got[WarningKind.SYNTHETIC] == [""] and not got[WarningKind.STALE_DATA]

@@ -132,16 +132,25 @@ class HasExits(Protocol):
     def time_stop_minutes(self) -> int | None: ...
 
 
+def managed(order: HasExits) -> list[str]:
+    """The exits the intraday engine manages beyond the bracket: a trailing stop, a time stop."""
+    parts = []
+    if order.trail_amount is not None:
+        parts.append(f"trailing {order.trail_amount:.2f}")
+    if order.time_stop_minutes is not None:
+        parts.append(f"time {order.time_stop_minutes} min")
+    return parts
+
+
 def describe(order: HasExits) -> str:
     """One line of a directional order's exits for the reports, e.g.
     "TP 12.30 · stop 11.10 trailing 0.45 · time 120 min"."""
     parts = [f"TP {order.take_profit:.2f}" if order.take_profit is not None else "no target"]
     if order.stop_loss is None:
         parts.append("no stop")
-    elif order.trail_amount is not None:
-        parts.append(f"stop {order.stop_loss:.2f} trailing {order.trail_amount:.2f}")
     else:
-        parts.append(f"stop {order.stop_loss:.2f}")
+        trailing = f" trailing {order.trail_amount:.2f}" if order.trail_amount is not None else ""
+        parts.append(f"stop {order.stop_loss:.2f}{trailing}")
     if order.time_stop_minutes is not None:
         parts.append(f"time {order.time_stop_minutes} min")
     return " · ".join(parts)

@@ -51,7 +51,6 @@ from wolfkit.report.identity import header
 from wolfkit.report.plan import (
     account_summary,
     commitments,
-    exit_fields,
     maxdiff_plans,
     orders_preview,
     orders_table,
@@ -75,7 +74,7 @@ from wolfkit.report.warnings import PlanWarning, Severity, WarningKind, plan_war
 
 __all__ = [
     "PLOTLY_MIMETYPE", "RECORD_MIMETYPE", "RENDERER", "BannerStyle", "PlanWarning", "Renderer", "Severity",
-    "WarningKind", "account_summary", "banner", "banner_html", "commitments", "exit_fields", "long_table",
+    "WarningKind", "account_summary", "banner", "banner_html", "commitments", "long_table",
     "other_exits", "plan_warnings", "premarket_warnings", "rounded_weights", "warnings_banner", "warnings_frame",
     "warnings_section", "breakdown", "deployment_vs_plan",
     "EXECUTION_RECORD", "execution_fills", "execution_orders", "execution_summary", "exports", "fig_against_caps", "fig_components", "fig_leverage",

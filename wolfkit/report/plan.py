@@ -3,12 +3,12 @@ equity and buying power, said once), every order with its exits, and the maxdiff
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from wolfkit.domain import Layer, PlanStatus, Side
+from wolfkit.exits import managed
 from wolfkit.orders import PlannedOrder
 from wolfkit.report.display import long_table, markdown, record, show, table
 from wolfkit.report.figures import fig_orders_budget
@@ -19,24 +19,12 @@ if TYPE_CHECKING:
 
 NONE = "—"  # an exit the order does not carry
 BRACKET_EXITS = ("take_profit", "stop_loss")
-_EXIT_WORDS = ("trail", "stop", "exit", "target")  # fields that describe an exit, whatever the plan adds
-
-
-def exit_fields() -> list[str]:
-    """The exit fields a planned order may carry beyond its bracket (e.g. a trailing or a time stop):
-    every optional `PlannedOrder` field named for an exit, so a new one shows without a report change."""
-    return [f for f in PlannedOrder.model_fields if f not in BRACKET_EXITS and any(w in f for w in _EXIT_WORDS)]
 
 
 def other_exits(o: PlannedOrder) -> str:
-    """The order's exits beyond take-profit and stop, as text (`—` when none)."""
-    parts = []
-    for f in exit_fields():
-        v = getattr(o, f)
-        if v is None or v is False or (isinstance(v, float) and math.isnan(v)):
-            continue
-        parts.append(f"{f.replace('_', ' ')} {v:,.2f}" if isinstance(v, float) else f"{f.replace('_', ' ')} {v}")
-    return "; ".join(parts) or NONE
+    """The order's exits beyond take-profit and stop (the trailing and time stops the intraday engine
+    manages, `wolfkit.exits.managed`), as text (`—` when none)."""
+    return " · ".join(managed(o)) or NONE
 
 
 def orders_table(plan: OrderPlan) -> pd.DataFrame:
