@@ -53,6 +53,7 @@ def _assert_identical(fast, ref) -> None:
     assert fast.summary["sharpe"] == ref.summary["sharpe"]
 
 
+@pytest.mark.slow  # reads the 480,000-row file and walks ten sessions twice: ≈ 10-15 s on the shared machine
 @pytest.mark.skipif(not REAL_BARS.is_file(), reason=f"real data not found: {REAL_BARS} (../shared/data is absent)")
 def test_real_slice_identical_to_the_unpruned_milp(tmp_path, monkeypatch) -> None:
     """Ten sessions of 2015 over the whole real universe (498 symbols, ~146 candidates a morning)."""
