@@ -7,6 +7,11 @@ no dearer than 20 single-day `scan` + `build` runs.
 
 Run: .venv/bin/python benchmarks/bench_backtest.py [--workers N] [--check REF_DIR] [--no-crosscheck] [--no-year]
      [--no-scan-stage]
+     .venv/bin/python benchmarks/bench_backtest.py --split --start 2015-04-01 --end 2015-06-30
+`--split`: only the CPU a session costs in each step, in one process (`scan.workers 0`) over the window:
+the per-symbol half of the scan (`PanelScan.sessions`), the ranking (`scan.rank`), the directional targets
+(`diversify.build_targets`, of which the HiGHS solves: `milp.solve`) and the trading loop's sizing and
+packing (`engine.build_day`). CPU time: the machine is shared, wall times are noisy.
 `--check REF_DIR`: REF_DIR is a backtest folder of the same window made by an earlier version; equity.csv
 and fills.csv must be byte for byte the same (exit 1 otherwise) — a speed-up must not move a cent.
 """
@@ -67,6 +72,46 @@ def _scan_stage(p, provider, start: date, end: date, every: int = 10) -> str:
             f"x {len(rows)} = {each * len(rows):.1f} s; ratio {each * len(rows) / panel:.1f}")
 
 
+def _split(p, provider, start: date, end: date) -> str:
+    """CPU milliseconds a session costs in each step of the backtest, in-process."""
+    from contextlib import ExitStack
+    from unittest import mock
+
+    import wolfkit.backtest.engine as engine
+    import wolfkit.backtest.panel as panel
+    import wolfkit.diversify.exact as exact
+    from wolfkit.backtest import run_backtest
+    from wolfkit.panel_scan import PanelScan
+
+    cpu: dict[str, float] = {}
+
+    def timed(owner, name: str, label: str) -> mock._patch:
+        real = getattr(owner, name)
+
+        def run(*a, **k):
+            c = time.process_time()
+            try:
+                return real(*a, **k)
+            finally:
+                cpu[label] = cpu.get(label, 0.0) + time.process_time() - c
+        return mock.patch.object(owner, name, run)
+
+    steps = ((PanelScan, "sessions", "per-symbol scan"), (panel, "rank", "ranking"), (panel, "build_targets", "targets"),
+             (exact, "solve", "of which HiGHS"), (engine, "build_day", "sizing + packing"))
+    cpu |= {label: 0.0 for _, _, label in steps}
+    with ExitStack() as stack:
+        for owner, name, label in steps:
+            stack.enter_context(timed(owner, name, label))
+        c = time.process_time()
+        r = run_backtest(p, start, end, Path(tempfile.mkdtemp()) / "split", provider=provider, progress=False,
+                         report=False)
+        total = time.process_time() - c
+    n = r.summary["window"]["sessions"]
+    return (f"CPU per session over {n} sessions ({start} .. {end}, in-process): "
+            + ", ".join(f"{k} {1000 * v / n:.1f} ms" for k, v in cpu.items())
+            + f"; whole run {1000 * total / n:.1f} ms a session ({total:.1f} s)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2, help="scan processes beside the trading loop (scan.workers)")
@@ -77,6 +122,7 @@ def main() -> int:
     ap.add_argument("--no-crosscheck", action="store_true")
     ap.add_argument("--no-year", action="store_true", help="skip the year vs 20 single days comparison")
     ap.add_argument("--no-scan-stage", action="store_true", help="skip the scan stage timing (panel vs per session)")
+    ap.add_argument("--split", action="store_true", help="only the CPU per session of each step, in one process")
     a = ap.parse_args()
     bars, uni = DATA / "sp500_ohlcv_2013_2016.csv.gz", DATA / "sp500_universe_2018.csv"
     if not bars.is_file():
@@ -94,6 +140,9 @@ def main() -> int:
            "scan": {"workers": a.workers}}
     p = params_from_dict(raw)
     start, end = date.fromisoformat(a.start), date.fromisoformat(a.end)
+    if a.split:
+        print(_split(params_from_dict({**raw, "scan": {"workers": 0}}), get_provider(p), start, end))
+        return 0
     out = a.out or Path(tempfile.mkdtemp()) / "bt"
     t0, c0 = time.perf_counter(), time.process_time()
     r = run_backtest(p, start, end, out, progress=sys.stdout.isatty())

@@ -5,9 +5,12 @@ An analyst moves a control; the panel rebuilds the parameter set through the one
 `wolfkit.orders.build_order_plan`, and shows the packed portfolio (table and plotly charts) and the
 difference from the parameter set it started from. "Save" writes `parameters/<name>.yaml` as
 `extends: <base>` plus only what differs, and reads it back through `wolfkit.config.load_params`.
+"Backtest this setting" runs the research backtest of the proposed set and of the current one over a
+chosen window (`wolfkit.backtest.compare.compare_settings`) and shows Sharpe, max drawdown and
+turnover side by side.
 
 Everything observable lives on the object (`params`, `build`, `error`, `diff()`, `summary()`,
-`figures`), so the panel is unit-tested without a kernel; the widgets only render it.
+`figures`, `comparison`), so the panel is unit-tested without a kernel; the widgets only render it.
 """
 
 from __future__ import annotations
@@ -108,6 +111,13 @@ class TuningPanel:
         self.save_button = W.Button(description="Save parameters", button_style="primary", icon="save")
         self.save_status = W.HTML()
         self.save_button.on_click(lambda _b: self._save_clicked())
+        self.comparison: Any = None  # the last `compare_settings` result
+        first, last = backtest_window(as_of)
+        self.bt_start = W.DatePicker(value=first, description="from", style={"description_width": "40px"})
+        self.bt_end = W.DatePicker(value=last, description="to", style={"description_width": "40px"})
+        self.bt_button = W.Button(description="Backtest this setting", icon="line-chart")
+        self.bt_html = W.HTML()
+        self.bt_button.on_click(lambda _b: self.backtest())
         self.recompute()
         for key, w in self.controls.items():
             w.observe(lambda change, k=key: self._changed(k, change), names="value")
@@ -298,6 +308,29 @@ class TuningPanel:
             for fig in self.figures.values():
                 report.show(fig)
 
+    # -------------------------------------------------------------------------------- backtest
+
+    def backtest(self) -> None:
+        """Backtest the proposed set against the current one over the pickers' window; show the change."""
+        from wolfkit.backtest.compare import compare_settings
+
+        start, end = self.bt_start.value, self.bt_end.value
+        if self.error is not None:
+            self.bt_html.value = ("<span style='color:#b00020'>The controls describe an impossible set "
+                                  "(see above): nothing to backtest.</span>")
+            return
+        if start is None or end is None:
+            self.bt_html.value = "<span style='color:#b00020'>Pick both dates of the window.</span>"
+            return
+        self.bt_html.value = f"<i>Backtesting {start} … {end} …</i>"
+        try:
+            self.comparison = compare_settings(self.base, self.params, start, end)
+        except WolfkitError as e:
+            self.comparison = None
+            self.bt_html.value = f"<span style='color:#b00020'>{html.escape(str(e))}</span>"
+            return
+        self.bt_html.value = comparison_html(self.comparison)
+
     # ------------------------------------------------------------------------------------ save
 
     def save(self, name: str) -> Path:
@@ -353,8 +386,10 @@ class TuningPanel:
         for i, title in enumerate(groups):
             acc.set_title(i, title)
         acc.selected_index = 0
+        backtest = W.VBox([W.HTML("<b>Backtest this setting</b> against the current parameters"),
+                           W.HBox([self.bt_start, self.bt_end, self.bt_button]), self.bt_html])
         preview = W.VBox([self.summary_html, self.charts, self.table_html, self.diff_html,
-                          W.HBox([self.name, self.save_button]), self.save_status])
+                          W.HBox([self.name, self.save_button]), self.save_status, backtest])
         return W.HBox([acc, preview], layout={"align_items": "flex-start"})
 
     def show_static(self) -> None:
@@ -393,3 +428,40 @@ def headless() -> bool:
     """True when no front end can draw widgets: set by `wolfkit.notebooks.run_notebook` (papermill) for its
     kernel, and by any other scheduler that exports WOLFKIT_HEADLESS=1."""
     return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+BACKTEST_SESSIONS = 20  # the panel's default window: about a month of sessions before the run date
+
+
+def backtest_window(as_of: date) -> tuple[date, date]:
+    """The pickers' default window: the `BACKTEST_SESSIONS` sessions ending the session before `as_of`."""
+    from wolfkit import calendar
+
+    last = calendar.previous_session(as_of)
+    return calendar.sessions_ending(last, BACKTEST_SESSIONS)[0], last
+
+
+_FORMATS = {"sharpe": "{:.2f}", "max_drawdown": "{:.2%}", "turnover": "{:.1f}x"}
+
+
+def comparison_html(c: Any) -> str:
+    """The comparison table (current / this setting / change) as HTML, with the window and the time taken."""
+    def fmt(metric: str, v: float | None, signed: bool = False) -> str:
+        if v is None:
+            return "—"
+        text = _FORMATS[metric].format(v)
+        return ("+" + text) if signed and v > 0 else text
+
+    t = c.table()
+    shown = pd.DataFrame({
+        "": t["metric"].map({"sharpe": "Sharpe", "max_drawdown": "max drawdown", "turnover": "turnover (per year)"}),
+        "current": [fmt(m, v) for m, v in zip(t["metric"], t["current"])],
+        "this setting": [fmt(m, v) for m, v in zip(t["metric"], t["setting"])],
+        "change": [fmt(m, v, signed=True) for m, v in zip(t["metric"], t["change"])],
+    })
+    note = (f"{c.start} … {c.end}, {c.sessions} sessions, {c.seconds:.1f} s"
+            + (" (current parameters' run reused)" if c.reused_current else ""))
+    warn = c.setting.get("warnings") or []
+    synthetic = any("synthetic" in str(w).lower() for w in warn)
+    return (shown.to_html(index=False, classes="wolfkit-backtest-compare") + f"<div><small>{html.escape(note)}"
+            + (" — synthetic prices: mechanics, not real performance" if synthetic else "") + "</small></div>")

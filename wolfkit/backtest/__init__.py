@@ -168,11 +168,13 @@ def _fixed_ic(scores: pd.DataFrame, fixed: dict[str, float]) -> dict:
 
 def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | None = None, *,
                  method: str | None = None, layers: str = "both", equity: float | None = None,
-                 provider: DataProvider | None = None, progress: bool = True, report: bool = True) -> BacktestResult:
+                 provider: DataProvider | None = None, market: Market | None = None, progress: bool = True,
+                 report: bool = True) -> BacktestResult:
     """Walk the daily loop over [start, end] and write the output folder (None: `outputs/backtests/<run-id>/`).
 
     `report` False leaves out the tear sheet (`report.html`, a few MB): sweeps run many backtests and
-    read their tables, not their pages."""
+    read their tables, not their pages. `market`: the window's bars already loaded from `provider` by
+    `panel.load_market` with these data and scan settings (the tuning panel's comparisons reuse one)."""
     from wolfkit import performance, tearsheet
     from wolfkit.config import project_root
     from wolfkit.data.quality import (
@@ -205,7 +207,8 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
 
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    market = load_market(provider, params, start, end)
+    if market is None:
+        market = load_market(provider, params, start, end)
     sectors = market.universe["sector"]
     jumps = find_jumps(market.bars, sectors, params.data.jump_threshold)
     quarantine = _quarantine_mask(market, jumps)

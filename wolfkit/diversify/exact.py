@@ -28,6 +28,10 @@ from wolfkit.milp import solve
 EDGE = 1e-9
 """A solver weight this close to its band edge is that edge (see `on_band_edges`)."""
 
+DIGITS = 12
+"""Decimals an interior solver weight is rounded to (see `on_band_edges`): far below any share's worth,
+far above the solver's noise (1e-16)."""
+
 RULE_FAMILIES = ("sector", "cap", "count", "minimum")
 """What `solve_milp(drop=...)` can leave out: sector caps, market-cap bands, the count, band minima."""
 
@@ -128,15 +132,21 @@ def solve_milp(
 
 
 def on_band_edges(w: np.ndarray, lo: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Solver weights clipped to their bands, and put exactly on a band edge when within `EDGE` of it.
+    """Solver weights clipped to their bands, put exactly on a band edge when within `EDGE` of it, and
+    the others rounded to `DIGITS` decimals.
 
-    The solver returns a band edge give or take 1e-16, and which way depends on the model it was
-    given: without this two formulations with the same optimum would list the names in another
-    order (the weights sort the pack) and size a share differently at a rounding boundary.
+    The solver returns a weight give or take 1e-16, and which way depends on the model it was given:
+    without this two formulations with the same optimum would list the names in another order (the
+    weights sort the pack and the day's orders: two names at 0.08 came out as 0.07999999999999996 and
+    0.08000000000000004 one way, the other way round the other) and size a share differently at a
+    rounding boundary. An interior weight of an optimal vertex is the target less band edges, a short
+    decimal, so rounding to `DIGITS` gives every formulation the same float.
     """
     w = np.where(w > 0, np.clip(w, lo, u), 0.0)
     w = np.where(np.abs(w - lo) <= EDGE, lo, w)
-    return np.where((w > 0) & (np.abs(w - u) <= EDGE), u, w)
+    w = np.where((w > 0) & (np.abs(w - u) <= EDGE), u, w)
+    interior = (w > lo) & (w < u)
+    return np.where(interior, np.round(w, DIGITS), w)
 
 
 def solve_relaxed(c: pd.DataFrame, params: Params, count: int) -> np.ndarray | None:
