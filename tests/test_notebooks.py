@@ -156,9 +156,9 @@ def test_premarket_on_a_closed_day_says_so_and_exits_0(tmp_path, capsys, day, wh
     assert not any(tmp_path.iterdir()), "no notebook, no orders on a closed day"
 
 
-def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
+def test_premarket_bad_data_in_a_cell_exits_2_and_keeps_notebook(tmp_path, capsys):
     # valid parameters whose data files exist (missing ones are exit 2 before a kernel starts) but hold no
-    # bars: the scan cell fails
+    # bars: the scan cell fails with the data's bad input, which keeps its exit code 2 through the notebook
     (tmp_path / "bars.csv").write_text("symbol,date,close\n")
     (tmp_path / "uni.csv").write_text("symbol,sector,market_cap\nAAPL,Information Technology,3e12\n")
     bad = tmp_path / "bad.yaml"
@@ -166,8 +166,21 @@ def test_premarket_failing_cell_exits_1_and_keeps_notebook(tmp_path, capsys):
                    f"  bars_path: {tmp_path / 'bars.csv'}\n  universe_path: {tmp_path / 'uni.csv'}\n")
     rc = main(["premarket", "--params", str(bad), "--date", SESSION.isoformat(), "--outputs", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert rc == 1 and "failed" in err
+    assert rc == 2 and "failed" in err and "BadInputError" in err and "bars.csv" in err, err
     assert (tmp_path / "out" / SESSION.isoformat() / "premarket.failed.ipynb").is_file()
+
+
+def test_a_failed_cell_keeps_the_exit_code_of_its_error(tmp_path):
+    from wolfkit.errors import BadInputError, InfeasibleError
+
+    def run(error_type):
+        return nbr.NotebookRun("premarket", SESSION, "r", "", tmp_path / "p.failed.ipynb", None, nbr.RunStatus.FAILED,
+                               f"cell 3 raised {error_type}: boom", 1.0, error_type)
+    for error_type, cls, code in (("BadInputError", BadInputError, 2), ("InfeasibleError", InfeasibleError, 3),
+                                  ("ValueError", nbr.NotebookRunError, 1), (None, nbr.NotebookRunError, 1)):
+        with pytest.raises(cls) as e:
+            run(error_type).raise_for_status()
+        assert type(e.value) is cls and e.value.exit_code == code and "kept for inspection" in str(e.value)
 
 
 # ----------------------------------------------------------------- every notebook, end to end

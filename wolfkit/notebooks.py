@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from wolfkit.config import project_path, project_root
 from wolfkit.day_folder import claim_file, current_plan, day_dir, read_manifest, update_manifest
-from wolfkit.errors import BadInputError, WolfkitError
+from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.runs import ExecutionRun, RunContext, new_run_id
 
 if TYPE_CHECKING:
@@ -63,16 +63,21 @@ class NotebookRun:
     status: RunStatus
     error: str | None
     elapsed_s: float
+    error_type: str | None = None  # the exception a failed cell raised (its class name)
 
     def raise_for_status(self) -> NotebookRun:
+        """A cell's bad input or infeasible rules keep their exit code (2, 3), as in a plain command; any
+        other failure is exit 1."""
         if self.status is not RunStatus.OK:
-            raise NotebookRunError(
+            raise _CELL_ERRORS.get(self.error_type or "", NotebookRunError)(
                 f"{self.kind} notebook {self.status.value}: {self.error}; the executed notebook is kept "
                 f"for inspection at {self.notebook}"
                 + (f" (report {self.html})" if self.html else "")
             )
         return self
 
+
+_CELL_ERRORS: dict[str, type[WolfkitError]] = {"BadInputError": BadInputError, "InfeasibleError": InfeasibleError}
 
 NOTEBOOK_COMPANIONS = (".failed.ipynb", ".html", ".failed.html")  # beside `<kind>[.N].ipynb`
 
@@ -212,7 +217,7 @@ def run_notebook(
     _refuse_secret_parameters(params)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    status, error = RunStatus.OK, None
+    status, error, error_type = RunStatus.OK, None, None
     from wolfkit.widgets import HEADLESS_ENV
 
     headless_before = os.environ.get(HEADLESS_ENV)
@@ -235,7 +240,7 @@ def run_notebook(
         if out_nb.stat().st_size:
             _mark_timeout(out_nb, error)
     except pm.PapermillExecutionError as e:
-        status, error = RunStatus.FAILED, f"cell {e.exec_count} raised {e.ename}: {e.evalue}"
+        status, error, error_type = RunStatus.FAILED, f"cell {e.exec_count} raised {e.ename}: {e.evalue}", e.ename
     except DeadKernelError:
         status, error = RunStatus.FAILED, "the kernel died (out of memory or killed)"
     except BaseException:
@@ -266,7 +271,7 @@ def run_notebook(
         out_nb.replace(kept)
         out_nb = kept
     out_html = export_html(out_nb, out_nb.with_suffix(".html")) if out_nb.stat().st_size else None
-    result = NotebookRun(kind, session, run_id, sfx, out_nb, out_html, status, error, elapsed)
+    result = NotebookRun(kind, session, run_id, sfx, out_nb, out_html, status, error, elapsed, error_type)
     _append_index(folder, meta, result)
     if status is RunStatus.OK:
         _record_plan(result, folder)
