@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("wolfkit.data",)),
     ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.walk_forward", "wolfkit.exclusions", "wolfkit.scan",
               "wolfkit.panel_scan")),
-    ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing")),
+    ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing", "wolfkit.risk")),
     ("orders", ("wolfkit.orders",)),
     ("execution", ("wolfkit.broker", "wolfkit.ledger", "wolfkit.execution_report", "wolfkit.session_guard",
                    "wolfkit.reconciliation", "wolfkit.executor", "wolfkit.market_hours", "wolfkit.execute")),

@@ -353,7 +353,7 @@ def build_order_plan(
     account = params.account(equity, buying_power)
     checked = validate_opportunities(opps, params, source)
     valid = checked.valid
-    targets = build_targets(valid, params, method)
+    targets = build_targets(valid, params, method, equity=equity)
     packing = pack_layers(targets, valid, params, equity, account.buying_power, method=targets.method)
     _check_position_count(packing.directional, params, equity, source)
     if run_id is None:
@@ -422,7 +422,7 @@ def build_order_plan(
             "method": targets.method,
             "objective": targets.objective,
             "leftover_cash": packing.leftover_cash,
-            "notes": list(targets.notes),
+            "notes": [*targets.notes, *targets.rules_skipped],
         },
     }
     try:

@@ -181,8 +181,9 @@ def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> d
 
 
 def reasons_in(picked: pd.DataFrame) -> list[str]:
-    """Why each picked name holds its weight: its score tier, weight and band."""
+    """Why each picked name holds its weight: its score tier, weight and band (and the cap that lowered it)."""
+    rules = picked["cap_rule"] if "cap_rule" in picked else pd.Series("", index=picked.index)
     return [
-        f"tier {t}: {pct(x)} (band {pct(lo)}–{pct(u)})"
-        for t, x, lo, u in zip(picked["tier"], picked["weight"], picked["lo"], picked["u"])
+        f"tier {t}: {pct(x)} (band {pct(lo)}–{pct(u)}" + (f", {rule} cap" if rule else "") + ")"
+        for t, x, lo, u, rule in zip(picked["tier"], picked["weight"], picked["lo"], picked["u"], rules)
     ]
