@@ -107,6 +107,7 @@ def demo():
     return params, scan, res.plan, returns
 
 
+@pytest.mark.slow
 def test_risk_section_renders_on_the_demo_plan(demo, monkeypatch):
     params, scan, plan, returns = demo
     shown: list[dict] = []

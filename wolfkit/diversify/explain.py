@@ -41,13 +41,15 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
     n = len(c)
     if n == 0:
         raise InfeasibleError(
-            f"no candidates: none of the {n_rows} opportunities has score >= min_score {pp.min_score:g}; "
+            f"no candidates: none of the {n_rows} opportunities has score >= min_score {pp.min_score:g} and passes "
+            "the risk rules (risk.*; the excluded table says why each is out); "
             f"the best achievable allocation is 0%, the target is {pct(target)}"
         )
     if n < pp.min_positions:
         best = min(target, top_sum(c["u"].to_numpy(), n))
         raise InfeasibleError(
-            f"too few candidates: only {n} with score >= {pp.min_score:g}, at least {pp.min_positions} "
+            f"too few candidates: only {n} with score >= {pp.min_score:g} that pass the risk rules (risk.*; the "
+            f"excluded table says why each is out), at least {pp.min_positions} "
             f"positions are required (portfolio.min_positions); {n} names allow at most {pct(best)} allocated, "
             f"the target is {pct(target)}"
         )
