@@ -208,7 +208,12 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
 
 def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
                    tiers: TierRooms | None = None) -> np.ndarray:
-    """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit."""
+    """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit.
+
+    First with q continuous (only the selections y integer: fast), whose optimum bounds the whole-share
+    one from above; when its shares rounded down earn as much (to half a cent), they are the proven
+    optimum. Only otherwise is q integer too (hard when tier rooms bind: thousands of shares a plan).
+    """
     n = len(value)
     eye = np.eye(n)
     rows = [np.r_[price, np.zeros(n)], np.r_[np.zeros(n), np.ones(n)]]
@@ -221,18 +226,20 @@ def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capac
     a = np.vstack(rows)
     link = np.hstack([eye, -np.diag(qmax)])  # q - qmax y <= 0
     link_lo = np.hstack([eye, -eye])  # q - y >= 0
-    res = solve(
-        np.r_[-value * price, np.zeros(n)],
-        [
-            LinearConstraint(a, np.full(len(hi), -np.inf), hi),
-            LinearConstraint(link, -np.inf, 0.0),
-            LinearConstraint(link_lo, 0.0, np.inf),
-        ],
-        np.ones(2 * n),
-        Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
-        what="maxdiff packing",
-    )
-    q = np.round(res.x[:n]) if res is not None else np.zeros(n)
+    obj = np.r_[-value * price, np.zeros(n)]
+    cons = [
+        LinearConstraint(a, np.full(len(hi), -np.inf), hi),
+        LinearConstraint(link, -np.inf, 0.0),
+        LinearConstraint(link_lo, 0.0, np.inf),
+    ]
+    bounds = Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)])
+    relaxed = solve(obj, cons, np.r_[np.zeros(n), np.ones(n)], bounds, what="maxdiff packing")
+    res = relaxed
+    if relaxed is not None:
+        floor = np.floor(relaxed.x[:n] + 1e-6)
+        if float(value * price @ floor) < -float(relaxed.fun) - 0.005:
+            res = solve(obj, cons, np.ones(2 * n), bounds, what="maxdiff packing")
+    q = np.floor(res.x[:n] + 1e-6) if res is not None else np.zeros(n)
     while float(q @ price) > capacity or (tiers is not None and not tiers.fits(q, price)):
         over = np.ones(n, dtype=bool)  # solver tolerance must never overfill a room: trim where it overflows
         if float(q @ price) <= capacity and tiers is not None:
