@@ -26,14 +26,16 @@ Knapsack, same objective for both methods: maximise Σ avg_return × qty × limi
 subject to Σ qty × limit <= capacity, 1 <= qty <= floor(size / limit) for a listening plan, at most
 `maxdiff_max_active` listening, and (`risk.maxdiff_in_cap_bands`) per market-cap tier Σ qty × limit <=
 the tier's room: its band maximum (a share of the directional allocation, in USD of equity) less the
-directional pack's cost in the tier — maxdiff fills add to the tier's exposure.
+directional pack's cost in the tier — maxdiff fills add to the tier's exposure. ``optimal`` solves it
+exactly in dollars (MILP, HiGHS: the selections integer, the shares rounded down after — within one
+share per plan a room cuts of the whole-share optimum); ``greedy`` takes plans by rank at full size and
+shrinks the tail to the room left. Plans left out are ``queued`` with their rank and the room they
+need; they rotate in as room frees up during the day.
 
 Risk limits (`params.risk`, see `diversify.limits`): a maxdiff plan on a name under a floor (price,
 dollar volume) is not eligible; every order, directional or maxdiff, buys at most `max_adv_share` of
 the name's average daily dollar volume (`adv_usd`) — the directional weight was already bounded by it
-at the equity the targets were built for, and the shares are capped here at the equity sized for. ``optimal`` solves it exactly (MILP, HiGHS); ``greedy`` takes plans by
-rank at full size and shrinks the tail to the room left. Plans left out are ``queued`` with their rank
-and the room they need; they rotate in as room frees up during the day.
+at the equity the targets were built for, and the shares are capped here at the equity sized for.
 """
 
 from __future__ import annotations
@@ -210,9 +212,10 @@ def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capac
                    tiers: TierRooms | None = None) -> np.ndarray:
     """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit.
 
-    First with q continuous (only the selections y integer: fast), whose optimum bounds the whole-share
-    one from above; when its shares rounded down earn as much (to half a cent), they are the proven
-    optimum. Only otherwise is q integer too (hard when tier rooms bind: thousands of shares a plan).
+    The selections y are integer, the share counts q continuous, then rounded down: the exact optimum
+    in dollars, and within the expected profit of one share per plan a room cuts of the whole-share
+    optimum (the relaxation bounds it from above). Integer shares as well cannot be proven in time once
+    market-cap tier rooms bind (thousands of shares a plan: HiGHS cannot close a gap of cents in 30 s).
     """
     n = len(value)
     eye = np.eye(n)
@@ -226,19 +229,17 @@ def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capac
     a = np.vstack(rows)
     link = np.hstack([eye, -np.diag(qmax)])  # q - qmax y <= 0
     link_lo = np.hstack([eye, -eye])  # q - y >= 0
-    obj = np.r_[-value * price, np.zeros(n)]
-    cons = [
-        LinearConstraint(a, np.full(len(hi), -np.inf), hi),
-        LinearConstraint(link, -np.inf, 0.0),
-        LinearConstraint(link_lo, 0.0, np.inf),
-    ]
-    bounds = Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)])
-    relaxed = solve(obj, cons, np.r_[np.zeros(n), np.ones(n)], bounds, what="maxdiff packing")
-    res = relaxed
-    if relaxed is not None:
-        floor = np.floor(relaxed.x[:n] + 1e-6)
-        if float(value * price @ floor) < -float(relaxed.fun) - 0.005:
-            res = solve(obj, cons, np.ones(2 * n), bounds, what="maxdiff packing")
+    res = solve(
+        np.r_[-value * price, np.zeros(n)],
+        [
+            LinearConstraint(a, np.full(len(hi), -np.inf), hi),
+            LinearConstraint(link, -np.inf, 0.0),
+            LinearConstraint(link_lo, 0.0, np.inf),
+        ],
+        np.r_[np.zeros(n), np.ones(n)],
+        Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
+        what="maxdiff packing",
+    )
     q = np.floor(res.x[:n] + 1e-6) if res is not None else np.zeros(n)
     while float(q @ price) > capacity or (tiers is not None and not tiers.fits(q, price)):
         over = np.ones(n, dtype=bool)  # solver tolerance must never overfill a room: trim where it overflows
