@@ -27,8 +27,8 @@ subject to Σ qty × limit <= capacity, 1 <= qty <= floor(size / limit) for a li
 `maxdiff_max_active` listening, and (`risk.maxdiff_in_cap_bands`) per market-cap tier Σ qty × limit <=
 the tier's room: its band maximum (a share of the directional allocation, in USD of equity) less the
 directional pack's cost in the tier — maxdiff fills add to the tier's exposure. ``optimal`` solves it
-exactly in dollars (MILP, HiGHS: the selections integer, the shares rounded down after — within one
-share per plan a room cuts of the whole-share optimum); ``greedy`` takes plans by rank at full size and
+exactly (MILP, HiGHS) up to `SHARES_EXACT` shares a plan, and beyond within one share per plan a room
+cuts of the whole-share optimum, never below greedy (`_knapsack_milp`); ``greedy`` takes plans by rank at full size and
 shrinks the tail to the room left. Plans left out are ``queued`` with their rank and the room they
 need; they rotate in as room frees up during the day.
 
@@ -208,14 +208,21 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     return _knapsack_milp(value, price, qmax, capacity, max_active, tiers)
 
 
+SHARES_EXACT = 1_000
+"""Above this many shares in a plan the whole-share MILP is not attempted (see `_knapsack_milp`)."""
+
+
 def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
                    tiers: TierRooms | None = None) -> np.ndarray:
     """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit.
 
-    The selections y are integer, the share counts q continuous, then rounded down: the exact optimum
-    in dollars, and within the expected profit of one share per plan a room cuts of the whole-share
-    optimum (the relaxation bounds it from above). Integer shares as well cannot be proven in time once
-    market-cap tier rooms bind (thousands of shares a plan: HiGHS cannot close a gap of cents in 30 s).
+    First with the share counts q continuous (only the selections y integer: fast); its optimum bounds
+    the whole-share one from above, so when its shares rounded down earn as much (to half a cent) they
+    are the proven optimum. Else, with at most `SHARES_EXACT` shares a plan, the whole-share MILP
+    (exact). Else — thousands of shares a plan, where HiGHS cannot close a gap of cents in its time
+    limit once market-cap tier rooms bind — the rounded-down shares topped up share by share, or the
+    greedy fill when it earns more: within one share per plan a room cuts of the whole-share optimum,
+    and never below greedy. Deterministic: the choice depends on the inputs only, never on time.
     """
     n = len(value)
     eye = np.eye(n)
@@ -229,24 +236,56 @@ def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capac
     a = np.vstack(rows)
     link = np.hstack([eye, -np.diag(qmax)])  # q - qmax y <= 0
     link_lo = np.hstack([eye, -eye])  # q - y >= 0
-    res = solve(
-        np.r_[-value * price, np.zeros(n)],
-        [
-            LinearConstraint(a, np.full(len(hi), -np.inf), hi),
-            LinearConstraint(link, -np.inf, 0.0),
-            LinearConstraint(link_lo, 0.0, np.inf),
-        ],
-        np.r_[np.zeros(n), np.ones(n)],
-        Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
-        what="maxdiff packing",
-    )
-    q = np.floor(res.x[:n] + 1e-6) if res is not None else np.zeros(n)
+    obj = np.r_[-value * price, np.zeros(n)]
+    cons = [
+        LinearConstraint(a, np.full(len(hi), -np.inf), hi),
+        LinearConstraint(link, -np.inf, 0.0),
+        LinearConstraint(link_lo, 0.0, np.inf),
+    ]
+    bounds = Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)])
+    relaxed = solve(obj, cons, np.r_[np.zeros(n), np.ones(n)], bounds, what="maxdiff packing")
+    if relaxed is None:
+        return np.zeros(n)
+    q = _fit(np.floor(relaxed.x[:n] + 1e-6), price, capacity, tiers)
+    if float(value * price @ q) >= -float(relaxed.fun) - 0.005:
+        return q
+    if qmax.max() <= SHARES_EXACT:
+        res = solve(obj, cons, np.ones(2 * n), bounds, what="maxdiff packing")
+        return _fit(np.floor(res.x[:n] + 1e-6), price, capacity, tiers) if res is not None else np.zeros(n)
+    q = _top_up(q, value, price, qmax, capacity, tiers)
+    g = _knapsack_greedy(price, qmax, capacity, max_active, tiers)
+    return g if float(value * price @ g) > float(value * price @ q) else q
+
+
+def _fit(q: np.ndarray, price: np.ndarray, capacity: float, tiers: TierRooms | None) -> np.ndarray:
+    """`q` trimmed share by share until it fits every room: solver tolerance must never overfill one."""
+    n = len(q)
     while float(q @ price) > capacity or (tiers is not None and not tiers.fits(q, price)):
-        over = np.ones(n, dtype=bool)  # solver tolerance must never overfill a room: trim where it overflows
+        over = np.ones(n, dtype=bool)
         if float(q @ price) <= capacity and tiers is not None:
             used = np.bincount(tiers.code, weights=q * price, minlength=len(tiers.room))
             over = (used > tiers.room + 1e-6)[tiers.code]
         q[int(np.argmax(np.where((q > 0) & over, price, -np.inf)))] -= 1
+    return q
+
+
+def _top_up(q: np.ndarray, value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float,
+            tiers: TierRooms | None) -> np.ndarray:
+    """More whole shares of the plans already listening, best value first, while every room allows."""
+    q = q.copy()
+    room = capacity - float(q @ price)
+    tier_left = (tiers.room - np.bincount(tiers.code, weights=q * price, minlength=len(tiers.room))
+                 if tiers is not None else None)
+    for i in np.argsort(-value, kind="stable"):
+        if q[i] <= 0:
+            continue
+        left = room if tier_left is None or tiers is None else min(room, tier_left[tiers.code[i]])
+        add = min(qmax[i] - q[i], math.floor(left / price[i] + 1e-9))
+        if add >= 1:
+            q[i] += add
+            room -= add * price[i]
+            if tier_left is not None and tiers is not None:
+                tier_left[tiers.code[i]] -= add * price[i]
     return q
 
 
