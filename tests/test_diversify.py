@@ -174,7 +174,7 @@ def test_optimal_holds_the_target_count_even_when_fewer_bigger_positions_score_h
 
 
 def test_greedy_keeps_room_for_the_target_count_and_says_why():
-    p = Params()
+    p = Params().with_changes({"risk": {"min_price": 0}})  # IBRX ($4) is the name this test is about
     opps = validate_opportunities(seed003(), p, "seed").valid
     t = build_targets(opps, p, "greedy")
     reasons = dict(zip(t.excluded["symbol"], t.excluded["reason"]))
@@ -270,7 +270,7 @@ def test_seed003_shape_greedy_twelve_positions_diversified():
     assert_rules(t, opps, p)
     opt = build_targets(opps, p, "optimal")
     assert_rules(opt, opps, p)
-    assert opt.objective >= t.objective
+    assert opt.objective >= t.objective - 1e-9  # equal packs may differ in the last bits of the sum
 
 
 def test_sector_cap_reason_is_given():

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("scan", ("wolfkit.rolling", "wolfkit.signals", "wolfkit.exits", "wolfkit.walk_forward", "wolfkit.exclusions",
               "wolfkit.scan", "wolfkit.panel_scan", "wolfkit.signal_weights")),
     ("construction", ("wolfkit.opportunities", "wolfkit.diversify", "wolfkit.sizing", "wolfkit.packing",
-                      "wolfkit.rebalance")),
+                      "wolfkit.rebalance", "wolfkit.risk")),
     ("orders", ("wolfkit.orders",)),
     ("execution", ("wolfkit.broker", "wolfkit.ledger", "wolfkit.execution_report", "wolfkit.session_guard",
                    "wolfkit.reconciliation", "wolfkit.executor", "wolfkit.market_hours", "wolfkit.execute",

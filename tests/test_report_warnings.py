@@ -119,12 +119,16 @@ def test_orders_table_shows_exits_and_weights_after_rounding():
     assert (m["take_profit"], m["stop"], m["other_exits"], m["order"]) == (NONE, NONE, NONE, "limit 400.00")
 
 
+RISK_OFF = {"min_price": 0, "min_adv_usd": 0, "max_adv_share": None, "max_position_risk": None}
+
+
 @pytest.fixture(scope="module")
 def demo_build():
     from wolfkit.orders import build_order_plan
     from wolfkit.scan import run_scan
 
-    params = load_params(ROOT / "parameters/demo.yaml")
+    # the builder's risk rules off (they keep penny stocks and thin names out): the report's flags must catch them
+    params = load_params(ROOT / "parameters/demo.yaml").with_changes({"risk": RISK_OFF})
     session = date(2026, 11, 20)
     scan = run_scan(params, session)
     return params, scan, build_order_plan(scan.opportunities, params, equity=100_000.0, buying_power=None,
@@ -148,3 +152,18 @@ def test_the_demo_plan_warnings(demo_build):
     assert got[WarningKind.SYNTHETIC] == [""] and not got[WarningKind.STALE_DATA]
     assert len(got[WarningKind.PARTLY_MET]) == len(build.targets.band_misses) + len(
         [n for n in plan.summary.notes if not n.startswith("market-cap band ")])
+
+
+def test_with_the_risk_rules_on_the_demo_pack_holds_nothing_the_report_flags():
+    """The builder's rules (the defaults) keep out what the report's flags would catch."""
+    from wolfkit.orders import build_order_plan
+    from wolfkit.scan import run_scan
+
+    params = load_params(ROOT / "parameters/demo.yaml")
+    session = date(2026, 11, 20)
+    scan = run_scan(params, session)
+    plan = build_order_plan(scan.opportunities, params, equity=100_000.0, buying_power=None, as_of=session,
+                            synthetic=True).plan
+    assert all(o.est_price >= params.risk.min_price for o in plan.orders)
+    flagged = {w.kind for w in plan_warnings(plan, params, opportunities=scan.opportunities)}
+    assert WarningKind.PRICE_FLOOR not in flagged

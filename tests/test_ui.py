@@ -150,9 +150,12 @@ def premarket_html(tmp_path_factory):
     from wolfkit import notebooks
 
     out = tmp_path_factory.mktemp("premarket")
+    # the builder's risk rules off (they keep penny stocks out): the report's own flags must show them
+    params = out / "demo-risk-off.yaml"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\nrisk:\n  min_price: 0\n  min_adv_usd: 0\n"
+                      "  max_adv_share: null\n  max_position_risk: null\n")
     run = notebooks.run_notebook(
-        "premarket", SESSION,
-        notebooks.notebook_parameters("premarket", ROOT / "parameters/demo.yaml", SESSION, out), out,
+        "premarket", SESSION, notebooks.notebook_parameters("premarket", params, SESSION, out), out,
     ).raise_for_status()
     assert run.html is not None
     return run.html, run.notebook.parent / "orders.json"

@@ -426,6 +426,37 @@ class SizingParams(_Strict):
     maxdiff_max_active: int = Field(15, ge=1, description="plans listening at once; the rest queue")
 
 
+class RiskParams(_Strict):
+    """Risk and liquidity rules of the build: floors a name must pass to be a candidate, caps that bound
+    each position's weight, and the maxdiff layer counted in the market-cap mix. A floor of 0 and a cap
+    of null turn that rule off. The scan writes what the rules read (`price`, `adv_usd`, `volatility`)."""
+
+    min_price: float = Field(
+        5.0, ge=0, description="USD: a name priced below this is not a candidate (no penny stocks); 0: off")
+    min_adv_usd: float = Field(
+        5_000_000.0, ge=0,
+        description="USD: a name whose average daily dollar volume (adv_usd, over adv_days) is below this is not "
+        "a candidate; 0: off")
+    adv_days: int = Field(20, ge=1, le=252, description="sessions the scan averages the dollar volume over (adv_usd)")
+    max_adv_share: float | None = Field(
+        0.01, gt=0, le=1,
+        description="an order may buy at most this share of the name's average daily dollar volume: caps the "
+        "order's shares and bounds the weight at max_adv_share x adv_usd / equity; null: off")
+    max_position_risk: float | None = Field(
+        0.006, gt=0, le=1,
+        description="a position's risk, weight x daily volatility, as a share of equity, is at most this: bounds "
+        "the weight at max_position_risk / volatility; null: off")
+    volatility_days: int = Field(
+        60, ge=5, le=252, description="sessions of daily close-to-close returns behind `volatility` (its std)")
+    maxdiff_in_cap_bands: bool = Field(
+        True, description="maxdiff fills count in their market-cap tier: the packer keeps directional + maxdiff "
+        "of each tier under the tier's band maximum")
+    var_level: float = Field(0.95, gt=0.5, lt=1, description="confidence of the report's 1-day value at risk")
+    cluster_min_correlation: float = Field(
+        0.5, ge=0, le=1, description="the report's correlation clusters: names whose average correlation (average "
+        "linkage) is at least this join one cluster")
+
+
 class ExecutionParams(_Strict):
     """How the batch reaches the broker."""
 
@@ -549,7 +580,8 @@ class BacktestParams(_Strict):
 
 class ReportParams(_Strict):
     """What the pre-market report warns about and how long a table may run before it is summarised
-    (the full list goes to a CSV beside the report)."""
+    (the full list goes to a CSV beside the report). The flags are not the builder's rules (`risk`): the
+    rules keep such names out; the flags catch what a plan holds when a rule is off or its column missing."""
 
     warn_price_below: float = Field(
         5.0, ge=0, description="USD: an order in a stock priced below this is flagged (penny stock)"
@@ -605,6 +637,7 @@ class Params(_Strict):
     portfolio: PortfolioParams = Field(default_factory=PortfolioParams)
     leverage: LeverageParams = Field(default_factory=LeverageParams)
     sizing: SizingParams = Field(default_factory=SizingParams)
+    risk: RiskParams = Field(default_factory=RiskParams)
     execution: ExecutionParams = Field(default_factory=ExecutionParams)
     maxdiff: MaxdiffParams = Field(default_factory=MaxdiffParams)
     intraday: IntradayParams = Field(default_factory=IntradayParams)

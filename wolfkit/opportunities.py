@@ -32,12 +32,15 @@ OPTIONAL = [
     "maxdiff_avg_return",
     "maxdiff_side",
     "maxdiff_return_std",
+    "atr",
+    "adv_usd",
+    "volatility",
 ]
 
 STRATEGIES = tuple(s.value for s in Strategy.directional())
 MAXDIFF_SIDES = tuple(s.value for s in MaxdiffSide)
 _NUMERIC = ["market_cap", "price", "score", "expected_return", "return_std", "take_profit", "stop_loss",
-            "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_return_std"]
+            "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_return_std", "atr", "adv_usd", "volatility"]
 _POSITIVE_IF_GIVEN = ["return_std", "take_profit", "stop_loss", "pred_high", "pred_low"]
 _MAXDIFF = ["pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side"]
 
@@ -109,9 +112,11 @@ def _row_problems(df: pd.DataFrame) -> dict[int, list[str]]:
     for col in ("expected_return", "maxdiff_avg_return"):
         if col in num:
             flag(num[col].notna() & ~np.isfinite(num[col]), f"{col}: must be finite when given")
-    if "maxdiff_return_std" in num:  # 0 is a side whose limit never traded in the lookback
-        v = num["maxdiff_return_std"]
-        flag(v.notna() & ~(np.isfinite(v) & (v >= 0)), "maxdiff_return_std: must be a number >= 0 when given")
+    # maxdiff_return_std 0 is a side whose limit never traded in the lookback; the risk inputs may be 0 too
+    for col in ("maxdiff_return_std", "atr", "adv_usd", "volatility"):
+        if col in num:
+            v = num[col]
+            flag(v.notna() & ~(np.isfinite(v) & (v >= 0)), f"{col}: must be a number >= 0 when given")
     if "strategy" in df:
         s = df["strategy"].astype("string").str.strip()
         flag(s.notna() & (s != "") & ~s.isin(STRATEGIES), f"strategy: must be one of {', '.join(STRATEGIES)}")

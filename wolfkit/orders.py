@@ -434,7 +434,7 @@ def build_order_plan(
     account = params.account(equity, buying_power)
     checked = validate_opportunities(opps, params, source)
     valid = checked.valid
-    targets = build_targets(valid, params, method)
+    targets = build_targets(valid, params, method, equity=equity)
     packing = pack_layers(targets, valid, params, equity, account.buying_power, method=targets.method)
     _check_position_count(packing.directional, params, equity, source)
     if run_id is None:
@@ -495,7 +495,8 @@ def build_order_plan(
             "method": targets.method,
             "objective": targets.objective,
             "leftover_cash": packing.leftover_cash,
-            "notes": list(targets.notes) + ([holdings.note(deltas)] if holdings is not None else []),
+            "notes": [*targets.notes, *targets.rules_skipped]
+            + ([holdings.note(deltas)] if holdings is not None else []),
         },
         "holdings": holdings.model_dump() if holdings is not None else None,
     }

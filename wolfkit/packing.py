@@ -24,9 +24,18 @@ of its ramp (buy and both: pred_low × buy_ramp[0]; sell: pred_high × sell_ramp
 
 Knapsack, same objective for both methods: maximise Σ avg_return × qty × limit (expected profit in USD)
 subject to Σ qty × limit <= capacity, 1 <= qty <= floor(size / limit) for a listening plan, at most
-`maxdiff_max_active` listening. ``optimal`` solves it exactly (MILP, HiGHS); ``greedy`` takes plans by
-rank at full size and shrinks the tail to the room left. Plans left out are ``queued`` with their rank
-and the room they need; they rotate in as room frees up during the day.
+`maxdiff_max_active` listening, and (`risk.maxdiff_in_cap_bands`) per market-cap tier Σ qty × limit <=
+the tier's room: its band maximum (a share of the directional allocation, in USD of equity) less the
+directional pack's cost in the tier — maxdiff fills add to the tier's exposure. ``optimal`` solves it
+exactly (MILP, HiGHS) up to `SHARES_EXACT` shares a plan, and beyond within one share per plan a room
+cuts of the whole-share optimum, never below greedy (`_knapsack_milp`); ``greedy`` takes plans by rank at full size and
+shrinks the tail to the room left. Plans left out are ``queued`` with their rank and the room they
+need; they rotate in as room frees up during the day.
+
+Risk limits (`params.risk`, see `diversify.limits`): a maxdiff plan on a name under a floor (price,
+dollar volume) is not eligible; every order, directional or maxdiff, buys at most `max_adv_share` of
+the name's average daily dollar volume (`adv_usd`) — the directional weight was already bounded by it
+at the equity the targets were built for, and the shares are capped here at the equity sized for.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ from scipy.optimize import Bounds, LinearConstraint
 
 from wolfkit.config import Params
 from wolfkit.diversify import Method, Targets
+from wolfkit.diversify.candidates import band_rows
+from wolfkit.diversify.limits import below_floors
 from wolfkit.domain import PlanStatus, Side, round_to_tick
 from wolfkit.errors import BadInputError, InfeasibleError
 from wolfkit.milp import solve
@@ -71,7 +82,18 @@ class Packing:
     leftover_cash: float
 
 
-def _directional(targets: Targets, opps: pd.DataFrame, equity: float, bucket: float) -> tuple[pd.DataFrame, float]:
+def adv_share_cap(opps: pd.DataFrame, symbols: pd.Series, prices: np.ndarray, params: Params) -> np.ndarray:
+    """The most shares an order may buy per symbol: `risk.max_adv_share` of its dollar volume at `prices`
+    (inf when the rule is off or the opportunities carry no `adv_usd`)."""
+    share = params.risk.max_adv_share
+    if share is None or "adv_usd" not in opps or not opps["adv_usd"].notna().any():
+        return np.full(len(symbols), np.inf)
+    adv = opps.set_index("symbol")["adv_usd"].reindex(symbols).to_numpy(float)
+    return np.floor(np.nan_to_num(share * adv, nan=0.0) / prices + 1e-9)
+
+
+def _directional(targets: Targets, opps: pd.DataFrame, equity: float, bucket: float,
+                 params: Params) -> tuple[pd.DataFrame, float]:
     w = targets.weights
     budget = targets.allocation * equity
     if budget > bucket * (1 + 1e-9):
@@ -87,7 +109,8 @@ def _directional(targets: Targets, opps: pd.DataFrame, equity: float, bucket: fl
         dict(zip(d["symbol"], d["price"])),
         budget,
     ) if len(d) else {}
-    d["qty"] = [shares[s] for s in d["symbol"]]
+    d["qty"] = np.minimum([shares[s] for s in d["symbol"]], adv_share_cap(opps, d["symbol"], d["price"].to_numpy(float),
+                                                                            params)).astype(int)
     d["cost"] = d["qty"] * d["price"]
     return d.reset_index(drop=True), float(budget - d["cost"].sum())
 
@@ -99,8 +122,11 @@ def _eligible(opps: pd.DataFrame, held: set[str], params: Params, margin: bool) 
     m = opps.dropna(subset=MAXDIFF_COLUMNS).copy()
     reasons: list[tuple[str, str]] = []
     keep = np.ones(len(m), dtype=bool)
+    floor = below_floors(m, params).to_numpy()
     for k, (sym, r, side) in enumerate(zip(m["symbol"], m["maxdiff_avg_return"], m["maxdiff_side"])):
-        if r < params.maxdiff.min_avg_return or r <= 0:
+        if floor[k]:
+            reasons.append((sym, str(floor[k])))
+        elif r < params.maxdiff.min_avg_return or r <= 0:
             reasons.append((sym, f"avg_return {r:.4f} below maxdiff.min_avg_return {params.maxdiff.min_avg_return:g} (or not positive)"))
         elif (1 if sym in held else 0) + 1 > params.leverage.max_positions_per_symbol:
             reasons.append((sym, f"per-symbol limit: {params.leverage.max_positions_per_symbol} position(s) per symbol across layers"))
@@ -135,8 +161,34 @@ def _maxdiff_std(plans: pd.DataFrame) -> np.ndarray:
     return sd.to_numpy(float)
 
 
-def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
-    """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active.
+@dataclass(frozen=True)
+class TierRooms:
+    """Per maxdiff plan its market-cap tier (`code`, an index into `room`), and per tier the USD the
+    maxdiff layer may still add to it (`room`: band maximum less the directional cost there)."""
+
+    code: np.ndarray
+    room: np.ndarray
+
+    def fits(self, q: np.ndarray, price: np.ndarray) -> bool:
+        return bool((np.bincount(self.code, weights=q * price, minlength=len(self.room)) <= self.room + 1e-6).all())
+
+
+def tier_rooms(plans: pd.DataFrame, directional: pd.DataFrame, params: Params, equity: float) -> TierRooms | None:
+    """The maxdiff layer's room in each market-cap tier (`risk.maxdiff_in_cap_bands`; None when off)."""
+    if not params.risk.maxdiff_in_cap_bands:
+        return None
+    bands = band_rows(params, params.portfolio.target_allocation)
+    names = list(bands)
+    held = directional.groupby("cap_tier")["cost"].sum() if len(directional) else pd.Series(dtype=float)
+    room = np.array([max(0.0, bands[t][1] * equity - float(held.get(t, 0.0))) for t in names])
+    tier = plans["cap_tier"] if "cap_tier" in plans else plans["market_cap"].map(params.portfolio.market_cap.tier_of)
+    return TierRooms(np.array([names.index(str(t)) for t in tier], dtype=int), room)
+
+
+def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
+                    tiers: TierRooms | None = None) -> np.ndarray:
+    """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active
+    (and each market-cap tier's Σ q_i price_i <= its room, when `tiers`).
 
     A plan earns at most value_i x qmax_i x price_i (its full size) and at most `max_active` plans
     listen, so the `max_active` best full-size plans bound the optimum; when they fit the room together
@@ -149,51 +201,110 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     full = value * qmax * price
     top = np.argsort(-full, kind="stable")[:max(max_active, 0)]
     top = top[full[top] > 0]
-    if float(qmax[top] @ price[top]) <= capacity:
-        q = np.zeros(n)
-        q[top] = qmax[top]
+    q = np.zeros(n)
+    q[top] = qmax[top]
+    if float(qmax[top] @ price[top]) <= capacity and (tiers is None or tiers.fits(q, price)):
         return q
-    return _knapsack_milp(value, price, qmax, capacity, max_active)
+    return _knapsack_milp(value, price, qmax, capacity, max_active, tiers)
 
 
-def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
-    """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit."""
+SHARES_EXACT = 1_000
+"""Above this many shares in a plan the whole-share MILP is not attempted (see `_knapsack_milp`)."""
+
+
+def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
+                   tiers: TierRooms | None = None) -> np.ndarray:
+    """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit.
+
+    First with the share counts q continuous (only the selections y integer: fast); its optimum bounds
+    the whole-share one from above, so when its shares rounded down earn as much (to half a cent) they
+    are the proven optimum. Else, with at most `SHARES_EXACT` shares a plan, the whole-share MILP
+    (exact). Else — thousands of shares a plan, where HiGHS cannot close a gap of cents in its time
+    limit once market-cap tier rooms bind — the rounded-down shares topped up share by share, or the
+    greedy fill when it earns more: within one share per plan a room cuts of the whole-share optimum,
+    and never below greedy. Deterministic: the choice depends on the inputs only, never on time.
+    """
     n = len(value)
     eye = np.eye(n)
-    a = np.vstack([
-        np.r_[price, np.zeros(n)],
-        np.r_[np.zeros(n), np.ones(n)],
-    ])
+    rows = [np.r_[price, np.zeros(n)], np.r_[np.zeros(n), np.ones(n)]]
+    hi = [capacity, float(max_active)]
+    if tiers is not None:
+        for t, room in enumerate(tiers.room):
+            if (tiers.code == t).any():
+                rows.append(np.r_[np.where(tiers.code == t, price, 0.0), np.zeros(n)])
+                hi.append(float(room))
+    a = np.vstack(rows)
     link = np.hstack([eye, -np.diag(qmax)])  # q - qmax y <= 0
     link_lo = np.hstack([eye, -eye])  # q - y >= 0
-    res = solve(
-        np.r_[-value * price, np.zeros(n)],
-        [
-            LinearConstraint(a, [-np.inf, -np.inf], [capacity, max_active]),
-            LinearConstraint(link, -np.inf, 0.0),
-            LinearConstraint(link_lo, 0.0, np.inf),
-        ],
-        np.ones(2 * n),
-        Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)]),
-        what="maxdiff packing",
-    )
-    q = np.round(res.x[:n]) if res is not None else np.zeros(n)
-    while float(q @ price) > capacity:  # solver tolerance must never overfill the room
-        q[int(np.argmax(np.where(q > 0, price, -np.inf)))] -= 1
+    obj = np.r_[-value * price, np.zeros(n)]
+    cons = [
+        LinearConstraint(a, np.full(len(hi), -np.inf), hi),
+        LinearConstraint(link, -np.inf, 0.0),
+        LinearConstraint(link_lo, 0.0, np.inf),
+    ]
+    bounds = Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)])
+    relaxed = solve(obj, cons, np.r_[np.zeros(n), np.ones(n)], bounds, what="maxdiff packing")
+    if relaxed is None:
+        return np.zeros(n)
+    q = _fit(np.floor(relaxed.x[:n] + 1e-6), price, capacity, tiers)
+    if float(value * price @ q) >= -float(relaxed.fun) - 0.005:
+        return q
+    if qmax.max() <= SHARES_EXACT:
+        res = solve(obj, cons, np.ones(2 * n), bounds, what="maxdiff packing")
+        return _fit(np.floor(res.x[:n] + 1e-6), price, capacity, tiers) if res is not None else np.zeros(n)
+    q = _top_up(q, value, price, qmax, capacity, tiers)
+    g = _knapsack_greedy(price, qmax, capacity, max_active, tiers)
+    return g if float(value * price @ g) > float(value * price @ q) else q
+
+
+def _fit(q: np.ndarray, price: np.ndarray, capacity: float, tiers: TierRooms | None) -> np.ndarray:
+    """`q` trimmed share by share until it fits every room: solver tolerance must never overfill one."""
+    n = len(q)
+    while float(q @ price) > capacity or (tiers is not None and not tiers.fits(q, price)):
+        over = np.ones(n, dtype=bool)
+        if float(q @ price) <= capacity and tiers is not None:
+            used = np.bincount(tiers.code, weights=q * price, minlength=len(tiers.room))
+            over = (used > tiers.room + 1e-6)[tiers.code]
+        q[int(np.argmax(np.where((q > 0) & over, price, -np.inf)))] -= 1
     return q
 
 
-def _knapsack_greedy(price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int) -> np.ndarray:
-    """By rank (rows are sorted by avg_return): full size while room allows, shrink the tail."""
+def _top_up(q: np.ndarray, value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float,
+            tiers: TierRooms | None) -> np.ndarray:
+    """More whole shares of the plans already listening, best value first, while every room allows."""
+    q = q.copy()
+    room = capacity - float(q @ price)
+    tier_left = (tiers.room - np.bincount(tiers.code, weights=q * price, minlength=len(tiers.room))
+                 if tiers is not None else None)
+    for i in np.argsort(-value, kind="stable"):
+        if q[i] <= 0:
+            continue
+        left = room if tier_left is None or tiers is None else min(room, tier_left[tiers.code[i]])
+        add = min(qmax[i] - q[i], math.floor(left / price[i] + 1e-9))
+        if add >= 1:
+            q[i] += add
+            room -= add * price[i]
+            if tier_left is not None and tiers is not None:
+                tier_left[tiers.code[i]] -= add * price[i]
+    return q
+
+
+def _knapsack_greedy(price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
+                     tiers: TierRooms | None = None) -> np.ndarray:
+    """By rank (rows are sorted by avg_return): full size while room allows (the tier's too), shrink the tail."""
     q = np.zeros(len(price))
     room = capacity
+    tier_room = tiers.room.copy() if tiers is not None else None
     for i in range(len(price)):
         if (q > 0).sum() >= max_active:
             break
-        take = min(qmax[i], math.floor(room / price[i] + 1e-9))
+        left = room if tier_room is None or tiers is None else min(room, tier_room[tiers.code[i]])
+        take = min(qmax[i], math.floor(left / price[i] + 1e-9))
         if take >= 1:
             q[i] = take
             room -= take * price[i]
+            if tier_room is not None and tiers is not None:
+                tier_room[tiers.code[i]] -= take * price[i]
     return q
 
 
@@ -211,7 +322,7 @@ def pack_layers(
     m = Method(method or targets.method)
     account = params.account(equity, buying_power)
     margin, dir_bucket, total_bucket = account.margin, account.directional_bucket, account.total_bucket
-    directional, leftover = _directional(targets, opps, equity, dir_bucket)
+    directional, leftover = _directional(targets, opps, equity, dir_bucket, params)
     dir_cost = float(directional["cost"].sum())
     budget = max(total_bucket - dir_cost, 0.0)
     capacity = params.maxdiff_budget(equity, dir_cost, at, buying_power)
@@ -232,12 +343,13 @@ def pack_layers(
             ])
         else:
             size = np.full(n, capacity / min(max_active, n))
-        qmax = np.floor(size / price + 1e-9)
+        qmax = np.minimum(np.floor(size / price + 1e-9), adv_share_cap(opps, plans["symbol"], price, params))
         ret = plans["maxdiff_avg_return"].to_numpy(float)
+        tiers = tier_rooms(plans, directional, params, equity)
         if m is Method.OPTIMAL:
-            q = _knapsack_exact(ret, price, qmax, capacity, max_active)
+            q = _knapsack_exact(ret, price, qmax, capacity, max_active, tiers)
         else:
-            q = _knapsack_greedy(price, qmax, capacity, max_active)
+            q = _knapsack_greedy(price, qmax, capacity, max_active, tiers)
         md = pd.DataFrame({
             "symbol": plans["symbol"],
             "side": plans["maxdiff_side"],

@@ -38,6 +38,7 @@ import pandas as pd
 
 from wolfkit.exclusions import exclusions
 from wolfkit.rolling import ffill
+from wolfkit.scan import risk_inputs
 from wolfkit.signal_weights import raw_signals
 from wolfkit.signals import Windows, signal_values
 from wolfkit.walk_forward import BarArrays, Levels, choose_strategy, levels, maxdiff_returns, stats, trade_returns
@@ -160,5 +161,8 @@ class PanelScan:
         for name in ("last_close", "atr", "range_up", "range_down", "strategy", "expected_return", "return_std",
                      "maxdiff_buy", "maxdiff_sell", "maxdiff_buy_std", "maxdiff_sell_std"):
             cols[name] = values[name][keep]
+        tail = max(s, r - max(self.params.risk.adv_days, self.params.risk.volatility_days + 1))
+        cols["adv_usd"], cols["volatility"] = risk_inputs(
+            P.close[tail:r][:, keep], P.volume[tail:r][:, keep], self.params.risk)
         return SessionScan(pd.DataFrame(cols, index=P.symbols[keep]), excluded)
 

@@ -53,7 +53,7 @@ from wolfkit.signals import Panel, Signal, get_signal, signal_values
 from wolfkit.walk_forward import choose_strategy, levels, maxdiff_returns, stats, trade_returns
 
 if TYPE_CHECKING:
-    from wolfkit.config import ExitParams, Params, ScanParams
+    from wolfkit.config import ExitParams, Params, RiskParams, ScanParams
     from wolfkit.data.base import DataProvider
 
 
@@ -61,6 +61,7 @@ OPPORTUNITY_COLUMNS = [
     "symbol", "sector", "market_cap", "cap_tier", "price", "price_source", "score",
     "expected_return", "return_std", "strategy", "take_profit", "stop_loss",
     "pred_high", "pred_low", "maxdiff_avg_return", "maxdiff_side", "maxdiff_return_std",
+    "atr", "adv_usd", "volatility",
 ]
 
 
@@ -147,12 +148,14 @@ def window_panel(bars: pd.DataFrame, session: date, lookback_days: int, has_ohlc
 # ---------------------------------------------------------------- per-chunk work and ranking (pure)
 
 
-def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams, exits: ExitParams) -> pd.DataFrame:
+def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams, exits: ExitParams,
+               scan_risk: RiskParams) -> pd.DataFrame:
     """Everything per symbol for one chunk: raw signal values, strategy choice and statistics, levels.
 
     `panel` holds raw bars (NaN where a bar is missing). Index: symbol. Columns: `raw_<signal>`,
     last_close, atr, range_up, range_down, strategy, expected_return, return_std, maxdiff_buy,
-    maxdiff_sell, maxdiff_buy_std, maxdiff_sell_std (mean and std of each maxdiff side's daily returns).
+    maxdiff_sell, maxdiff_buy_std, maxdiff_sell_std (mean and std of each maxdiff side's daily returns),
+    adv_usd, volatility (`risk_inputs`).
     """
     filled = replace(panel, close=ffill(panel.close))
     out = pd.DataFrame(index=panel.symbols)
@@ -172,7 +175,35 @@ def scan_chunk(panel: Panel, signals: list[Signal], scan: ScanParams, exits: Exi
         out["maxdiff_buy_std"], out["maxdiff_sell_std"] = buy[1], sell[1]
     else:
         out["maxdiff_buy"] = out["maxdiff_sell"] = out["maxdiff_buy_std"] = out["maxdiff_sell_std"] = np.nan
+    out["adv_usd"], out["volatility"] = risk_inputs(panel.close, panel.volume, scan_risk)
     return out
+
+
+def risk_inputs(close: np.ndarray, volume: np.ndarray, risk: RiskParams) -> tuple[np.ndarray, np.ndarray]:
+    """What the risk and liquidity rules read, per symbol (column) from its raw bars (NaN: no bar).
+
+    `adv_usd`: the mean of close x volume over the last `risk.adv_days` bar dates; `volatility`: the
+    sample std of the daily close-to-close returns among the last `risk.volatility_days` + 1 closes.
+    NaN when fewer than half of the window's values exist (or no volume: close-only data). Column by
+    column, so a chunk of symbols and the whole panel give the same bits.
+    """
+    dollars = close[-risk.adv_days:] * volume[-risk.adv_days:]
+    adv = _mean_of_enough(dollars, max(1, risk.adv_days // 2))
+    tail = close[-(risk.volatility_days + 1):]
+    r = tail[1:] / tail[:-1] - 1.0
+    n = (~np.isnan(r)).sum(axis=0)
+    mean = _mean_of_enough(r, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.nansum((r - mean) ** 2, axis=0) / (n - 1)
+    vol = np.where(n >= max(2, risk.volatility_days // 2), np.sqrt(var), np.nan)
+    return adv, vol
+
+
+def _mean_of_enough(a: np.ndarray, least: int) -> np.ndarray:
+    """Column means over the non-NaN values; NaN where fewer than `least` exist."""
+    n = (~np.isnan(a)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= least, np.nansum(a, axis=0) / n, np.nan)
 
 
 def _percentile(v: np.ndarray) -> np.ndarray:
@@ -256,13 +287,13 @@ def _run_chunks(panel: Panel, signals: list[Signal], params: Params, executor: E
         parts = []
         with _Progress(progress, len(bounds)) as advance:
             for b in bounds:
-                parts.append(scan_chunk(panel.take(b), signals, params.scan, params.exits))
+                parts.append(scan_chunk(panel.take(b), signals, params.scan, params.exits, params.risk))
                 advance()
-        return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan, params.exits)
+        return pd.concat(parts) if parts else scan_chunk(panel, signals, params.scan, params.exits, params.risk)
     own = executor is None
     pool: Executor = ProcessPoolExecutor(max_workers=params.scan.workers) if executor is None else executor
     try:
-        futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan, params.exits): i
+        futures: dict[Future, int] = {pool.submit(scan_chunk, panel.take(b), signals, params.scan, params.exits, params.risk): i
                                       for i, b in enumerate(bounds)}
         parts_by_index: dict[int, pd.DataFrame] = {}
         with _Progress(progress, len(bounds)) as advance:
@@ -440,6 +471,9 @@ def _assemble(df: pd.DataFrame, uni: pd.DataFrame, quotes: pd.Series, params: Pa
         "maxdiff_side": sides[np.select([unknown, both, buy >= sell], [0, 1, 2], 3)],
         "maxdiff_avg_return": np.where(unknown, np.nan, avg),
         "maxdiff_return_std": np.where(unknown, np.nan, np.select([both, buy >= sell], [sd_both, sd_buy], sd_sell)),
+        "atr": atr,
+        "adv_usd": df["adv_usd"].to_numpy(dtype=float),
+        "volatility": df["volatility"].to_numpy(dtype=float),
     } | {c: df[c].to_numpy(dtype=float) for c in df.columns if c.startswith("score_")}
     order = np.lexsort((cols["symbol"].astype(str), -cols["score"]))
     return pd.DataFrame({c: v[order] for c, v in cols.items()})

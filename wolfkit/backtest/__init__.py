@@ -197,6 +197,8 @@ def run_backtest(params: Params, start: date, end: date, out_dir: str | Path | N
     equity0 = float(params.backtest.equity if equity is None else equity)
     if not (np.isfinite(equity0) and equity0 > 0):
         raise BadInputError(f"--equity {equity}: use a positive amount in USD")
+    if equity is not None:  # the targets' liquidity bound is planned at the starting equity (backtest.panel)
+        params = params.with_changes({"backtest": {"equity": equity0}})
     run_id = new_run_id("backtest", start)
     folder = Path(out_dir).expanduser() if out_dir is not None else Path("outputs") / "backtests" / run_id
     folder = claim(folder if folder.is_absolute() else project_root() / folder)

@@ -23,7 +23,7 @@ from wolfkit.domain import Strategy
 
 
 def simple_params(params: Params, n: int) -> Params:
-    """`params` reduced to: top `n` by score, equal weight 1/n of equity, no maxdiff, no costs."""
+    """`params` reduced to: top `n` by score, equal weight 1/n of equity, no maxdiff, no costs, no risk rules."""
     w = 1.0 / n
     raw = params.model_dump(mode="json")
     raw["portfolio"].update(
@@ -33,6 +33,7 @@ def simple_params(params: Params, n: int) -> Params:
     )
     raw["portfolio"]["market_cap"]["bands"] = {t: [0.0, 1.0] for t in raw["portfolio"]["market_cap"]["bands"]}
     raw["maxdiff"]["enabled"] = False
+    raw["risk"].update(min_price=0.0, min_adv_usd=0.0, max_adv_share=None, max_position_risk=None)
     raw["intraday"]["close_directional_eod"] = True
     raw["backtest"].update(slippage_bps=0.0, fee_per_share=0.0, fee_bps=0.0, min_fee=0.0)
     raw["leverage"]["buying_power_multiple"] = 1.0

@@ -66,10 +66,12 @@ class Morning:
 
 
 def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None) -> Morning:
-    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out)."""
+    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out). The weights
+    are planned before the equity is known: the liquidity cap on weight uses the starting equity
+    (`backtest.equity`), and the packer caps each order's shares at the day's equity."""
     opps = scan[~scan["symbol"].isin(dirty).to_numpy(bool)] if dirty else scan
     try:
-        return Morning(scan, opps, build_targets(opps, params, method))
+        return Morning(scan, opps, build_targets(opps, params, method, equity=params.backtest.equity))
     except InfeasibleError as e:
         return Morning(scan, opps, None, str(e))
 

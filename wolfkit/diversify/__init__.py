@@ -33,6 +33,8 @@ another count meeting it).
 
 One module per responsibility, imported one way (candidates → exact → explain, bands; candidates → greedy):
 
+- `limits`: the risk and liquidity limits (`params.risk`): floors on price and dollar volume, caps on
+  weight from volatility and dollar volume, the rules that could not apply (`Targets.rules_skipped`);
 - `candidates`: eligibility, score tiers and bands, market-cap band rows, the rule check, pruning;
 - `exact`: the MILP, the exact relaxation and the count search;
 - `greedy`: `GreedyFill`, the score-order fill in named phases;
@@ -59,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.config import CAP_TIERS, Params
-from wolfkit.diversify import bands, explain
+from wolfkit.diversify import bands, explain, limits
 from wolfkit.diversify.candidates import TOL, candidate_table, tier_labels, violations
 from wolfkit.diversify.exact import solve_count
 from wolfkit.diversify.greedy import GreedyFill
@@ -81,7 +83,8 @@ class Targets:
     `excluded`: symbol, reason. `objective` = Σ weight × coefficient (`basis` says which).
     `notes`: why the pack does not hold exactly `target_positions` names, naming the binding rule
     (empty when it does), and one line per market-cap band missed. `band_misses`: those bands, with
-    the share reached and why (`bands.BandMiss`; empty when every band is met).
+    the share reached and why (`bands.BandMiss`; empty when every band is met). `rules_skipped`: risk
+    rules that are on but could not apply to these opportunities (`limits.skipped`), with the fix.
     """
 
     weights: pd.DataFrame
@@ -94,23 +97,28 @@ class Targets:
     basis: str
     notes: tuple[str, ...] = ()
     band_misses: tuple[bands.BandMiss, ...] = ()
+    rules_skipped: tuple[str, ...] = ()
 
 
-def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None) -> Targets:
+def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None,
+                  equity: float | None = None) -> Targets:
     """Target weights (fractions of equity) for the directional pack, by `method` (default: parameters).
 
     `opps` is a validated opportunities table (`validate_opportunities(...).valid`).
     Raises `InfeasibleError` (exit 3) naming the binding rule and the best achievable allocation.
     Market-cap bands the candidates cannot meet are preferences unless `market_cap.strict` (`bands`):
     the pack comes as close as it can and `Targets.band_misses` / `notes` say which band and why.
+    The risk floors and caps (`params.risk`, `limits`) apply; `equity` (USD) is what the liquidity cap
+    on weight divides by (None: only the packer's cap on shares applies).
     """
     try:
         m = Method(method or params.portfolio.method)
     except ValueError:
         raise BadInputError(f"method {method!r}: use optimal or greedy") from None
-    c, excluded, basis = candidate_table(opps, params)
+    c, excluded, basis = candidate_table(opps, params, equity)
+    skipped = limits.skipped(opps, params, equity)
     try:
-        return _build(c, excluded, basis, params, m, len(opps))
+        return replace(_build(c, excluded, basis, params, m, len(opps)), rules_skipped=skipped)
     except InfeasibleError:
         if params.portfolio.market_cap.strict or not len(c):
             raise
@@ -119,7 +127,7 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None)
             raise  # the bands are not what stops it
     t = _build(c, excluded, basis, bands.widened(params, shortfall), m, len(opps))
     misses = bands.missed(c, params, t.cap_weights, t.allocation)
-    return replace(t, band_misses=misses, notes=(*t.notes, *(b.note() for b in misses)))
+    return replace(t, band_misses=misses, notes=(*t.notes, *(b.note() for b in misses)), rules_skipped=skipped)
 
 
 def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: str, params: Params, m: Method, n_rows: int) -> Targets:

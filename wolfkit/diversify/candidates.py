@@ -5,7 +5,8 @@ dominated names.
 Pure and shared by the exact solver (`exact`), the score-order fill (`greedy`) and the explanations
 (`explain`). The candidate table has one row per eligible name, best score first, with the columns of
 the opportunities table plus `tier` (its label), `lo`/`hi` (its band), `u` (its full size: the band
-maximum, or the Kelly weight inside the band) and `c` (its objective coefficient).
+maximum, or the Kelly weight inside the band, lowered by the risk and liquidity caps of `limits`),
+`cap_rule` (which cap lowered it: "risk", "liquidity" or "") and `c` (its objective coefficient).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.config import Params
+from wolfkit.diversify.limits import below_floors, cap_reason, weight_caps
 from wolfkit.errors import BadInputError
 from wolfkit.sizing import kelly_fraction
 
@@ -23,8 +25,9 @@ TOL = 1e-6
 
 
 class Candidates(NamedTuple):
-    """The candidate table (`table`), the names below `min_score` with why (`excluded`: symbol,
-    reason), and which column is the objective coefficient (`basis`: expected_return or score)."""
+    """The candidate table (`table`), the names below `min_score`, under a risk floor or whose risk or
+    liquidity cap falls under their band minimum, with why (`excluded`: symbol, reason), and which
+    column is the objective coefficient (`basis`: expected_return or score)."""
 
     table: pd.DataFrame
     excluded: pd.DataFrame
@@ -48,11 +51,13 @@ def tier_labels(params: Params) -> list[str]:
     return out
 
 
-def candidate_table(opps: pd.DataFrame, params: Params) -> Candidates:
+def candidate_table(opps: pd.DataFrame, params: Params, equity: float | None = None) -> Candidates:
     """Candidates with their band [lo, hi], upper bound u (the full size) and coefficient c; plus exclusions.
 
     `opps` is a validated opportunities table. `sizing.weight_rule: kelly` caps u at the
     leverage-aware Kelly weight inside the band and needs expected_return and return_std everywhere.
+    The risk floors and caps (`limits`) apply here; `equity` (USD) is what the liquidity cap divides
+    by (None: that cap is left to the packer's share cap).
     """
     pp = params.portfolio
     if len(opps) and opps["symbol"].duplicated().any():
@@ -62,7 +67,10 @@ def candidate_table(opps: pd.DataFrame, params: Params) -> Candidates:
     excluded = pd.DataFrame(
         {"symbol": opps.loc[low, "symbol"], "reason": f"below min_score {pp.min_score:g}"}
     )
-    c = opps.loc[~low].copy()
+    floor = below_floors(opps.loc[~low], params)
+    excluded = pd.concat([excluded, pd.DataFrame({"symbol": opps.loc[floor.index[floor != ""], "symbol"],
+                                                  "reason": floor[floor != ""].to_numpy()})])
+    c = opps.loc[floor.index[floor == ""]].copy()
     if "cap_tier" not in c:
         c["cap_tier"] = [pp.market_cap.tier_of(m) for m in c["market_cap"]]
     labels = np.array(tier_labels(params), dtype=object)
@@ -87,6 +95,15 @@ def candidate_table(opps: pd.DataFrame, params: Params) -> Candidates:
         c["u"] = np.clip(k, c["lo"], c["hi"])
     else:
         c["u"] = c["hi"]
+    caps = weight_caps(c, params, equity)
+    c["cap_rule"] = np.where(caps.cap < c["u"].to_numpy(float), caps.rule, "").astype(object)
+    c["u"] = np.minimum(c["u"].to_numpy(float), caps.cap)
+    out = (c["u"] < c["lo"] - TOL).to_numpy()
+    if out.any():
+        why = [cap_reason(row, cap, rule, params, equity)
+               for (_, row), cap, rule in zip(c.loc[out].iterrows(), caps.cap[out], caps.rule[out])]
+        excluded = pd.concat([excluded, pd.DataFrame({"symbol": c.loc[out, "symbol"].to_numpy(), "reason": why})])
+        c = c.loc[~out]
     basis = "expected_return" if len(c) and c["expected_return"].notna().all() else "score"
     c["c"] = c[basis].astype(float)
     order = np.lexsort((c["symbol"].to_numpy(str), -c["c"].to_numpy(float), -c["score"].to_numpy(float)))

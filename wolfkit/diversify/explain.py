@@ -41,13 +41,15 @@ def diagnose(c: pd.DataFrame, params: Params, n_rows: int) -> None:
     n = len(c)
     if n == 0:
         raise InfeasibleError(
-            f"no candidates: none of the {n_rows} opportunities has score >= min_score {pp.min_score:g}; "
+            f"no candidates: none of the {n_rows} opportunities has score >= min_score {pp.min_score:g} and passes "
+            "the risk rules (risk.*; the excluded table says why each is out); "
             f"the best achievable allocation is 0%, the target is {pct(target)}"
         )
     if n < pp.min_positions:
         best = min(target, top_sum(c["u"].to_numpy(), n))
         raise InfeasibleError(
-            f"too few candidates: only {n} with score >= {pp.min_score:g}, at least {pp.min_positions} "
+            f"too few candidates: only {n} with score >= {pp.min_score:g} that pass the risk rules (risk.*; the "
+            f"excluded table says why each is out), at least {pp.min_positions} "
             f"positions are required (portfolio.min_positions); {n} names allow at most {pct(best)} allocated, "
             f"the target is {pct(target)}"
         )
@@ -181,8 +183,9 @@ def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> d
 
 
 def reasons_in(picked: pd.DataFrame) -> list[str]:
-    """Why each picked name holds its weight: its score tier, weight and band."""
+    """Why each picked name holds its weight: its score tier, weight and band (and the cap that lowered it)."""
+    rules = picked["cap_rule"] if "cap_rule" in picked else pd.Series("", index=picked.index)
     return [
-        f"tier {t}: {pct(x)} (band {pct(lo)}–{pct(u)})"
-        for t, x, lo, u in zip(picked["tier"], picked["weight"], picked["lo"], picked["u"])
+        f"tier {t}: {pct(x)} (band {pct(lo)}–{pct(u)}" + (f", {rule} cap" if rule else "") + ")"
+        for t, x, lo, u, rule in zip(picked["tier"], picked["weight"], picked["lo"], picked["u"], rules)
     ]

@@ -5,7 +5,9 @@
 - `figures`: pure figures, typed tables in and `plotly` figures out;
 - `identity`: the run's header at the top of every report;
 - `warnings`: pure, the pre-market warnings as typed rows (`plan_warnings`);
-- `premarket`, `plan`, `replay`, `execution`: each notebook's sections (display + record).
+- `premarket`, `plan`, `replay`, `execution`: each notebook's sections (display + record); `risk`: the
+  pre-market report's risk section (per-position volatility, ATR and liquidity, pack volatility, VaR,
+  correlation clusters).
 
 Notebooks call them as `report.<name>`; every public name is re-exported here.
 """
@@ -70,6 +72,7 @@ from wolfkit.report.premarket import (
     warnings_section,
 )
 from wolfkit.report.replay import replay_fills, replay_leverage, replay_summary
+from wolfkit.report.risk import fig_correlation, risk_section
 from wolfkit.report.warnings import PlanWarning, Severity, WarningKind, plan_warnings, warnings_frame
 
 __all__ = [
@@ -81,5 +84,5 @@ __all__ = [
     "fig_orders_budget", "fig_replay_leverage", "fig_weights", "figure_html", "header", "jsonable",
     "ledger_snapshot", "leverage", "leverage_buckets", "market_day", "markdown", "maxdiff_plans", "orders_preview",
     "orders_table", "pack", "plotlyjs_bundle", "read_records", "record", "replay_fills", "replay_leverage",
-    "replay_summary", "scan_summary", "setup", "show", "table", "table_html", "top_opportunities",
+    "replay_summary", "risk_section", "fig_correlation", "scan_summary", "setup", "show", "table", "table_html", "top_opportunities",
 ]
