@@ -258,6 +258,9 @@ def test_premarket_records_and_exports(executed):
     opp = Path(rec["exports"]["opportunities"][0])
     assert opp.parent == out / SESSION.isoformat() and opp.name == "opportunities.csv"
     assert opp.read_text().splitlines()[0].startswith("symbol,")
+    # the risk section: the pack's daily volatility and a 1-day VaR from the lookback's returns
+    assert 0 < rec["risk_daily_vol"] < 0.2 and 0 < rec["risk_var_parametric"] < 0.5
+    assert rec["risk_var_historical"] > 0
 
 
 def test_premarket_html_reads_offline_without_code(executed):

@@ -72,7 +72,7 @@ from wolfkit.report.premarket import (
     warnings_section,
 )
 from wolfkit.report.replay import replay_fills, replay_leverage, replay_summary
-from wolfkit.report.risk import fig_correlation, risk_section
+from wolfkit.report.risk import fig_correlation, premarket_risk, risk_section
 from wolfkit.report.warnings import PlanWarning, Severity, WarningKind, plan_warnings, warnings_frame
 
 __all__ = [
@@ -84,5 +84,5 @@ __all__ = [
     "fig_orders_budget", "fig_replay_leverage", "fig_weights", "figure_html", "header", "jsonable",
     "ledger_snapshot", "leverage", "leverage_buckets", "market_day", "markdown", "maxdiff_plans", "orders_preview",
     "orders_table", "pack", "plotlyjs_bundle", "read_records", "record", "replay_fills", "replay_leverage",
-    "replay_summary", "risk_section", "fig_correlation", "scan_summary", "setup", "show", "table", "table_html", "top_opportunities",
+    "replay_summary", "risk_section", "premarket_risk", "fig_correlation", "scan_summary", "setup", "show", "table", "table_html", "top_opportunities",
 ]

@@ -14,7 +14,9 @@ from wolfkit.risk import PackRisk, pack_risk
 
 if TYPE_CHECKING:
     from wolfkit.config import Params
-    from wolfkit.orders import OrderPlan
+    from wolfkit.orders import BuildResult, OrderPlan
+    from wolfkit.runs import RunContext
+    from wolfkit.scan import ScanResult
 
 
 def plan_orders(plan: OrderPlan) -> pd.DataFrame:
@@ -68,3 +70,20 @@ def risk_section(plan: OrderPlan, opps: pd.DataFrame, returns: pd.DataFrame, par
     record("risk_var_historical", r.var_historical)
     record("risk_clusters", int(r.clusters["cluster"].nunique()) if len(r.clusters) else 0)
     return r
+
+
+def premarket_risk(build: BuildResult, scan: ScanResult, ctx: RunContext) -> PackRisk:
+    """The pre-market notebook's risk section: the plan's names' daily returns over the last
+    `risk.volatility_days` sessions before the run's session, read once from the run's data provider
+    (the window the volatility rule measures), then `risk_section`."""
+    from wolfkit import calendar
+    from wolfkit.data.registry import provider_for
+    from wolfkit.risk import daily_returns
+
+    params = ctx.params
+    symbols = sorted({o.symbol for o in build.plan.orders})
+    days = params.risk.volatility_days
+    window = calendar.sessions_ending(calendar.previous_session(ctx.session), days + 1)
+    bars = provider_for(params).daily_bars(symbols, window[0], window[-1]) if symbols else pd.DataFrame(
+        columns=["symbol", "date", "close"])
+    return risk_section(build.plan, scan.opportunities, daily_returns(bars, symbols, ctx.session, days), params)
