@@ -378,11 +378,13 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
     equity, as `wolfkit build` without --buying-power); above equity is a margin account, at or below
     equity a cash account.
     """
+    from wolfkit.calibration import for_build
     from wolfkit.orders import build_order_plan
 
     return build_order_plan(
         scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or None,
         as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic),
+        calibration=for_build(ctx.params, ctx.session),
     )
 
 

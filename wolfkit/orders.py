@@ -47,6 +47,7 @@ from wolfkit.errors import BadInputError, InfeasibleError, WolfkitError
 from wolfkit.symbols import Symbol
 
 if TYPE_CHECKING:
+    from wolfkit.calibration import Calibration
     from wolfkit.diversify import Targets
     from wolfkit.packing import Packing
 
@@ -332,6 +333,7 @@ def build_order_plan(
     created_at: datetime | None = None,
     synthetic: bool = False,
     source: str = "opportunities",
+    calibration: Calibration | None = None,
 ) -> BuildResult:
     """Opportunities → validated `OrderPlan` (directional market/limit buys, maxdiff ramp-start limits).
 
@@ -344,6 +346,8 @@ def build_order_plan(
     The plan says `synthetic_prices` when asked to or when the opportunities carry that flag (demo scans).
     `buying_power` None means the parameters' account (`Params.account`: `leverage.buying_power_multiple`
     x equity), the same in every command; the plan records the buying power it was built for.
+    `calibration`: the session's walk-forward calibration (`wolfkit.calibration.for_session`) for
+    `portfolio.objective: calibrated`; without one the raw objective is used and the notes say so.
     """
     # here, not at the top: the pack's solvers load scipy, and reading or executing an orders file never needs them
     from wolfkit.diversify import build_targets
@@ -353,7 +357,7 @@ def build_order_plan(
     account = params.account(equity, buying_power)
     checked = validate_opportunities(opps, params, source)
     valid = checked.valid
-    targets = build_targets(valid, params, method)
+    targets = build_targets(valid, params, method, calibration)
     packing = pack_layers(targets, valid, params, equity, account.buying_power, method=targets.method)
     _check_position_count(packing.directional, params, equity, source)
     if run_id is None:

@@ -8,7 +8,10 @@ re-reading files, re-fetching bars or re-running a full scan per day. The bars f
 window: the scan `run_scan` runs) and ranked per session by `wolfkit.scan.rank`, the function both
 end with. The backtest has no pre-market quotes: the scan price is the last close. Each scan is
 followed, in the same (worker) process, by the directional target weights (`plan_morning`): they are
-fractions of equity, so they need not wait for the trading loop.
+fractions of equity, so they need not wait for the trading loop. Under `portfolio.objective:
+calibrated` each session's targets use the walk-forward calibration of its refit day
+(`wolfkit.calibration.walk_forward`: the scores of the sessions before it, from the same panel scan,
+and their open→close returns), fitted before the sessions are planned.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from wolfkit.calibration import Calibration, walk_forward
 from wolfkit.diversify import Targets, build_targets
 from wolfkit.errors import BadInputError, InfeasibleError
 from wolfkit.panel_scan import PanelScan, SessionScan
@@ -62,15 +66,18 @@ class Morning:
     opps: pd.DataFrame
     targets: Targets | None
     infeasible: str | None = None
+    calibration: Calibration | None = None
 
 
-def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None) -> Morning:
-    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out)."""
+def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None,
+                 calibration: Calibration | None = None) -> Morning:
+    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out), with the
+    session's calibration (None under the raw objective)."""
     opps = scan[~scan["symbol"].isin(dirty).to_numpy(bool)] if dirty else scan
     try:
-        return Morning(scan, opps, build_targets(opps, params, method))
+        return Morning(scan, opps, build_targets(opps, params, method, calibration), calibration=calibration)
     except InfeasibleError as e:
-        return Morning(scan, opps, None, str(e))
+        return Morning(scan, opps, None, str(e), calibration)
 
 
 def load_market(provider: DataProvider, params: Params, start: date, end: date) -> Market:
@@ -110,10 +117,11 @@ def _dirty(quarantine: np.ndarray, symbols: pd.Index, row: int, lookback: int) -
 
 
 def _plan_block(scans: list[SessionScan], dirty: list[set[str]], universe: pd.DataFrame,
-                weights: dict[str, float], params: Params, method: str | None) -> list[Morning]:
+                weights: dict[str, float], params: Params, method: str | None,
+                calibrations: list[Calibration | None]) -> list[Morning]:
     """Rank each session's scan (`scan.rank`, as `scan_window` does) and plan its directional targets."""
-    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, weights, params)[0], d, params, method)
-            for sc, d in zip(scans, dirty)]
+    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, weights, params)[0], d, params, method, cal)
+            for sc, d, cal in zip(scans, dirty, calibrations)]
 
 
 def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None, *,
@@ -131,11 +139,14 @@ def scan_sessions(market: Market, params: Params, advance: Callable[[int], None]
     scanner = PanelScan(market.panel, market.universe, signals, params)
     lookback = params.scan.lookback_days
     blocks = iter([rows[k:k + BLOCK] for k in range(0, len(rows), BLOCK)])
+    cals: dict[int, Calibration] = (walk_forward(market.panel, market.universe, params, rows, q, scanner)
+                                    if params.portfolio.objective == "calibrated" else {})
 
     def inputs(block: list[int]) -> tuple[list[SessionScan], list[set[str]], pd.DataFrame, dict[str, float],
-                                          Params, str | None]:
+                                          Params, str | None, list[Calibration | None]]:
         dirty = [_dirty(q, market.panel.symbols, r, lookback) for r in block]
-        return scanner.sessions(block), dirty, market.universe, weights, params, method
+        return (scanner.sessions(block), dirty, market.universe, weights, params, method,
+                [cals.get(r) for r in block])
 
     workers = params.scan.workers
     if workers <= 0:

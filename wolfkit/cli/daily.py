@@ -98,6 +98,7 @@ def build(
     from rich.table import Table
 
     from wolfkit.calendar import check_session, resolve_date
+    from wolfkit.calibration import for_build
     from wolfkit.config import load_params
     from wolfkit.day_folder import OnTaken, claim_file, claimed, update_manifest
     from wolfkit.domain import PlanStatus
@@ -112,6 +113,7 @@ def build(
         check_session(day, fix="use --force to build for it anyway")
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
+        calibration=for_build(p, day),
     )
     with claimed(out, on_taken=OnTaken.REFUSE) as target:
         write_orders(result.plan, target)
