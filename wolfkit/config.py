@@ -262,7 +262,7 @@ class PortfolioParams(_Strict):
     market_cap: MarketCapParams = Field(default_factory=MarketCapParams)
     method: Literal["optimal", "greedy"] = "optimal"
     objective: Literal["calibrated", "raw"] = Field(
-        "raw", description="what both methods maximise: calibrated (the walk-forward calibrated return of the "
+        "calibrated", description="what both methods maximise: calibrated (the walk-forward calibrated return of the "
         "score minus risk_aversion x its calibrated daily volatility) or raw (expected_return when every "
         "candidate has one, else score)")
     risk_aversion: float = Field(

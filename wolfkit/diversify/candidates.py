@@ -133,11 +133,13 @@ def uses_calibration(params: Params, calibration: Calibration | None) -> bool:
 
 
 def objective_note(params: Params, calibration: Calibration | None) -> str:
-    """Why the calibrated objective was asked for but not used (empty when it was, or was not asked for)."""
-    if params.portfolio.objective != "calibrated" or uses_calibration(params, calibration):
+    """Why the calibrated objective was asked for but not used: the calibration had too little history.
+
+    Empty when it was used, not asked for, or no calibration was given at all: every command that
+    builds a pack (build, premarket, replay, backtest) fits one (`wolfkit.calibration.for_build`), so
+    only a direct call without one gets the raw objective, and `Targets.basis` says so."""
+    if calibration is None or uses_calibration(params, calibration) or params.portfolio.objective != "calibrated":
         return ""
-    if calibration is None:
-        return "objective calibrated but no calibration was given: raw objective used"
     return calibration.describe()
 
 
