@@ -238,7 +238,8 @@ def test_a_cash_account_keeps_its_total_bucket_when_the_open_gaps_up(tmp_path) -
 
     start, end = date(2026, 11, 19), date(2026, 11, 30)  # the demo market opens 2026-11-24 above the plan
     p = load_params(ROOT / "parameters/demo.yaml").with_changes(
-        {"leverage": {"buying_power_multiple": 1.0}, "portfolio": {"sector_cap": 0.25}})
+        {"leverage": {"buying_power_multiple": 1.0},
+         "portfolio": {"sector_cap": 0.25, "objective": "raw"}})  # the raw pack is the one that gaps up here
     r = run_backtest(p, start, end, tmp_path / "out", progress=False, report=False)
     morning = r.equity["equity"].shift(1).fillna(r.summary["equity_start"])
     gross = (r.equity["gross_directional"] + r.equity["gross_maxdiff"]) / morning
