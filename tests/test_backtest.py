@@ -237,9 +237,10 @@ def test_a_cash_account_keeps_its_total_bucket_when_the_open_gaps_up(tmp_path) -
     from wolfkit.config import load_params
 
     start, end = date(2026, 11, 19), date(2026, 11, 30)  # the demo market opens 2026-11-24 above the plan
-    p = load_params(ROOT / "parameters/demo.yaml").with_changes(  # risk caps off: the pack this scenario was built on
-        {"leverage": {"buying_power_multiple": 1.0}, "portfolio": {"sector_cap": 0.25},
-         "risk": {"max_adv_share": None, "max_position_risk": None}})
+    p = load_params(ROOT / "parameters/demo.yaml").with_changes(  # risk rules off, the raw objective: the pack
+        {"leverage": {"buying_power_multiple": 1.0},               # this scenario was built on (it gaps up here)
+         "portfolio": {"sector_cap": 0.25, "objective": "raw"},
+         "risk": {"max_adv_share": None, "max_position_risk": None, "min_price": 0, "min_adv_usd": 0}})
     r = run_backtest(p, start, end, tmp_path / "out", progress=False, report=False)
     morning = r.equity["equity"].shift(1).fillna(r.summary["equity_start"])
     gross = (r.equity["gross_directional"] + r.equity["gross_maxdiff"]) / morning

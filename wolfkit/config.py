@@ -260,6 +260,24 @@ class MarketCapParams(_Strict):
         return "micro"
 
 
+class CalibrationParams(_Strict):
+    """The walk-forward calibration of score → expected return and risk (`wolfkit.calibration`)."""
+
+    refit_sessions: int = Field(
+        21, ge=1, le=252, description="refit every this many weekdays (counted from a fixed date, so a backtest "
+        "and a live build refit on the same days); the sessions in between use the last fit")
+    window_sessions: int = Field(
+        126, ge=5, le=1000, description="sessions of (score, open→close) pairs before the refit day the fit uses")
+    min_observations: int = Field(
+        5000, ge=1, description="fewer pairs than this: the calibration is not ready and the raw objective is used")
+    bins: int = Field(10, ge=2, le=100, description="equal score bins over 0–100")
+    shrinkage_obs: float = Field(
+        5000.0, ge=0, description="each bin's mean return is shrunk toward zero by n / (n + shrinkage_obs), its "
+        "volatility toward the pooled one by the same factor")
+    method: Literal["isotonic", "binned"] = Field(
+        "isotonic", description="isotonic: the bin means made non-decreasing in score; binned: as measured")
+
+
 class PortfolioParams(_Strict):
     """The directional pack: how many names, how big, how spread."""
 
@@ -286,6 +304,13 @@ class PortfolioParams(_Strict):
     )
     market_cap: MarketCapParams = Field(default_factory=MarketCapParams)
     method: Literal["optimal", "greedy"] = "optimal"
+    objective: Literal["calibrated", "raw"] = Field(
+        "calibrated", description="what both methods maximise: calibrated (the walk-forward calibrated return of the "
+        "score minus risk_aversion x its calibrated daily volatility) or raw (expected_return when every "
+        "candidate has one, else score)")
+    risk_aversion: float = Field(
+        0.05, ge=0, le=10, description="calibrated objective: the penalty per unit of calibrated daily volatility")
+    calibration: CalibrationParams = Field(default_factory=CalibrationParams)
     quarantine_bad_rows: bool = Field(
         False, description="bad opportunity rows: stop (false) or set aside and report (true)"
     )

@@ -385,6 +385,7 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
     equity a cash account. `broker` (sim | paper | live; empty: none) sizes the pack against what that
     account holds (`wolfkit.holdings.read_holdings`; the simulated account is the day folder's).
     """
+    from wolfkit.calibration import for_build
     from wolfkit.orders import build_order_plan
 
     holdings = None
@@ -395,6 +396,7 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
     return build_order_plan(
         scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or None,
         as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic), holdings=holdings,
+        calibration=for_build(ctx.params, ctx.session),
     )
 
 

@@ -55,6 +55,7 @@ from wolfkit.rebalance import Delta, Holdings, RebalanceAction, maxdiff_opens, r
 from wolfkit.symbols import Symbol
 
 if TYPE_CHECKING:
+    from wolfkit.calibration import Calibration
     from wolfkit.diversify import Targets
     from wolfkit.packing import Packing
 
@@ -406,6 +407,7 @@ def build_order_plan(
     synthetic: bool = False,
     source: str = "opportunities",
     holdings: Holdings | None = None,
+    calibration: Calibration | None = None,
 ) -> BuildResult:
     """Opportunities → validated `OrderPlan` (directional market/limit buys, maxdiff ramp-start limits).
 
@@ -425,6 +427,9 @@ def build_order_plan(
     each directional order says what it does (`rebalance`, `reason`). None: built as if flat (as before).
     A maxdiff plan on a held symbol, or with a directional order of the other side, does not place its
     order at the open (`maxdiff_opens`).
+
+    `calibration`: the session's walk-forward calibration (`wolfkit.calibration.for_session`) for
+    `portfolio.objective: calibrated`; without one the raw objective is used and the notes say so.
     """
     # here, not at the top: the pack's solvers load scipy, and reading or executing an orders file never needs them
     from wolfkit.diversify import build_targets
@@ -434,7 +439,7 @@ def build_order_plan(
     account = params.account(equity, buying_power)
     checked = validate_opportunities(opps, params, source)
     valid = checked.valid
-    targets = build_targets(valid, params, method, equity=equity)
+    targets = build_targets(valid, params, method, calibration, equity=equity)
     packing = pack_layers(targets, valid, params, equity, account.buying_power, method=targets.method)
     _check_position_count(packing.directional, params, equity, source)
     if run_id is None:

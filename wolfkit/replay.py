@@ -298,6 +298,7 @@ def replay_session(
     """
     import time as _time
 
+    from wolfkit.calibration import for_build
     from wolfkit.orders import build_order_plan
     from wolfkit.scan import run_scan
 
@@ -318,7 +319,8 @@ def replay_session(
         assert provider is not None
         scan = run_scan(params, session, provider)
         plan = build_order_plan(scan.opportunities, params, equity, None, session,
-                                synthetic=synthetic, created_at=datetime.combine(session, datetime.min.time())).plan
+                                synthetic=synthetic, created_at=datetime.combine(session, datetime.min.time()),
+                                calibration=for_build(params, session, provider)).plan
     runs: dict[str, SessionRun] = {}
     elapsed: dict[str, float] = {}
     for v in variants:

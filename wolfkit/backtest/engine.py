@@ -208,7 +208,7 @@ class _Tilts:
             return morning, self.params, None
         tilted = tilt.apply(self.params)
         method = morning.targets.method if morning.targets is not None else self.method
-        again = plan_morning(morning.opps, set(), tilted, method)
+        again = plan_morning(morning.opps, set(), tilted, method, morning.calibration)
         if again.targets is not None:
             again = replace(again, targets=replace(again.targets, notes=(*again.targets.notes, tilt.note())))
         return replace(again, scan=morning.scan), tilted, tilt

@@ -8,7 +8,10 @@ re-reading files, re-fetching bars or re-running a full scan per day. The bars f
 window: the scan `run_scan` runs) and ranked per session by `wolfkit.scan.rank`, the function both
 end with. The backtest has no pre-market quotes: the scan price is the last close. Each scan is
 followed, in the same (worker) process, by the directional target weights (`plan_morning`): they are
-fractions of equity, so they need not wait for the trading loop.
+fractions of equity, so they need not wait for the trading loop. Under `portfolio.objective:
+calibrated` each session's targets use the walk-forward calibration of its refit day
+(`wolfkit.calibration.walk_forward`: the scores of the sessions before it, from the same panel scan,
+and their open→close returns), fitted before the sessions are planned.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from wolfkit.calibration import Calibration, walk_forward
 from wolfkit.diversify import Targets, build_targets
 from wolfkit.errors import BadInputError, InfeasibleError
 from wolfkit.panel_scan import PanelScan, SessionScan
@@ -63,17 +67,21 @@ class Morning:
     opps: pd.DataFrame
     targets: Targets | None
     infeasible: str | None = None
+    calibration: Calibration | None = None
 
 
-def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None) -> Morning:
-    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out). The weights
-    are planned before the equity is known: the liquidity cap on weight uses the starting equity
-    (`backtest.equity`), and the packer caps each order's shares at the day's equity."""
+def plan_morning(scan: pd.DataFrame, dirty: set[str], params: Params, method: str | None,
+                 calibration: Calibration | None = None) -> Morning:
+    """`diversify.build_targets` on the scan's clean candidates (`dirty`: symbols left out), with the
+    session's calibration (None under the raw objective). The weights are planned before the equity is
+    known: the liquidity cap on weight uses the starting equity (`backtest.equity`), and the packer caps
+    each order's shares at the day's equity."""
     opps = scan[~scan["symbol"].isin(dirty).to_numpy(bool)] if dirty else scan
     try:
-        return Morning(scan, opps, build_targets(opps, params, method, equity=params.backtest.equity))
+        return Morning(scan, opps, build_targets(opps, params, method, calibration, equity=params.backtest.equity),
+                       calibration=calibration)
     except InfeasibleError as e:
-        return Morning(scan, opps, None, str(e))
+        return Morning(scan, opps, None, str(e), calibration)
 
 
 def load_market(provider: DataProvider, params: Params, start: date, end: date) -> Market:
@@ -114,11 +122,12 @@ def _dirty(quarantine: np.ndarray, symbols: pd.Index, row: int, lookback: int) -
 
 
 def _plan_block(scans: list[SessionScan], dirty: list[set[str]], universe: pd.DataFrame,
-                weights: list[dict[str, float]], params: Params, method: str | None) -> list[Morning]:
+                weights: list[dict[str, float]], params: Params, method: str | None,
+                calibrations: list[Calibration | None]) -> list[Morning]:
     """Rank each session's scan (`scan.rank`, as `scan_window` does, with that session's signal weights)
-    and plan its directional targets."""
-    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, w, params)[0], d, params, method)
-            for sc, d, w in zip(scans, dirty, weights)]
+    and plan its directional targets (with its calibration)."""
+    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, w, params)[0], d, params, method, cal)
+            for sc, d, w, cal in zip(scans, dirty, weights, calibrations)]
 
 
 def signal_weights(market: Market, params: Params, scanner: PanelScan | None = None) -> SignalWeights:
@@ -148,12 +157,15 @@ def scan_sessions(market: Market, params: Params, advance: Callable[[int], None]
     lookback = params.scan.lookback_days
     blocks = iter([rows[k:k + BLOCK] for k in range(0, len(rows), BLOCK)])
     dates = market.panel.dates
+    cals: dict[int, Calibration] = (walk_forward(market.panel, market.universe, params, rows, q, scanner)
+                                    if params.portfolio.objective == "calibrated" else {})
 
     def inputs(block: list[int]) -> tuple[list[SessionScan], list[set[str]], pd.DataFrame, list[dict[str, float]],
-                                          Params, str | None]:
+                                          Params, str | None, list[Calibration | None]]:
         dirty = [_dirty(q, market.panel.symbols, r, lookback) for r in block]
         w = [sw.for_session(dates[r].date()) for r in block]
-        return scanner.sessions(block), dirty, market.universe, w, params, method
+        return (scanner.sessions(block), dirty, market.universe, w, params, method,
+                [cals.get(r) for r in block])
 
     workers = params.scan.workers
     if workers <= 0:

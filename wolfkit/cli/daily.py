@@ -102,6 +102,7 @@ def build(
     from rich.table import Table
 
     from wolfkit.calendar import check_session, resolve_date
+    from wolfkit.calibration import for_build
     from wolfkit.config import load_params
     from wolfkit.day_folder import OnTaken, claim_file, claimed, update_manifest
     from wolfkit.domain import PlanStatus
@@ -121,7 +122,7 @@ def build(
         holdings = read_holdings(broker, p, out.parent)
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
-        holdings=holdings,
+        holdings=holdings, calibration=for_build(p, day),
     )
     with claimed(out, on_taken=OnTaken.REFUSE) as target:
         write_orders(result.plan, target)

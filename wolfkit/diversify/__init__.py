@@ -7,8 +7,13 @@ allocation T = `portfolio.target_allocation` (1 − `cash_reserve`); each sector
 of its band (the bands are shares of the directional ALLOCATION, so `cap_weights / allocation` is what
 the bands bound); the pack has `min_positions`..`max_positions` names, aiming at `target_positions`.
 
-Two methods report the same objective, Σ weight × coefficient, where the coefficient is
-`expected_return` when every candidate has one, else `score`:
+Two methods report the same objective, Σ weight × coefficient (`candidates.objective_coefficient`):
+under `portfolio.objective: calibrated` the walk-forward calibrated return of the score minus
+`risk_aversion` × its calibrated daily volatility (`wolfkit.calibration`), and the candidates rank by
+it in both methods; under `raw` (or before the calibration has enough history, said in `notes`)
+`expected_return` when every candidate has one, else `score`, and the candidates rank by score.
+A name ranked above a pick is left out only for a named rule (`candidates.Rule`): taking the place of
+any lower-ranked pick would break it (`explain.reasons_out`, shown in `Targets.excluded`).
 
 - ``optimal``: the exact optimum with exactly `target_positions` names (the count is a rule); only
   when no such pack exists does the count widen to the nearest feasible one in
@@ -56,16 +61,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from wolfkit.config import CAP_TIERS, Params
 from wolfkit.diversify import bands, explain, limits
-from wolfkit.diversify.candidates import TOL, candidate_table, tier_labels, violations
+from wolfkit.diversify.candidates import (
+    TOL,
+    Basis,
+    candidate_table,
+    objective_note,
+    swap_up,
+    tier_labels,
+    violations,
+)
 from wolfkit.diversify.exact import solve_count
 from wolfkit.diversify.greedy import GreedyFill
 from wolfkit.errors import BadInputError, InfeasibleError
+
+if TYPE_CHECKING:
+    from wolfkit.calibration import Calibration
 
 __all__ = ["Method", "Targets", "build_targets", "tier_labels"]
 
@@ -98,11 +115,16 @@ class Targets:
     notes: tuple[str, ...] = ()
     band_misses: tuple[bands.BandMiss, ...] = ()
     rules_skipped: tuple[str, ...] = ()
+    calibration: Calibration | None = None
 
 
 def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None,
-                  equity: float | None = None) -> Targets:
+                  calibration: Calibration | None = None, equity: float | None = None) -> Targets:
     """Target weights (fractions of equity) for the directional pack, by `method` (default: parameters).
+
+    `calibration`: the session's walk-forward calibration (`wolfkit.calibration`), used when
+    `portfolio.objective` is calibrated; without one (or before it is ready) the raw objective is used
+    and `notes` says so.
 
     `opps` is a validated opportunities table (`validate_opportunities(...).valid`).
     Raises `InfeasibleError` (exit 3) naming the binding rule and the best achievable allocation.
@@ -115,10 +137,13 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None,
         m = Method(method or params.portfolio.method)
     except ValueError:
         raise BadInputError(f"method {method!r}: use optimal or greedy") from None
-    c, excluded, basis = candidate_table(opps, params, equity)
+    c, excluded, basis = candidate_table(opps, params, equity, calibration)
     skipped = limits.skipped(opps, params, equity)
+    note = objective_note(params, calibration)
+    extra = (note,) if note else ()
     try:
-        return replace(_build(c, excluded, basis, params, m, len(opps)), rules_skipped=skipped)
+        t = _build(c, excluded, basis, params, m, len(opps))
+        return replace(t, notes=(*t.notes, *extra), calibration=calibration, rules_skipped=skipped)
     except InfeasibleError:
         if params.portfolio.market_cap.strict or not len(c):
             raise
@@ -127,10 +152,11 @@ def build_targets(opps: pd.DataFrame, params: Params, method: str | None = None,
             raise  # the bands are not what stops it
     t = _build(c, excluded, basis, bands.widened(params, shortfall), m, len(opps))
     misses = bands.missed(c, params, t.cap_weights, t.allocation)
-    return replace(t, band_misses=misses, notes=(*t.notes, *(b.note() for b in misses)), rules_skipped=skipped)
+    return replace(t, band_misses=misses, notes=(*t.notes, *(b.note() for b in misses), *extra),
+                   calibration=calibration, rules_skipped=skipped)
 
 
-def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: str, params: Params, m: Method, n_rows: int) -> Targets:
+def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: Basis, params: Params, m: Method, n_rows: int) -> Targets:
     """The pack under `params` with every rule hard (the candidate table from `candidate_table`)."""
     explain.diagnose(c, params, n_rows)
     if m is Method.OPTIMAL:
@@ -138,14 +164,17 @@ def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: str, params: Params, 
         if found is None:
             raise explain.infeasible(c, params)
         w, count = found
+        if basis is Basis.CALIBRATED:  # what the solver's tolerances cannot tell apart (coefficients 1e-9 apart)
+            w = swap_up(c, w, params)[0]
         notes = explain.optimal_notes(c, params, count)
         why = explain.reasons_out(c, w, params, basis)
     else:
-        w, why = GreedyFill(c, params).run()
+        w, own = GreedyFill(c, params).run()
         problems = violations(c, w, params)
         if problems:
             raise explain.greedy_failure(c, params, problems)
         notes = explain.greedy_notes(c, params, int((w > 0).sum()))
+        why = explain.reasons_out(c, w, params, basis, own)
     sel = w > 0
     picked = c.loc[sel].copy()
     picked["weight"] = w[sel]
@@ -168,6 +197,6 @@ def _build(c: pd.DataFrame, excluded: pd.DataFrame, basis: str, params: Params, 
         allocation=float(w.sum()),
         sector_weights={str(k): float(v) for k, v in sector_w.items()},
         cap_weights={t: float(cap_w.get(t, 0.0)) for t in CAP_TIERS if t in cap_w},
-        basis=basis,
+        basis=str(basis),
         notes=notes,
     )

@@ -11,7 +11,8 @@ maximum, or the Kelly weight inside the band, lowered by the risk and liquidity 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,17 +22,48 @@ from wolfkit.diversify.limits import below_floors, cap_reason, weight_caps
 from wolfkit.errors import BadInputError
 from wolfkit.sizing import kelly_fraction
 
+if TYPE_CHECKING:
+    from wolfkit.calibration import Calibration
+
 TOL = 1e-6
+
+TIE = 1e-7
+"""Calibrated objective: per score point added to the coefficient (0.3 bp across 70–100), so names the
+calibration values alike (an isotonic fit is flat in places) rank by score, in both methods and in the
+solver (a smaller difference is below what the solver's tolerances tell apart)."""
+
+VALUE_TOL = 1e-9
+"""Coefficients closer than this are equal: a name is "valued above" a pick only by more."""
+
+
+class Rule(StrEnum):
+    """The rules that keep a name out of the pack; every reason for leaving out a name ranked above a
+    pick starts with one of them."""
+
+    MIN_SCORE = "min_score"
+    SECTOR_CAP = "sector cap"
+    CAP_BAND = "market-cap band"
+    TIER_BAND = "tier band"
+    COUNT = "count"
+    ALLOCATION = "allocation"
+
+
+class Basis(StrEnum):
+    """The objective coefficient both methods maximise (Σ weight × coefficient)."""
+
+    CALIBRATED = "calibrated"
+    EXPECTED_RETURN = "expected_return"
+    SCORE = "score"
 
 
 class Candidates(NamedTuple):
-    """The candidate table (`table`), the names below `min_score`, under a risk floor or whose risk or
-    liquidity cap falls under their band minimum, with why (`excluded`: symbol, reason), and which
-    column is the objective coefficient (`basis`: expected_return or score)."""
+    """The candidate table (`table`, in rank order), the names below `min_score`, under a risk floor or
+    whose risk or liquidity cap falls under their band minimum, with why (`excluded`: symbol, reason), and
+    the objective coefficient (`basis`)."""
 
     table: pd.DataFrame
     excluded: pd.DataFrame
-    basis: str
+    basis: Basis
 
 
 def pct(x: float) -> str:
@@ -51,13 +83,15 @@ def tier_labels(params: Params) -> list[str]:
     return out
 
 
-def candidate_table(opps: pd.DataFrame, params: Params, equity: float | None = None) -> Candidates:
+def candidate_table(opps: pd.DataFrame, params: Params, equity: float | None = None,
+                    calibration: Calibration | None = None) -> Candidates:
     """Candidates with their band [lo, hi], upper bound u (the full size) and coefficient c; plus exclusions.
 
     `opps` is a validated opportunities table. `sizing.weight_rule: kelly` caps u at the
     leverage-aware Kelly weight inside the band and needs expected_return and return_std everywhere.
     The risk floors and caps (`limits`) apply here; `equity` (USD) is what the liquidity cap divides
     by (None: that cap is left to the packer's share cap).
+    The coefficient (`objective_coefficient`) also orders the rows: the rank both methods share.
     """
     pp = params.portfolio
     if len(opps) and opps["symbol"].duplicated().any():
@@ -104,11 +138,79 @@ def candidate_table(opps: pd.DataFrame, params: Params, equity: float | None = N
                for (_, row), cap, rule in zip(c.loc[out].iterrows(), caps.cap[out], caps.rule[out])]
         excluded = pd.concat([excluded, pd.DataFrame({"symbol": c.loc[out, "symbol"].to_numpy(), "reason": why})])
         c = c.loc[~out]
-    basis = "expected_return" if len(c) and c["expected_return"].notna().all() else "score"
-    c["c"] = c[basis].astype(float)
-    order = np.lexsort((c["symbol"].to_numpy(str), -c["c"].to_numpy(float), -c["score"].to_numpy(float)))
+    basis = objective_coefficient(c, params, calibration)
+    sym, cc, score = c["symbol"].to_numpy(str), -c["c"].to_numpy(float), -c["score"].to_numpy(float)
+    order = np.lexsort((sym, score, cc) if basis is Basis.CALIBRATED else (sym, cc, score))
     c = c.iloc[order].reset_index(drop=True)
     return Candidates(c, excluded.reset_index(drop=True), basis)
+
+
+def uses_calibration(params: Params, calibration: Calibration | None) -> bool:
+    """Whether the calibrated objective applies: asked for, and a ready calibration given."""
+    return params.portfolio.objective == "calibrated" and calibration is not None and calibration.ready
+
+
+def objective_note(params: Params, calibration: Calibration | None) -> str:
+    """Why the calibrated objective was asked for but not used: the calibration had too little history.
+
+    Empty when it was used, not asked for, or no calibration was given at all: every command that
+    builds a pack (build, premarket, replay, backtest) fits one (`wolfkit.calibration.for_build`), so
+    only a direct call without one gets the raw objective, and `Targets.basis` says so."""
+    if calibration is None or uses_calibration(params, calibration) or params.portfolio.objective != "calibrated":
+        return ""
+    return calibration.describe()
+
+
+def objective_coefficient(c: pd.DataFrame, params: Params, calibration: Calibration | None) -> Basis:
+    """Set `c["c"]`, the coefficient both methods maximise, and say which it is.
+
+    `portfolio.objective: calibrated` with a ready calibration: calibrated_return − risk_aversion ×
+    calibrated_risk (+ `TIE` × score), with both columns added to the table; the rows then rank by it.
+    Otherwise the raw coefficient, expected_return when every candidate has one, else score; the rows
+    rank by score (the scan's order).
+    """
+    if calibration is not None and uses_calibration(params, calibration):
+        s = c["score"].to_numpy(float)
+        c["calibrated_return"] = calibration.expected_return(s)
+        c["calibrated_risk"] = calibration.risk(s)
+        c["c"] = c["calibrated_return"] - params.portfolio.risk_aversion * c["calibrated_risk"] + TIE * s
+        return Basis.CALIBRATED
+    basis = Basis.EXPECTED_RETURN if len(c) and c["expected_return"].notna().all() else Basis.SCORE
+    c["c"] = c[str(basis)].astype(float)
+    return basis
+
+
+def swap_blockers(c: pd.DataFrame, w: np.ndarray, i: int, j: int, params: Params,
+                  sec_w: dict[str, float], tier_w: dict[str, float]) -> list[tuple[Rule, str]]:
+    """The rules that stop left-out name i from taking pick j's place at j's weight (empty: nothing does).
+
+    `sec_w`, `tier_w`: the pack's weight per sector and cap tier (`group_sums`). The count and the
+    allocation are unchanged by a swap at equal weight, so what can stop it is i's tier band (it
+    cannot hold j's weight), i's sector cap, i's market-cap band maximum or j's band minimum.
+    """
+    pp = params.portfolio
+    lo, u, wj = float(c["lo"].iat[i]), float(c["u"].iat[i]), float(w[j])
+    sym_j = c["symbol"].iat[j]
+    out: list[tuple[Rule, str]] = []
+    wi = min(max(wj, lo), u)
+    if abs(wi - wj) > TOL:
+        out.append((Rule.TIER_BAND, f"its {c['tier'].iat[i]} band {pct(lo)}–{pct(u)} cannot hold the "
+                                    f"{pct(wj)} of {sym_j} (ranked lower) with the allocation full"))
+    si, sj = c["sector"].iat[i], c["sector"].iat[j]
+    new_sec = sec_w.get(si, 0.0) + wi - (wj if si == sj else 0.0)
+    if new_sec > pp.cap_for(si) + TOL:
+        out.append((Rule.SECTOR_CAP, f"{si} at {pct(sec_w.get(si, 0.0))} would reach {pct(new_sec)} in place of "
+                                     f"{sym_j} (ranked lower), above its {pct(pp.cap_for(si))} cap"))
+    bands = band_rows(params, pp.target_allocation)
+    ti, tj = c["cap_tier"].iat[i], c["cap_tier"].iat[j]
+    new_ti = tier_w.get(ti, 0.0) + wi - (wj if ti == tj else 0.0)
+    if new_ti > bands[ti][1] + TOL:
+        out.append((Rule.CAP_BAND, f"{ti} at {pct(tier_w.get(ti, 0.0))} of equity would reach {pct(new_ti)} in "
+                                   f"place of {sym_j} (ranked lower), above its {pct(bands[ti][1])} maximum"))
+    if ti != tj and tier_w.get(tj, 0.0) - wj < bands[tj][0] - TOL:
+        out.append((Rule.CAP_BAND, f"without {sym_j} (ranked lower) {tj} would fall to "
+                                   f"{pct(tier_w.get(tj, 0.0) - wj)}, below its {pct(bands[tj][0])} minimum"))
+    return out
 
 
 def top_sum(values: np.ndarray, k: int) -> float:
@@ -206,3 +308,32 @@ def prune_dominated(c: pd.DataFrame, params: Params, k: int) -> np.ndarray:
         lo_with_dom = L + L @ dom
         keep[pos[(n_dom + 1 > k) | (lo_with_dom > limit + TOL)]] = False
     return keep
+
+
+def swap_up(c: pd.DataFrame, w: np.ndarray, params: Params) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Let every left-out name valued above a pick (by more than `VALUE_TOL`) take the lowest-valued such
+    pick's place at its weight when no rule stops it (`swap_blockers`), until none can.
+
+    Each swap raises the objective and keeps every rule, so it ends. Greedy runs it as a phase; the exact
+    pack runs it to catch what the solver's tolerances cannot tell apart (coefficients a few 1e-9 apart).
+    Returns the new weights and the (in, out) pairs swapped.
+    """
+    w = w.copy()
+    cc = c["c"].to_numpy(float)
+    sec, tier = c["sector"].to_numpy(), c["cap_tier"].to_numpy()
+    done: list[tuple[int, int]] = []
+    moved = True
+    while moved:
+        moved = False
+        sec_w, tier_w = group_sums(sec, w), group_sums(tier, w)
+        for i in np.flatnonzero(w == 0).tolist():
+            lower = np.flatnonzero((w > 0) & (cc < cc[i] - VALUE_TOL))
+            for j in lower[np.argsort(cc[lower], kind="stable")].tolist():
+                if not swap_blockers(c, w, i, j, params, sec_w, tier_w):
+                    w[i], w[j] = w[j], 0.0
+                    done.append((i, j))
+                    moved = True
+                    break
+            if moved:
+                break
+    return w, done

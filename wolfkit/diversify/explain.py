@@ -13,7 +13,16 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.config import CAP_TIERS, Params
-from wolfkit.diversify.candidates import TOL, band_rows, group_sums, pct, top_sum
+from wolfkit.diversify.candidates import (
+    TOL,
+    VALUE_TOL,
+    Rule,
+    band_rows,
+    group_sums,
+    pct,
+    swap_blockers,
+    top_sum,
+)
 from wolfkit.diversify.exact import solve_exact, solve_milp
 from wolfkit.errors import InfeasibleError
 
@@ -164,22 +173,73 @@ def greedy_failure(c: pd.DataFrame, params: Params, problems: list[str]) -> Infe
     )
 
 
-def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str) -> dict[int, str]:
-    """Why each unpicked candidate of the exact pack is out (the rule it would break, else the objective)."""
+def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str,
+                own: dict[int, str] | None = None) -> dict[int, str]:
+    """Why each unpicked candidate is out; a name ranked above a pick always for a named rule.
+
+    A name whose coefficient is above some pick's is out because taking the place of any such
+    lower-valued pick breaks a rule (`swap_blockers`; the exact pack is optimal, and greedy swaps
+    such names in when nothing stops them, `GreedyFill.swap_up`): the reason names
+    each such rule (`Rule`) with the figures that show it binds. The other names keep the method's own
+    reason (`own`: greedy's), else the sector cap they would break, else that the picks rank higher.
+    """
     pp = params.portfolio
     sec = c["sector"].to_numpy()
     sec_w = group_sums(sec, w)
+    tier_w = group_sums(c["cap_tier"].to_numpy(), w)
     lo = c["lo"].to_numpy(float)
-    count = int((w > 0).sum())
+    picks = np.flatnonzero(w > 0)
+    count = len(picks)
     why: dict[int, str] = {}
+    cc = c["c"].to_numpy(float)
     for i in np.flatnonzero(w == 0).tolist():
+        lower = picks[cc[picks] < cc[i] - VALUE_TOL]
+        named = ranked_out(c, w, i, lower, params, sec_w, tier_w) if len(lower) else ""
+        if named:  # greedy's account of its fill first (the room it kept), then the rules that bind now
+            mine = own.get(i, "") if own is not None else ""
+            why[i] = f"{mine}; {named}" if mine and still_binds(c, w, i, mine, params, sec_w, tier_w) else named
+            continue
         s = sec[i]
-        if sec_w[s] + lo[i] > pp.cap_for(s) + TOL:
-            why[i] = (f"sector cap: {s} already at {pct(sec_w[s])}; its band minimum {pct(lo[i])} "
+        if own is not None and i in own:
+            why[i] = own[i]
+        elif sec_w.get(s, 0.0) + lo[i] > pp.cap_for(s) + TOL:
+            why[i] = (f"{Rule.SECTOR_CAP}: {s} already at {pct(sec_w[s])}; its band minimum {pct(lo[i])} "
                       f"would pass the {pct(pp.cap_for(s))} cap")
         else:
-            why[i] = f"not selected: the {count} picks carry a higher {basis} within the rules"
+            why[i] = f"ranked below every pick: the {count} picks carry a higher {basis} within the rules"
     return why
+
+
+def still_binds(c: pd.DataFrame, w: np.ndarray, i: int, reason: str, params: Params,
+                sec_w: dict[str, float], tier_w: dict[str, float]) -> bool:
+    """Whether greedy's reason for name i, given while it filled, still holds for the finished pack:
+    a look-ahead reason always (it names no rule), a rule only while the pack is at its limit for i."""
+    rule = reason.split(":")[0].removesuffix(" full")
+    if rule not in set(Rule):
+        return True
+    pp = params.portfolio
+    lo = float(c["lo"].iat[i])
+    if rule == Rule.SECTOR_CAP:
+        s = c["sector"].iat[i]
+        return sec_w.get(s, 0.0) + lo > pp.cap_for(s) + TOL
+    if rule == Rule.CAP_BAND:
+        t = c["cap_tier"].iat[i]
+        return tier_w.get(t, 0.0) + lo > band_rows(params, pp.target_allocation)[t][1] + TOL
+    return float(w.sum()) + lo > pp.target_allocation + TOL
+
+
+def ranked_out(c: pd.DataFrame, w: np.ndarray, i: int, lower: np.ndarray, params: Params,
+               sec_w: dict[str, float], tier_w: dict[str, float]) -> str:
+    """The reason of a name valued above the picks `lower`: each rule that stops it taking one's place,
+    as "<rule>: <figures>" parts joined by "; " (empty when none does: only greedy under the raw
+    objective, which fills by score, leaves such a name)."""
+    found: dict[Rule, tuple[str, int]] = {}
+    for j in lower[np.argsort(c["c"].to_numpy(float)[lower], kind="stable")].tolist():  # lowest-valued first
+        for rule, text in swap_blockers(c, w, i, j, params, sec_w, tier_w):
+            first, n = found.get(rule, (text, 0))
+            found[rule] = (first, n + 1)
+    return "; ".join(f"{rule}: {text}" + (f" (blocks {n} lower-valued picks)" if n > 1 else "")
+                     for rule, (text, n) in found.items())
 
 
 def reasons_in(picked: pd.DataFrame) -> list[str]:

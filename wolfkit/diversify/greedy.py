@@ -1,6 +1,8 @@
-"""Greedy: the score-order fill of the directional pack, count-aware, as `GreedyFill` with named phases.
+"""Greedy: the rank-order fill of the directional pack, count-aware, as `GreedyFill` with named phases.
 
-The rule a trader applies by hand: best score first, each name at its full size while the caps allow.
+The rule a trader applies by hand: best first, each name at its full size while the caps allow. "Best"
+is the candidate table's rank: the score under the raw objective, the calibrated objective under
+`portfolio.objective: calibrated` (the measure the exact pack maximises).
 Made count-aware so the tail shrinks instead of the count: a name is taken only when the room left
 after it still covers the names needed to reach `target_positions` and every market-cap tier's band
 minimum. Pure; its result is checked against every rule by the caller (`candidates.violations`), and
@@ -15,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from wolfkit.config import Params
-from wolfkit.diversify.candidates import TOL, band_rows, pct, violations
+from wolfkit.diversify.candidates import (
+    TOL,
+    band_rows,
+    pct,
+    swap_up,
+    violations,
+)
 
 EPS = 1e-12
 """Slack on a band minimum fitting a room: the rooms are sums of the same floats."""
@@ -65,10 +73,14 @@ class GreedyFill:
     2. `top_up` — short of the allocation, picks grow to their band maxima (tiers still under their
        minimum first).
     3. `add_names` — still short, more names join up to `max_positions` (owed tiers first).
-    4. `shrink_tail` — short of the target count, the lowest-score picks shrink toward their minima
+    4. `shrink_tail` — short of the target count, the lowest-ranked picks shrink toward their minima
        to admit the next names by score that fit their sector and market-cap room (undone when a
        market-cap minimum would break).
-    5. `explain_rest` — every name left out gets its reason.
+    5. `swap_up` — under the calibrated objective, a name left out whose coefficient is above a pick's
+       takes the lowest-valued such pick's place (at its weight) when no rule stops it
+       (`candidates.swap_blockers`), until none can: so a higher-valued name is out only for a named
+       rule, as in the exact pack.
+    6. `explain_rest` — every name left out gets its reason.
 
     State: the weights `w`, the running `total` and `count`, and the weight used per sector and cap
     tier; `why` holds the reason of each name left out (by row of the table).
@@ -100,6 +112,7 @@ class GreedyFill:
         self.sec_used, self.tier_used = np.zeros(len(self.sec_names)), np.zeros(len(self.tier_names))
         self.by_min = np.argsort(self.lo, kind="stable")  # cheapest band minimum first, by score among equals
         self.by_size = np.argsort(-self.u, kind="stable")  # largest full size first, by score among equals
+        self.calibrated = "calibrated_return" in c
 
     def run(self) -> tuple[np.ndarray, dict[int, str]]:
         """Weights per candidate row (fractions of equity) and why each row left out is out."""
@@ -107,6 +120,7 @@ class GreedyFill:
         self.top_up()
         self.add_names()
         self.shrink_tail()
+        self.swap_up()
         self.explain_rest()
         return self.w, self.why
 
@@ -283,15 +297,15 @@ class GreedyFill:
                 self.why.pop(i, None)
 
     def shrink_tail(self) -> None:
-        """Phase 4: short of the target count, the lowest-score picks shrink to admit the next names by score."""
+        """Phase 4: short of the target count, the lowest-ranked picks shrink to admit the next names by rank."""
         w, lo = self.w, self.lo
-        score_order = np.argsort(-self.c["score"].to_numpy(float), kind="stable")
-        for i in score_order:
+        rank_order = list(range(self.n))  # the table's rank order
+        for i in rank_order:
             if self.count >= self.k:
                 break
             if w[i] > 0 or min(self.rooms(i)[1:]) < lo[i] - EPS:
                 continue
-            picks = [j for j in score_order[::-1] if w[j] > lo[j]]
+            picks = [j for j in rank_order[::-1] if w[j] > lo[j]]
             need = lo[i] - self.rooms(i)[0]
             if sum(w[j] - lo[j] for j in picks) < need - EPS:
                 break
@@ -307,6 +321,18 @@ class GreedyFill:
                 self.total, self.count = before[3], before[4]
             else:
                 self.why.pop(i, None)
+
+    def swap_up(self) -> None:
+        """Phase 5: a left-out name valued above a pick takes the lowest-valued such pick's place when no rule
+        stops it (`candidates.swap_up`; the calibrated objective only: under the raw one greedy is the
+        score-order fill)."""
+        if not self.calibrated:
+            return
+        w, swaps = swap_up(self.c, self.w, self.params)
+        for i, j in swaps:
+            self.why.pop(i, None)
+            self.why[j] = "swapped out for a higher-valued name"
+        self.w[:] = w
 
     def explain_rest(self) -> None:
         """Phase 5: a name left out without a reason was not needed: the allocation is reached."""
