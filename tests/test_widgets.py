@@ -142,3 +142,27 @@ def test_diff_helpers():
     assert d.to_dict("records") == [{"key": "portfolio.sector_cap", "current": 0.3, "proposed": 0.2}]
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "t": [{"x": 1}]}) == {"a.b": 1, "a.c": [1, 2], "t.0.x": 1}
     assert overrides({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 1, "c": 5}, "d": 3}) == {"a": {"c": 5}}
+
+
+def test_the_preview_is_the_pack_premarket_builds_under_the_calibrated_objective(opps, tmp_path):
+    """Given the session's calibration (as the tune notebook passes it), the preview packs by the same
+    calibrated objective as `build_order_plan` in the pre-market run — not by the raw one."""
+    from wolfkit.calibration import fit
+    from wolfkit.orders import build_order_plan
+
+    p = load_params(ROOT / "parameters/demo.yaml").with_changes({"portfolio": {"objective": "calibrated"}})
+    rng = np.random.default_rng(7)
+    scores = rng.uniform(40, 100, 20_000)
+    # a calibration that pays the lower scores more: the calibrated pack differs from the score-ranked one
+    pairs = pd.DataFrame({"date": pd.Timestamp("2026-11-19"), "symbol": [f"S{i}" for i in range(scores.size)],
+                          "score": scores, "realised": (100 - scores) * 1e-4 + rng.normal(0, 0.02, scores.size)})
+    cal = fit(pairs, p.portfolio.calibration)
+    assert cal.ready
+    panel_ = TuningPanel(p, opps, 100_000.0, 200_000.0, date(2026, 11, 20), save_dir=tmp_path, calibration=cal)
+    want = build_order_plan(opps, p, equity=100_000.0, buying_power=200_000.0, as_of=date(2026, 11, 20),
+                            run_id="tune", calibration=cal).plan
+    raw = build_order_plan(opps, p, equity=100_000.0, buying_power=200_000.0, as_of=date(2026, 11, 20),
+                           run_id="tune").plan
+    got = panel_.build.plan
+    assert [(o.symbol, o.qty) for o in got.orders] == [(o.symbol, o.qty) for o in want.orders]
+    assert [(o.symbol, o.qty) for o in got.orders] != [(o.symbol, o.qty) for o in raw.orders]

@@ -423,11 +423,13 @@ def tuning_panel(
     """The tuning panel over the day's opportunities (`wolfkit.widgets.TuningPanel`), its first preview
     recorded; `buying_power` 0 means none given, as in `build`."""
     from wolfkit import report
+    from wolfkit.calibration import for_build
     from wolfkit.widgets import TuningPanel
 
     panel = TuningPanel(
         ctx.params, scan_result.opportunities, equity, buying_power or None, ctx.session,
         base_path=ctx.params_path, save_dir=project_path(save_dir), synthetic=bool(scan_result.synthetic),
+        calibration=for_build(ctx.params, ctx.session),
     )
     report.record("tune_preview", panel.summary())
     report.record("tune_controls", sorted(panel.controls))

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 import pandas as pd
@@ -30,6 +30,9 @@ import yaml
 from wolfkit.config import Params, load_params, params_from_dict
 from wolfkit.domain import PlanStatus
 from wolfkit.errors import WolfkitError
+
+if TYPE_CHECKING:
+    from wolfkit.calibration import Calibration
 
 _PCT = {"readout_format": ".1%", "continuous_update": False, "style": {"description_width": "150px"},
         "layout": {"width": "460px"}}
@@ -87,8 +90,10 @@ class TuningPanel:
         base_path: Path | None = None,
         save_dir: Path = Path("parameters"),
         synthetic: bool = False,
+        calibration: Calibration | None = None,
     ) -> None:
         self.base = params
+        self.calibration = calibration  # the session's (`calibration.for_build`): the pack premarket builds
         self.base_path = base_path
         self.save_dir = Path(save_dir)
         self.opportunities = opportunities
@@ -233,7 +238,8 @@ class TuningPanel:
         try:
             params = self.proposed()
             build = build_order_plan(self.opportunities, params, equity=self.equity, buying_power=self.buying_power,
-                                     as_of=self.as_of, run_id="tune", synthetic=self.synthetic)
+                                     as_of=self.as_of, run_id="tune", synthetic=self.synthetic,
+                                     calibration=self.calibration)
         except WolfkitError as e:
             self.error = str(e)
             self._render()
