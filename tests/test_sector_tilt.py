@@ -5,6 +5,7 @@ lowered cap, off by default changes nothing, and `learn --window` gives the trai
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,3 +122,37 @@ def test_the_backtest_tilts_walk_forward_and_reports_it(tmp_path) -> None:
     assert learned.trades["date"].min() >= sorted(on.scores["date"].unique())[-15]
     assert set(learned.attribution["dimension"]) >= {"sector"}
     assert len(learned.trades) < len(from_backtest(tmp_path / "on").trades)
+
+
+def test_a_live_build_is_tilted_by_the_ledgers_real_trades(tmp_path, monkeypatch) -> None:
+    """`portfolio.sector_tilt` in the daily run: the ledger's real fills before the session judge each sector
+    by the backtest's rule, the build uses the lowered caps and its plan says so; off, nothing is read."""
+    from wolfkit import learn
+    from wolfkit.orders import build_order_plan
+    from wolfkit.scan import run_scan
+
+    ledger = tmp_path / "ledger.sqlite"
+    ledger.write_bytes(b"")  # exists: its rows come from the stub below
+    fills = _fills().drop(columns="fee")
+    known = pd.DataFrame({"date": fills["date"], "symbol": fills["symbol"], "layer": fills["layer"],
+                          "sector": fills["symbol"].map(SECTORS), "strategy": "simple", "score": 80.0})
+    seen: list[str] = []
+    monkeypatch.setattr(learn, "ledger_fills", lambda path: seen.append(str(path)) or (fills, known))
+    session = date(2024, 2, 13)  # the session after the last fills
+    base = load_params(Path(__file__).resolve().parents[1] / "parameters/demo.yaml").with_changes({"execution": {"ledger_path": str(ledger)}})
+
+    same, note = learn.tilt_for_build(base, session)  # off by default: the ledger is not even read
+    assert same is base and note == "" and seen == []
+
+    on = base.with_changes({"portfolio": {"sector_tilt": {"enabled": True, "window": 20, "min_sessions": 5}}})
+    tilted, note = learn.tilt_for_build(on, session)
+    assert seen == [str(ledger)]
+    assert tilted.portfolio.cap_for("Energy") == pytest.approx(on.portfolio.cap_for("Energy") * 0.5)
+    assert tilted.portfolio.cap_for("Utilities") == on.portfolio.cap_for("Utilities")
+    assert note.startswith("sector tilt since") and "Energy cap" in note
+    scan = run_scan(tilted, date(2026, 11, 20))
+    plan = build_order_plan(scan.opportunities, tilted, equity=100_000.0, buying_power=None,
+                            as_of=date(2026, 11, 20), synthetic=True, notes=(note,)).plan
+    assert plan.summary.notes[0] == note
+    energy = sum(o.weight for o in plan.orders if o.layer == "directional" and o.sector == "Energy")
+    assert energy <= tilted.portfolio.cap_for("Energy") + 1e-6

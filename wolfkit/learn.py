@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,11 +69,11 @@ def from_backtest(folder: str | Path, window: int | None = None) -> Learned:
     return _learned(str(path), attribution.trades(fills, scores), scores, scores["date"], window)
 
 
-def from_ledger(path: str | Path, params: Params, window: int | None = None) -> Learned:
-    """Attribution of the ledger's real fills: every run's fills, each with the layer, sector, strategy
-    and score of the planned order it belongs to (a fill without one takes the run's only order on its
-    symbol, else "unknown"); the session is the run's; the tier comes from the score."""
-    from wolfkit.backtest.engine import tier_of
+def ledger_fills(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ledger's real fills (date, symbol, side, qty, price, layer, reason) and its planned orders
+    (date, symbol, layer, sector, strategy, score): every run's, each fill with the layer of the planned
+    order it belongs to (a fill without one takes the run's only order on its symbol, else "unknown");
+    the session is the run's."""
     from wolfkit.ledger import Ledger
 
     p = Path(path)
@@ -101,11 +102,39 @@ def from_ledger(path: str | Path, params: Params, window: int | None = None) -> 
                               "reason": ""})
     finally:
         ledger.close()
-    fl = pd.DataFrame(fills, columns=["date", "symbol", "side", "qty", "price", "layer", "reason"])
-    kn = pd.DataFrame(known, columns=["date", "symbol", "layer", "sector", "strategy", "score"])
+    return (pd.DataFrame(fills, columns=["date", "symbol", "side", "qty", "price", "layer", "reason"]),
+            pd.DataFrame(known, columns=["date", "symbol", "layer", "sector", "strategy", "score"]))
+
+
+def from_ledger(path: str | Path, params: Params, window: int | None = None) -> Learned:
+    """Attribution of the ledger's real fills (`ledger_fills`); the tier comes from the score."""
+    from wolfkit.backtest.engine import tier_of
+
+    fl, kn = ledger_fills(path)
     kn = kn.sort_values("layer").drop_duplicates(["date", "symbol"])  # directional first: a symbol's pack row
     kn["tier"] = tier_of(kn["score"].to_numpy(float), params) if len(kn) else []
-    return _learned(str(p), attribution.trades(fl, kn.drop(columns=["layer"])), None, kn["date"], window)
+    return _learned(str(path), attribution.trades(fl, kn.drop(columns=["layer"])), None, kn["date"], window)
+
+
+def tilt_for_build(params: Params, session: date) -> tuple[Params, str]:
+    """A live build under `portfolio.sector_tilt` (the backtest's rule, on real fills): the ledger's
+    closed directional trades before `session` judge each sector over the last `window` sessions; returns
+    the parameters with the tilted caps and the note saying so ("" when nothing is tilted). Off, or no
+    ledger yet: the parameters unchanged."""
+    from wolfkit import calendar
+    from wolfkit.config import project_path
+    from wolfkit.sector_tilt import directional_trades, sector_tilt
+
+    st = params.portfolio.sector_tilt
+    path = project_path(params.execution.ledger_path)
+    if not st.enabled or not path.is_file():
+        return params, ""
+    fills, known = ledger_fills(path)
+    sectors = known.drop_duplicates("symbol", keep="last").set_index("symbol")["sector"]
+    before = calendar.sessions_ending(calendar.previous_session(session), st.window)
+    tilt = sector_tilt(directional_trades(fills[pd.to_datetime(fills["date"]) < pd.Timestamp(session)], sectors),
+                       session, before, params)
+    return tilt.apply(params), tilt.note()
 
 
 def write(learned: Learned, out: str | Path) -> list[Path]:

@@ -386,6 +386,7 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
     account holds (`wolfkit.holdings.read_holdings`; the simulated account is the day folder's).
     """
     from wolfkit.calibration import for_build
+    from wolfkit.learn import tilt_for_build
     from wolfkit.orders import build_order_plan
 
     holdings = None
@@ -393,10 +394,11 @@ def build(ctx: RunContext, scan_result: ScanResult, equity: float, buying_power:
         from wolfkit.holdings import read_holdings
 
         holdings = read_holdings(broker, ctx.params, ctx.day_dir)
+    params, tilt = tilt_for_build(ctx.params, ctx.session)  # `portfolio.sector_tilt`: the ledger's record
     return build_order_plan(
-        scan_result.opportunities, ctx.params, equity=equity, buying_power=buying_power or None,
+        scan_result.opportunities, params, equity=equity, buying_power=buying_power or None,
         as_of=ctx.session, run_id=ctx.run_id, synthetic=bool(scan_result.synthetic), holdings=holdings,
-        calibration=for_build(ctx.params, ctx.session),
+        calibration=for_build(params, ctx.session), notes=(tilt,) if tilt else (),
     )
 
 

@@ -21,7 +21,7 @@ import numbers
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -408,6 +408,7 @@ def build_order_plan(
     source: str = "opportunities",
     holdings: Holdings | None = None,
     calibration: Calibration | None = None,
+    notes: Sequence[str] = (),
 ) -> BuildResult:
     """Opportunities → validated `OrderPlan` (directional market/limit buys, maxdiff ramp-start limits).
 
@@ -428,6 +429,7 @@ def build_order_plan(
     A maxdiff plan on a held symbol, or with a directional order of the other side, does not place its
     order at the open (`maxdiff_opens`).
 
+    `notes`: what the caller adds to the plan's summary notes (e.g. the sector tilt it applied).
     `calibration`: the session's walk-forward calibration (`wolfkit.calibration.for_session`) for
     `portfolio.objective: calibrated`; without one the raw objective is used and the notes say so.
     """
@@ -500,7 +502,7 @@ def build_order_plan(
             "method": targets.method,
             "objective": targets.objective,
             "leftover_cash": packing.leftover_cash,
-            "notes": [*targets.notes, *targets.rules_skipped]
+            "notes": [*notes, *targets.notes, *targets.rules_skipped]
             + ([holdings.note(deltas)] if holdings is not None else []),
         },
         "holdings": holdings.model_dump() if holdings is not None else None,

@@ -106,6 +106,7 @@ def build(
     from wolfkit.config import load_params
     from wolfkit.day_folder import OnTaken, claim_file, claimed, update_manifest
     from wolfkit.domain import PlanStatus
+    from wolfkit.learn import tilt_for_build
     from wolfkit.opportunities import load_opportunities
     from wolfkit.orders import build_order_plan, check_output_path, write_orders
 
@@ -120,9 +121,10 @@ def build(
         from wolfkit.holdings import read_holdings
 
         holdings = read_holdings(broker, p, out.parent)
+    p, tilt = tilt_for_build(p, day)
     result = build_order_plan(
         load_opportunities(opportunities), p, equity, buying_power, day, method=method, source=str(opportunities),
-        holdings=holdings, calibration=for_build(p, day),
+        holdings=holdings, calibration=for_build(p, day), notes=(tilt,) if tilt else (),
     )
     with claimed(out, on_taken=OnTaken.REFUSE) as target:
         write_orders(result.plan, target)
