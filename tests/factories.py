@@ -104,13 +104,16 @@ def make_plan(*, pack: Sequence[PackEntry] = REFERENCE_PACK, run_id: str = "ref"
                         method="greedy", objective=0.0, leftover_cash=equity * (1 - allocation)))
 
 
-def demo_orders(folder: Path, symbols: Sequence[str] = DEMO_SYMBOLS, settings: str = "",
+def demo_orders(folder: Path, symbols: Sequence[str] | None = None, settings: str = "",
                 buying_power: float | None = None) -> tuple[Path, Path]:
     """A small real plan, made the way a user makes one: `wolfkit scan` and `wolfkit build` ($100k equity) on the
-    demo market for the latest session, over `symbols`, with a parameter file that extends demo.yaml by
+    demo market for the latest session, over `symbols` (None: the whole universe), with a parameter file that extends demo.yaml by
     `settings` (YAML). Returns the parameter file and the orders file, both in `folder`."""
     params, opp, orders = folder / "small.yaml", folder / "opp.csv", folder / "orders.json"
-    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\ndata:\n  symbols: [{', '.join(symbols)}]\n{settings}")
+    # `symbols` None: the whole demo universe, so the latest session always has enough candidates for the pack
+    # (a 40-name subset left 10 candidates in 4 sectors on some days, infeasible under a 30% sector cap)
+    universe = "" if symbols is None else f"data:\n  symbols: [{', '.join(symbols)}]\n"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\n{universe}{settings}")
     assert main(["scan", "--params", str(params), "--date", "latest", "--out", str(opp)]) == 0
     bp = [] if buying_power is None else ["--buying-power", f"{buying_power:.0f}"]
     assert main(["build", "--opportunities", str(opp), "--params", str(params), "--equity", f"{EQUITY:.0f}", *bp,
