@@ -14,7 +14,7 @@ from datetime import datetime, time
 from pathlib import Path
 
 import pytest
-from factories import DEMO_SYMBOLS, SESSION
+from factories import SESSION
 
 from wolfkit import calendar
 from wolfkit.broker.sim import SimBroker
@@ -50,7 +50,7 @@ def ok(r: subprocess.CompletedProcess) -> str:
 @pytest.mark.session_rule
 def test_premarket_execute_status_then_paper_then_yesterday_refused(tmp_path, emulator_server):
     params = tmp_path / "day.yaml"
-    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\ndata:\n  symbols: [{', '.join(DEMO_SYMBOLS)}]\n"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\n"
                       f"execution:\n  ledger_path: {tmp_path / 'ledger.sqlite'}\n")
     day = tmp_path / "outputs" / SESSION.isoformat()
     common = ["--params", str(params), "--outputs", "outputs", "--date", SESSION.isoformat()]
@@ -110,7 +110,7 @@ def test_the_next_session_is_built_against_what_the_simulated_account_holds(tmp_
     for k in [k for k in os.environ if k.startswith("APCA_")]:
         monkeypatch.delenv(k)
     params = tmp_path / "carry.yaml"
-    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\ndata:\n  symbols: [{', '.join(DEMO_SYMBOLS)}]\n"
+    params.write_text(f"extends: {ROOT / 'parameters/demo.yaml'}\n"
                       "portfolio:\n  sector_cap: 0.5\nintraday:\n  close_directional_eod: false\n"
                       f"execution:\n  ledger_path: {tmp_path / 'ledger.sqlite'}\n")
     first, second = tmp_path / "outputs" / SESSION.isoformat(), tmp_path / "outputs" / NEXT.isoformat()
@@ -161,9 +161,18 @@ def test_the_next_session_is_built_against_what_the_simulated_account_holds(tmp_
     maxdiff = {o.symbol for o in carry.orders if o.layer == "maxdiff"}
     directional = [o for o in carry.orders if o.layer == "directional" and o.symbol not in maxdiff]
     assert {o.rebalance for o in directional} >= {"buy", "exit"}, [(o.symbol, o.rebalance) for o in directional]
-    for o in directional:  # every delta traded exactly: held ± the order, never the whole target on top
-        assert after.get(o.symbol, 0) == held.get(o.symbol, 0) + (o.qty if o.side == "buy" else -o.qty), o
+    closed = {o.client_order_id[:-3] for o in account.orders()  # a buy's bracket leg that filled since (its target)
+              if o.client_order_id.endswith(("-tp", "-sl")) and o.status == "filled"}
+    assert closed <= {o.client_order_id for o in carry.orders}
     log = json.loads((second / "execution_log.json").read_text())
+    sent = {r["plan_client_id"]: r["client_order_id"] for r in log["orders"]}
+    at_broker = {o.client_order_id: o.filled_qty for o in account.orders()}
+    filled = {o.client_order_id: int(at_broker.get(sent[o.client_order_id], 0)) for o in directional}
+    for o in directional:  # every delta traded exactly what filled: held ± the fill, never the whole target on top
+        assert 0 <= filled[o.client_order_id] <= o.qty, o  # what the simulator's quotes filled by 09:40
+        bought = 0 if o.client_order_id in closed else filled[o.client_order_id]  # bought, then sold by its exit leg
+        assert after.get(o.symbol, 0) == held.get(o.symbol, 0) + (bought if o.side == "buy" else -filled[o.client_order_id]), o
+    assert "exit" in {o.rebalance for o in directional if filled[o.client_order_id]}  # what left the pack was sold
     assert log["account"].startswith("sim:sim@file://")
 
 
