@@ -150,3 +150,65 @@ def test_knapsack_shortcut_matches_the_milp(rule):
         fast, ref = _knapsack_exact(value, price, qmax, capacity, k), _knapsack_milp(value, price, qmax, capacity, k)
         assert float(fast @ price) <= capacity and (fast > 0).sum() <= k and (fast <= qmax).all()
         assert float(value * price @ fast) == pytest.approx(float(value * price @ ref), rel=1e-9, abs=1e-9)
+
+
+def _tier_instance(rng: np.random.Generator):
+    """A maxdiff knapsack whose market-cap tier rooms bind: 3 tiers, one nearly full, one without room."""
+    from wolfkit.packing import TierRooms
+
+    n, k = int(rng.integers(5, 80)), int(rng.integers(1, 12))
+    capacity = float(rng.uniform(2_000, 20_000))
+    value, price = rng.uniform(-0.002, 0.02, n), rng.uniform(3, 400, n)
+    qmax = np.floor(capacity / min(k, n) / price + 1e-9)
+    qmax = np.where(rng.random(n) < 0.3, np.minimum(qmax, rng.integers(1, 30, n)), qmax)  # some capped by ADV
+    tiers = TierRooms(rng.integers(0, 3, n), np.array([rng.uniform(0, 1.2) * capacity, rng.uniform(0, 100), 0.0]))
+    return value, price, qmax, capacity, k, tiers
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["continuous-shares", "whole-shares"])
+def test_undominated_plans_keep_the_optimum(whole):
+    """Leaving out the plans that `max_active` plans of their tier dominate (`_merits`) never lowers the
+    knapsack's optimum, share-continuous (the bound a packing is proven against) or in whole shares."""
+    from wolfkit.packing import TierRooms, _can_listen, _knapsack_program, _merits, _sub, _undominated
+
+    rng = np.random.default_rng(11)
+    pruned_some = 0
+    # Two plans that each criterion must keep: in one tier with $100 of room, (a) $90 at a higher value
+    # leaves $10 that only the cheap plan j can use, though i1 and i2 are worth more a dollar and could
+    # take more dollars at a higher share price; (b) i is worth more a share at j's price but may buy one
+    # share (an ADV cap), j ten.
+    one_tier = TierRooms(np.zeros(4, dtype=int), np.array([100.0]))
+    crafted = [(np.array([0.02, 0.01, 0.011, 0.011]), np.array([90.0, 5.0, 50.0, 50.0]), np.array([1.0, 20, 2, 2]),
+                1_000.0, 2, one_tier),
+               (np.array([0.01, 0.02, 0.0, 0.0]), np.array([10.0, 10.0, 10.0, 10.0]), np.array([10.0, 1, 1, 1]),
+                1_000.0, 1, one_tier)]
+    for case in range(42):
+        value, price, qmax, capacity, k, tiers = crafted[case] if case < 2 else _tier_instance(rng)
+        pos = _can_listen(value, price, qmax, capacity, tiers)[0]
+        keep = pos.copy()
+        keep[pos] = _undominated(tiers.code[pos], _merits(value[pos], price[pos], qmax[pos], capacity,
+                                                          _sub(tiers, pos), integer_shares=whole), k)
+        pruned_some += int(keep.sum() < pos.sum())
+        best = [_knapsack_program(value[m], price[m], qmax[m], capacity, k, _sub(tiers, m), integer_shares=whole)
+                if m.any() else None for m in (pos, keep)]
+        full, kept = (-r.fun if r is not None else 0.0 for r in best)
+        assert kept == pytest.approx(full, rel=1e-7, abs=1e-7)
+    assert pruned_some >= 15  # the instances do exercise the pruning
+
+
+def test_tier_bound_knapsack_reaches_the_whole_share_optimum():
+    """With tier rooms binding, the packer (pruned relaxation, then whole shares) earns what the whole-share
+    MILP over every plan earns, to half a cent, and never overfills a room (plans of up to SHARES_EXACT shares)."""
+    from wolfkit.packing import HALF_CENT, SHARES_EXACT, _knapsack_exact, _knapsack_program, _sub
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        value, price, qmax, capacity, k, tiers = _tier_instance(rng)
+        qmax = np.minimum(qmax, SHARES_EXACT)  # above it the packer tops up instead (see _knapsack_milp)
+        q = _knapsack_exact(value, price, qmax, capacity, k, tiers)
+        assert float(q @ price) <= capacity + 1e-6 and tiers.fits(q, price) and (q > 0).sum() <= k
+        assert (q <= qmax).all() and (q == np.floor(q)).all()
+        pos = value > 0
+        ref = _knapsack_program(value[pos], price[pos], qmax[pos], capacity, k, _sub(tiers, pos), integer_shares=True)
+        best = float((value * price)[pos] @ np.floor(ref.x[:int(pos.sum())] + 1e-6)) if ref is not None else 0.0
+        assert float(value * price @ q) >= best - HALF_CENT

@@ -22,9 +22,10 @@ Decisions (docs/learn.md, "Calibrated vs raw objective"):
   use it. With fewer than `min_observations` pairs the calibration is not ready and the builder uses
   the raw objective (and says so in the targets' notes): a zero calibration would make every name
   equal and leave the pick to the solver's tie-breaking.
-- **Live and backtest share the code**: the pairs come from `score_pairs` (the panel scan, ranked as
-  `wolfkit scan` ranks) and the fit from `fit`; a backtest calls them over its panel
-  (`backtest.panel`), a live build over the bars before its session (`for_session`).
+- **Live and backtest share the code**: the pairs are each session's panel scan ranked as `wolfkit scan`
+  ranks, with its open→close returns (`pairs_of`), and the fit is `fit`: a live build makes them over
+  the bars before its session (`score_pairs`, `for_session`), a backtest over its panel, each row
+  scanned once for trading and calibrating alike (`backtest.panel`, then `schedule` and `walk_forward`).
 """
 
 from __future__ import annotations
@@ -180,23 +181,38 @@ def pairs_of(panel: Panel, row: int, scored: pd.DataFrame, col: pd.Series,
                          "score": scored["score"].to_numpy(float), "realised": oc})
 
 
-def walk_forward(panel: Panel, universe: pd.DataFrame, params: Params, sessions: Sequence[int],
-                 quarantine: np.ndarray | None = None, scanner: PanelScan | None = None) -> dict[int, Calibration]:
-    """The calibration each session row of `sessions` uses: fitted on its refit day from the pairs of the
-    `window_sessions` rows before that day (rows with at least `scan.min_history` rows before them)."""
+@dataclass(frozen=True)
+class Schedule:
+    """Which fit each session row uses (`refit_of`: row -> its refit day's row) and the history rows each
+    refit day is fitted on (`history`: refit row -> the `window_sessions` rows before it)."""
+
+    refit_of: dict[int, int]
+    history: dict[int, list[int]]
+
+    def rows_needed(self) -> list[int]:
+        """Every row whose pairs some fit reads, in order."""
+        return sorted({h for rows in self.history.values() for h in rows})
+
+
+def schedule(dates: pd.DatetimeIndex, sessions: Sequence[int], params: Params) -> Schedule:
+    """The refit days of `sessions` (rows of `dates`) and the rows each is fitted on (rows with at least
+    `scan.min_history` rows before them)."""
     cp = params.portfolio.calibration
-    dates = panel.dates
-    day_of = {int(r): refit_row(dates, int(r), cp.refit_sessions) for r in sessions}
-    hist = {d: history_rows(dates, d, cp.window_sessions, params.scan.min_history).tolist()
-            for d in set(day_of.values())}
-    need = sorted({int(h) for rows in hist.values() for h in rows})
-    pairs = score_pairs(panel, universe, params, need, quarantine, scanner)
+    refit_of = {int(r): refit_row(dates, int(r), cp.refit_sessions) for r in sessions}
+    return Schedule(refit_of, {d: history_rows(dates, d, cp.window_sessions, params.scan.min_history).tolist()
+                               for d in sorted(set(refit_of.values()))})
+
+
+def walk_forward(dates: pd.DatetimeIndex, plan: Schedule, pairs: pd.DataFrame, params: Params) -> dict[int, Calibration]:
+    """The calibration each session row of `plan` uses: fitted on its refit day from the pairs (as
+    `score_pairs` makes them) of the history rows before that day."""
+    cp = params.portfolio.calibration
     by_date = {pd.Timestamp(d): g for d, g in pairs.groupby("date", sort=False)}
     fits = {}
-    for d, rows in hist.items():
+    for d, rows in plan.history.items():
         parts = [by_date[dates[h]] for h in rows if dates[h] in by_date]
         fits[d] = fit(pd.concat(parts, ignore_index=True) if parts else pairs.iloc[:0], cp, dates[d].date())
-    return {r: fits[d] for r, d in day_of.items()}
+    return {r: fits[d] for r, d in plan.refit_of.items()}
 
 
 # ---------------------------------------------------------------- a live build (reads the provider)

@@ -46,7 +46,7 @@ from datetime import time
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import Bounds, LinearConstraint
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult
 
 from wolfkit.config import Params
 from wolfkit.diversify import Method, Targets
@@ -190,40 +190,122 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     """max Σ value_i q_i price_i  s.t. Σ q_i price_i <= capacity, y_i <= q_i <= qmax_i y_i, Σ y <= max_active
     (and each market-cap tier's Σ q_i price_i <= its room, when `tiers`).
 
-    A plan earns at most value_i x qmax_i x price_i (its full size) and at most `max_active` plans
-    listen, so the `max_active` best full-size plans bound the optimum; when they fit the room together
-    they are the optimum (always so under the dynamic rule: each full size is capacity / active). Only
-    otherwise (e.g. Kelly sizes) is the MILP solved.
+    Only plans that can hold one whole share earn (`_can_listen`), each at most value_i times its full
+    size capped by its room (the capacity, its tier's), and at most `max_active` listen: the
+    `max_active` best such capped values bound the optimum. When those plans are not capped and fit
+    every room together at full size they are the optimum (always so under the dynamic rule without
+    tier rooms: each full size is capacity / active). Only otherwise is the MILP solved.
     """
     n = len(value)
     if n == 0 or capacity <= 0:
         return np.zeros(n)
-    full = value * qmax * price
-    top = np.argsort(-full, kind="stable")[:max(max_active, 0)]
-    top = top[full[top] > 0]
+    ok, room = _can_listen(value, price, qmax, capacity, tiers)
+    full = qmax * price
+    earns = np.where(ok, value * np.minimum(full, room), -np.inf)
+    top = np.argsort(-earns, kind="stable")[:max(max_active, 0)]
+    top = top[earns[top] > 0]
     q = np.zeros(n)
     q[top] = qmax[top]
-    if float(qmax[top] @ price[top]) <= capacity and (tiers is None or tiers.fits(q, price)):
+    if ((full[top] <= room[top]).all() and float(full[top].sum()) <= capacity
+            and (tiers is None or tiers.fits(q, price))):
         return q
     return _knapsack_milp(value, price, qmax, capacity, max_active, tiers)
 
 
+def _can_listen(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float,
+                tiers: TierRooms | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which plans can earn with one whole share (a positive value, a share within every room), and each
+    plan's room: the capacity, or its tier's room when smaller."""
+    room = np.minimum(tiers.room[tiers.code], capacity) if tiers is not None else np.full(len(value), capacity)
+    return (value > 0) & (qmax >= 1) & (price <= room), room
+
+
 SHARES_EXACT = 1_000
 """Above this many shares in a plan the whole-share MILP is not attempted (see `_knapsack_milp`)."""
+HALF_CENT = 0.005
+"""How close (USD of expected return) a whole-share packing is proven to the optimum."""
 
 
 def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
                    tiers: TierRooms | None = None) -> np.ndarray:
     """The same knapsack as a MILP over x = [q, y] (HiGHS), for when the best full-size plans do not fit.
 
-    First with the share counts q continuous (only the selections y integer: fast); its optimum bounds
-    the whole-share one from above, so when its shares rounded down earn as much (to half a cent) they
+    Only the plans that can hold a whole share take part. First with the share counts q continuous (only
+    the selections y integer: fast) over the plans no others dominate (`_undominated`); its optimum
+    bounds the whole-share one from above, so when its shares rounded down earn as much (to half a cent) they
     are the proven optimum. Else, with at most `SHARES_EXACT` shares a plan, the whole-share MILP
-    (exact). Else — thousands of shares a plan, where HiGHS cannot close a gap of cents in its time
+    over the plans no others dominate with whole shares (exact, to half a cent). Else — thousands of shares a plan, where HiGHS cannot close a gap of cents in its time
     limit once market-cap tier rooms bind — the rounded-down shares topped up share by share, or the
     greedy fill when it earns more: within one share per plan a room cuts of the whole-share optimum,
     and never below greedy. Deterministic: the choice depends on the inputs only, never on time.
     """
+    out = np.zeros(len(value))
+    ones = _can_listen(value, price, qmax, capacity, tiers)[0]
+    if not ones.any():
+        return out
+    code = tiers.code if tiers is not None else np.zeros(len(value), dtype=int)
+    relaxed_ok, whole_ok = ones.copy(), ones.copy()
+    for keep, whole in ((relaxed_ok, False), (whole_ok, True)):
+        keep[ones] = _undominated(code[ones], _merits(value[ones], price[ones], qmax[ones], capacity,
+                                                      _sub(tiers, ones), integer_shares=whole), max_active)
+    relaxed = _knapsack_program(value[relaxed_ok], price[relaxed_ok], qmax[relaxed_ok], capacity, max_active,
+                                _sub(tiers, relaxed_ok), integer_shares=False)
+    if relaxed is None:
+        return out
+    out[relaxed_ok] = _fit(np.floor(relaxed.x[:int(relaxed_ok.sum())] + 1e-6), price[relaxed_ok], capacity,
+                           _sub(tiers, relaxed_ok))
+    if float(value * price @ out) >= -float(relaxed.fun) - HALF_CENT:
+        return out
+    if qmax[ones].max() <= SHARES_EXACT:
+        res = _knapsack_program(value[whole_ok], price[whole_ok], qmax[whole_ok], capacity, max_active,
+                                _sub(tiers, whole_ok), integer_shares=True)
+        out[:] = 0.0
+        if res is not None:
+            out[whole_ok] = _fit(np.floor(res.x[:int(whole_ok.sum())] + 1e-6), price[whole_ok], capacity,
+                                 _sub(tiers, whole_ok))
+        return out
+    q = _top_up(out, value, price, qmax, capacity, tiers)
+    g = _knapsack_greedy(price, qmax, capacity, max_active, tiers)
+    return g if float(value * price @ g) > float(value * price @ q) else q
+
+
+def _sub(tiers: TierRooms | None, keep: np.ndarray) -> TierRooms | None:
+    return TierRooms(tiers.code[keep], tiers.room) if tiers is not None else None
+
+
+def _undominated(code: np.ndarray, merits: tuple[np.ndarray, ...], max_active: int) -> np.ndarray:
+    """The plans a knapsack can need: a plan is left out when `max_active` others in its market-cap tier
+    (`code`) are at least as good in every one of `merits` (larger is better), chosen so that such a plan
+    can take over whatever the left-out one holds, in the same rooms, for no less value. An optimum
+    holds at most `max_active` plans, so one of those is idle: the optimum over the rest is the optimum.
+    (Each plan has at most as many dominators as plans before it in the lexicographic order of the
+    merits, so the left-out plans' swaps end.) This cuts a 400-plan program to the few dozen that matter."""
+    keep = np.zeros(len(code), dtype=bool)
+    for t in np.unique(code):
+        idx = np.flatnonzero(code == t)
+        order = idx[np.lexsort((idx, *[-m[idx] for m in reversed(merits)]))]  # best first, then by row
+        cover = np.ones((len(order), len(order)), dtype=bool)  # [j, i]: plan i at least as good as plan j
+        for m in merits:
+            cover &= m[order][None, :] >= m[order][:, None]
+        keep[order[np.tril(cover, k=-1).sum(axis=1) < max_active]] = True
+    return keep
+
+
+def _merits(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, tiers: TierRooms | None,
+            *, integer_shares: bool) -> tuple[np.ndarray, ...]:
+    """What makes one plan take over another's holding at no loss. Shares continuous: value per dollar, the
+    dollars it can take (full size capped by its rooms) and a price no higher (its one share is never more
+    dollars than the other's). Whole shares: value per share, a price no higher (the same shares cost no
+    more) and as many shares allowed."""
+    if integer_shares:
+        return value * price, -price, qmax
+    room = np.minimum(tiers.room[tiers.code], capacity) if tiers is not None else np.full(len(value), capacity)
+    return value, np.minimum(qmax * price, room), -price
+
+
+def _knapsack_program(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
+                      tiers: TierRooms | None, *, integer_shares: bool) -> OptimizeResult | None:
+    """The knapsack as a HiGHS program over x = [q, y]: y (listening) integer, q whole when `integer_shares`."""
     n = len(value)
     eye = np.eye(n)
     rows = [np.r_[price, np.zeros(n)], np.r_[np.zeros(n), np.ones(n)]]
@@ -243,18 +325,8 @@ def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capac
         LinearConstraint(link_lo, 0.0, np.inf),
     ]
     bounds = Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)])
-    relaxed = solve(obj, cons, np.r_[np.zeros(n), np.ones(n)], bounds, what="maxdiff packing")
-    if relaxed is None:
-        return np.zeros(n)
-    q = _fit(np.floor(relaxed.x[:n] + 1e-6), price, capacity, tiers)
-    if float(value * price @ q) >= -float(relaxed.fun) - 0.005:
-        return q
-    if qmax.max() <= SHARES_EXACT:
-        res = solve(obj, cons, np.ones(2 * n), bounds, what="maxdiff packing")
-        return _fit(np.floor(res.x[:n] + 1e-6), price, capacity, tiers) if res is not None else np.zeros(n)
-    q = _top_up(q, value, price, qmax, capacity, tiers)
-    g = _knapsack_greedy(price, qmax, capacity, max_active, tiers)
-    return g if float(value * price @ g) > float(value * price @ q) else q
+    return solve(obj, cons, np.r_[np.full(n, float(integer_shares)), np.ones(n)], bounds, what="maxdiff packing",
+                 abs_gap=HALF_CENT if integer_shares else 0.0)
 
 
 def _fit(q: np.ndarray, price: np.ndarray, capacity: float, tiers: TierRooms | None) -> np.ndarray:

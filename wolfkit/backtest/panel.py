@@ -6,29 +6,32 @@ re-reading files, re-fetching bars or re-running a full scan per day. The bars f
 (signals, strategy statistics, levels, exclusions) is computed once over that panel
 (`wolfkit.panel_scan.PanelScan`, tested equal to `wolfkit.scan.scan_window` on each session's
 window: the scan `run_scan` runs) and ranked per session by `wolfkit.scan.rank`, the function both
-end with. The backtest has no pre-market quotes: the scan price is the last close. Each scan is
-followed, in the same (worker) process, by the directional target weights (`plan_morning`): they are
-fractions of equity, so they need not wait for the trading loop. Under `portfolio.objective:
-calibrated` each session's targets use the walk-forward calibration of its refit day
-(`wolfkit.calibration.walk_forward`: the scores of the sessions before it, from the same panel scan,
-and their open→close returns), fitted before the sessions are planned.
+end with. The backtest has no pre-market quotes: the scan price is the last close. Every row is scanned
+once, in worker processes: the traded sessions and, under `portfolio.objective: calibrated`, the
+history rows the walk-forward calibration is fitted on (`wolfkit.calibration.walk_forward`: each refit
+day's fit from the scores of the sessions before it and their open→close returns). Then each session's
+directional target weights (`plan_morning`), again in the workers: they are fractions of equity, so
+they need not wait for the trading loop, which sizes them at the previous evening's equity.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from wolfkit.calibration import Calibration, walk_forward
+from wolfkit import calibration
+from wolfkit.calibration import Calibration, pairs_of
 from wolfkit.diversify import Targets, build_targets
 from wolfkit.errors import BadInputError, InfeasibleError
-from wolfkit.panel_scan import PanelScan, SessionScan
+from wolfkit.panel_scan import PanelScan
 from wolfkit.scan import rank, resolve_signals
 from wolfkit.signal_weights import SignalWeights, history_days, weights_for
 from wolfkit.signals import Panel
@@ -36,6 +39,8 @@ from wolfkit.signals import Panel
 if TYPE_CHECKING:
     from wolfkit.config import Params
     from wolfkit.data.base import DataProvider
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,50 @@ def _dirty(quarantine: np.ndarray, symbols: pd.Index, row: int, lookback: int) -
     return set(symbols[quarantine[max(0, row - lookback):row].any(axis=0)])
 
 
-def _plan_block(scans: list[SessionScan], dirty: list[set[str]], universe: pd.DataFrame,
-                weights: list[dict[str, float]], params: Params, method: str | None,
+@dataclass(frozen=True)
+class _Scanned:
+    """One row's ranked scan: the session's table (None for a calibration history row that is not traded)
+    and its calibration pairs (None when no fit reads the row)."""
+
+    row: int
+    table: pd.DataFrame | None
+    pairs: pd.DataFrame | None
+
+
+_WORKER: dict[str, object] = {}
+"""A scan worker process's panel scan and quarantine mask, installed once when the process starts."""
+
+
+def _install(scanner: PanelScan, quarantine: np.ndarray) -> None:
+    _WORKER.update(scanner=scanner, quarantine=quarantine)
+
+
+def _scan_block(rows: list[int], weights: list[dict[str, float] | None], pairs_for: list[bool],
+                params: Params) -> list[_Scanned]:
+    """Each row's scan (the per-symbol half from the panel scan, ranked by `scan.rank`): ranked with the
+    session's signal weights for a traded row (`weights` not None) and, for a row a calibration reads,
+    its (score, open→close) pairs under the fixed weights (`calibration.score_pairs`' scores; the same
+    table when the session's weights are the fixed ones)."""
+    scanner, quarantine = _WORKER["scanner"], _WORKER["quarantine"]
+    assert isinstance(scanner, PanelScan) and isinstance(quarantine, np.ndarray)
+    fixed = resolve_signals(params.scan)[1]
+    col = pd.Series(np.arange(len(scanner.panel.symbols)), index=scanner.panel.symbols)
+    out = []
+    for r, sc, w, need in zip(rows, scanner.sessions(rows), weights, pairs_for):
+        table = rank(sc.per_symbol, sc.excluded, scanner.universe, w, params)[0] if w is not None else None
+        pairs = None
+        if need:
+            scored = table if table is not None and w == fixed else rank(
+                sc.per_symbol, sc.excluded, scanner.universe, fixed, params)[0]
+            pairs = pairs_of(scanner.panel, r, scored[["symbol", "score"]], col, quarantine)
+        out.append(_Scanned(r, table, pairs))
+    return out
+
+
+def _plan_block(tables: list[pd.DataFrame], dirty: list[set[str]], params: Params, method: str | None,
                 calibrations: list[Calibration | None]) -> list[Morning]:
-    """Rank each session's scan (`scan.rank`, as `scan_window` does, with that session's signal weights)
-    and plan its directional targets (with its calibration)."""
-    return [plan_morning(rank(sc.per_symbol, sc.excluded, universe, w, params)[0], d, params, method, cal)
-            for sc, d, w, cal in zip(scans, dirty, weights, calibrations)]
+    """Each session's directional targets (with its calibration)."""
+    return [plan_morning(t, d, params, method, cal) for t, d, cal in zip(tables, dirty, calibrations)]
 
 
 def signal_weights(market: Market, params: Params, scanner: PanelScan | None = None) -> SignalWeights:
@@ -138,58 +180,82 @@ def signal_weights(market: Market, params: Params, scanner: PanelScan | None = N
                        raw=scanner.raw if scanner is not None else None)
 
 
+def _in_order(pool: Executor | None, fn: Callable[..., list[T]], tasks: Iterator[tuple], ahead: int) -> Iterator[T]:
+    """`fn(*task)` for each task, results in task order: in this process (`pool` None) or in the pool
+    with up to `ahead` tasks running while the caller consumes earlier results."""
+    if pool is None:
+        for task in tasks:
+            yield from fn(*task)
+        return
+    pending: deque[Future[list[T]]] = deque()
+    for task in itertools.islice(tasks, ahead):
+        pending.append(pool.submit(fn, *task))
+    while pending:
+        done = pending.popleft()
+        task = next(tasks, None)
+        if task is not None:
+            pending.append(pool.submit(fn, *task))
+        yield from done.result()
+
+
 def scan_sessions(market: Market, params: Params, advance: Callable[[int], None] = lambda n: None, *,
                   quarantine: np.ndarray | None = None, method: str | None = None,
                   weights: SignalWeights | None = None) -> Iterator[Morning]:
     """Every session's morning (its scan, candidates and directional targets), in order, as they are ready.
 
-    The per-symbol half of every scan comes from one `PanelScan` over the whole panel (computed here,
-    block by block); ranking and the targets run per session. `quarantine`: the dates x symbols mask
-    of quarantined bars (None: none). With `scan.workers` > 0 blocks of sessions are ranked and
-    planned in worker processes while the caller trades earlier ones. `weights`: each session's signal
-    weights (None: `signal_weights`).
+    Two passes, each in blocks of `BLOCK` rows, in `scan.workers` worker processes when > 0 (in this
+    one otherwise). First every row's scan: the per-symbol half from one `PanelScan` over the whole
+    panel, ranked per session — the traded sessions and, under `portfolio.objective: calibrated`, the
+    history rows the walk-forward calibration is fitted on, each scanned once (`advance` counts the
+    traded sessions). Then the calibrations (`calibration.walk_forward`), and each session's targets,
+    yielded while the caller trades the earlier ones. `quarantine`: the dates x symbols mask of
+    quarantined bars (None: none). `weights`: each session's signal weights (None: `signal_weights`).
     """
     rows = [int(r) for r in market.sessions]
     q = np.zeros(market.panel.shape, dtype=bool) if quarantine is None else quarantine
     signals, _ = resolve_signals(params.scan)
     scanner = PanelScan(market.panel, market.universe, signals, params)
     sw = weights if weights is not None else signal_weights(market, params, scanner)
-    lookback = params.scan.lookback_days
-    blocks = iter([rows[k:k + BLOCK] for k in range(0, len(rows), BLOCK)])
     dates = market.panel.dates
-    cals: dict[int, Calibration] = (walk_forward(market.panel, market.universe, params, rows, q, scanner)
-                                    if params.portfolio.objective == "calibrated" else {})
-
-    def inputs(block: list[int]) -> tuple[list[SessionScan], list[set[str]], pd.DataFrame, list[dict[str, float]],
-                                          Params, str | None, list[Calibration | None]]:
-        dirty = [_dirty(q, market.panel.symbols, r, lookback) for r in block]
-        w = [sw.for_session(dates[r].date()) for r in block]
-        return (scanner.sessions(block), dirty, market.universe, w, params, method,
-                [cals.get(r) for r in block])
-
+    calibrated = params.portfolio.objective == "calibrated"
+    plan = calibration.schedule(dates, rows, params) if calibrated else None
+    history = set(plan.rows_needed()) if plan is not None else set()
+    traded = set(rows)
+    every = sorted(traded | history)
     workers = params.scan.workers
-    if workers <= 0:
-        for block in blocks:
-            for morning in _plan_block(*inputs(block)):
-                advance(1)
-                yield morning
-        return
-    pool = ProcessPoolExecutor(max_workers=workers)
-    pending: deque[Future[list[Morning]]] = deque()
+    with ExitStack() as stack:
+        pool: Executor | None = None
+        if workers > 0:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_install, initargs=(scanner, q))
+            stack.callback(pool.shutdown, cancel_futures=True)
+        else:
+            _install(scanner, q)
+            stack.callback(_WORKER.clear)
 
-    def submit_next() -> None:
-        block = next(blocks, None)
-        if block is not None:
-            pending.append(pool.submit(_plan_block, *inputs(block)))
+        def scan_tasks() -> Iterator[tuple]:
+            for k in range(0, len(every), BLOCK):
+                block = every[k:k + BLOCK]
+                yield (block, [sw.for_session(dates[r].date()) if r in traded else None for r in block],
+                       [r in history for r in block], params)
 
-    try:
-        for _ in range(2 * workers):  # keep the workers busy while this process scans the next blocks
-            submit_next()
-        while pending:
-            done = pending.popleft()
-            submit_next()
-            for morning in done.result():
+        tables: dict[int, pd.DataFrame] = {}
+        pairs: list[pd.DataFrame] = []
+        for scanned in _in_order(pool, _scan_block, scan_tasks(), 2 * workers):
+            if scanned.table is not None:
+                tables[scanned.row] = scanned.table
                 advance(1)
-                yield morning
-    finally:
-        pool.shutdown(cancel_futures=True)
+            if scanned.pairs is not None:
+                pairs.append(scanned.pairs)
+        cals: dict[int, Calibration] = (
+            calibration.walk_forward(dates, plan, pd.concat(pairs, ignore_index=True) if pairs
+                                     else pd.DataFrame(columns=calibration.PAIR_COLUMNS), params)
+            if plan is not None else {})
+        lookback = params.scan.lookback_days
+
+        def plan_tasks() -> Iterator[tuple]:
+            for k in range(0, len(rows), BLOCK):
+                block = rows[k:k + BLOCK]
+                yield ([tables.pop(r) for r in block], [_dirty(q, market.panel.symbols, r, lookback) for r in block],
+                       params, method, [cals.get(r) for r in block])
+
+        yield from _in_order(pool, _plan_block, plan_tasks(), 2 * workers)
