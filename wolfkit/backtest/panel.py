@@ -192,8 +192,7 @@ def _in_order(pool: Executor | None, fn: Callable[..., list[T]], tasks: Iterator
         pending.append(pool.submit(fn, *task))
     while pending:
         done = pending.popleft()
-        task = next(tasks, None)
-        if task is not None:
+        for task in itertools.islice(tasks, 1):
             pending.append(pool.submit(fn, *task))
         yield from done.result()
 
