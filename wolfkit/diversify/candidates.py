@@ -11,6 +11,7 @@ maximum, or the Kelly weight inside the band, lowered by the risk and liquidity 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -180,37 +181,72 @@ def objective_coefficient(c: pd.DataFrame, params: Params, calibration: Calibrat
     return basis
 
 
-def swap_blockers(c: pd.DataFrame, w: np.ndarray, i: int, j: int, params: Params,
-                  sec_w: dict[str, float], tier_w: dict[str, float]) -> list[tuple[Rule, str]]:
-    """The rules that stop left-out name i from taking pick j's place at j's weight (empty: nothing does).
+@dataclass(frozen=True)
+class SwapRules:
+    """What stops a left-out name i from taking a pick j's place at j's weight, for many picks at once.
 
-    `sec_w`, `tier_w`: the pack's weight per sector and cap tier (`group_sums`). The count and the
-    allocation are unchanged by a swap at equal weight, so what can stop it is i's tier band (it
-    cannot hold j's weight), i's sector cap, i's market-cap band maximum or j's band minimum.
+    The count and the allocation are unchanged by a swap at equal weight, so what can stop it is i's
+    tier band (it cannot hold j's weight), i's sector cap, i's market-cap band maximum or j's band
+    minimum. The candidate table's columns are read once (`of`); `blocks` gives one mask per rule over
+    the picks `js`, `text` the figures of one rule for one pick (formatted only where reported).
     """
-    pp = params.portfolio
-    lo, u, wj = float(c["lo"].iat[i]), float(c["u"].iat[i]), float(w[j])
-    sym_j = c["symbol"].iat[j]
-    out: list[tuple[Rule, str]] = []
-    wi = min(max(wj, lo), u)
-    if abs(wi - wj) > TOL:
-        out.append((Rule.TIER_BAND, f"its {c['tier'].iat[i]} band {pct(lo)}–{pct(u)} cannot hold the "
-                                    f"{pct(wj)} of {sym_j} (ranked lower) with the allocation full"))
-    si, sj = c["sector"].iat[i], c["sector"].iat[j]
-    new_sec = sec_w.get(si, 0.0) + wi - (wj if si == sj else 0.0)
-    if new_sec > pp.cap_for(si) + TOL:
-        out.append((Rule.SECTOR_CAP, f"{si} at {pct(sec_w.get(si, 0.0))} would reach {pct(new_sec)} in place of "
-                                     f"{sym_j} (ranked lower), above its {pct(pp.cap_for(si))} cap"))
-    bands = band_rows(params, pp.target_allocation)
-    ti, tj = c["cap_tier"].iat[i], c["cap_tier"].iat[j]
-    new_ti = tier_w.get(ti, 0.0) + wi - (wj if ti == tj else 0.0)
-    if new_ti > bands[ti][1] + TOL:
-        out.append((Rule.CAP_BAND, f"{ti} at {pct(tier_w.get(ti, 0.0))} of equity would reach {pct(new_ti)} in "
-                                   f"place of {sym_j} (ranked lower), above its {pct(bands[ti][1])} maximum"))
-    if ti != tj and tier_w.get(tj, 0.0) - wj < bands[tj][0] - TOL:
-        out.append((Rule.CAP_BAND, f"without {sym_j} (ranked lower) {tj} would fall to "
-                                   f"{pct(tier_w.get(tj, 0.0) - wj)}, below its {pct(bands[tj][0])} minimum"))
-    return out
+
+    c: pd.DataFrame
+    params: Params
+    lo: np.ndarray
+    u: np.ndarray
+    sector: np.ndarray
+    cap_tier: np.ndarray
+    bands: dict[str, tuple[float, float]]
+
+    @classmethod
+    def of(cls, c: pd.DataFrame, params: Params) -> SwapRules:
+        return cls(c, params, c["lo"].to_numpy(float), c["u"].to_numpy(float), c["sector"].to_numpy(),
+                   c["cap_tier"].to_numpy(), band_rows(params, params.portfolio.target_allocation))
+
+    def blocks(self, w: np.ndarray, i: int, js: np.ndarray, sec_w: dict[str, float],
+               tier_w: dict[str, float]) -> list[tuple[Rule, str, np.ndarray]]:
+        """(rule, check, mask over `js`) for the four checks, in the order they are reported. `sec_w`,
+        `tier_w`: the pack's weight per sector and cap tier (`group_sums`)."""
+        wj = w[js]
+        wi = np.minimum(np.maximum(wj, self.lo[i]), self.u[i])
+        si, ti = self.sector[i], self.cap_tier[i]
+        tj = self.cap_tier[js]
+        new_sec = sec_w.get(si, 0.0) + wi - np.where(self.sector[js] == si, wj, 0.0)
+        new_ti = tier_w.get(ti, 0.0) + wi - np.where(tj == ti, wj, 0.0)
+        tj_lo = np.array([self.bands[t][0] for t in tj], dtype=float)
+        tj_w = np.array([tier_w.get(t, 0.0) for t in tj], dtype=float)
+        return [
+            (Rule.TIER_BAND, "band", np.abs(wi - wj) > TOL),
+            (Rule.SECTOR_CAP, "sector", new_sec > self.params.portfolio.cap_for(si) + TOL),
+            (Rule.CAP_BAND, "tier_max", new_ti > self.bands[ti][1] + TOL),
+            (Rule.CAP_BAND, "tier_min", (tj != ti) & (tj_w - wj < tj_lo - TOL)),
+        ]
+
+    def text(self, check: str, w: np.ndarray, i: int, j: int, sec_w: dict[str, float],
+             tier_w: dict[str, float]) -> str:
+        """The figures that show `check` stops name i taking pick j's place."""
+        pp = self.params.portfolio
+        c = self.c
+        wj = float(w[j])
+        lo, u = float(self.lo[i]), float(self.u[i])
+        wi = min(max(wj, lo), u)
+        sym_j = c["symbol"].iat[j]
+        if check == "band":
+            return (f"its {c['tier'].iat[i]} band {pct(lo)}–{pct(u)} cannot hold the {pct(wj)} of {sym_j} "
+                    "(ranked lower) with the allocation full")
+        if check == "sector":
+            si = self.sector[i]
+            new_sec = sec_w.get(si, 0.0) + wi - (wj if si == self.sector[j] else 0.0)
+            return (f"{si} at {pct(sec_w.get(si, 0.0))} would reach {pct(new_sec)} in place of {sym_j} (ranked "
+                    f"lower), above its {pct(pp.cap_for(si))} cap")
+        ti, tj = self.cap_tier[i], self.cap_tier[j]
+        if check == "tier_max":
+            new_ti = tier_w.get(ti, 0.0) + wi - (wj if ti == tj else 0.0)
+            return (f"{ti} at {pct(tier_w.get(ti, 0.0))} of equity would reach {pct(new_ti)} in place of {sym_j} "
+                    f"(ranked lower), above its {pct(self.bands[ti][1])} maximum")
+        return (f"without {sym_j} (ranked lower) {tj} would fall to {pct(tier_w.get(tj, 0.0) - wj)}, below its "
+                f"{pct(self.bands[tj][0])} minimum")
 
 
 def top_sum(values: np.ndarray, k: int) -> float:
@@ -312,7 +348,7 @@ def prune_dominated(c: pd.DataFrame, params: Params, k: int) -> np.ndarray:
 
 def swap_up(c: pd.DataFrame, w: np.ndarray, params: Params) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Let every left-out name valued above a pick (by more than `VALUE_TOL`) take the lowest-valued such
-    pick's place at its weight when no rule stops it (`swap_blockers`), until none can.
+    pick's place at its weight when no rule stops it (`SwapRules`), until none can.
 
     Each swap raises the objective and keeps every rule, so it ends. Greedy runs it as a phase; the exact
     pack runs it to catch what the solver's tolerances cannot tell apart (coefficients a few 1e-9 apart).
@@ -320,20 +356,23 @@ def swap_up(c: pd.DataFrame, w: np.ndarray, params: Params) -> tuple[np.ndarray,
     """
     w = w.copy()
     cc = c["c"].to_numpy(float)
-    sec, tier = c["sector"].to_numpy(), c["cap_tier"].to_numpy()
+    rules = SwapRules.of(c, params)
     done: list[tuple[int, int]] = []
     moved = True
     while moved:
         moved = False
-        sec_w, tier_w = group_sums(sec, w), group_sums(tier, w)
+        sec_w, tier_w = group_sums(rules.sector, w), group_sums(rules.cap_tier, w)
         for i in np.flatnonzero(w == 0).tolist():
             lower = np.flatnonzero((w > 0) & (cc < cc[i] - VALUE_TOL))
-            for j in lower[np.argsort(cc[lower], kind="stable")].tolist():
-                if not swap_blockers(c, w, i, j, params, sec_w, tier_w):
-                    w[i], w[j] = w[j], 0.0
-                    done.append((i, j))
-                    moved = True
-                    break
-            if moved:
+            if not len(lower):
+                continue
+            js = lower[np.argsort(cc[lower], kind="stable")]
+            blocked = np.logical_or.reduce([m for _, _, m in rules.blocks(w, i, js, sec_w, tier_w)])
+            free = np.flatnonzero(~blocked)
+            if len(free):
+                j = int(js[free[0]])
+                w[i], w[j] = w[j], 0.0
+                done.append((i, j))
+                moved = True
                 break
     return w, done

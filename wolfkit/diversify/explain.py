@@ -17,10 +17,10 @@ from wolfkit.diversify.candidates import (
     TOL,
     VALUE_TOL,
     Rule,
+    SwapRules,
     band_rows,
     group_sums,
     pct,
-    swap_blockers,
     top_sum,
 )
 from wolfkit.diversify.exact import solve_exact, solve_milp
@@ -178,7 +178,7 @@ def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str,
     """Why each unpicked candidate is out; a name ranked above a pick always for a named rule.
 
     A name whose coefficient is above some pick's is out because taking the place of any such
-    lower-valued pick breaks a rule (`swap_blockers`; the exact pack is optimal, and greedy swaps
+    lower-valued pick breaks a rule (`SwapRules`; the exact pack is optimal, and greedy swaps
     such names in when nothing stops them, `GreedyFill.swap_up`): the reason names
     each such rule (`Rule`) with the figures that show it binds. The other names keep the method's own
     reason (`own`: greedy's), else the sector cap they would break, else that the picks rank higher.
@@ -192,9 +192,10 @@ def reasons_out(c: pd.DataFrame, w: np.ndarray, params: Params, basis: str,
     count = len(picks)
     why: dict[int, str] = {}
     cc = c["c"].to_numpy(float)
+    rules = SwapRules.of(c, params)
     for i in np.flatnonzero(w == 0).tolist():
         lower = picks[cc[picks] < cc[i] - VALUE_TOL]
-        named = ranked_out(c, w, i, lower, params, sec_w, tier_w) if len(lower) else ""
+        named = ranked_out(c, w, i, lower, params, sec_w, tier_w, rules) if len(lower) else ""
         if named:  # greedy's account of its fill first (the room it kept), then the rules that bind now
             mine = own.get(i, "") if own is not None else ""
             why[i] = f"{mine}; {named}" if mine and still_binds(c, w, i, mine, params, sec_w, tier_w) else named
@@ -229,15 +230,21 @@ def still_binds(c: pd.DataFrame, w: np.ndarray, i: int, reason: str, params: Par
 
 
 def ranked_out(c: pd.DataFrame, w: np.ndarray, i: int, lower: np.ndarray, params: Params,
-               sec_w: dict[str, float], tier_w: dict[str, float]) -> str:
+               sec_w: dict[str, float], tier_w: dict[str, float], rules: SwapRules | None = None) -> str:
     """The reason of a name valued above the picks `lower`: each rule that stops it taking one's place,
     as "<rule>: <figures>" parts joined by "; " (empty when none does: only greedy under the raw
-    objective, which fills by score, leaves such a name)."""
+    objective, which fills by score, leaves such a name). Each rule's figures are those of the
+    lowest-valued pick it blocks, with the number of picks it blocks."""
+    rules = rules if rules is not None else SwapRules.of(c, params)
+    js = lower[np.argsort(c["c"].to_numpy(float)[lower], kind="stable")]  # lowest-valued first
+    hits = []  # (first pick blocked, check order, rule, check, picks blocked)
+    for order, (rule, check, mask) in enumerate(rules.blocks(w, i, js, sec_w, tier_w)):
+        if mask.any():
+            hits.append((int(np.argmax(mask)), order, rule, check, int(mask.sum())))
     found: dict[Rule, tuple[str, int]] = {}
-    for j in lower[np.argsort(c["c"].to_numpy(float)[lower], kind="stable")].tolist():  # lowest-valued first
-        for rule, text in swap_blockers(c, w, i, j, params, sec_w, tier_w):
-            first, n = found.get(rule, (text, 0))
-            found[rule] = (first, n + 1)
+    for first, _, rule, check, n in sorted(hits, key=lambda h: (h[0], h[1])):
+        text, m = found.get(rule, (rules.text(check, w, i, int(js[first]), sec_w, tier_w), 0))
+        found[rule] = (text, m + n)
     return "; ".join(f"{rule}: {text}" + (f" (blocks {n} lower-valued picks)" if n > 1 else "")
                      for rule, (text, n) in found.items())
 

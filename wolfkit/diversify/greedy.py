@@ -78,7 +78,7 @@ class GreedyFill:
        market-cap minimum would break).
     5. `swap_up` — under the calibrated objective, a name left out whose coefficient is above a pick's
        takes the lowest-valued such pick's place (at its weight) when no rule stops it
-       (`candidates.swap_blockers`), until none can: so a higher-valued name is out only for a named
+       (`candidates.SwapRules`), until none can: so a higher-valued name is out only for a named
        rule, as in the exact pack.
     6. `explain_rest` — every name left out gets its reason.
 
