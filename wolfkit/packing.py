@@ -209,7 +209,68 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     if ((full[top] <= room[top]).all() and float(full[top].sum()) <= capacity
             and (tiers is None or tiers.fits(q, price))):
         return q
-    return _knapsack_milp(value, price, qmax, capacity, max_active, tiers)
+    by_tier = _by_tier_counts(value, price, qmax, capacity, max_active, tiers)
+    return by_tier if by_tier is not None else _knapsack_milp(value, price, qmax, capacity, max_active, tiers)
+
+
+def _by_tier_counts(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
+                    tiers: TierRooms | None) -> np.ndarray | None:
+    """The optimum when it is a number of full-size plans per market-cap tier (None when not shown so).
+
+    When any `max_active` plans fit the capacity together (the dynamic rule: each full size is at most
+    capacity / active), only the count and the tier rooms tie the tiers. Per tier and count k, the
+    share-continuous optimum is at most the k best full-size values, and at most the tier's room filled
+    by value per dollar; it is exactly the former when those k plans fit the room ("attained"). The best
+    split of `max_active` over the tiers by these bounds bounds the whole optimum; when the best split
+    over attained counts reaches it, its full-size plans (whole shares) are the optimum. Else the MILP.
+    """
+    if tiers is None:
+        return None
+    ok, _ = _can_listen(value, price, qmax, capacity, tiers)
+    full = qmax * price
+    if float(np.sort(full[ok])[::-1][:max_active].sum()) > capacity:
+        return None
+    plans: list[np.ndarray] = []
+    bound, attained = [], []
+    for t, room in enumerate(tiers.room):
+        idx = np.flatnonzero(ok & (tiers.code == t))
+        idx = idx[np.lexsort((idx, -(value * full)[idx]))][:max_active]  # best full-size value first
+        plans.append(idx)
+        best = np.r_[0.0, np.cumsum((value * full)[idx])]
+        fits = np.r_[0.0, np.cumsum(full[idx])] <= room + 1e-6
+        every = np.flatnonzero(ok & (tiers.code == t))
+        order = every[np.argsort(-value[every], kind="stable")]  # the room filled by value per dollar
+        took = np.minimum(full[order], np.maximum(room - np.r_[0.0, np.cumsum(full[order])[:-1]], 0.0))
+        filled = float(value[order] @ took)
+        k_all = np.minimum(np.arange(max_active + 1), len(idx))
+        bound.append(np.where(fits[k_all], best[k_all], np.minimum(best[k_all], filled)))
+        attained.append(np.where(fits[k_all], best[k_all], -np.inf))
+    total, split = _split_counts(bound, max_active)
+    reached, split = _split_counts(attained, max_active)
+    if not reached >= total - 1e-9 * max(1.0, abs(total)):
+        return None
+    q = np.zeros(len(value))
+    for idx, k in zip(plans, split):
+        q[idx[:k]] = qmax[idx[:k]]
+    return q if float(q @ price) <= capacity + 1e-6 and tiers.fits(q, price) else None
+
+
+def _split_counts(values: list[np.ndarray], most: int) -> tuple[float, list[int]]:
+    """The best Σ_t values[t][k_t] over counts with Σ k_t <= `most` (values[t][k] for k = 0..most; -inf:
+    not allowed), and the counts (the smallest k of each tier among equals: deterministic)."""
+    ks = np.arange(most + 1)
+    gap = ks[:, None] - ks[None, :]  # [c, k]: the count left for the tiers before
+    best = np.zeros(most + 1)
+    picks = []
+    for v in values:
+        total = np.where(gap >= 0, best[np.clip(gap, 0, most)] + v[None, :], -np.inf)
+        picks.append(np.argmax(total, axis=1))
+        best = total[ks, picks[-1]]
+    split, c = [], most
+    for k in reversed(picks):
+        split.append(int(k[c]))
+        c -= int(k[c])
+    return float(best[most]), split[::-1]
 
 
 def _can_listen(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float,
