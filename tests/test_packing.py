@@ -214,20 +214,26 @@ def test_tier_bound_knapsack_reaches_the_whole_share_optimum():
         assert float(value * price @ q) >= best - HALF_CENT
 
 
-def test_full_plans_per_tier_are_the_optimum_when_the_split_bound_is_reached():
-    """`_by_tier_counts` (counts of full-size plans per market-cap tier, proven by a bound) answers only
-    when it has the optimum: on random tier-bound instances its packs earn what the MILP path earns."""
-    from wolfkit.packing import _by_tier_counts, _knapsack_milp
+def test_plans_per_tier_are_the_whole_share_optimum():
+    """`_by_tier_counts` (the best split of the count over market-cap tiers, each tier's count solved
+    exactly where its bound is not reached) gives the whole-share optimum: on random tier-bound instances
+    it earns what the whole-share MILP over every plan earns, and never less than the MILP path."""
+    from wolfkit.packing import _by_tier_counts, _can_listen, _knapsack_milp, _knapsack_program, _sub
 
     rng = np.random.default_rng(3)
     answered = 0
-    for _ in range(60):
+    for _ in range(50):
         value, price, qmax, capacity, k, tiers = _tier_instance(rng)
         q = _by_tier_counts(value, price, qmax, capacity, k, tiers)
         if q is None:
             continue
         answered += 1
         assert float(q @ price) <= capacity + 1e-6 and tiers.fits(q, price) and (q > 0).sum() <= k
-        ref = _knapsack_milp(value, price, qmax, capacity, k, tiers)
-        assert float(value * price @ q) == pytest.approx(float(value * price @ ref), rel=1e-9, abs=1e-9)
-    assert answered >= 15  # the instances do reach the split's proof
+        assert (q <= qmax).all() and (q == np.floor(q)).all()
+        got = float(value * price @ q)
+        assert got >= float(value * price @ _knapsack_milp(value, price, qmax, capacity, k, tiers)) - 1e-9
+        ok = _can_listen(value, price, qmax, capacity, tiers)[0]
+        ref = _knapsack_program(value[ok], price[ok], qmax[ok], capacity, k, _sub(tiers, ok), integer_shares=True,
+                                exact=True)
+        assert got == pytest.approx(-ref.fun if ref is not None else 0.0, rel=1e-7, abs=1e-7)
+    assert answered >= 40  # the dynamic rule's sizes: any max_active plans fit the capacity

@@ -215,44 +215,70 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
 
 def _by_tier_counts(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
                     tiers: TierRooms | None) -> np.ndarray | None:
-    """The optimum when it is a number of full-size plans per market-cap tier (None when not shown so).
+    """The whole-share optimum as a number of plans per market-cap tier (None: not this structure).
 
     When any `max_active` plans fit the capacity together (the dynamic rule: each full size is at most
-    capacity / active), only the count and the tier rooms tie the tiers. Per tier and count k, the
-    share-continuous optimum is at most the k best full-size values, and at most the tier's room filled
-    by value per dollar; it is exactly the former when those k plans fit the room ("attained"). The best
-    split of `max_active` over the tiers by these bounds bounds the whole optimum; when the best split
-    over attained counts reaches it, its full-size plans (whole shares) are the optimum. Else the MILP.
+    capacity / active), only the count ties the tiers: the optimum is the best split of `max_active`
+    over the tiers of each tier's own optimum for its count. Per tier and count k that is at most the k
+    best full-size values, and at most the tier's room filled by value per dollar; it is exactly the
+    former when those k plans fit the room. The best split by these values (bounds where not exact) is
+    found; each tier count in it known only by a bound is then solved exactly (a whole-share MILP over
+    that tier's plans, `_undominated` for that count), and the split found again, until the best split
+    holds exact values only: it is then the optimum.
     """
     if tiers is None:
         return None
     ok, _ = _can_listen(value, price, qmax, capacity, tiers)
     full = qmax * price
-    if float(np.sort(full[ok])[::-1][:max_active].sum()) > capacity:
+    if float(np.sort(full[ok])[::-1][:max_active].sum()) > capacity + 1e-6:
         return None
-    plans: list[np.ndarray] = []
-    bound, attained = [], []
+    ks = np.arange(max_active + 1)
+    top, best, fits, bound = [], [], [], []
     for t, room in enumerate(tiers.room):
-        idx = np.flatnonzero(ok & (tiers.code == t))
-        idx = idx[np.lexsort((idx, -(value * full)[idx]))][:max_active]  # best full-size value first
-        plans.append(idx)
-        best = np.r_[0.0, np.cumsum((value * full)[idx])]
-        fits = np.r_[0.0, np.cumsum(full[idx])] <= room + 1e-6
         every = np.flatnonzero(ok & (tiers.code == t))
+        idx = every[np.lexsort((every, -(value * full)[every]))][:max_active]  # best full-size value first
+        upto = np.minimum(ks, len(idx))
+        b = np.r_[0.0, np.cumsum((value * full)[idx])][upto]
+        f = (np.r_[0.0, np.cumsum(full[idx])] <= room + 1e-6)[upto]
         order = every[np.argsort(-value[every], kind="stable")]  # the room filled by value per dollar
         took = np.minimum(full[order], np.maximum(room - np.r_[0.0, np.cumsum(full[order])[:-1]], 0.0))
-        filled = float(value[order] @ took)
-        k_all = np.minimum(np.arange(max_active + 1), len(idx))
-        bound.append(np.where(fits[k_all], best[k_all], np.minimum(best[k_all], filled)))
-        attained.append(np.where(fits[k_all], best[k_all], -np.inf))
-    total, split = _split_counts(bound, max_active)
-    reached, split = _split_counts(attained, max_active)
-    if not reached >= total - 1e-9 * max(1.0, abs(total)):
-        return None
+        top.append(idx)
+        best.append(b)
+        fits.append(f)
+        bound.append(np.where(f, b, np.minimum(b, float(value[order] @ took))))
+    solved: dict[tuple[int, int], np.ndarray] = {}  # (tier, count) -> that tier's optimal shares
+    for _ in range(4 * len(tiers.room)):
+        _, split = _split_counts(bound, max_active)
+        open_ = [(t, k) for t, k in enumerate(split) if not fits[t][k] and (t, k) not in solved]
+        if not open_:
+            q = np.zeros(len(value))
+            for t, k in enumerate(split):
+                if (t, k) in solved:
+                    q += solved[(t, k)]
+                else:
+                    q[top[t][:k]] = qmax[top[t][:k]]
+            return q if float(q @ price) <= capacity + 1e-6 and tiers.fits(q, price) else None
+        for t, k in open_:
+            solved[(t, k)] = _tier_optimum(value, price, qmax, ok & (tiers.code == t), float(tiers.room[t]), k)
+            bound[t] = bound[t].copy()
+            bound[t][k] = float(value * price @ solved[(t, k)])
+    return None
+
+
+def _tier_optimum(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, members: np.ndarray, room: float,
+                  count: int) -> np.ndarray:
+    """One tier's whole-share optimum: at most `count` of its plans (`members`) within its `room`."""
     q = np.zeros(len(value))
-    for idx, k in zip(plans, split):
-        q[idx[:k]] = qmax[idx[:k]]
-    return q if float(q @ price) <= capacity + 1e-6 and tiers.fits(q, price) else None
+    idx = np.flatnonzero(members)
+    if not len(idx) or count <= 0:
+        return q
+    zero = np.zeros(len(idx), dtype=int)
+    keep = _undominated(zero, _merits(value[idx], price[idx], qmax[idx], room, None, integer_shares=True), count)
+    idx = idx[keep]
+    res = _knapsack_program(value[idx], price[idx], qmax[idx], room, count, None, integer_shares=True, exact=True)
+    if res is not None:
+        q[idx] = _fit(np.floor(res.x[:len(idx)] + 1e-6), price[idx], room, None)
+    return q
 
 
 def _split_counts(values: list[np.ndarray], most: int) -> tuple[float, list[int]]:
@@ -365,8 +391,9 @@ def _merits(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: fl
 
 
 def _knapsack_program(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capacity: float, max_active: int,
-                      tiers: TierRooms | None, *, integer_shares: bool) -> OptimizeResult | None:
-    """The knapsack as a HiGHS program over x = [q, y]: y (listening) integer, q whole when `integer_shares`."""
+                      tiers: TierRooms | None, *, integer_shares: bool, exact: bool = False) -> OptimizeResult | None:
+    """The knapsack as a HiGHS program over x = [q, y]: y (listening) integer, q whole when `integer_shares`
+    (proven to `HALF_CENT`, or to the solver's relative 1e-9 when `exact`)."""
     n = len(value)
     eye = np.eye(n)
     rows = [np.r_[price, np.zeros(n)], np.r_[np.zeros(n), np.ones(n)]]
@@ -387,7 +414,7 @@ def _knapsack_program(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, ca
     ]
     bounds = Bounds(np.zeros(2 * n), np.r_[qmax, np.ones(n)])
     return solve(obj, cons, np.r_[np.full(n, float(integer_shares)), np.ones(n)], bounds, what="maxdiff packing",
-                 abs_gap=HALF_CENT if integer_shares else 0.0)
+                 abs_gap=HALF_CENT if integer_shares and not exact else 0.0)
 
 
 def _fit(q: np.ndarray, price: np.ndarray, capacity: float, tiers: TierRooms | None) -> np.ndarray:
