@@ -25,7 +25,7 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not ui"
+	$(BIN)/python -m pytest -q -m "not ui" --durations=15
 
 test-ui: $(STAMP)
 	$(BIN)/python -m pytest -q -m ui
