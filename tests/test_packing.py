@@ -237,3 +237,17 @@ def test_plans_per_tier_are_the_whole_share_optimum():
                                 exact=True)
         assert got == pytest.approx(-ref.fun if ref is not None else 0.0, rel=1e-7, abs=1e-7)
     assert answered >= 40  # the dynamic rule's sizes: any max_active plans fit the capacity
+
+
+def test_a_tier_of_thousands_of_shares_a_plan_is_left_to_the_milp_path():
+    """A partly filled tier whose plans run to thousands of shares is not solved as an exact whole-share MILP
+    (HiGHS may not close a gap of cents in time): the split gives way and the MILP path's top-up answers."""
+    from wolfkit.packing import SHARES_EXACT, TierRooms, _by_tier_counts, _knapsack_exact
+
+    value, price = np.array([0.01, 0.009, 0.008]), np.array([1.0, 1.0, 1.0])
+    qmax = np.full(3, SHARES_EXACT + 500.0)
+    tiers = TierRooms(np.zeros(3, dtype=int), np.array([SHARES_EXACT + 500.5]))
+    capacity = 2 * (SHARES_EXACT + 500.0)
+    assert _by_tier_counts(value, price, qmax, capacity, 2, tiers) is None
+    q = _knapsack_exact(value, price, qmax, capacity, 2, tiers)
+    assert tiers.fits(q, price) and float(q @ price) == SHARES_EXACT + 500  # the room's whole shares, the best plan

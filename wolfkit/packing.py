@@ -194,7 +194,8 @@ def _knapsack_exact(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     size capped by its room (the capacity, its tier's), and at most `max_active` listen: the
     `max_active` best such capped values bound the optimum. When those plans are not capped and fit
     every room together at full size they are the optimum (always so under the dynamic rule without
-    tier rooms: each full size is capacity / active). Only otherwise is the MILP solved.
+    tier rooms: each full size is capacity / active). Else the best split of the count over the tiers
+    (`_by_tier_counts`), and only when that structure does not hold, the MILP (`_knapsack_milp`).
     """
     n = len(value)
     if n == 0 or capacity <= 0:
@@ -224,7 +225,8 @@ def _by_tier_counts(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
     former when those k plans fit the room. The best split by these values (bounds where not exact) is
     found; each tier count in it known only by a bound is then solved exactly (a whole-share MILP over
     that tier's plans, `_undominated` for that count), and the split found again, until the best split
-    holds exact values only: it is then the optimum.
+    holds exact values only: it is then the optimum. (A tier with more than `SHARES_EXACT` shares a plan
+    is left to `_knapsack_milp`, as its whole-share MILP is.)
     """
     if tiers is None:
         return None
@@ -259,7 +261,10 @@ def _by_tier_counts(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capa
                     q[top[t][:k]] = qmax[top[t][:k]]
             return q if float(q @ price) <= capacity + 1e-6 and tiers.fits(q, price) else None
         for t, k in open_:
-            solved[(t, k)] = _tier_optimum(value, price, qmax, ok & (tiers.code == t), float(tiers.room[t]), k)
+            members = ok & (tiers.code == t)
+            if qmax[members].max() > SHARES_EXACT:  # whole shares by the thousand: the MILP path's top-up
+                return None
+            solved[(t, k)] = _tier_optimum(value, price, qmax, members, float(tiers.room[t]), k)
             bound[t] = bound[t].copy()
             bound[t][k] = float(value * price @ solved[(t, k)])
     return None
@@ -320,9 +325,9 @@ def _knapsack_milp(value: np.ndarray, price: np.ndarray, qmax: np.ndarray, capac
     Only the plans that can hold a whole share take part. First with the share counts q continuous (only
     the selections y integer: fast) over the plans no others dominate (`_undominated`); its optimum
     bounds the whole-share one from above, so when its shares rounded down earn as much (to half a cent) they
-    are the proven optimum. Else, with at most `SHARES_EXACT` shares a plan, the whole-share MILP
-    over the plans no others dominate with whole shares (exact, to half a cent). Else — thousands of shares a plan, where HiGHS cannot close a gap of cents in its time
-    limit once market-cap tier rooms bind — the rounded-down shares topped up share by share, or the
+    are the proven optimum. Else, with at most `SHARES_EXACT` shares a plan, the whole-share MILP over
+    the plans no others dominate with whole shares (exact, to half a cent). Else — thousands of shares
+    a plan, where HiGHS cannot close a gap of cents in its time limit once market-cap tier rooms bind — the rounded-down shares topped up share by share, or the
     greedy fill when it earns more: within one share per plan a room cuts of the whole-share optimum,
     and never below greedy. Deterministic: the choice depends on the inputs only, never on time.
     """
