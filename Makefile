@@ -25,7 +25,7 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not ui" --durations=15
+	$(BIN)/python -m pytest -q -m "not ui" -n 2 --dist loadfile --durations=15  # two processes, a file in one
 
 test-ui: $(STAMP)
 	$(BIN)/python -m pytest -q -m ui
