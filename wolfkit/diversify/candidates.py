@@ -204,48 +204,49 @@ class SwapRules:
         return cls(c, params, c["lo"].to_numpy(float), c["u"].to_numpy(float), c["sector"].to_numpy(),
                    c["cap_tier"].to_numpy(), band_rows(params, params.portfolio.target_allocation))
 
-    def blocks(self, w: np.ndarray, i: int, js: np.ndarray, sec_w: dict[str, float],
-               tier_w: dict[str, float]) -> list[tuple[Rule, str, np.ndarray]]:
-        """(rule, check, mask over `js`) for the four checks, in the order they are reported. `sec_w`,
-        `tier_w`: the pack's weight per sector and cap tier (`group_sums`)."""
+    def _figures(self, w: np.ndarray, i: int, js: np.ndarray, sec_w: dict[str, float],
+                 tier_w: dict[str, float]) -> dict[str, np.ndarray]:
+        """Per pick in `js`: its weight, name i's weight in its place (within i's band), i's sector and cap
+        tier totals after the swap, and the pick's tier total before it."""
         wj = w[js]
         wi = np.minimum(np.maximum(wj, self.lo[i]), self.u[i])
         si, ti = self.sector[i], self.cap_tier[i]
         tj = self.cap_tier[js]
-        new_sec = sec_w.get(si, 0.0) + wi - np.where(self.sector[js] == si, wj, 0.0)
-        new_ti = tier_w.get(ti, 0.0) + wi - np.where(tj == ti, wj, 0.0)
+        return {"wj": wj, "wi": wi,
+                "new_sec": sec_w.get(si, 0.0) + wi - np.where(self.sector[js] == si, wj, 0.0),
+                "new_ti": tier_w.get(ti, 0.0) + wi - np.where(tj == ti, wj, 0.0),
+                "tj_w": np.array([tier_w.get(t, 0.0) for t in tj], dtype=float)}
+
+    def blocks(self, w: np.ndarray, i: int, js: np.ndarray, sec_w: dict[str, float],
+               tier_w: dict[str, float]) -> list[tuple[Rule, str, np.ndarray]]:
+        """(rule, check, mask over `js`) for the four checks, in the order they are reported. `sec_w`,
+        `tier_w`: the pack's weight per sector and cap tier (`group_sums`)."""
+        f = self._figures(w, i, js, sec_w, tier_w)
+        ti, tj = self.cap_tier[i], self.cap_tier[js]
         tj_lo = np.array([self.bands[t][0] for t in tj], dtype=float)
-        tj_w = np.array([tier_w.get(t, 0.0) for t in tj], dtype=float)
         return [
-            (Rule.TIER_BAND, "band", np.abs(wi - wj) > TOL),
-            (Rule.SECTOR_CAP, "sector", new_sec > self.params.portfolio.cap_for(si) + TOL),
-            (Rule.CAP_BAND, "tier_max", new_ti > self.bands[ti][1] + TOL),
-            (Rule.CAP_BAND, "tier_min", (tj != ti) & (tj_w - wj < tj_lo - TOL)),
+            (Rule.TIER_BAND, "band", np.abs(f["wi"] - f["wj"]) > TOL),
+            (Rule.SECTOR_CAP, "sector", f["new_sec"] > self.params.portfolio.cap_for(self.sector[i]) + TOL),
+            (Rule.CAP_BAND, "tier_max", f["new_ti"] > self.bands[ti][1] + TOL),
+            (Rule.CAP_BAND, "tier_min", (tj != ti) & (f["tj_w"] - f["wj"] < tj_lo - TOL)),
         ]
 
     def text(self, check: str, w: np.ndarray, i: int, j: int, sec_w: dict[str, float],
              tier_w: dict[str, float]) -> str:
         """The figures that show `check` stops name i taking pick j's place."""
-        pp = self.params.portfolio
-        c = self.c
-        wj = float(w[j])
-        lo, u = float(self.lo[i]), float(self.u[i])
-        wi = min(max(wj, lo), u)
-        sym_j = c["symbol"].iat[j]
+        f = {k: float(v[0]) for k, v in self._figures(w, i, np.array([j]), sec_w, tier_w).items()}
+        sym_j = self.c["symbol"].iat[j]
+        si, ti, tj = self.sector[i], self.cap_tier[i], self.cap_tier[j]
         if check == "band":
-            return (f"its {c['tier'].iat[i]} band {pct(lo)}–{pct(u)} cannot hold the {pct(wj)} of {sym_j} "
-                    "(ranked lower) with the allocation full")
+            return (f"its {self.c['tier'].iat[i]} band {pct(self.lo[i])}–{pct(self.u[i])} cannot hold the "
+                    f"{pct(f['wj'])} of {sym_j} (ranked lower) with the allocation full")
         if check == "sector":
-            si = self.sector[i]
-            new_sec = sec_w.get(si, 0.0) + wi - (wj if si == self.sector[j] else 0.0)
-            return (f"{si} at {pct(sec_w.get(si, 0.0))} would reach {pct(new_sec)} in place of {sym_j} (ranked "
-                    f"lower), above its {pct(pp.cap_for(si))} cap")
-        ti, tj = self.cap_tier[i], self.cap_tier[j]
+            return (f"{si} at {pct(sec_w.get(si, 0.0))} would reach {pct(f['new_sec'])} in place of {sym_j} "
+                    f"(ranked lower), above its {pct(self.params.portfolio.cap_for(si))} cap")
         if check == "tier_max":
-            new_ti = tier_w.get(ti, 0.0) + wi - (wj if ti == tj else 0.0)
-            return (f"{ti} at {pct(tier_w.get(ti, 0.0))} of equity would reach {pct(new_ti)} in place of {sym_j} "
-                    f"(ranked lower), above its {pct(self.bands[ti][1])} maximum")
-        return (f"without {sym_j} (ranked lower) {tj} would fall to {pct(tier_w.get(tj, 0.0) - wj)}, below its "
+            return (f"{ti} at {pct(tier_w.get(ti, 0.0))} of equity would reach {pct(f['new_ti'])} in place of "
+                    f"{sym_j} (ranked lower), above its {pct(self.bands[ti][1])} maximum")
+        return (f"without {sym_j} (ranked lower) {tj} would fall to {pct(f['tj_w'] - f['wj'])}, below its "
                 f"{pct(self.bands[tj][0])} minimum")
 
 
